@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what Outrider needs to build, test and benchmark on Debian 12, idempotently:
+# it asks dpkg first and calls apt only for packages that are missing.
+#   scripts/setup.sh            build + test dependencies
+#   scripts/setup.sh --bench    also the peers the benchmarks start (RabbitMQ, NATS, Redis, nginx, wrk, gnuplot)
+set -euo pipefail
+
+build_packages=(
+  cmake ninja-build g++ ccache pkg-config
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev
+  libprotobuf-dev protobuf-compiler librabbitmq-dev
+  libssl-dev zlib1g-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3 curl
+)
+bench_packages=(wrk nginx-light redis-server rabbitmq-server nats-server gnuplot-nox)
+
+wanted=("${build_packages[@]}")
+if [[ "${1:-}" == "--bench" ]]; then
+  wanted+=("${bench_packages[@]}")
+fi
+
+missing=()
+for pkg in "${wanted[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}" >&2
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then
+  sudo_cmd=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+# Debian's service packages try to start their daemons; tests and benchmarks start their own.
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

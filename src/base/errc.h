@@ -1,0 +1,86 @@
+// Error codes of every module and the one catalog that maps them to HTTP.
+//
+// Expected failures are values: functions return result<T> (result.h) whose
+// error carries one of these codes plus a human-readable message. The catalog
+// below is the single source of truth for
+//   - the numeric value (stable, never reused; grouped by module in ranges),
+//   - the stable machine-readable name returned to clients as `errorCode`,
+//   - the HTTP status a server answers with,
+//   - whether a client may retry the same request later (`retryable`),
+//   - what the code means and what the caller should do.
+// docs/errors.md lists the same rows; a unit test checks they agree.
+//
+// Adding a code: append a row in its module's range; never renumber.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace outrider {
+
+// X(identifier, value, http_status, "STABLE_NAME", retryable, "meaning")
+#define OUTRIDER_ERROR_CATALOG(X)                                                                   \
+  /* 1xx: general, any module */                                                                    \
+  X(invalid_argument, 100, 400, "ERR_INVALID_ARGUMENT", false,                                      \
+    "A value supplied by the caller is malformed or out of range; fix the request.")                \
+  X(not_found, 101, 404, "ERR_NOT_FOUND", false, "The named thing does not exist.")                 \
+  X(already_exists, 102, 409, "ERR_ALREADY_EXISTS", false,                                          \
+    "A thing with that name or id exists already.")                                                 \
+  X(failed_precondition, 103, 409, "ERR_FAILED_PRECONDITION", false,                                \
+    "The system is not in a state that allows the operation; change the state first.")              \
+  X(resource_exhausted, 104, 429, "ERR_RESOURCE_EXHAUSTED", true,                                   \
+    "A configured limit or quota is reached; retry later or raise the limit.")                      \
+  X(unavailable, 105, 503, "ERR_UNAVAILABLE", true,                                                 \
+    "A dependency is unreachable or not ready; retry with backoff.")                                \
+  X(deadline_exceeded, 106, 504, "ERR_TIMEOUT", true,                                               \
+    "The operation did not finish in time; its outcome may be unknown.")                            \
+  X(cancelled, 107, 503, "ERR_CANCELLED", true, "The operation was cancelled, usually by shutdown.") \
+  X(shutting_down, 108, 503, "ERR_SHUTTING_DOWN", true,                                             \
+    "The process is shutting down and takes no new work; retry against another instance.")          \
+  X(unauthenticated, 109, 401, "ERR_UNAUTHENTICATED", false,                                        \
+    "Missing or wrong API token.")                                                                  \
+  X(internal, 110, 500, "ERR_INTERNAL", false, "A bug or an unexpected condition; see the logs.")   \
+  /* 2xx: io and filesystem */                                                                      \
+  X(io_error, 200, 500, "ERR_IO", true, "A read, write or sync failed at the operating system.")    \
+  X(disk_full, 201, 507, "ERR_DISK_FULL", true,                                                     \
+    "No space left on the data disk; nothing was accepted; free space and retry.")                  \
+  X(data_corruption, 202, 500, "ERR_DATA_CORRUPTION", false,                                        \
+    "Stored data failed its checksum or format check.")                                             \
+  /* 3xx: config */                                                                                 \
+  X(config_invalid, 300, 400, "ERR_CONFIG", false,                                                  \
+    "A configuration file, variable or flag is unknown or has a bad value.")                        \
+  /* 4xx: http */                                                                                   \
+  X(malformed_request, 400, 400, "ERR_MALFORMED_REQUEST", false,                                    \
+    "The HTTP request or its body could not be parsed.")                                            \
+  X(route_not_found, 401, 404, "ERR_ROUTE_NOT_FOUND", false, "No handler for that path.")           \
+  X(method_not_allowed, 402, 405, "ERR_METHOD_NOT_ALLOWED", false,                                  \
+    "The path exists but not for that method; see the Allow header.")                               \
+  X(header_too_large, 403, 431, "ERR_HEADER_TOO_LARGE", false,                                      \
+    "The request line and headers exceed the configured limit.")                                    \
+  X(body_too_large, 404, 413, "ERR_BODY_TOO_LARGE", false,                                          \
+    "The request body exceeds the configured limit.")                                               \
+  X(upstream_error, 405, 502, "ERR_UPSTREAM", true,                                                 \
+    "An upstream HTTP server answered with a broken response or closed the connection.")
+
+enum class errc : std::uint16_t {
+#define OUTRIDER_X_ENUM(id, value, status, name, retryable, meaning) id = value,
+  OUTRIDER_ERROR_CATALOG(OUTRIDER_X_ENUM)
+#undef OUTRIDER_X_ENUM
+};
+
+struct error_info {
+  errc code;
+  std::string_view name;  // stable, e.g. "ERR_NOT_FOUND"
+  int http_status;
+  bool retryable;
+  std::string_view meaning;
+};
+
+// The catalog row for `code`. Every errc value has exactly one row.
+const error_info& describe(errc code) noexcept;
+
+// All rows, in catalog order (for docs and tests).
+std::span<const error_info> error_catalog() noexcept;
+
+}  // namespace outrider

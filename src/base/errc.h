@@ -61,7 +61,22 @@ namespace outrider {
   X(body_too_large, 404, 413, "ERR_BODY_TOO_LARGE", false,                                          \
     "The request body exceeds the configured limit.")                                               \
   X(upstream_error, 405, 502, "ERR_UPSTREAM", true,                                                 \
-    "An upstream HTTP server answered with a broken response or closed the connection.")
+    "An upstream HTTP server answered with a broken response or closed the connection.") \
+  /* 5xx: broker */                                                                                 \
+  X(queue_not_found, 500, 404, "ERR_QUEUE_NOT_FOUND", false,                                        \
+    "No queue with that name; declare it first.")                                                   \
+  X(topic_not_found, 501, 404, "ERR_TOPIC_NOT_FOUND", false,                                        \
+    "No topic with that name; declare it first.")                                                   \
+  X(message_not_found, 502, 404, "ERR_MESSAGE_NOT_FOUND", false,                                    \
+    "No pending message with that id (never published, already acknowledged or cancelled).")        \
+  X(message_too_large, 503, 413, "ERR_MESSAGE_TOO_LARGE", false,                                    \
+    "The message body or headers exceed the configured limit; send less or raise the limit.")       \
+  X(delivery_not_found, 504, 409, "ERR_DELIVERY_NOT_FOUND", false,                                  \
+    "Unknown delivery tag or its lease expired; the message is or will be redelivered.")            \
+  X(message_not_scheduled, 505, 409, "ERR_MESSAGE_NOT_SCHEDULED", false,                            \
+    "The message is no longer scheduled (already due or delivered), so it cannot be cancelled.")    \
+  X(consumer_not_found, 506, 404, "ERR_CONSUMER_NOT_FOUND", false,                                  \
+    "No consumer with that id (never subscribed or already unsubscribed).")
 
 enum class errc : std::uint16_t {
 #define OUTRIDER_X_ENUM(id, value, status, name, retryable, meaning) id = value,

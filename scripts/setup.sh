@@ -14,7 +14,7 @@ build_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 curl
 )
-bench_packages=(wrk nginx-light redis-server rabbitmq-server nats-server gnuplot-nox)
+bench_packages=(wrk nginx-light redis-server rabbitmq-server nats-server gnuplot-nox libhiredis-dev libnats-dev)
 
 wanted=("${build_packages[@]}")
 if [[ "${1:-}" == "--bench" ]]; then

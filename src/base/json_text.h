@@ -1,0 +1,20 @@
+// Writing JSON text by hand on hot paths (log lines, error bodies) without a
+// JSON library: string escaping per RFC 8259.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace outrider {
+
+// Appends `text` as a quoted JSON string ("..."), escaping quote, backslash and
+// control characters. Bytes >= 0x80 pass through (the input is UTF-8).
+void append_json_string(std::string& out, std::string_view text);
+
+inline std::string json_string(std::string_view text) {
+  std::string out;
+  append_json_string(out, text);
+  return out;
+}
+
+}  // namespace outrider

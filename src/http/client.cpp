@@ -1,0 +1,286 @@
+#include "http/client.h"
+
+#include <sys/socket.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/url/parse.hpp>
+#include <deque>
+#include <unordered_map>
+#include <variant>
+
+#include "base/log.h"
+
+namespace outrider::http {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+const log::logger logger{"http.client"};
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+using plain_stream = beast::tcp_stream;
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+
+bool idempotent(std::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE" ||
+         method == "OPTIONS" || method == "TRACE";
+}
+
+}  // namespace
+
+result<url> url::parse(std::string_view text) {
+  auto parsed = boost::urls::parse_uri(text);
+  if (!parsed) {
+    return error(errc::invalid_argument, fmt::format("invalid URL '{}': {}", text, parsed.error().message()));
+  }
+  url out;
+  out.scheme = std::string(parsed->scheme());
+  for (auto& ch : out.scheme) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (out.scheme != "http" && out.scheme != "https") {
+    return error(errc::invalid_argument, fmt::format("invalid URL '{}': scheme must be http or https", text));
+  }
+  out.host = std::string(parsed->encoded_host_address());
+  if (!out.host.empty() && out.host.front() == '[') out.host = out.host.substr(1, out.host.size() - 2);
+  if (out.host.empty()) return error(errc::invalid_argument, fmt::format("invalid URL '{}': no host", text));
+  if (parsed->has_port()) {
+    auto p = parsed->port_number();
+    if (p == 0) return error(errc::invalid_argument, fmt::format("invalid URL '{}': bad port", text));
+    out.port = p;
+  } else {
+    out.port = out.scheme == "https" ? 443 : 80;
+  }
+  out.target = std::string(parsed->encoded_path());
+  if (out.target.empty()) out.target = "/";
+  if (parsed->has_query()) out.target += "?" + std::string(parsed->encoded_query());
+  return out;
+}
+
+std::string url::origin() const {
+  bool v6 = host.find(':') != std::string::npos;
+  return fmt::format("{}://{}{}{}:{}", scheme, v6 ? "[" : "", host, v6 ? "]" : "", port);
+}
+
+struct pooled {
+  std::variant<std::unique_ptr<plain_stream>, std::unique_ptr<tls_stream>> stream;
+  mono_time idle_since;
+};
+
+struct client::impl : std::enable_shared_from_this<client::impl> {
+  impl(asio::io_context& c, client_options o)
+      : context(c), opts(std::move(o)), tls(ssl::context::tls_client), resolver(c) {}
+
+  asio::io_context& context;
+  client_options opts;
+  ssl::context tls;
+  bool tls_ready = false;
+  std::string tls_error;
+  tcp::resolver resolver;
+  std::unordered_map<std::string, std::deque<pooled>> idle;  // by origin
+
+  void init_tls() {
+    tls_ready = true;
+    boost::system::error_code ec;
+    tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
+                    ec);
+    if (opts.tls_ca_file.empty()) {
+      tls.set_default_verify_paths(ec);
+    } else {
+      tls.load_verify_file(opts.tls_ca_file, ec);
+    }
+    if (!ec && !opts.tls_client_cert_file.empty()) {
+      tls.use_certificate_chain_file(opts.tls_client_cert_file, ec);
+      if (!ec) tls.use_private_key_file(opts.tls_client_key_file, ssl::context::pem, ec);
+    }
+    if (ec) tls_error = ec.message();
+    tls.set_verify_mode(opts.tls_verify_peer ? ssl::verify_peer : ssl::verify_none, ec);
+  }
+
+  // A pooled connection whose peer has not closed it, if any.
+  std::optional<pooled> take(const std::string& origin) {
+    auto it = idle.find(origin);
+    if (it == idle.end()) return std::nullopt;
+    auto now = std::chrono::steady_clock::now();
+    while (!it->second.empty()) {
+      pooled p = std::move(it->second.back());
+      it->second.pop_back();
+      if (now - p.idle_since > opts.idle_timeout) continue;
+      int fd = std::visit([](auto& s) { return static_cast<int>(beast::get_lowest_layer(*s).socket().native_handle()); },
+                          p.stream);
+      char probe;
+      auto n = ::recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) continue;  // closed by peer
+      if (n > 0) continue;  // unexpected bytes: not reusable
+      return p;
+    }
+    return std::nullopt;
+  }
+
+  void give_back(const std::string& origin, pooled p) {
+    auto& q = idle[origin];
+    if (q.size() >= opts.max_idle_per_origin) return;
+    p.idle_since = std::chrono::steady_clock::now();
+    q.push_back(std::move(p));
+  }
+
+  asio::awaitable<result<pooled>> connect(const url& dest, mono_time deadline) {
+    auto remaining = [&] {
+      return std::max(nanoseconds(0), std::chrono::duration_cast<nanoseconds>(deadline - std::chrono::steady_clock::now()));
+    };
+    auto [rec, endpoints] = co_await resolver.async_resolve(dest.host, std::to_string(dest.port), use_tuple);
+    if (rec) {
+      co_return error(errc::unavailable, fmt::format("cannot resolve {}: {}", dest.host, rec.message()));
+    }
+    auto tcp_s = std::make_unique<plain_stream>(context);
+    tcp_s->expires_after(std::min(remaining(), opts.connect_timeout));
+    auto [cec, ep] = co_await tcp_s->async_connect(endpoints, use_tuple);
+    if (cec) {
+      if (cec == beast::error::timeout) {
+        co_return error(errc::deadline_exceeded, fmt::format("connecting to {} timed out", dest.origin()));
+      }
+      co_return error(errc::unavailable, fmt::format("cannot connect to {}: {}", dest.origin(), cec.message()));
+    }
+    boost::system::error_code ignored;
+    tcp_s->socket().set_option(tcp::no_delay(true), ignored);
+    if (dest.scheme != "https") co_return pooled{std::move(tcp_s), {}};
+
+    if (!tls_ready) init_tls();
+    if (!tls_error.empty()) co_return error(errc::unavailable, "TLS configuration: " + tls_error);
+    auto s = std::make_unique<tls_stream>(std::move(*tcp_s), tls);
+    // SSL_set_tlsext_host_name is a macro with a C cast; call what it expands to.
+    if (SSL_ctrl(s->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                 const_cast<char*>(dest.host.c_str())) != 1) {
+      co_return error(errc::unavailable, "TLS: cannot set SNI host name");
+    }
+    if (opts.tls_verify_peer) {
+      s->set_verify_callback(ssl::host_name_verification(dest.host));
+    }
+    beast::get_lowest_layer(*s).expires_after(remaining());
+    auto [hec] = co_await s->async_handshake(ssl::stream_base::client, use_tuple);
+    if (hec) {
+      co_return error(errc::unavailable, fmt::format("TLS handshake with {} failed: {}", dest.origin(), hec.message()));
+    }
+    co_return pooled{std::move(s), {}};
+  }
+
+  template <class Stream>
+  asio::awaitable<result<response>> exchange(Stream& stream, bhttp::request<bhttp::string_body>& out,
+                                             mono_time deadline, bool& reusable) {
+    auto& lowest = beast::get_lowest_layer(stream);
+    lowest.expires_at(deadline);
+    auto [wec, written] = co_await bhttp::async_write(stream, out, use_tuple);
+    if (wec) {
+      if (wec == beast::error::timeout) co_return error(errc::deadline_exceeded, "request timed out while sending");
+      co_return error(errc::unavailable, fmt::format("sending the request failed: {}", wec.message()));
+    }
+    beast::flat_buffer buffer;
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(opts.response_header_limit));
+    parser.body_limit(opts.response_body_limit);
+    if (out.method() == bhttp::verb::head) parser.skip(true);
+    auto [rec, read] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+    if (rec) {
+      if (rec == beast::error::timeout) co_return error(errc::deadline_exceeded, "request timed out waiting for the response");
+      co_return error(errc::upstream_error, fmt::format("reading the response failed: {}", rec.message()));
+    }
+    auto msg = parser.release();
+    response r;
+    r.status = static_cast<int>(msg.result_int());
+    for (const auto& f : msg) r.headers.add(f.name_string(), f.value());
+    r.body = std::move(msg.body());
+    reusable = msg.keep_alive() && buffer.size() == 0;
+    lowest.expires_never();
+    co_return r;
+  }
+
+  asio::awaitable<void> run_and_report(url dest, request req, nanoseconds timeout, callback done) {
+    auto self = shared_from_this();
+    auto r = co_await run(std::move(dest), std::move(req), timeout);
+    done(std::move(r));
+  }
+
+  asio::awaitable<result<response>> run(url dest, request req, nanoseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    const auto origin = dest.origin();
+    bhttp::request<bhttp::string_body> out;
+    auto verb = bhttp::string_to_verb(req.method);
+    if (verb == bhttp::verb::unknown) out.method_string(req.method);
+    else out.method(verb);
+    out.target(req.target.empty() ? dest.target : req.target);
+    out.version(11);
+    for (const auto& f : req.headers) {
+      if (iequals(f.name, "Content-Length") || iequals(f.name, "Transfer-Encoding") ||
+          iequals(f.name, "Connection") || iequals(f.name, "Host")) {
+        continue;
+      }
+      out.insert(f.name, f.value);
+    }
+    bool default_port = (dest.scheme == "http" && dest.port == 80) || (dest.scheme == "https" && dest.port == 443);
+    out.set(bhttp::field::host, default_port ? dest.host : dest.host + ":" + std::to_string(dest.port));
+    if (!req.headers.contains("User-Agent")) out.set(bhttp::field::user_agent, opts.user_agent);
+    out.keep_alive(true);
+    out.body() = std::move(req.body);
+    out.prepare_payload();
+
+    // A pooled connection can still have been closed by the peer an instant ago;
+    // idempotent requests then get one more try on a fresh connection.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      auto reused = take(origin);
+      pooled conn;
+      if (reused) {
+        conn = std::move(*reused);
+      } else {
+        auto fresh = co_await connect(dest, deadline);
+        if (!fresh) co_return std::move(fresh).error();
+        conn = std::move(*fresh);
+      }
+      bool reusable = false;
+      auto res = co_await std::visit(
+          [&](auto& s) { return exchange(*s, out, deadline, reusable); }, conn.stream);
+      if (res) {
+        if (reusable) give_back(origin, std::move(conn));
+        co_return res;
+      }
+      bool stale = reused && res.error().code != errc::deadline_exceeded && idempotent(req.method);
+      if (!stale) co_return res;
+      logger.debug("pooled connection to {} was stale; retrying once", origin);
+    }
+    co_return error(errc::unavailable, fmt::format("cannot reach {}", origin));
+  }
+};
+
+client::client(asio::io_context& context, client_options opts)
+    : impl_(std::make_shared<impl>(context, std::move(opts))) {}
+
+client::~client() = default;
+
+void client::send(const url& destination, request req, nanoseconds timeout, callback done) {
+  auto self = impl_;
+  asio::co_spawn(self->context, self->run_and_report(destination, std::move(req), timeout, done),
+                 [](std::exception_ptr ep) {
+                   if (ep) logger.error("HTTP client coroutine ended by an exception");
+                 });
+}
+
+std::size_t client::idle_connections() const {
+  std::size_t n = 0;
+  for (const auto& [origin, q] : impl_->idle) n += q.size();
+  return n;
+}
+
+}  // namespace outrider::http

@@ -1,0 +1,33 @@
+#include "http/handler.h"
+
+namespace outrider::http {
+
+struct responder::state {
+  explicit state(deliver_fn d) : deliver(std::move(d)) {}
+  ~state() {
+    if (!done.exchange(true)) {
+      deliver(response::from_error(error(errc::internal, "the handler dropped the request")));
+    }
+  }
+  state(const state&) = delete;
+  state& operator=(const state&) = delete;
+
+  deliver_fn deliver;
+  std::atomic<bool> done{false};
+};
+
+responder::responder(deliver_fn deliver) : state_(std::make_shared<state>(std::move(deliver))) {}
+
+void responder::send(response r) const {
+  if (!state_->done.exchange(true)) {
+    state_->deliver(std::move(r));
+  }
+}
+
+bool responder::sent() const noexcept { return state_->done.load(); }
+
+handler sync_handler(std::function<response(const request&)> fn) {
+  return [fn = std::move(fn)](request&& req, responder r) { r.send(fn(req)); };
+}
+
+}  // namespace outrider::http

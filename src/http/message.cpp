@@ -1,0 +1,179 @@
+#include "http/message.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+
+#include "base/json_text.h"
+
+namespace outrider::http {
+namespace {
+
+char lower_ascii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (lower_ascii(a[i]) != lower_ascii(b[i])) return false;
+  }
+  return true;
+}
+
+std::optional<std::string_view> fields::get(std::string_view name) const {
+  for (const auto& f : items_) {
+    if (iequals(f.name, name)) return std::string_view(f.value);
+  }
+  return std::nullopt;
+}
+
+void fields::set(std::string_view name, std::string_view value) {
+  erase(name);
+  add(name, value);
+}
+
+void fields::add(std::string_view name, std::string_view value) {
+  items_.push_back(field{std::string(name), std::string(value)});
+}
+
+void fields::erase(std::string_view name) {
+  std::erase_if(items_, [&](const field& f) { return iequals(f.name, name); });
+}
+
+std::optional<std::string_view> path_params::get(std::string_view name) const {
+  for (const auto& [k, v] : items_) {
+    if (k == name) return std::string_view(v);
+  }
+  return std::nullopt;
+}
+
+std::string_view path_params::at(std::string_view name) const {
+  auto v = get(name);
+  OUTRIDER_ASSERT(v.has_value(), "route has no such path parameter");
+  return *v;
+}
+
+std::optional<std::string> request::query_param(std::string_view name) const {
+  auto pairs = parse_query(query);
+  if (!pairs) return std::nullopt;
+  for (auto& [k, v] : *pairs) {
+    if (k == name) return std::move(v);
+  }
+  return std::nullopt;
+}
+
+response response::with_body(int status, std::string body, std::string_view content_type) {
+  response r;
+  r.status = status;
+  r.body = std::move(body);
+  r.headers.set("Content-Type", content_type);
+  return r;
+}
+
+response response::from_error(const error& e, std::optional<int> retry_after_seconds) {
+  const auto& info = e.info();
+  std::string body = "{\"errorCode\":";
+  append_json_string(body, info.name);
+  body += ",\"message\":";
+  append_json_string(body, e.message);
+  body += '}';
+  auto r = json(info.http_status, std::move(body));
+  if (info.retryable && retry_after_seconds) {
+    r.headers.set("Retry-After", std::to_string(*retry_after_seconds));
+  }
+  return r;
+}
+
+void split_target(std::string_view target, std::string& path, std::string& query) {
+  auto q = target.find('?');
+  if (q == std::string_view::npos) {
+    path.assign(target);
+    query.clear();
+  } else {
+    path.assign(target.substr(0, q));
+    query.assign(target.substr(q + 1));
+  }
+}
+
+result<std::string> percent_decode(std::string_view text, bool plus_as_space) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '%') {
+      int hi = i + 1 < text.size() ? hex_value(text[i + 1]) : -1;
+      int lo = i + 2 < text.size() ? hex_value(text[i + 2]) : -1;
+      if (hi < 0 || lo < 0) {
+        return error(errc::invalid_argument, fmt::format("malformed percent-escape in '{}'", text));
+      }
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else if (c == '+' && plus_as_space) {
+      out.push_back(' ');
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+result<std::vector<std::pair<std::string, std::string>>> parse_query(std::string_view query) {
+  std::vector<std::pair<std::string, std::string>> out;
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto part = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    if (part.empty()) continue;
+    auto eq = part.find('=');
+    auto key = percent_decode(part.substr(0, eq), true);
+    if (!key) return std::move(key).error();
+    std::string value;
+    if (eq != std::string_view::npos) {
+      auto v = percent_decode(part.substr(eq + 1), true);
+      if (!v) return std::move(v).error();
+      value = std::move(*v);
+    }
+    out.emplace_back(std::move(*key), std::move(value));
+  }
+  return out;
+}
+
+std::string_view reason_phrase(int status) noexcept {
+  switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 507: return "Insufficient Storage";
+    default: return "";
+  }
+}
+
+}  // namespace outrider::http

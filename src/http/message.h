@@ -1,0 +1,103 @@
+// HTTP messages as plain values: what handlers see and return. No Beast or Asio
+// here (compilation firewall); server.cpp and client.cpp convert.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/result.h"
+
+namespace outrider::http {
+
+// Header fields in arrival order; names compare case-insensitively.
+class fields {
+ public:
+  struct field {
+    std::string name;
+    std::string value;
+  };
+
+  // First value of `name`, if present.
+  std::optional<std::string_view> get(std::string_view name) const;
+  bool contains(std::string_view name) const { return get(name).has_value(); }
+  // Replaces every `name` field by one with `value`.
+  void set(std::string_view name, std::string_view value);
+  // Appends a field (duplicates allowed).
+  void add(std::string_view name, std::string_view value);
+  void erase(std::string_view name);
+
+  auto begin() const { return items_.begin(); }
+  auto end() const { return items_.end(); }
+  std::size_t size() const noexcept { return items_.size(); }
+  bool empty() const noexcept { return items_.empty(); }
+
+ private:
+  std::vector<field> items_;
+};
+
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+// Path parameters captured by the router ({name} segments, {*name} tails), percent-decoded.
+class path_params {
+ public:
+  std::optional<std::string_view> get(std::string_view name) const;
+  // REQUIRES: the route declares `name` (a missing one is a routing bug).
+  std::string_view at(std::string_view name) const;
+  void add(std::string name, std::string value) { items_.emplace_back(std::move(name), std::move(value)); }
+  void clear() { items_.clear(); }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> items_;
+};
+
+struct request {
+  std::string method;  // upper case, as sent ("GET", "POST", ...)
+  std::string target;  // raw request-target ("/v1.0/publish/p/t?metadata.x=1")
+  std::string path;    // target up to '?', not decoded
+  std::string query;   // after '?', not decoded ("" if none)
+  fields headers;
+  std::string body;
+  unsigned version = 11;  // 10 or 11
+  bool keep_alive = true;
+  std::string remote_address;  // "ip:port" of the peer
+  path_params params;          // set by the router
+
+  // Value of query parameter `name` (first occurrence, decoded).
+  std::optional<std::string> query_param(std::string_view name) const;
+};
+
+struct response {
+  int status = 200;
+  fields headers;
+  std::string body;
+
+  // A response with `body` and Content-Type.
+  static response with_body(int status, std::string body, std::string_view content_type);
+  static response json(int status, std::string body) {
+    return with_body(status, std::move(body), "application/json");
+  }
+  static response no_content() { return response{204, {}, {}}; }
+  // The catalog's status and {"errorCode": NAME, "message": ...}; adds
+  // Retry-After for retryable codes when `retry_after_seconds` is given.
+  static response from_error(const error& e, std::optional<int> retry_after_seconds = std::nullopt);
+};
+
+// Splits a raw target into path and query.
+void split_target(std::string_view target, std::string& path, std::string& query);
+
+// Percent-decodes `text` ('+' stays '+' unless `plus_as_space`). Errors on a
+// malformed escape (invalid_argument).
+result<std::string> percent_decode(std::string_view text, bool plus_as_space = false);
+
+// Parses an application/x-www-form-urlencoded style query into decoded pairs,
+// in order. Malformed escapes are errors.
+result<std::vector<std::pair<std::string, std::string>>> parse_query(std::string_view query);
+
+// Canonical reason phrase for a status code ("Not Found"); "" if unknown.
+std::string_view reason_phrase(int status) noexcept;
+
+}  // namespace outrider::http

@@ -1,0 +1,125 @@
+#include "http/router.h"
+
+#include <gtest/gtest.h>
+
+namespace outrider::http {
+namespace {
+
+response run(const router& r, std::string method, std::string target) {
+  request req;
+  req.method = std::move(method);
+  req.target = std::move(target);
+  split_target(req.target, req.path, req.query);
+  std::optional<response> out;
+  r.dispatch(std::move(req), responder([&](response&& resp) { out = std::move(resp); }));
+  EXPECT_TRUE(out.has_value());
+  return out ? std::move(*out) : response{};
+}
+
+router make_router() {
+  router r;
+  r.add_sync("POST", "/v1.0/publish/{pubsub}/{topic}", [](const request& req) {
+    return response::with_body(200, std::string(req.params.at("pubsub")) + "|" + std::string(req.params.at("topic")),
+                               "text/plain");
+  });
+  r.add_sync("GET", "/v1.0/healthz", [](const request&) { return response::no_content(); });
+  r.add_sync("GET", "/v1.0/{anything}", [](const request&) { return response::with_body(200, "param", "text/plain"); });
+  r.add_sync("POST", "/v1.0/invoke/{app}/method/{*path}", [](const request& req) {
+    return response::with_body(200, std::string(req.params.at("app")) + "|" + std::string(req.params.at("path")),
+                               "text/plain");
+  });
+  return r;
+}
+
+TEST(router, matches_params_and_decodes_them) {
+  auto r = make_router();
+  auto resp = run(r, "POST", "/v1.0/publish/my%20pubsub/orders?x=1");
+  EXPECT_EQ(resp.status, 200);
+  EXPECT_EQ(resp.body, "my pubsub|orders");
+}
+
+TEST(router, literal_beats_parameter) {
+  auto r = make_router();
+  EXPECT_EQ(run(r, "GET", "/v1.0/healthz").status, 204);
+  EXPECT_EQ(run(r, "GET", "/v1.0/other").body, "param");
+}
+
+TEST(router, tail_parameter_takes_the_rest) {
+  auto r = make_router();
+  EXPECT_EQ(run(r, "POST", "/v1.0/invoke/orders/method/a/b/c").body, "orders|a/b/c");
+  EXPECT_EQ(run(r, "POST", "/v1.0/invoke/orders/method/").body, "orders|");
+}
+
+TEST(router, not_found_and_method_not_allowed_are_json) {
+  auto r = make_router();
+  auto nf = run(r, "GET", "/nope");
+  EXPECT_EQ(nf.status, 404);
+  EXPECT_NE(nf.body.find("\"errorCode\":\"ERR_ROUTE_NOT_FOUND\""), std::string::npos);
+  auto na = run(r, "DELETE", "/v1.0/healthz");
+  EXPECT_EQ(na.status, 405);
+  EXPECT_NE(na.headers.get("Allow")->find("GET"), std::string::npos);
+  EXPECT_EQ(*na.headers.get("Content-Type"), "application/json");
+}
+
+TEST(router, bad_escape_is_400) {
+  auto r = make_router();
+  auto resp = run(r, "POST", "/v1.0/publish/bad%zz/t");
+  EXPECT_EQ(resp.status, 400);
+  EXPECT_NE(resp.body.find("ERR_MALFORMED_REQUEST"), std::string::npos);
+}
+
+TEST(router, head_uses_get_route) {
+  auto r = make_router();
+  EXPECT_EQ(run(r, "HEAD", "/v1.0/healthz").status, 204);
+}
+
+TEST(responder, dropped_responder_answers_500) {
+  std::optional<response> out;
+  {
+    responder r([&](response&& resp) { out = std::move(resp); });
+  }
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->status, 500);
+}
+
+TEST(responder, only_first_send_counts) {
+  int calls = 0;
+  responder r([&](response&&) { ++calls; });
+  r.send(response::no_content());
+  r.send(response::no_content());
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(r.sent());
+}
+
+TEST(message, query_parsing_and_errors) {
+  auto q = parse_query("metadata.ttlInSeconds=10&a=b%20c&plus=x+y&flag&&z=");
+  ASSERT_TRUE(q);
+  ASSERT_EQ(q->size(), 5u);
+  EXPECT_EQ((*q)[0], std::make_pair(std::string("metadata.ttlInSeconds"), std::string("10")));
+  EXPECT_EQ((*q)[1].second, "b c");
+  EXPECT_EQ((*q)[2].second, "x y");
+  EXPECT_EQ((*q)[3], std::make_pair(std::string("flag"), std::string()));
+  EXPECT_FALSE(parse_query("a=%4"));
+  EXPECT_FALSE(parse_query("a=%G0"));
+}
+
+TEST(message, fields_are_case_insensitive) {
+  fields f;
+  f.add("Content-Type", "a");
+  f.add("X-Multi", "1");
+  f.add("x-multi", "2");
+  EXPECT_EQ(*f.get("content-type"), "a");
+  f.set("X-MULTI", "3");
+  EXPECT_EQ(f.size(), 2u);
+  EXPECT_EQ(*f.get("x-multi"), "3");
+}
+
+TEST(message, error_response_uses_catalog) {
+  auto r = response::from_error(error(errc::unavailable, "broker down"), 5);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.body, R"({"errorCode":"ERR_UNAVAILABLE","message":"broker down"})");
+  EXPECT_EQ(*r.headers.get("Retry-After"), "5");
+}
+
+}  // namespace
+}  // namespace outrider::http

@@ -1,0 +1,414 @@
+#include "http/server.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <charconv>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+
+#include "base/log.h"
+#include "io/runtime.h"
+
+namespace outrider::http {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+const log::logger logger{"http"};
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t read_chunk_bytes = 8192;
+
+// One response to a request the connection could not hand to a handler.
+bhttp::response<bhttp::string_body> error_response(const error& e, const server_options& opts) {
+  auto r = response::from_error(e);
+  bhttp::response<bhttp::string_body> out{static_cast<bhttp::status>(r.status), 11};
+  out.set(bhttp::field::server, opts.server_header);
+  out.set(bhttp::field::content_type, "application/json");
+  out.body() = std::move(r.body);
+  out.keep_alive(false);
+  out.prepare_payload();
+  return out;
+}
+
+}  // namespace
+
+result<std::pair<std::string, std::uint16_t>> parse_host_port(std::string_view text) {
+  auto bad = [&](std::string_view why) {
+    return error(errc::invalid_argument,
+                 fmt::format("invalid listen address '{}': {} (expected host:port, e.g. 127.0.0.1:3500)",
+                             text, why));
+  };
+  std::string_view host;
+  std::string_view port_text;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return bad("unbalanced brackets");
+    }
+    host = text.substr(1, close - 1);
+    port_text = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return bad("missing port");
+    host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+  }
+  if (host.empty()) return bad("missing host");
+  unsigned port = 0;
+  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc{} || ptr != port_text.data() + port_text.size() || port > 65535 ||
+      port_text.empty()) {
+    return bad("port must be a number from 0 to 65535");
+  }
+  return std::make_pair(std::string(host), static_cast<std::uint16_t>(port));
+}
+
+// A connection's state, owned by its session coroutine and by the registry
+// (for stop()). Touched only on its context's thread.
+struct connection {
+  explicit connection(tcp::socket s) : stream(std::move(s)) {}
+  beast::tcp_stream stream;
+  bool busy = false;                              // a request is being read or handled
+  asio::steady_timer* waiting_timer = nullptr;    // set while awaiting an async handler
+};
+
+struct server::impl : std::enable_shared_from_this<server::impl> {
+  impl(io::runtime& r, server_options o, handler h)
+      : rt(r), opts(std::move(o)), on_request(std::move(h)), acceptor(r.context(0)) {}
+
+  io::runtime& rt;
+  server_options opts;
+  handler on_request;
+  tcp::acceptor acceptor;
+  tcp::endpoint bound;
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> running{false};
+
+  std::mutex mutex;  // guards connections; cv signals when it empties
+  std::condition_variable drained;
+  std::unordered_set<std::shared_ptr<connection>> connections;
+
+  void add(const std::shared_ptr<connection>& c) {
+    std::lock_guard lock(mutex);
+    connections.insert(c);
+  }
+  void remove(const std::shared_ptr<connection>& c) {
+    std::lock_guard lock(mutex);
+    connections.erase(c);
+    if (connections.empty()) drained.notify_all();
+  }
+  std::size_t count() {
+    std::lock_guard lock(mutex);
+    return connections.size();
+  }
+
+  asio::awaitable<void> accept_loop();
+  asio::awaitable<void> session(std::shared_ptr<connection> c);
+  asio::awaitable<response> call_handler(std::shared_ptr<connection> c, request req);
+  request to_request(bhttp::request<bhttp::string_body>&& msg, const tcp::endpoint& peer);
+};
+
+asio::awaitable<void> server::impl::accept_loop() {
+  auto self = shared_from_this();
+  for (;;) {
+    auto& ctx = rt.next_context();
+    auto [ec, socket] = co_await acceptor.async_accept(ctx, use_tuple);
+    if (stopping) co_return;
+    if (ec) {
+      if (ec == asio::error::operation_aborted) co_return;
+      // EMFILE and friends: back off briefly instead of spinning.
+      logger.warn("accept failed: {}", ec.message());
+      asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(50));
+      co_await pause.async_wait(use_tuple);
+      continue;
+    }
+    if (count() >= opts.max_connections) {
+      logger.warn("connection limit {} reached; closing a new connection", opts.max_connections);
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    auto c = std::make_shared<connection>(std::move(socket));
+    add(c);
+    asio::co_spawn(ctx, session(c), [self, c](std::exception_ptr ep) {
+      if (ep) {
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          logger.error("connection ended by exception: {}", e.what());
+        }
+      }
+      self->remove(c);
+    });
+  }
+}
+
+request server::impl::to_request(bhttp::request<bhttp::string_body>&& msg, const tcp::endpoint& peer) {
+  request req;
+  req.method = std::string(msg.method_string());
+  req.target = std::string(msg.target());
+  split_target(req.target, req.path, req.query);
+  for (const auto& f : msg) {
+    req.headers.add(f.name_string(), f.value());
+  }
+  req.version = msg.version();
+  req.keep_alive = msg.keep_alive();
+  req.body = std::move(msg.body());
+  req.remote_address = peer.address().to_string() + ":" + std::to_string(peer.port());
+  return req;
+}
+
+// Calls the handler; if it answers later (from any thread), waits for the
+// response posted back to this connection's context.
+asio::awaitable<response> server::impl::call_handler(std::shared_ptr<connection> c, request req) {
+  struct pending {
+    explicit pending(const asio::any_io_executor& ex) : timer(ex) {}
+    std::optional<response> result;
+    asio::steady_timer timer;
+    std::thread::id owner = std::this_thread::get_id();
+    bool in_call = true;
+  };
+  auto ex = co_await asio::this_coro::executor;
+  auto slot = std::make_shared<pending>(ex);
+  responder r([slot, ex](response&& resp) {
+    if (slot->in_call && std::this_thread::get_id() == slot->owner) {
+      slot->result = std::move(resp);  // answered synchronously: no post, no wait
+      return;
+    }
+    asio::post(ex, [slot, resp = std::move(resp)]() mutable {
+      slot->result = std::move(resp);
+      slot->timer.cancel();
+    });
+  });
+  on_request(std::move(req), std::move(r));
+  slot->in_call = false;
+  if (!slot->result) {
+    slot->timer.expires_at(asio::steady_timer::time_point::max());
+    c->waiting_timer = &slot->timer;
+    co_await slot->timer.async_wait(use_tuple);
+    c->waiting_timer = nullptr;
+  }
+  if (!slot->result) {
+    co_return response::from_error(error(errc::shutting_down, "server stopped before the handler answered"));
+  }
+  co_return std::move(*slot->result);
+}
+
+asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
+  auto& stream = c->stream;
+  beast::flat_buffer buffer;
+  boost::system::error_code ec;
+  const auto peer = stream.socket().remote_endpoint(ec);
+  for (;;) {
+    c->busy = false;
+    if (stopping) break;
+    if (buffer.size() == 0) {
+      // Idle: wait for the first byte of the next request.
+      stream.expires_after(opts.idle_timeout);
+      auto [read_ec, n] = co_await stream.async_read_some(buffer.prepare(read_chunk_bytes), use_tuple);
+      if (read_ec) break;
+      buffer.commit(n);
+    }
+    c->busy = true;
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(opts.header_limit));
+    parser.body_limit(opts.body_limit);
+    stream.expires_after(opts.header_timeout);
+    auto [header_ec, header_bytes] = co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
+    if (header_ec) {
+      if (header_ec == bhttp::error::header_limit) {
+        auto out = error_response(
+            error(errc::header_too_large,
+                  fmt::format("request headers exceed {} bytes", opts.header_limit)),
+            opts);
+        stream.expires_after(opts.write_timeout);
+        co_await bhttp::async_write(stream, out, use_tuple);
+      } else if (header_ec == bhttp::error::body_limit) {  // Content-Length over the limit
+        auto out = error_response(
+            error(errc::body_too_large, fmt::format("request body exceeds {} bytes", opts.body_limit)),
+            opts);
+        stream.expires_after(opts.write_timeout);
+        co_await bhttp::async_write(stream, out, use_tuple);
+      } else if (header_ec != beast::error::timeout && header_ec != bhttp::error::end_of_stream &&
+                 header_ec != asio::error::eof && header_ec != asio::error::operation_aborted &&
+                 header_ec != asio::error::connection_reset) {
+        auto out = error_response(
+            error(errc::malformed_request, fmt::format("malformed request: {}", header_ec.message())),
+            opts);
+        stream.expires_after(opts.write_timeout);
+        co_await bhttp::async_write(stream, out, use_tuple);
+      }
+      break;
+    }
+    if (!parser.is_done()) {
+      auto expect = parser.get()[bhttp::field::expect];
+      if (iequals(expect, "100-continue")) {
+        static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
+        stream.expires_after(opts.write_timeout);
+        auto [write_ec, written] =
+            co_await asio::async_write(stream, asio::buffer(continue_line), use_tuple);
+        if (write_ec) break;
+      }
+      stream.expires_after(opts.body_timeout);
+      auto [body_ec, body_bytes] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+      if (body_ec) {
+        if (body_ec == bhttp::error::body_limit) {
+          auto out = error_response(
+              error(errc::body_too_large, fmt::format("request body exceeds {} bytes", opts.body_limit)),
+              opts);
+          stream.expires_after(opts.write_timeout);
+          co_await bhttp::async_write(stream, out, use_tuple);
+        } else if (body_ec != beast::error::timeout && body_ec != asio::error::eof &&
+                   body_ec != bhttp::error::partial_message &&
+                   body_ec != asio::error::operation_aborted) {
+          auto out = error_response(
+              error(errc::malformed_request, fmt::format("malformed request body: {}", body_ec.message())),
+              opts);
+          stream.expires_after(opts.write_timeout);
+          co_await bhttp::async_write(stream, out, use_tuple);
+        }
+        break;
+      }
+    }
+    const bool head = parser.get().method() == bhttp::verb::head;
+    auto req = to_request(parser.release(), peer);
+    const bool client_keep_alive = req.keep_alive;
+    const unsigned version = req.version;
+    stream.expires_never();  // the handler's time is the handler's business
+    response resp = co_await call_handler(c, std::move(req));
+    const bool keep_alive = client_keep_alive && !stopping;
+
+    bhttp::response<bhttp::string_body> out{static_cast<bhttp::status>(resp.status), version};
+    for (const auto& f : resp.headers) {
+      if (iequals(f.name, "Content-Length") || iequals(f.name, "Transfer-Encoding") ||
+          iequals(f.name, "Connection")) {
+        continue;
+      }
+      out.insert(f.name, f.value);
+    }
+    if (!resp.headers.contains("Server")) out.set(bhttp::field::server, opts.server_header);
+    out.keep_alive(keep_alive);
+    const auto body_size = resp.body.size();
+    if (head) {
+      out.content_length(body_size);
+    } else {
+      out.body() = std::move(resp.body);
+      out.prepare_payload();
+    }
+    stream.expires_after(opts.write_timeout);
+    if (head) {
+      bhttp::response_serializer<bhttp::string_body> sr{out};
+      sr.split(true);
+      auto [write_ec, n] = co_await bhttp::async_write_header(stream, sr, use_tuple);
+      if (write_ec) break;
+    } else {
+      auto [write_ec, n] = co_await bhttp::async_write(stream, out, use_tuple);
+      if (write_ec) break;
+    }
+    if (!keep_alive) break;
+  }
+  c->busy = false;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  stream.close();
+}
+
+server::server(io::runtime& rt, server_options opts, handler h)
+    : impl_(std::make_shared<impl>(rt, std::move(opts), std::move(h))) {}
+
+server::~server() { stop(nanoseconds::zero()); }
+
+status server::start() {
+  auto hp = parse_host_port(impl_->opts.listen);
+  if (!hp) return std::move(hp).error();
+  boost::system::error_code ec;
+  auto ip = asio::ip::make_address(hp->first, ec);
+  if (ec) {
+    return error(errc::invalid_argument,
+                 fmt::format("invalid listen address '{}': '{}' is not an IP address",
+                             impl_->opts.listen, hp->first));
+  }
+  tcp::endpoint ep(ip, hp->second);
+  auto& acc = impl_->acceptor;
+  acc.open(ep.protocol(), ec);
+  if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acc.bind(ep, ec);
+  if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return error(errc::unavailable,
+                 fmt::format("cannot listen on {}: {}", impl_->opts.listen, ec.message()));
+  }
+  impl_->bound = acc.local_endpoint(ec);
+  impl_->running = true;
+  asio::co_spawn(impl_->rt.context(0), impl_->accept_loop(), asio::detached);
+  logger.debug("listening on {}", address());
+  return {};
+}
+
+std::uint16_t server::port() const { return impl_->bound.port(); }
+
+std::string server::address() const {
+  auto a = impl_->bound.address();
+  auto text = a.to_string();
+  if (a.is_v6()) text = "[" + text + "]";
+  return text + ":" + std::to_string(impl_->bound.port());
+}
+
+std::size_t server::active_connections() const { return impl_->count(); }
+
+void server::stop(nanoseconds grace) {
+  auto self = impl_;
+  if (!self->running.exchange(false)) return;
+  self->stopping = true;
+  // Close the listener on its own thread.
+  {
+    std::promise<void> closed;
+    asio::post(self->rt.context(0), [self, &closed] {
+      boost::system::error_code ec;
+      self->acceptor.close(ec);
+      closed.set_value();
+    });
+    closed.get_future().wait();
+  }
+  // Ask every connection to finish: idle ones close now, busy ones after their response.
+  auto nudge = [self](bool force) {
+    std::lock_guard lock(self->mutex);
+    for (const auto& c : self->connections) {
+      asio::post(c->stream.get_executor(), [c, force] {
+        if (force || !c->busy) {
+          boost::system::error_code ec;
+          c->stream.socket().cancel(ec);
+          if (force && c->waiting_timer != nullptr) c->waiting_timer->cancel();
+          if (force) c->stream.socket().close(ec);
+        }
+      });
+    }
+  };
+  nudge(false);
+  std::unique_lock lock(self->mutex);
+  if (!self->drained.wait_for(lock, grace, [&] { return self->connections.empty(); })) {
+    lock.unlock();
+    logger.warn("closing {} connections still open after the grace period", self->count());
+    nudge(true);
+    lock.lock();
+    self->drained.wait(lock, [&] { return self->connections.empty(); });
+  }
+}
+
+}  // namespace outrider::http

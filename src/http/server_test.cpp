@@ -1,0 +1,381 @@
+// Whole-server tests over real loopback sockets.
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <future>
+#include <thread>
+
+#include "http/client.h"
+#include "http/router.h"
+#include "io/runtime.h"
+
+namespace outrider::http {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A blocking loopback TCP connection for speaking raw HTTP.
+class raw_socket {
+ public:
+  explicit raw_socket(std::uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  }
+  ~raw_socket() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  raw_socket(const raw_socket&) = delete;
+  raw_socket& operator=(const raw_socket&) = delete;
+  raw_socket(raw_socket&& o) noexcept : fd_(o.fd_), connected_(o.connected_) { o.fd_ = -1; }
+
+  bool connected() const { return connected_; }
+  bool send(std::string_view data) {
+    while (!data.empty()) {
+      auto n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+  // Reads until `count` complete responses (by Content-Length) arrived, EOF, or timeout.
+  std::string read_responses(int count, std::chrono::milliseconds timeout = 5s) {
+    std::string data;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (complete_responses(data) < count) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left <= 0ms) break;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+      char buf[65536];
+      auto n = ::recv(fd_, buf, sizeof(buf), 0);
+      if (n <= 0) break;
+      data.append(buf, static_cast<std::size_t>(n));
+    }
+    return data;
+  }
+  // True if the peer closed the connection within `timeout`.
+  bool closed_within(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) > 0) {
+        char buf[4096];
+        auto n = ::recv(fd_, buf, sizeof(buf), 0);
+        if (n <= 0) return true;
+      }
+    }
+    return false;
+  }
+
+  static int complete_responses(const std::string& data) {
+    int count = 0;
+    std::size_t pos = 0;
+    while (true) {
+      auto end = data.find("\r\n\r\n", pos);
+      if (end == std::string::npos) return count;
+      auto head = data.substr(pos, end - pos);
+      std::size_t length = 0;
+      auto cl = head.find("Content-Length: ");
+      if (cl != std::string::npos) length = std::stoul(head.substr(cl + 16));
+      if (data.size() < end + 4 + length) return count;
+      pos = end + 4 + length;
+      ++count;
+    }
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+class server_test : public ::testing::Test {
+ protected:
+  void start(server_options opts = {}) {
+    routes_.add_sync("GET", "/hello", [](const request&) {
+      return response::with_body(200, "hello, world\n", "text/plain");
+    });
+    routes_.add_sync("POST", "/echo", [](const request& req) {
+      return response::with_body(200, req.body, "application/octet-stream");
+    });
+    routes_.add("GET", "/slow", [this](request&&, responder r) {
+      ++slow_started_;
+      std::thread([r] {
+        std::this_thread::sleep_for(300ms);
+        r.send(response::with_body(200, "slow done", "text/plain"));
+      }).detach();
+    });
+    rt_.start();
+    server_ = std::make_unique<server>(rt_, opts, routes_.as_handler());
+    ASSERT_TRUE(server_->start());
+  }
+  void TearDown() override {
+    if (server_) server_->stop(1s);
+  }
+
+  io::runtime rt_{2};
+  router routes_;
+  std::unique_ptr<server> server_;
+  std::atomic<int> slow_started_{0};
+};
+
+TEST_F(server_test, keep_alive_serves_many_requests_on_one_connection) {
+  start();
+  raw_socket s(server_->port());
+  ASSERT_TRUE(s.connected());
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(s.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+    auto out = s.read_responses(1);
+    EXPECT_NE(out.find("HTTP/1.1 200 OK"), std::string::npos) << out;
+    EXPECT_NE(out.find("hello, world"), std::string::npos);
+  }
+}
+
+TEST_F(server_test, pipelined_requests_answered_in_order) {
+  start();
+  raw_socket s(server_->port());
+  std::string batch;
+  for (int i = 0; i < 10; ++i) {
+    batch += "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n" + std::to_string(10 + i);
+  }
+  ASSERT_TRUE(s.send(batch));
+  auto out = s.read_responses(10);
+  ASSERT_EQ(raw_socket::complete_responses(out), 10) << out;
+  std::size_t pos = 0;
+  for (int i = 0; i < 10; ++i) {
+    auto next = out.find("\r\n\r\n" + std::to_string(10 + i), pos);
+    ASSERT_NE(next, std::string::npos) << "response " << i << " out of order";
+    pos = next;
+  }
+}
+
+TEST_F(server_test, thousand_concurrent_connections) {
+  start();
+  constexpr int connections = 1000;
+  std::vector<raw_socket> sockets;
+  sockets.reserve(connections);
+  for (int i = 0; i < connections; ++i) {
+    sockets.emplace_back(server_->port());
+    ASSERT_TRUE(sockets.back().connected()) << i;
+  }
+  for (auto& s : sockets) ASSERT_TRUE(s.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+  int ok = 0;
+  for (auto& s : sockets) {
+    auto out = s.read_responses(1);
+    if (out.find("200 OK") != std::string::npos) ++ok;
+  }
+  EXPECT_EQ(ok, connections);
+  EXPECT_EQ(server_->active_connections(), static_cast<std::size_t>(connections));
+}
+
+TEST_F(server_test, malformed_request_line_gets_400_json) {
+  start();
+  raw_socket s(server_->port());
+  ASSERT_TRUE(s.send("GARBAGE\r\n\r\n"));
+  auto out = s.read_responses(1);
+  EXPECT_NE(out.find("HTTP/1.1 400"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"errorCode\":\"ERR_MALFORMED_REQUEST\""), std::string::npos) << out;
+  EXPECT_TRUE(s.closed_within(2s));
+}
+
+TEST_F(server_test, conflicting_length_and_chunked_rejected) {
+  start();
+  raw_socket s(server_->port());
+  ASSERT_TRUE(s.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "3\r\nabc\r\n0\r\n\r\n"));
+  auto out = s.read_responses(1);
+  EXPECT_NE(out.find("HTTP/1.1 400"), std::string::npos) << out;
+}
+
+TEST_F(server_test, oversized_headers_get_431) {
+  server_options opts;
+  opts.header_limit = 1024;
+  start(opts);
+  raw_socket s(server_->port());
+  ASSERT_TRUE(s.send("GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4096, 'a') + "\r\n\r\n"));
+  auto out = s.read_responses(1);
+  EXPECT_NE(out.find("HTTP/1.1 431"), std::string::npos) << out;
+  EXPECT_NE(out.find("ERR_HEADER_TOO_LARGE"), std::string::npos);
+}
+
+TEST_F(server_test, oversized_body_gets_413) {
+  server_options opts;
+  opts.body_limit = 1000;
+  start(opts);
+  raw_socket s(server_->port());
+  ASSERT_TRUE(s.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + std::string(5000, 'b')));
+  auto out = s.read_responses(1);
+  EXPECT_NE(out.find("HTTP/1.1 413"), std::string::npos) << out;
+  EXPECT_NE(out.find("ERR_BODY_TOO_LARGE"), std::string::npos);
+}
+
+TEST_F(server_test, slow_header_sender_is_cut_off_by_header_deadline) {
+  server_options opts;
+  opts.header_timeout = 600ms;
+  start(opts);
+  raw_socket s(server_->port());
+  const std::string request = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+  bool closed = false;
+  auto began = std::chrono::steady_clock::now();
+  for (char c : request) {
+    if (!s.send(std::string(1, c))) break;
+    if (s.closed_within(200ms)) {
+      closed = true;
+      break;
+    }
+  }
+  EXPECT_TRUE(closed) << "server kept a one-byte-per-200ms client past the header deadline";
+  EXPECT_LT(std::chrono::steady_clock::now() - began, 5s);
+}
+
+TEST_F(server_test, idle_connection_closed_after_idle_timeout) {
+  server_options opts;
+  opts.idle_timeout = 300ms;
+  start(opts);
+  raw_socket s(server_->port());
+  EXPECT_TRUE(s.closed_within(3s));
+}
+
+TEST_F(server_test, expect_100_continue_is_honoured) {
+  start();
+  raw_socket s(server_->port());
+  ASSERT_TRUE(s.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"));
+  auto interim = s.read_responses(1, 2s);
+  EXPECT_NE(interim.find("HTTP/1.1 100 Continue"), std::string::npos) << interim;
+  ASSERT_TRUE(s.send("ping"));
+  auto out = s.read_responses(1);
+  EXPECT_NE(out.find("ping"), std::string::npos) << out;
+}
+
+TEST_F(server_test, stop_lets_in_flight_requests_complete) {
+  start();
+  raw_socket busy(server_->port());
+  raw_socket idle(server_->port());
+  ASSERT_TRUE(busy.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
+  while (slow_started_ == 0) std::this_thread::sleep_for(5ms);
+  auto stopped = std::async(std::launch::async, [this] { server_->stop(5s); });
+  auto out = busy.read_responses(1);
+  EXPECT_NE(out.find("slow done"), std::string::npos) << out;
+  EXPECT_NE(out.find("Connection: close"), std::string::npos) << out;
+  EXPECT_TRUE(idle.closed_within(2s));
+  EXPECT_EQ(stopped.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(server_->active_connections(), 0u);
+  raw_socket late(server_->port());
+  EXPECT_FALSE(late.connected() && late.send("GET /hello HTTP/1.1\r\n\r\n") && !late.closed_within(1s));
+}
+
+TEST_F(server_test, head_has_length_but_no_body) {
+  start();
+  raw_socket s(server_->port());
+  ASSERT_TRUE(s.send("HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto out = s.read_responses(1, 1s);
+  out += s.read_responses(1, 1s);
+  EXPECT_EQ(out.find("hello, world"), out.rfind("hello, world")) << "HEAD must not carry a body: " << out;
+}
+
+// The client against the server: pooling, timeouts, refused connections.
+class client_test : public server_test {
+ protected:
+  result<response> call(client& c, const std::string& u, std::string method = "GET", std::string body = "",
+                        nanoseconds timeout = 5s) {
+    auto dest = url::parse(u);
+    if (!dest) return dest.error();
+    request req;
+    req.method = std::move(method);
+    req.body = std::move(body);
+    std::promise<result<response>> done;
+    c.send(*dest, std::move(req), timeout, [&](result<response> r) { done.set_value(std::move(r)); });
+    return done.get_future().get();
+  }
+  boost::asio::io_context& ctx() { return rt_.context(1); }
+};
+
+TEST_F(client_test, reuses_pooled_connections) {
+  start();
+  client c(ctx());
+  auto base = "http://127.0.0.1:" + std::to_string(server_->port());
+  for (int i = 0; i < 20; ++i) {
+    auto r = call(c, base + "/echo", "POST", "body" + std::to_string(i));
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, "body" + std::to_string(i));
+  }
+  EXPECT_EQ(server_->active_connections(), 1u);
+}
+
+TEST_F(client_test, timeout_and_refused_are_errors) {
+  start();
+  client c(ctx());
+  auto base = "http://127.0.0.1:" + std::to_string(server_->port());
+  auto slow = call(c, base + "/slow", "GET", "", 50ms);
+  ASSERT_FALSE(slow);
+  EXPECT_EQ(slow.error().code, errc::deadline_exceeded);
+
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);  // find a port nobody listens on
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  auto refused = call(c, "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, errc::unavailable);
+}
+
+TEST_F(client_test, survives_server_closing_idle_connection) {
+  server_options opts;
+  opts.idle_timeout = 100ms;
+  start(opts);
+  client c(ctx());
+  auto base = "http://127.0.0.1:" + std::to_string(server_->port());
+  ASSERT_TRUE(call(c, base + "/hello"));
+  std::this_thread::sleep_for(400ms);  // the server closes the pooled connection
+  auto r = call(c, base + "/hello");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST(url, parses_and_rejects) {
+  auto u = url::parse("https://Example.com/a/b?c=d");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->scheme, "https");
+  EXPECT_EQ(u->port, 443);
+  EXPECT_EQ(u->target, "/a/b?c=d");
+  auto v6 = url::parse("http://[::1]:8080");
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->target, "/");
+  EXPECT_EQ(v6->origin(), "http://[::1]:8080");
+  EXPECT_FALSE(url::parse("ftp://x/"));
+  EXPECT_FALSE(url::parse("not a url"));
+  EXPECT_FALSE(url::parse("http:///nohost"));
+}
+
+TEST(parse_host_port, accepts_and_rejects) {
+  EXPECT_EQ(parse_host_port("127.0.0.1:3500")->second, 3500);
+  EXPECT_EQ(parse_host_port("[::1]:0")->first, "::1");
+  EXPECT_FALSE(parse_host_port("127.0.0.1"));
+  EXPECT_FALSE(parse_host_port(":80"));
+  EXPECT_FALSE(parse_host_port("h:99999"));
+  EXPECT_FALSE(parse_host_port("h:8x"));
+}
+
+}  // namespace
+}  // namespace outrider::http

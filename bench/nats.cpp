@@ -41,8 +41,7 @@ void on_publish_error(jsCtx*, jsPubAckErr* error, void*) {
 }
 
 void consume(jsCtx* js, const std::string& subject, const std::string& durable,
-             const bench::common_options& options, std::int64_t expected,
-             consumer_result& result) {
+             const bench::common_options& options, std::int64_t expected, consumer_result& result) {
   natsSubscription* subscription = nullptr;
   jsErrCode code{};
   if (!ok(js_PullSubscribe(&subscription, js, subject.c_str(), durable.c_str(), nullptr, nullptr,
@@ -56,9 +55,8 @@ void consume(jsCtx* js, const std::string& subject, const std::string& durable,
   bench::payload_header header;
   while (result.consumed < expected && bench::now_ns() < deadline) {
     natsMsgList list{};
-    natsStatus status = natsSubscription_Fetch(&list, subscription,
-                                               static_cast<int>(options.prefetch),
-                                               fetch_timeout_ms, &code);
+    natsStatus status = natsSubscription_Fetch(
+        &list, subscription, static_cast<int>(options.prefetch), fetch_timeout_ms, &code);
     if (status == NATS_TIMEOUT) continue;
     if (!ok(status, "fetch")) {
       result.ok = false;
@@ -126,9 +124,9 @@ int run(const bench::common_options& options) {
     header.sequence = i;
     header.sent_ns = pacer ? pacer->wait_for(static_cast<std::uint64_t>(i)) : bench::now_ns();
     bench::write_payload(body, static_cast<std::size_t>(options.size), header);
-    produced = ok(js_PublishAsync(js, subject.c_str(), body.data(), static_cast<int>(body.size()),
-                                  nullptr),
-                  "publish");
+    produced = ok(
+        js_PublishAsync(js, subject.c_str(), body.data(), static_cast<int>(body.size()), nullptr),
+        "publish");
   }
   if (produced) produced = ok(js_PublishAsyncComplete(js, nullptr), "publish complete");
   consumer.join();

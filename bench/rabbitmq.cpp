@@ -4,13 +4,13 @@
 // --prefetch and acks each delivery. --queue-type classic|quorum picks the queue kind. Mode
 // `delayed` is the per-message TTL + dead-letter recipe (the delayed-message plugin is not in
 // Debian): messages wait in a queue without consumers and expire into the consumed queue.
-#include <amqp.h>
-#include <amqp_framing.h>
-#include <amqp_tcp_socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <amqp.h>
+#include <amqp_framing.h>
+#include <amqp_tcp_socket.h>
 #include <cstdio>
 #include <memory>
 #include <set>
@@ -257,7 +257,8 @@ int run(const bench::common_options& options, const std::string& queue_type) {
   consumer.join();
   auto peak_rss = rss.peak_bytes();
   amqp_queue_delete(producer.get(), channel, amqp_cstring_bytes(queue.c_str()), 0, 0);
-  if (delayed) amqp_queue_delete(producer.get(), channel, amqp_cstring_bytes(waiting.c_str()), 0, 0);
+  if (delayed)
+    amqp_queue_delete(producer.get(), channel, amqp_cstring_bytes(waiting.c_str()), 0, 0);
   if (!produced || !consumed.ok) return 1;
 
   auto line = bench::report_header(options, "bench_rabbitmq");

@@ -110,11 +110,11 @@ void consume(const bench::common_options& options, const keys& names, std::int64
   }
   result.latency.reserve(static_cast<std::size_t>(expected));
   auto deadline = bench::now_ns() + static_cast<std::int64_t>(options.timeout_s * ns_per_s);
-  std::vector<std::string> read = {"XREADGROUP",   "GROUP",
-                                   names.group,    "c1",
-                                   "COUNT",        std::to_string(options.prefetch),
-                                   "BLOCK",        std::to_string(block_ms),
-                                   "STREAMS",      names.stream,
+  std::vector<std::string> read = {"XREADGROUP", "GROUP",
+                                   names.group,  "c1",
+                                   "COUNT",      std::to_string(options.prefetch),
+                                   "BLOCK",      std::to_string(block_ms),
+                                   "STREAMS",    names.stream,
                                    ">"};
   bench::payload_header header;
   // The XACK of one batch is pipelined with the XREADGROUP of the next: one round trip (and one
@@ -189,7 +189,7 @@ bool produce(const bench::common_options& options, const keys& names, std::int64
       --outstanding;
     } else if (pacer) {
       // Paced mode sends each message now rather than leaving it in the client buffer; replies
-      // are read (without blocking, they have long arrived) once the window is full.
+      // are read once the window is full, by which time most of them have arrived.
       int done = 0;
       while (done == 0) {
         if (redisBufferWrite(context.get(), &done) != REDIS_OK) return false;
@@ -237,9 +237,9 @@ void move_due(const bench::common_options& options, const keys& names,
     }
     if (reply->element[0]->integer >= mover_batch) continue;
     auto next_due = static_cast<std::int64_t>(std::atof(reply->element[1]->str));
-    auto sleep_us = next_due < 0 ? mover_max_sleep_us
-                                 : std::clamp<std::int64_t>(next_due - bench::wall_us(), 0,
-                                                            mover_max_sleep_us);
+    auto sleep_us =
+        next_due < 0 ? mover_max_sleep_us
+                     : std::clamp<std::int64_t>(next_due - bench::wall_us(), 0, mover_max_sleep_us);
     if (sleep_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(sleep_us));
   }
 }
@@ -285,7 +285,8 @@ int run(const bench::common_options& options) {
       }
     }
     while (produced && outstanding-- > 0) produced = take_reply(context.get());
-    schedule_rate = static_cast<double>(count) / (static_cast<double>(bench::now_ns() - start) / ns_per_s);
+    schedule_rate =
+        static_cast<double>(count) / (static_cast<double>(bench::now_ns() - start) / ns_per_s);
   } else {
     produced = produce(options, names, count, options.mode == "latency" ? options.rate : 0);
   }

@@ -24,7 +24,8 @@ void put_le64(char* out, std::int64_t value) {
 
 std::int64_t get_le64(const char* in) {
   std::uint64_t bits = 0;
-  for (int i = 0; i < 8; ++i) bits |= static_cast<std::uint64_t>(static_cast<unsigned char>(in[i])) << (8 * i);
+  for (int i = 0; i < 8; ++i)
+    bits |= static_cast<std::uint64_t>(static_cast<unsigned char>(in[i])) << (8 * i);
   return static_cast<std::int64_t>(bits);
 }
 
@@ -97,7 +98,8 @@ std::string latency_samples::percentiles_json() {
   std::sort(samples_.begin(), samples_.end());
   auto at = [this](double quantile) -> double {
     if (samples_.empty()) return 0;
-    auto rank = static_cast<std::size_t>(std::ceil(quantile * static_cast<double>(samples_.size())));
+    auto rank =
+        static_cast<std::size_t>(std::ceil(quantile * static_cast<double>(samples_.size())));
     rank = std::clamp<std::size_t>(rank, 1, samples_.size());
     return static_cast<double>(samples_[rank - 1]) / ns_per_ms;
   };
@@ -238,7 +240,8 @@ common_options parse_common(arg_parser& args, std::string_view default_label) {
   if (options.size < static_cast<std::int64_t>(payload_header_size)) {
     fail("--size must be at least " + std::to_string(payload_header_size));
   }
-  if (options.inflight <= 0 || options.prefetch <= 0) fail("--inflight/--prefetch must be positive");
+  if (options.inflight <= 0 || options.prefetch <= 0)
+    fail("--inflight/--prefetch must be positive");
   if (options.rate <= 0 || options.duration_s <= 0 || options.window_s <= 0) {
     fail("--rate, --duration-s and --window-s must be positive");
   }

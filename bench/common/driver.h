@@ -122,19 +122,19 @@ class json_line {
 
 // The options every generator shares (names and defaults in docs/benchmarks.md).
 struct common_options {
-  std::string mode;          // throughput | latency | delayed
-  std::string host;          // server address, loopback only
-  int port = 0;              // server port
-  std::int64_t messages = 0; // messages to send (throughput, delayed)
-  std::int64_t size = 0;     // message size in bytes
-  std::int64_t inflight = 0; // maximum unconfirmed publishes
-  std::int64_t prefetch = 0; // maximum unacknowledged deliveries per consumer
-  double rate = 0;           // messages per second (latency mode)
-  double duration_s = 0;     // seconds of fixed-rate load (latency mode)
-  double window_s = 0;       // due times spread over this many seconds (delayed mode)
-  long server_pid = 0;       // process whose peak RSS is reported, 0 for none
-  double timeout_s = 0;      // a run that has not finished after this many seconds fails
-  std::string label;         // system label copied into the report
+  std::string mode;           // throughput | latency | delayed
+  std::string host;           // server address, loopback only
+  int port = 0;               // server port
+  std::int64_t messages = 0;  // messages to send (throughput, delayed)
+  std::int64_t size = 0;      // message size in bytes
+  std::int64_t inflight = 0;  // maximum unconfirmed publishes
+  std::int64_t prefetch = 0;  // maximum unacknowledged deliveries per consumer
+  double rate = 0;            // messages per second (latency mode)
+  double duration_s = 0;      // seconds of fixed-rate load (latency mode)
+  double window_s = 0;        // due times spread over this many seconds (delayed mode)
+  long server_pid = 0;        // process whose peak RSS is reported, 0 for none
+  double timeout_s = 0;       // a run that has not finished after this many seconds fails
+  std::string label;          // system label copied into the report
 };
 common_options parse_common(arg_parser& args, std::string_view default_label);
 

@@ -34,6 +34,7 @@ endfunction()
 # outrider_module(NAME <module> [DEPS <outrider modules>] [LIBS <third-party>] [PUBLIC_LIBS ...])
 # Creates library target outrider_<module> (include root src/) from every .cpp in
 # the module's folder and its detail/ folder, except *_test.cpp and *_fuzz.cpp.
+# (and main.cpp, which a module turns into an executable itself).
 # If any *_test.cpp exist they form one test executable <module>_test (label unit)
 # linked with the module, and the shared test doubles (outrider_testing) when that
 # module is not the one being built.
@@ -41,7 +42,7 @@ function(outrider_module)
   cmake_parse_arguments(M "" "NAME" "DEPS;LIBS;PUBLIC_LIBS;TEST_LIBS" ${ARGN})
   file(GLOB M_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp ${CMAKE_CURRENT_SOURCE_DIR}/detail/*.cpp)
   file(GLOB M_TESTS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/detail/*_test.cpp)
-  list(FILTER M_SOURCES EXCLUDE REGEX "_(test|fuzz)\\.cpp$")
+  list(FILTER M_SOURCES EXCLUDE REGEX "(_test|_fuzz|/main)\\.cpp$")
   if(NOT DEFINED OUTRIDER_ALLOWED_${M_NAME})
     message(FATAL_ERROR "module '${M_NAME}' is not in the table in cmake/outrider_module.cmake")
   endif()

@@ -1,0 +1,26 @@
+#include "cli/app.h"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "cli/version.h"
+
+namespace outrider::cli {
+
+int run(int argc, char** argv) {
+  CLI::App app{"Outrider: a sidecar runtime for message-driven services", "outrider"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", version_text());
+
+  auto* version = app.add_subcommand("version", "Print the version and build information");
+  version->callback([] { std::printf("%s\n", version_text().c_str()); });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return 0;
+}
+
+}  // namespace outrider::cli

@@ -1,0 +1,56 @@
+// Building blocks shared by the subcommands of `outrider`.
+//
+// A server subcommand declares its settings once (config::settings); this
+// file turns them into flags, reads `--config FILE` and the environment, and
+// applies them in the documented precedence (flag > env > file > default).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/log.h"
+#include "base/result.h"
+#include "config/settings.h"
+
+namespace CLI {
+class App;
+}  // namespace CLI
+
+namespace outrider::cli {
+
+// Options every subcommand has.
+struct common_options {
+  std::string config_file;  // --config / -c
+  log::level log_level = log::level::info;
+  log::format log_format = log::format::human;
+};
+
+// A subcommand's settings bound to CLI11 options. Create with bind(), then
+// call resolve() after CLI11 parsed the command line.
+class bound_settings {
+ public:
+  // Adds --config, --log-level, --log-format and one --FLAG per setting that
+  // declares a flag. `s` must outlive this object.
+  static std::shared_ptr<bound_settings> bind(CLI::App& command, config::settings& s);
+
+  // Applies file, environment and flags; initialises logging. Errors are
+  // config_invalid (or not_found for a missing --config file).
+  status resolve();
+
+  const common_options& common() const noexcept { return common_; }
+
+ private:
+  config::settings* settings_ = nullptr;
+  common_options common_;
+  std::vector<std::pair<std::string, std::string>> flag_values_;  // (flag, text) in declaration order
+  std::vector<std::pair<std::string, bool>> flag_given_;
+  CLI::App* command_ = nullptr;
+};
+
+// Prints "outrider: <message>" to stderr and returns the process exit code
+// for an error (2 for configuration and usage errors, 1 otherwise).
+int report_failure(const error& e);
+
+}  // namespace outrider::cli

@@ -1,0 +1,298 @@
+// The durable log on a healthy filesystem: round trips, reads, reopen,
+// reclamation, concurrency, bad inputs. Faults and crashes: log_crash_test.cpp.
+#include "storage/log.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <gtest/gtest.h>
+#include <thread>
+
+#include "io/mem_file_system.h"
+#include "storage/log_format.h"
+#include "storage/log_test_util.h"
+
+namespace outrider::storage {
+namespace {
+
+using test::appended;
+using test::expect_records;
+using test::payload_for;
+using test::read_all;
+using test::type_for;
+
+constexpr const char* dir = "/var/outrider/log";
+
+log_options small_segments() {
+  log_options o;
+  o.segment_bytes = 4096;
+  o.write_buffer_bytes = 512;
+  return o;
+}
+
+std::vector<appended> append_n(log& lg, std::uint64_t first, std::uint64_t count) {
+  std::vector<appended> out;
+  for (std::uint64_t i = first; i < first + count; ++i) {
+    auto pos = lg.append(type_for(i), payload_for(i));
+    EXPECT_TRUE(pos.ok()) << pos.error().message;
+    if (!pos.ok()) break;
+    out.push_back({*pos, i});
+  }
+  return out;
+}
+
+TEST(log, a_new_log_is_empty) {
+  io::mem_file_system fs;
+  auto lg = log::open(fs, dir);
+  ASSERT_TRUE(lg.ok()) << lg.error().message;
+  EXPECT_EQ((*lg)->begin(), (*lg)->end());
+  EXPECT_EQ((*lg)->durable_end(), (*lg)->end());
+  EXPECT_EQ((*lg)->segment_count(), 1u);
+  EXPECT_EQ((*lg)->bytes_on_disk(), log_format::segment_header_size);
+  EXPECT_TRUE(read_all(**lg).empty());
+  auto names = fs.list_dir(dir);
+  ASSERT_TRUE(names.ok());
+  EXPECT_EQ(*names, std::vector<std::string>{"00000000000000000001.log"});
+}
+
+TEST(log, round_trip_across_segment_rolls_before_and_after_sync) {
+  io::mem_file_system fs;
+  auto lg = log::open(fs, dir, small_segments());
+  ASSERT_TRUE(lg.ok());
+  const auto written = append_n(**lg, 0, 500);
+  EXPECT_GT((*lg)->segment_count(), 10u);
+  for (std::size_t i = 1; i < written.size(); ++i) ASSERT_LT(written[i - 1].pos, written[i].pos);
+  expect_records(read_all(**lg), written);  // partly from the buffer, partly from files
+  auto durable = (*lg)->sync();
+  ASSERT_TRUE(durable.ok());
+  EXPECT_EQ(*durable, (*lg)->end());
+  EXPECT_EQ((*lg)->durable_end(), (*lg)->end());
+  expect_records(read_all(**lg), written);
+}
+
+TEST(log, random_reads_return_the_record_and_the_next_position) {
+  io::mem_file_system fs;
+  auto lg = log::open(fs, dir, small_segments());
+  ASSERT_TRUE(lg.ok());
+  const auto written = append_n(**lg, 0, 300);
+  ASSERT_TRUE((*lg)->sync().ok());
+  const auto more = append_n(**lg, 300, 20);  // some still buffered
+  auto all = written;
+  all.insert(all.end(), more.begin(), more.end());
+  for (std::size_t k = 0; k < all.size(); k += 7) {
+    auto rec = (*lg)->read(all[k].pos);
+    ASSERT_TRUE(rec.ok()) << k << ": " << rec.error().message;
+    EXPECT_EQ(rec->type, type_for(all[k].index));
+    EXPECT_EQ(rec->payload, payload_for(all[k].index));
+    if (k + 1 < all.size() &&
+        (all[k + 1].pos >> log_format::offset_bits) == (all[k].pos >> log_format::offset_bits)) {
+      EXPECT_EQ(rec->next, all[k + 1].pos);
+    }
+  }
+}
+
+TEST(log, reopen_finds_every_record_and_continues) {
+  io::mem_file_system fs;
+  std::vector<appended> written;
+  position end_before;
+  {
+    auto lg = log::open(fs, dir, small_segments());
+    ASSERT_TRUE(lg.ok());
+    written = append_n(**lg, 0, 200);
+    ASSERT_TRUE((*lg)->sync().ok());
+    end_before = (*lg)->end();
+  }
+  auto lg = log::open(fs, dir, small_segments());
+  ASSERT_TRUE(lg.ok()) << lg.error().message;
+  EXPECT_EQ((*lg)->end(), end_before);
+  EXPECT_EQ((*lg)->durable_end(), end_before);
+  expect_records(read_all(**lg), written);
+  const auto more = append_n(**lg, 200, 50);
+  EXPECT_GE(more.front().pos, end_before);
+  written.insert(written.end(), more.begin(), more.end());
+  ASSERT_TRUE((*lg)->sync().ok());
+  expect_records(read_all(**lg), written);
+}
+
+TEST(log, works_on_the_real_disk) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "outrider-log-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  const std::string path = tmpl + "/log";
+  std::vector<appended> written;
+  {
+    auto lg = log::open(io::posix_file_system(), path, small_segments());
+    ASSERT_TRUE(lg.ok()) << lg.error().message;
+    written = append_n(**lg, 0, 400);
+    ASSERT_TRUE((*lg)->sync().ok());
+    expect_records(read_all(**lg), written);
+  }
+  {
+    auto lg = log::open(io::posix_file_system(), path, small_segments());
+    ASSERT_TRUE(lg.ok()) << lg.error().message;
+    expect_records(read_all(**lg), written);
+    ASSERT_TRUE((*lg)->remove_segments_before(written[300].pos).ok());
+    EXPECT_LE((*lg)->begin(), written[300].pos);
+    EXPECT_GT((*lg)->begin(), written[0].pos);
+  }
+  std::filesystem::remove_all(tmpl);
+}
+
+TEST(log, a_record_larger_than_a_segment_gets_a_segment_of_its_own) {
+  io::mem_file_system fs;
+  log_options o = small_segments();
+  auto lg = log::open(fs, dir, o);
+  ASSERT_TRUE(lg.ok());
+  ASSERT_TRUE((*lg)->append(1, payload_for(1)).ok());
+  std::vector<std::byte> big(10000, std::byte{0x5a});
+  auto pos = (*lg)->append(2, big);
+  ASSERT_TRUE(pos.ok());
+  auto after = (*lg)->append(3, payload_for(3));
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ((*lg)->segment_count(), 3u);
+  auto rec = (*lg)->read(*pos);
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->payload, big);
+  ASSERT_TRUE((*lg)->sync().ok());
+  (*lg).reset();
+  auto reopened = log::open(fs, dir, o);
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ(read_all(**reopened).size(), 3u);
+}
+
+TEST(log, bad_inputs_are_errors_not_crashes) {
+  io::mem_file_system fs;
+  log_options o = small_segments();
+  o.max_record_bytes = 1000;
+  auto lg = log::open(fs, dir, o);
+  ASSERT_TRUE(lg.ok());
+  std::vector<std::byte> too_big(1001);
+  auto big = (*lg)->append(0, too_big);
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.error().code, errc::invalid_argument);
+  EXPECT_TRUE((*lg)->append(0, std::vector<std::byte>(1000)).ok());  // the limit itself fits
+
+  const auto written = append_n(**lg, 0, 100);
+  ASSERT_TRUE((*lg)->sync().ok());
+  const auto buffered = append_n(**lg, 100, 3);
+  for (position bogus : {position{0}, (*lg)->end(), (*lg)->end() + 1, ~position{0},
+                         written[5].pos + 1, written[50].pos + 3, buffered[1].pos + 2,
+                         written[0].pos - 1, (written[60].pos | log_format::offset_mask)}) {
+    auto rec = (*lg)->read(bogus);
+    EXPECT_FALSE(rec.ok()) << std::hex << bogus;
+  }
+  auto reader = (*lg)->read_from((*lg)->end() + 1);
+  ASSERT_FALSE(reader.ok());
+  EXPECT_EQ(reader.error().code, errc::invalid_argument);
+  // A reader started mid-record reports an error.
+  auto mid = (*lg)->read_from(written[10].pos + 4);
+  ASSERT_TRUE(mid.ok());
+  EXPECT_FALSE(mid->next().ok());
+
+  for (log_options bad : {log_options{.segment_bytes = 10}, log_options{.max_record_bytes = 0},
+                          log_options{.segment_bytes = std::uint64_t{1} << 45},
+                          log_options{.write_buffer_bytes = 0}}) {
+    auto opened = log::open(fs, "/other", bad);
+    ASSERT_FALSE(opened.ok());
+    EXPECT_EQ(opened.error().code, errc::invalid_argument);
+  }
+  auto empty_dir = log::open(fs, "");
+  EXPECT_FALSE(empty_dir.ok());
+}
+
+TEST(log, reclamation_removes_whole_segments_before_a_position) {
+  io::mem_file_system fs;
+  auto lg = log::open(fs, dir, small_segments());
+  ASSERT_TRUE(lg.ok());
+  const auto written = append_n(**lg, 0, 400);
+  ASSERT_TRUE((*lg)->sync().ok());
+  const auto segments = (*lg)->segment_count();
+  const auto bytes = (*lg)->bytes_on_disk();
+  const position keep_from = written[200].pos;
+  ASSERT_TRUE((*lg)->remove_segments_before(keep_from).ok());
+  EXPECT_LT((*lg)->segment_count(), segments);
+  EXPECT_LT((*lg)->bytes_on_disk(), bytes);
+  EXPECT_LE((*lg)->begin(), keep_from);
+  // Records from keep_from on are all there; records of removed segments are not_found.
+  auto rd = (*lg)->read_from(keep_from);
+  ASSERT_TRUE(rd.ok());
+  std::size_t seen = 0;
+  for (auto next = rd->next(); next.ok() && next->has_value(); next = rd->next()) ++seen;
+  EXPECT_EQ(seen, 200u);
+  auto gone = (*lg)->read(written[0].pos);
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error().code, errc::not_found);
+  auto gone_reader = (*lg)->read_from(written[0].pos);
+  ASSERT_FALSE(gone_reader.ok());
+  EXPECT_EQ(gone_reader.error().code, errc::not_found);
+  // read_from(begin()) starts at the first record still stored.
+  const auto rest = read_all(**lg);
+  ASSERT_FALSE(rest.empty());
+  EXPECT_EQ(rest.front().pos, (*lg)->begin());
+  EXPECT_EQ(rest.back().pos, written.back().pos);
+
+  // Never the active segment, and the result survives a reopen.
+  ASSERT_TRUE((*lg)->remove_segments_before((*lg)->end()).ok());
+  EXPECT_EQ((*lg)->segment_count(), 1u);
+  const position begin = (*lg)->begin();
+  (*lg).reset();
+  auto reopened = log::open(fs, dir, small_segments());
+  ASSERT_TRUE(reopened.ok()) << reopened.error().message;
+  EXPECT_EQ((*reopened)->begin(), begin);
+  EXPECT_EQ(read_all(**reopened).back().pos, written.back().pos);
+}
+
+TEST(log, append_and_sync_on_two_threads) {
+  io::mem_file_system fs;
+  log_options o = small_segments();
+  o.segment_bytes = 64 * 1024;
+  o.write_buffer_bytes = 8 * 1024;
+  auto opened = log::open(fs, dir, o);
+  ASSERT_TRUE(opened.ok());
+  log& lg = **opened;
+  constexpr std::uint64_t count = 20000;
+  std::atomic<bool> done{false};
+  std::vector<appended> written;
+  std::thread appender([&] {
+    written = append_n(lg, 0, count);
+    done = true;
+  });
+  std::uint64_t syncs = 0;
+  position last = 0;
+  while (!done) {
+    auto durable = lg.sync();
+    ASSERT_TRUE(durable.ok()) << durable.error().message;
+    ASSERT_GE(*durable, last);
+    ASSERT_LE(*durable, lg.end());
+    last = *durable;
+    ++syncs;
+  }
+  appender.join();
+  ASSERT_TRUE(lg.sync().ok());
+  EXPECT_GT(syncs, 0u);
+  ASSERT_EQ(written.size(), count);
+  fs.crash_for_test(io::crash_mode::drop_unsynced);
+  opened->reset();
+  auto reopened = log::open(fs, dir, o);
+  ASSERT_TRUE(reopened.ok()) << reopened.error().message;
+  expect_records(read_all(**reopened), written);
+}
+
+TEST(log, durable_end_follows_sync) {
+  io::mem_file_system fs;
+  auto lg = log::open(fs, dir);
+  ASSERT_TRUE(lg.ok());
+  const position start = (*lg)->end();
+  ASSERT_TRUE((*lg)->append(7, payload_for(7)).ok());
+  EXPECT_GT((*lg)->end(), start);
+  EXPECT_EQ((*lg)->durable_end(), start);
+  auto durable = (*lg)->sync();
+  ASSERT_TRUE(durable.ok());
+  EXPECT_EQ(*durable, (*lg)->end());
+  EXPECT_EQ((*lg)->durable_end(), (*lg)->end());
+  // A sync with nothing new is free and returns the same end.
+  auto again = (*lg)->sync();
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *durable);
+}
+
+}  // namespace
+}  // namespace outrider::storage

@@ -1,0 +1,72 @@
+#include "broker/detail/scheduled_index.h"
+
+#include <algorithm>
+#include <gtest/gtest.h>
+#include <map>
+
+#include "base/random.h"
+
+namespace outrider::broker::detail {
+namespace {
+
+std::vector<std::uint64_t> sorted(std::vector<std::uint64_t> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+TEST(broker_scheduled_index, colliding_fingerprints_keep_every_position) {
+  scheduled_index index;
+  index.insert(42, 1);
+  index.insert(42, 2);
+  index.insert(43, 3);
+  EXPECT_EQ(sorted(index.find(42)), (std::vector<std::uint64_t>{1, 2}));
+  EXPECT_TRUE(index.erase(42, 1));
+  EXPECT_FALSE(index.erase(42, 1));
+  EXPECT_EQ(index.find(42), std::vector<std::uint64_t>{2});
+  EXPECT_TRUE(index.contains(43, 3));
+  EXPECT_EQ(index.size(), 2U);
+}
+
+TEST(broker_scheduled_index, matches_a_reference_multimap_under_random_churn) {
+  scheduled_index index;
+  std::multimap<std::uint64_t, std::uint64_t> reference;
+  xoshiro_random rng(11);
+  for (std::uint64_t step = 0; step < 50000; ++step) {
+    // A small key space forces repeated fingerprints (collisions) and wrap-around.
+    const std::uint64_t fp = scheduled_index::fingerprint(id128{rng.uniform(5000), 0});
+    if (rng.uniform(3) != 0 || reference.empty()) {
+      index.insert(fp, step);
+      reference.emplace(fp, step);
+    } else {
+      auto it = reference.lower_bound(fp);
+      if (it == reference.end()) it = reference.begin();
+      ASSERT_TRUE(index.erase(it->first, it->second));
+      reference.erase(it);
+    }
+    if (step % 997 == 0) {
+      std::vector<std::uint64_t> expected;
+      for (auto [a, b] = reference.equal_range(fp); a != b; ++a) expected.push_back(a->second);
+      ASSERT_EQ(sorted(index.find(fp)), sorted(expected));
+    }
+  }
+  EXPECT_EQ(index.size(), reference.size());
+  for (const auto& [fp, position] : reference) ASSERT_TRUE(index.contains(fp, position));
+}
+
+TEST(broker_scheduled_index, costs_at_most_43_bytes_per_entry) {
+  scheduled_index index;
+  constexpr std::uint64_t entries = 1'000'000;
+  for (std::uint64_t i = 0; i < entries; ++i) {
+    index.insert(scheduled_index::fingerprint(id128{i, i * 3}), i);
+  }
+  // 16-byte slots at a load factor between 3/8 (just grown) and 3/4.
+  EXPECT_LE(index.memory_bytes() / entries, 43U);
+}
+
+TEST(broker_scheduled_index, fingerprint_is_never_zero_and_mixes_both_halves) {
+  EXPECT_NE(scheduled_index::fingerprint(id128{}), 0U);
+  EXPECT_NE(scheduled_index::fingerprint(id128{1, 0}), scheduled_index::fingerprint(id128{0, 1}));
+}
+
+}  // namespace
+}  // namespace outrider::broker::detail

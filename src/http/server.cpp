@@ -120,7 +120,6 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
 
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> session(std::shared_ptr<connection> c);
-  asio::awaitable<response> call_handler(std::shared_ptr<connection> c, request req);
   request to_request(bhttp::request<bhttp::string_body>&& msg, const tcp::endpoint& peer);
 };
 
@@ -175,41 +174,15 @@ request server::impl::to_request(bhttp::request<bhttp::string_body>&& msg, const
   return req;
 }
 
-// Calls the handler; if it answers later (from any thread), waits for the
-// response posted back to this connection's context.
-asio::awaitable<response> server::impl::call_handler(std::shared_ptr<connection> c, request req) {
-  struct pending {
-    explicit pending(const asio::any_io_executor& ex) : timer(ex) {}
-    std::optional<response> result;
-    asio::steady_timer timer;
-    std::thread::id owner = std::this_thread::get_id();
-    bool in_call = true;
-  };
-  auto ex = co_await asio::this_coro::executor;
-  auto slot = std::make_shared<pending>(ex);
-  responder r([slot, ex](response&& resp) {
-    if (slot->in_call && std::this_thread::get_id() == slot->owner) {
-      slot->result = std::move(resp);  // answered synchronously: no post, no wait
-      return;
-    }
-    asio::post(ex, [slot, resp = std::move(resp)]() mutable {
-      slot->result = std::move(resp);
-      slot->timer.cancel();
-    });
-  });
-  on_request(std::move(req), std::move(r));
-  slot->in_call = false;
-  if (!slot->result) {
-    slot->timer.expires_at(asio::steady_timer::time_point::max());
-    c->waiting_timer = &slot->timer;
-    co_await slot->timer.async_wait(use_tuple);
-    c->waiting_timer = nullptr;
-  }
-  if (!slot->result) {
-    co_return response::from_error(error(errc::shutting_down, "server stopped before the handler answered"));
-  }
-  co_return std::move(*slot->result);
-}
+// The response slot of one request. The handler may answer synchronously (on
+// this thread, before it returns: no post, no timer) or later from any thread
+// (posted back; the session waits on a timer created only then).
+struct pending_response {
+  std::optional<response> result;
+  std::optional<asio::steady_timer> timer;
+  std::thread::id owner = std::this_thread::get_id();
+  bool in_call = true;
+};
 
 asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
   auto& stream = c->stream;
@@ -292,7 +265,31 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
     const bool client_keep_alive = req.keep_alive;
     const unsigned version = req.version;
     stream.expires_never();  // the handler's time is the handler's business
-    response resp = co_await call_handler(c, std::move(req));
+    auto slot = std::make_shared<pending_response>();
+    {
+      auto ex = stream.get_executor();
+      on_request(std::move(req), responder([slot, ex](response&& r) {
+                   // Thread first: in_call is only ever read on the owner thread.
+                   if (std::this_thread::get_id() == slot->owner && slot->in_call) {
+                     slot->result = std::move(r);
+                     return;
+                   }
+                   asio::post(ex, [slot, r = std::move(r)]() mutable {
+                     slot->result = std::move(r);
+                     if (slot->timer) slot->timer->cancel();
+                   });
+                 }));
+      slot->in_call = false;
+      if (!slot->result) {
+        slot->timer.emplace(ex, asio::steady_timer::time_point::max());
+        c->waiting_timer = &*slot->timer;
+        co_await slot->timer->async_wait(use_tuple);
+        c->waiting_timer = nullptr;
+      }
+    }
+    response resp = slot->result ? std::move(*slot->result)
+                                 : response::from_error(error(
+                                       errc::shutting_down, "server stopped before the handler answered"));
     const bool keep_alive = client_keep_alive && !stopping;
 
     bhttp::response<bhttp::string_body> out{static_cast<bhttp::status>(resp.status), version};

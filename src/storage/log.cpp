@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "base/log.h"
-#include "storage/crc32c.h"
+#include "base/crc32c.h"
 
 namespace outrider::storage {
 namespace {
@@ -575,14 +575,14 @@ result<position> log::append(std::uint8_t type, std::span<const std::byte> paylo
           !pending_.empty() && pending_.size() + record_size > opts_.write_buffer_bytes;
       if (!needs_roll && !needs_flush) {
         const std::size_t start = pending_.size();
-        pending_.resize(start + static_cast<std::size_t>(record_size));
+        std::array<std::byte, lf::record_header_size> header{};
+        put_u32(header.data() + lf::record_length_offset,
+                static_cast<std::uint32_t>(payload.size()));
+        header[lf::record_version_offset] = std::byte{lf::format_version};
+        header[lf::record_type_offset] = std::byte{type};
+        pending_.insert(pending_.end(), header.begin(), header.end());
+        pending_.insert(pending_.end(), payload.begin(), payload.end());
         std::byte* p = pending_.data() + start;
-        put_u32(p + lf::record_length_offset, static_cast<std::uint32_t>(payload.size()));
-        p[lf::record_version_offset] = std::byte{lf::format_version};
-        p[lf::record_type_offset] = std::byte{type};
-        if (!payload.empty()) {
-          std::memcpy(p + lf::record_header_size, payload.data(), payload.size());
-        }
         const auto crc = crc32c(std::span<const std::byte>(
             p + lf::record_crc_covered_offset,
             static_cast<std::size_t>(record_size) - lf::record_crc_covered_offset));

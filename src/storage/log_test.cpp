@@ -252,7 +252,17 @@ TEST(log, append_and_sync_on_two_threads) {
   std::atomic<bool> done{false};
   std::vector<appended> written;
   std::thread appender([&] {
-    written = append_n(lg, 0, count);
+    // Appends, and reads back while syncs are in flight (records move from buffer to file).
+    for (std::uint64_t i = 0; i < count; ++i) {
+      auto pos = lg.append(type_for(i), payload_for(i));
+      ASSERT_TRUE(pos.ok()) << pos.error().message;
+      written.push_back({*pos, i});
+      if (i % 50 == 0) {
+        auto rec = lg.read(written[i / 2].pos);
+        ASSERT_TRUE(rec.ok()) << rec.error().message;
+        ASSERT_EQ(rec->payload, payload_for(i / 2));
+      }
+    }
     done = true;
   });
   std::uint64_t syncs = 0;
@@ -274,6 +284,33 @@ TEST(log, append_and_sync_on_two_threads) {
   auto reopened = log::open(fs, dir, o);
   ASSERT_TRUE(reopened.ok()) << reopened.error().message;
   expect_records(read_all(**reopened), written);
+}
+
+TEST(log, a_reader_sees_records_appended_after_it_reached_the_end) {
+  io::mem_file_system fs;
+  auto lg = log::open(fs, dir, small_segments());
+  ASSERT_TRUE(lg.ok());
+  auto rd = (*lg)->read_from((*lg)->begin());
+  ASSERT_TRUE(rd.ok());
+  std::uint64_t seen = 0;
+  for (std::uint64_t round = 0; round < 20; ++round) {
+    const auto batch = append_n(**lg, round * 30, 30);
+    if (round % 3 == 0) {
+      ASSERT_TRUE((*lg)->sync().ok());
+    }
+    for (const auto& a : batch) {
+      auto next = rd->next();
+      ASSERT_TRUE(next.ok()) << next.error().message;
+      ASSERT_TRUE(next->has_value());
+      ASSERT_EQ((*next)->pos, a.pos);
+      ++seen;
+    }
+    auto at_end = rd->next();
+    ASSERT_TRUE(at_end.ok());
+    EXPECT_FALSE(at_end->has_value());
+  }
+  EXPECT_EQ(seen, 600u);
+  EXPECT_GT((*lg)->segment_count(), 5u);
 }
 
 TEST(log, durable_end_follows_sync) {

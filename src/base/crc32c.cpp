@@ -1,10 +1,10 @@
-#include "storage/crc32c.h"
+#include "base/crc32c.h"
 
 #include <array>
 #include <bit>
 #include <cstring>
 
-namespace outrider::storage {
+namespace outrider {
 namespace {
 
 constexpr std::uint32_t reflected_polynomial = 0x82f63b78U;
@@ -98,4 +98,4 @@ bool crc32c_hardware_accelerated() noexcept {
   return use_hardware;
 }
 
-}  // namespace outrider::storage
+}  // namespace outrider

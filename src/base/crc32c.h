@@ -1,5 +1,6 @@
 // CRC-32C (Castagnoli, polynomial 0x1EDC6F41, reflected), the checksum of the
-// durable log's records and segment headers.
+// durable log's records and segment headers (storage) and of the broker's wire
+// frames (broker_client). Lives in base so both can use it.
 //
 // On x86-64 CPUs with SSE4.2 it uses the crc32 instruction (chosen once at run
 // time); elsewhere a slicing-by-8 table. Both give identical results. Why it is
@@ -11,7 +12,7 @@
 #include <cstdint>
 #include <span>
 
-namespace outrider::storage {
+namespace outrider {
 
 // The CRC-32C of `data` continuing from `crc` (the value returned for the
 // preceding bytes; 0 for the first chunk). crc32c_extend(crc32c(a), b) == crc32c(a ++ b).
@@ -36,4 +37,4 @@ inline constexpr std::uint32_t crc32c_unmask(std::uint32_t masked) noexcept {
   return (rotated >> 17) | (rotated << 15);
 }
 
-}  // namespace outrider::storage
+}  // namespace outrider

@@ -1,10 +1,10 @@
-#include "storage/crc32c.h"
+#include "base/crc32c.h"
 
 #include <gtest/gtest.h>
 #include <string_view>
 #include <vector>
 
-namespace outrider::storage {
+namespace outrider {
 namespace {
 
 std::span<const std::byte> as_bytes(std::string_view s) {
@@ -57,4 +57,4 @@ TEST(crc32c, mask_round_trips_and_changes_the_value) {
 }
 
 }  // namespace
-}  // namespace outrider::storage
+}  // namespace outrider

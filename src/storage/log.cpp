@@ -4,8 +4,8 @@
 #include <array>
 #include <cstring>
 
-#include "base/log.h"
 #include "base/crc32c.h"
+#include "base/log.h"
 
 namespace outrider::storage {
 namespace {
@@ -287,8 +287,10 @@ result<scan_result> scan_segment(io::readable_file& file, std::uint64_t size) {
     std::uint64_t search_from = off + 1;
     switch (parsed.outcome) {
       case parse_outcome::incomplete:
+        // Usually a torn write. But a bit flip in the length field of a record in the middle
+        // looks the same, so it is the tail only if no valid record follows.
         out.damage = fmt::format("an incomplete record at offset {}", off);
-        return out;  // it reaches the end of the file: nothing can follow it
+        break;
       case parse_outcome::bad_header:
         out.damage = fmt::format("a record header with a bad version at offset {}", off);
         break;

@@ -160,6 +160,24 @@ TEST(log_faults, corruption_before_the_tail_is_data_corruption_and_repair_trunca
   EXPECT_EQ(read_all(**lg).size(), 5u);
 }
 
+TEST(log_faults, a_bit_flip_in_a_length_field_is_not_mistaken_for_a_torn_tail) {
+  io::mem_file_system fs;
+  std::vector<appended> written;
+  {
+    auto lg = log::open(fs, dir);
+    ASSERT_TRUE(lg.ok());
+    written = append_n(**lg, 1, 10);
+    ASSERT_TRUE((*lg)->sync().ok());
+  }
+  // The length now runs past the end of the file, as a torn record's would.
+  const std::uint64_t length_high_byte =
+      (written[4].pos & log_format::offset_mask) + log_format::record_length_offset + 3;
+  ASSERT_TRUE(fs.corrupt_for_test(segment_file(1), length_high_byte, std::byte{0x40}).ok());
+  auto failed = log::open(fs, dir);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code, errc::data_corruption);
+}
+
 TEST(log_faults, a_bad_record_in_an_older_segment) {
   io::mem_file_system fs;
   std::vector<appended> written;

@@ -76,7 +76,13 @@ namespace outrider {
   X(message_not_scheduled, 505, 409, "ERR_MESSAGE_NOT_SCHEDULED", false,                            \
     "The message is no longer scheduled (already due or delivered), so it cannot be cancelled.")    \
   X(consumer_not_found, 506, 404, "ERR_CONSUMER_NOT_FOUND", false,                                  \
-    "No consumer with that id (never subscribed or already unsubscribed).")
+    "No consumer with that id (never subscribed or already unsubscribed).")                        \
+  /* 52x: broker wire protocol */                                                                   \
+  X(protocol_error, 520, 400, "ERR_PROTOCOL", false,                                                \
+    "A broker protocol frame was malformed, oversized, failed its checksum or came out of order; "  \
+    "the connection is closed. Fix the client.")                                                    \
+  X(protocol_version_unsupported, 521, 400, "ERR_PROTOCOL_VERSION", false,                          \
+    "Client and broker share no protocol version; upgrade the older side.")
 
 enum class errc : std::uint16_t {
 #define OUTRIDER_X_ENUM(id, value, status, name, retryable, meaning) id = value,

@@ -610,7 +610,8 @@ status engine::set_credit(consumer_id consumer, std::uint32_t credit) {
   return ok_status();
 }
 
-status engine::dispatch(wall_time now, std::size_t max, std::vector<delivery>& out) {
+status engine::dispatch(wall_time now, std::size_t max, std::vector<delivery>& out,
+                        std::uint64_t durable_end) {
   const std::int64_t now_ns = to_ns(now);
   std::size_t handed = 0;
   std::size_t visits = dirty_.size();
@@ -642,6 +643,11 @@ status engine::dispatch(wall_time now, std::size_t max, std::vector<delivery>& o
       if (!pick) break;
       const id128 id = queue.ready.front().id;
       message_slot& slot = queue.messages.at(id);
+      if (slot.position >= durable_end) {
+        // Not durable yet: consumers never see a message a crash could take back.
+        mark_dirty(q);
+        break;
+      }
       auto rec = log_.read(slot.position);
       result<publish_record> publish =
           rec ? decode_publish(rec->payload) : result<publish_record>(std::move(rec).error());

@@ -203,9 +203,14 @@ class engine {
 
   // Leases up to `max` ready messages to consumers with free credit, fair
   // round-robin per queue, appending them to `out`. Each message is read back
-  // from the journal. Errors: journal read errors (deliveries made so far are
-  // in `out`; the failing message stays at the head of its queue).
-  status dispatch(wall_time now, std::size_t max, std::vector<delivery>& out);
+  // from the journal. A message whose publish record is at or beyond
+  // `durable_end` is not handed out yet (its queue stays pending for the next
+  // dispatch), so the owner can pass the journal's durable end and consumers
+  // never see a message a crash could take back. Errors: journal read errors
+  // (deliveries made so far are in `out`; the failing message stays at the head
+  // of its queue).
+  status dispatch(wall_time now, std::size_t max, std::vector<delivery>& out,
+                  std::uint64_t durable_end = UINT64_MAX);
 
   // Removes the delivered message. Returns the ack record's position.
   // Errors: delivery_not_found (unknown tag, or its lease expired: it is

@@ -109,6 +109,23 @@ TEST_F(broker_semantics, publish_consume_ack) {
   EXPECT_EQ(engine_->lowest_live_message_position(), std::nullopt);
 }
 
+TEST_F(broker_semantics, messages_not_yet_durable_are_not_delivered) {
+  publish("orders", "first");
+  const std::uint64_t durable = journal_.end_position();  // as if a sync covered "first"
+  publish("orders", "second");
+  subscribe("orders", 10);
+  std::vector<delivery> out;
+  ASSERT_TRUE(engine_->dispatch(now_, 100, out, durable));
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].msg.body, "first");
+  out.clear();
+  ASSERT_TRUE(engine_->dispatch(now_, 100, out, durable));
+  EXPECT_TRUE(out.empty());
+  ASSERT_TRUE(engine_->dispatch(now_, 100, out, journal_.end_position()));  // the next sync
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].msg.body, "second");
+}
+
 TEST_F(broker_semantics, delivery_order_is_publish_order) {
   for (int i = 0; i < 5; ++i) publish("orders", std::to_string(i));
   subscribe("orders", 100);

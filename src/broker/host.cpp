@@ -1,0 +1,551 @@
+#include "broker/host.h"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <future>
+#include <map>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+
+#include "base/log.h"
+#include "broker/log_journal.h"
+#include "timing/disk_scheduler.h"
+
+namespace outrider::broker {
+namespace asio = boost::asio;
+
+namespace {
+
+const log::logger logger{"broker"};
+constexpr auto depth_refresh_interval = std::chrono::seconds(1);
+// When next_wakeup() is a lower bound that tick() could not act on yet, wait at
+// least this long before looking again instead of spinning.
+constexpr auto min_rearm_delay = std::chrono::milliseconds(1);
+
+wall_time system_now() { return std::chrono::system_clock::now(); }
+
+double seconds_of(nanoseconds d) { return std::chrono::duration<double>(d).count(); }
+
+}  // namespace
+
+struct host::impl {
+  impl(io::file_system& f, host_options o, metrics::registry* r) : fs(f), opts(std::move(o)), registry(r) {}
+
+  io::file_system& fs;
+  host_options opts;
+  metrics::registry* registry;
+
+  std::unique_ptr<storage::log> log;
+  std::unique_ptr<log_journal> journal;
+  std::unique_ptr<timing::disk_scheduler> scheduler;
+  std::unique_ptr<engine> eng;
+
+  asio::io_context engine_ctx{1};
+  asio::io_context sync_ctx{1};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> engine_guard;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> sync_guard;
+  std::thread engine_thread;
+  std::thread sync_thread;
+  asio::steady_timer wake_timer{engine_ctx};
+  asio::steady_timer reclaim_timer{engine_ctx};
+  asio::steady_timer depth_timer{engine_ctx};
+  std::optional<wall_time> armed_for;
+  std::optional<wall_time> last_fired_for;
+
+  // Engine-thread state.
+  bool sync_in_flight = false;
+  bool stopping = false;
+  std::optional<error> failed;  // sticky after a failed fdatasync
+  std::atomic<std::uint64_t> durable{0};
+  std::multimap<std::uint64_t, std::function<void(status)>> waiters;  // record position -> completion
+  std::unordered_map<consumer_id, delivery_sink> sinks;
+  std::vector<delivery> dispatch_buffer;
+  std::promise<void> stopped;
+  bool started = false;
+  bool joined = false;
+
+  // Metrics (null-safe: a host without a registry records nothing).
+  metrics::counter* published = nullptr;
+  metrics::counter* delivered = nullptr;
+  metrics::counter* acked = nullptr;
+  metrics::counter* nacked = nullptr;
+  metrics::histogram* fsync_seconds = nullptr;
+  metrics::histogram* fire_lag_seconds = nullptr;
+  metrics::histogram* batch_records = nullptr;
+  metrics::family<metrics::gauge>* depth = nullptr;
+
+  void init_metrics() {
+    if (registry == nullptr) return;
+    published = &registry->add_counter("outrider_broker_published_total", "Messages accepted (durable)").get();
+    delivered = &registry->add_counter("outrider_broker_delivered_total", "Deliveries handed to consumers").get();
+    acked = &registry->add_counter("outrider_broker_acked_total", "Deliveries acknowledged").get();
+    nacked = &registry->add_counter("outrider_broker_nacked_total", "Deliveries failed by consumers").get();
+    fsync_seconds = &registry->add_histogram("outrider_broker_fsync_seconds", "Duration of one group-commit sync").get();
+    fire_lag_seconds = &registry->add_histogram("outrider_broker_delayed_fire_lag_seconds",
+                                                "Delay between a scheduled message's due time and its delivery")
+                            .get();
+    static constexpr double record_bounds[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000};
+    batch_records = &registry->add_histogram("outrider_broker_group_commit_bytes",
+                                             "Log bytes made durable by one sync", {}, record_bounds)
+                         .get();
+    depth = &registry->add_gauge("outrider_broker_queue_messages", "Messages per queue and state",
+                                 {"queue", "state"}, 10000);
+  }
+
+  template <class F>
+  void post(F&& fn) {
+    asio::post(engine_ctx, std::forward<F>(fn));
+  }
+
+  // REQUIRES engine thread. Refuses work when stopping or failed.
+  std::optional<error> refuse() const {
+    if (failed) return error(errc::io_error, "the broker's log failed to sync; restart the broker: " + failed->message);
+    if (stopping) return error(errc::shutting_down, "the broker is shutting down");
+    return std::nullopt;
+  }
+
+  // Calls `done` once the record at `position` is durable.
+  void when_durable(std::uint64_t position, std::function<void(status)> done) {
+    if (position < durable.load(std::memory_order_relaxed)) {
+      done({});
+      return;
+    }
+    waiters.emplace(position, std::move(done));
+  }
+
+  void maybe_sync() {
+    if (sync_in_flight || failed || log->end() <= durable.load(std::memory_order_relaxed)) return;
+    sync_in_flight = true;
+    const auto from = durable.load(std::memory_order_relaxed);
+    asio::post(sync_ctx, [this, from] {
+      const auto began = std::chrono::steady_clock::now();
+      auto r = log->sync();
+      const auto took = std::chrono::steady_clock::now() - began;
+      post([this, r = std::move(r), took, from]() mutable { on_synced(std::move(r), took, from); });
+    });
+  }
+
+  void on_synced(result<std::uint64_t> r, nanoseconds took, std::uint64_t from) {
+    sync_in_flight = false;
+    if (!r) {
+      failed = r.error();
+      logger.error("log sync failed; refusing new work until restart: {}", r.error().message);
+      auto pending = std::move(waiters);
+      waiters.clear();
+      for (auto& [pos, done] : pending) done(error(errc::io_error, "log sync failed: " + r.error().message));
+    } else {
+      durable.store(*r, std::memory_order_relaxed);
+      if (fsync_seconds != nullptr) fsync_seconds->observe(seconds_of(took));
+      if (batch_records != nullptr && *r > from) batch_records->observe(static_cast<double>(*r - from) / 1024.0);
+      while (!waiters.empty() && waiters.begin()->first < *r) {
+        auto node = waiters.extract(waiters.begin());
+        node.mapped()({});
+      }
+    }
+    after_work();
+  }
+
+  void dispatch_all() {
+    if (sinks.empty()) return;
+    const auto now = system_now();
+    const auto limit = durable.load(std::memory_order_relaxed);
+    for (;;) {
+      dispatch_buffer.clear();
+      auto s = eng->dispatch(now, opts.dispatch_batch, dispatch_buffer, limit);
+      if (!s) logger.error("dispatch: {}", s.error().message);
+      if (dispatch_buffer.empty()) return;
+      // Group by consumer, keeping each consumer's order.
+      std::unordered_map<consumer_id, std::vector<delivery>> by_consumer;
+      for (auto& d : dispatch_buffer) {
+        if (fire_lag_seconds != nullptr && d.attempt == 1 && d.msg.deliver_at > d.msg.published_at) {
+          fire_lag_seconds->observe(seconds_of(now - d.msg.deliver_at));
+        }
+        by_consumer[d.consumer].push_back(std::move(d));
+      }
+      if (delivered != nullptr) delivered->inc(dispatch_buffer.size());
+      for (auto& [c, batch] : by_consumer) {
+        auto it = sinks.find(c);
+        if (it != sinks.end()) it->second(std::move(batch));
+      }
+      if (dispatch_buffer.size() < opts.dispatch_batch || !s) return;
+    }
+  }
+
+  void rearm() {
+    auto w = eng->next_wakeup();
+    if (!w) {
+      if (armed_for) wake_timer.cancel();
+      armed_for.reset();
+      return;
+    }
+    if (armed_for && *armed_for == *w) return;
+    armed_for = w;
+    auto delay = std::chrono::duration_cast<nanoseconds>(*w - system_now());
+    if (last_fired_for && *last_fired_for == *w) delay = std::max<nanoseconds>(delay, min_rearm_delay);
+    if (delay < nanoseconds::zero()) delay = nanoseconds::zero();
+    wake_timer.expires_after(delay);
+    wake_timer.async_wait([this, w](const boost::system::error_code& ec) {
+      if (ec) return;
+      armed_for.reset();
+      last_fired_for = w;
+      if (auto s = eng->tick(system_now()); !s) logger.error("tick: {}", s.error().message);
+      after_work();
+    });
+  }
+
+  // After every engine operation: start a sync if needed, hand out deliveries, re-arm the timer.
+  void after_work() {
+    maybe_sync();
+    dispatch_all();
+    rearm();
+    if (stopping && !sync_in_flight) finish_stop();
+  }
+
+  void schedule_reclaim() {
+    reclaim_timer.expires_after(opts.reclaim_interval);
+    reclaim_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || stopping) return;
+      reclaim();
+      schedule_reclaim();
+    });
+  }
+
+  void reclaim() {
+    if (failed || sync_in_flight || log->segment_count() < 2) return;
+    auto low_messages = eng->lowest_live_message_position();
+    if (auto s = eng->rejournal_topology_below(low_messages.value_or(log->end())); !s) {
+      logger.warn("reclaim: {}", s.error().message);
+      return;
+    }
+    // Everything below both the lowest live reference and the durable end can go.
+    auto limit = std::min(eng->lowest_live_position().value_or(log->end()), durable.load());
+    auto before = log->segment_count();
+    if (auto s = log->remove_segments_before(limit); !s) {
+      logger.warn("reclaim: {}", s.error().message);
+    } else if (log->segment_count() < before) {
+      logger.info("reclaimed {} log segment(s)", before - log->segment_count());
+    }
+    after_work();
+  }
+
+  void schedule_depth_refresh() {
+    if (depth == nullptr) return;
+    depth_timer.expires_after(depth_refresh_interval);
+    depth_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || stopping) return;
+      for (const auto& name : eng->queue_names()) {
+        auto st = eng->stats(name);
+        if (!st) continue;
+        auto set = [&](std::string_view state, double v) {
+          if (auto* g = depth->with({name, state})) g->set(v);
+        };
+        set("ready", static_cast<double>(st->ready));
+        set("leased", static_cast<double>(st->leased));
+        set("retry_wait", static_cast<double>(st->retry_wait));
+        set("scheduled", static_cast<double>(st->scheduled));
+      }
+      schedule_depth_refresh();
+    });
+  }
+
+  void finish_stop() {
+    if (joined) return;
+    joined = true;
+    // Make everything appended durable, complete what is, fail the rest.
+    if (!failed && log->end() > durable.load()) {
+      auto r = log->sync();
+      if (r) durable.store(*r);
+    }
+    auto pending = std::move(waiters);
+    waiters.clear();
+    for (auto& [pos, done] : pending) {
+      if (pos < durable.load()) {
+        done({});
+      } else {
+        done(error(errc::shutting_down, "the broker stopped before the write was durable"));
+      }
+    }
+    wake_timer.cancel();
+    reclaim_timer.cancel();
+    depth_timer.cancel();
+    stopped.set_value();
+  }
+};
+
+host::host(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
+
+host::~host() { stop(); }
+
+result<std::unique_ptr<host>> host::open(io::file_system& fs, host_options opts, metrics::registry* registry) {
+  auto im = std::make_unique<impl>(fs, std::move(opts), registry);
+  const auto& dir = im->opts.data_dir;
+  OUTRIDER_TRY(fs.create_dirs(dir));
+  const auto began = std::chrono::steady_clock::now();
+  auto lg = storage::log::open(fs, dir + "/log", im->opts.log);
+  if (!lg) return std::move(lg).error();
+  im->log = std::move(*lg);
+  im->durable.store(im->log->durable_end());
+  im->journal = std::make_unique<log_journal>(*im->log);
+
+  // The delay index is rebuilt from the log on every start (the engine replays
+  // the whole log); far-future entries go to its on-disk buckets, not memory.
+  const std::string index_dir = dir + "/delay-index";
+  OUTRIDER_TRY(fs.create_dirs(index_dir));
+  auto old = fs.list_dir(index_dir);
+  if (!old) return std::move(old).error();
+  for (const auto& name : *old) OUTRIDER_TRY(fs.remove_file(index_dir + "/" + name));
+  timing::disk_scheduler_options sched_opts;
+  auto sched = timing::disk_scheduler::open(fs, index_dir, sched_opts);
+  if (!sched) return std::move(sched).error();
+  im->scheduler = std::move(sched->scheduler);
+
+  auto e = engine::open(*im->journal, *im->scheduler, im->opts.engine);
+  if (!e) return std::move(e).error();
+  im->eng = std::move(*e);
+  im->init_metrics();
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - began);
+  logger.info("recovered {} queue(s), {} scheduled message(s), {} log segment(s) in {} ms",
+              im->eng->queue_names().size(), im->eng->scheduled_count(), im->log->segment_count(), took.count());
+  return std::unique_ptr<host>(new host(std::move(im)));
+}
+
+void host::start() {
+  auto& im = *impl_;
+  OUTRIDER_ASSERT(!im.started, "host started twice");
+  im.started = true;
+  im.engine_guard.emplace(im.engine_ctx.get_executor());
+  im.sync_guard.emplace(im.sync_ctx.get_executor());
+  im.sync_thread = std::thread([&im] { im.sync_ctx.run(); });
+  im.engine_thread = std::thread([&im] { im.engine_ctx.run(); });
+  im.post([&im] {
+    im.schedule_reclaim();
+    im.schedule_depth_refresh();
+    im.after_work();  // recovered messages may be due
+  });
+}
+
+void host::stop() {
+  auto& im = *impl_;
+  if (!im.started) return;
+  im.started = false;
+  auto done = im.stopped.get_future();
+  im.post([&im] {
+    im.stopping = true;
+    if (!im.sync_in_flight) im.finish_stop();
+  });
+  done.wait();
+  im.engine_guard.reset();
+  im.sync_guard.reset();
+  im.engine_ctx.stop();
+  im.sync_ctx.stop();
+  im.engine_thread.join();
+  im.sync_thread.join();
+}
+
+std::uint64_t host::durable_end() const { return impl_->durable.load(); }
+
+void host::publish(std::vector<publish_request> batch,
+                   std::function<void(std::vector<result<publish_receipt>>)> done) {
+  impl_->post([im = impl_.get(), batch = std::move(batch), done = std::move(done)]() mutable {
+    std::vector<result<publish_receipt>> results;
+    results.reserve(batch.size());
+    if (auto e = im->refuse()) {
+      for (std::size_t i = 0; i < batch.size(); ++i) results.emplace_back(*e);
+      done(std::move(results));
+      return;
+    }
+    const auto now = system_now();
+    std::optional<std::uint64_t> last;
+    for (auto& req : batch) {
+      auto r = im->eng->publish(std::move(req), now);
+      if (r) last = std::max(last.value_or(0), r->position);
+      results.push_back(std::move(r));
+    }
+    if (!last) {
+      done(std::move(results));
+    } else {
+      im->when_durable(*last, [im, results = std::move(results), done = std::move(done)](status s) mutable {
+        std::size_t accepted = 0;
+        for (auto& r : results) {
+          if (!r) continue;
+          if (!s) {
+            r = s.error();
+          } else {
+            ++accepted;
+          }
+        }
+        if (im->published != nullptr) im->published->inc(accepted);
+        done(std::move(results));
+      });
+    }
+    im->after_work();
+  });
+}
+
+void host::cancel(id128 id, std::function<void(status)> done) {
+  impl_->post([im = impl_.get(), id, done = std::move(done)]() mutable {
+    if (auto e = im->refuse()) return done(*e);
+    auto r = im->eng->cancel(id);
+    if (!r) return done(std::move(r).error());
+    im->when_durable(*r, std::move(done));
+    im->after_work();
+  });
+}
+
+void host::declare_queue(std::string name, queue_options options, std::function<void(status)> done) {
+  impl_->post([im = impl_.get(), name = std::move(name), options, done = std::move(done)]() mutable {
+    if (auto e = im->refuse()) return done(*e);
+    auto s = im->eng->declare_queue(name, options);
+    if (!s) return done(std::move(s).error());
+    im->when_durable(im->log->end() - 1, std::move(done));
+    im->after_work();
+  });
+}
+
+void host::declare_topic(std::string name, std::function<void(status)> done) {
+  impl_->post([im = impl_.get(), name = std::move(name), done = std::move(done)]() mutable {
+    if (auto e = im->refuse()) return done(*e);
+    auto s = im->eng->declare_topic(name);
+    if (!s) return done(std::move(s).error());
+    im->when_durable(im->log->end() - 1, std::move(done));
+    im->after_work();
+  });
+}
+
+void host::bind(std::string topic, std::string queue, std::function<void(status)> done) {
+  impl_->post([im = impl_.get(), topic = std::move(topic), queue = std::move(queue), done = std::move(done)]() mutable {
+    if (auto e = im->refuse()) return done(*e);
+    auto s = im->eng->bind(topic, queue);
+    if (!s) return done(std::move(s).error());
+    im->when_durable(im->log->end() - 1, std::move(done));
+    im->after_work();
+  });
+}
+
+void host::declare_subscription(std::string topic, std::string app_id, queue_options options,
+                                std::function<void(result<std::string>)> done) {
+  impl_->post([im = impl_.get(), topic = std::move(topic), app_id = std::move(app_id), options,
+               done = std::move(done)]() mutable {
+    if (auto e = im->refuse()) return done(*e);
+    auto r = im->eng->declare_subscription(topic, app_id, options);
+    if (!r) return done(std::move(r).error());
+    im->when_durable(im->log->end() - 1, [name = *r, done = std::move(done)](status s) mutable {
+      if (!s) return done(std::move(s).error());
+      done(std::move(name));
+    });
+    im->after_work();
+  });
+}
+
+void host::subscribe(std::string queue, std::uint32_t credit, delivery_sink sink,
+                     std::function<void(result<consumer_id>)> done) {
+  impl_->post([im = impl_.get(), queue = std::move(queue), credit, sink = std::move(sink),
+               done = std::move(done)]() mutable {
+    if (auto e = im->refuse()) return done(*e);
+    auto c = im->eng->subscribe(queue, credit);
+    if (c) im->sinks.emplace(*c, std::move(sink));
+    done(c);
+    im->after_work();
+  });
+}
+
+void host::unsubscribe(consumer_id consumer) {
+  impl_->post([im = impl_.get(), consumer] {
+    im->sinks.erase(consumer);
+    if (auto s = im->eng->unsubscribe(consumer); !s && s.error().code != errc::consumer_not_found) {
+      logger.warn("unsubscribe: {}", s.error().message);
+    }
+    im->after_work();
+  });
+}
+
+void host::set_credit(consumer_id consumer, std::uint32_t credit) {
+  impl_->post([im = impl_.get(), consumer, credit] {
+    if (auto s = im->eng->set_credit(consumer, credit); !s) logger.debug("set_credit: {}", s.error().message);
+    im->after_work();
+  });
+}
+
+void host::ack(std::vector<delivery_tag> tags, std::function<void(std::vector<status>)> done) {
+  impl_->post([im = impl_.get(), tags = std::move(tags), done = std::move(done)]() mutable {
+    std::vector<status> results;
+    results.reserve(tags.size());
+    const auto now = system_now();
+    std::size_t ok = 0;
+    for (auto tag : tags) {
+      if (auto e = im->refuse()) {
+        results.emplace_back(*e);
+        continue;
+      }
+      auto r = im->eng->ack(tag, now);
+      if (r) {
+        ++ok;
+        results.emplace_back();
+      } else {
+        results.emplace_back(std::move(r).error());
+      }
+    }
+    if (im->acked != nullptr) im->acked->inc(ok);
+    if (done) done(std::move(results));
+    im->after_work();
+  });
+}
+
+void host::nack(delivery_tag tag, nanoseconds delay, std::function<void(status)> done) {
+  impl_->post([im = impl_.get(), tag, delay, done = std::move(done)]() mutable {
+    status s;
+    if (auto e = im->refuse()) {
+      s = *e;
+    } else if (auto r = im->eng->nack(tag, system_now(), delay); !r) {
+      s = std::move(r).error();
+    } else if (im->nacked != nullptr) {
+      im->nacked->inc();
+    }
+    if (done) done(std::move(s));
+    im->after_work();
+  });
+}
+
+void host::list_queues(std::function<void(std::vector<queue_summary>)> done) {
+  impl_->post([im = impl_.get(), done = std::move(done)]() mutable {
+    std::vector<queue_summary> out;
+    for (auto& name : im->eng->queue_names()) {
+      auto st = im->eng->stats(name);
+      if (st) out.push_back(queue_summary{std::move(name), std::move(*st)});
+    }
+    done(std::move(out));
+  });
+}
+
+void host::list_messages(std::string queue, std::size_t max,
+                         std::function<void(result<std::vector<message_info>>)> done) {
+  impl_->post([im = impl_.get(), queue = std::move(queue), max, done = std::move(done)]() mutable {
+    done(im->eng->list(queue, max));
+  });
+}
+
+void host::peek(std::string queue, id128 id, std::function<void(result<message>)> done) {
+  impl_->post([im = impl_.get(), queue = std::move(queue), id, done = std::move(done)]() mutable {
+    done(im->eng->peek(queue, id));
+  });
+}
+
+void host::replay_dead_letters(std::string dead_letter_queue, std::size_t max,
+                               std::function<void(result<std::size_t>)> done) {
+  impl_->post([im = impl_.get(), q = std::move(dead_letter_queue), max, done = std::move(done)]() mutable {
+    if (auto e = im->refuse()) return done(*e);
+    auto r = im->eng->replay_dead_letters(q, max);
+    if (!r) return done(std::move(r).error());
+    auto count = *r;
+    im->when_durable(im->log->end() - 1, [count, done = std::move(done)](status s) mutable {
+      if (!s) return done(std::move(s).error());
+      done(count);
+    });
+    im->after_work();
+  });
+}
+
+}  // namespace outrider::broker

@@ -1,0 +1,109 @@
+// host: runs the broker engine for real: the durable log, the delay index,
+// group commit, timers and the threads that own them. The protocol server and
+// in-process users (tests, `outrider broker`) talk to the engine only through
+// this class.
+//
+// Threads:
+//  - the engine thread owns the engine, the log's appending side and the
+//    delay index; every public call below is posted to it (thread-safe);
+//  - the sync thread runs log.sync() (fdatasync). Group commit is pipelined:
+//    while one sync is in flight the engine keeps appending, and the next sync
+//    covers everything appended meanwhile. One sync is in flight at a time.
+// Completions (`done` callbacks, delivery sinks) run on the engine thread;
+// they must be short (post to your own executor).
+//
+// Guarantees: a publish (or cancel, or declare) completes successfully only
+// after its record is durable (fdatasync returned). Deliveries are handed out
+// only for messages whose publish record is durable. After a failed fdatasync
+// the host refuses further work (io_error) until restarted: the kernel may
+// have dropped the data, and recovery reads what is really on disk.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "broker/engine.h"
+#include "io/file_system.h"
+#include "metrics/registry.h"
+#include "storage/log.h"
+
+namespace outrider::broker {
+
+struct host_options {
+  std::string data_dir;  // holds log/ and delay-index/
+  storage::log_options log;
+  engine_options engine;
+  // Deliveries handed out per dispatch round.
+  std::size_t dispatch_batch = 512;
+  // How often fully consumed log segments are looked for and deleted.
+  nanoseconds reclaim_interval = std::chrono::seconds(10);
+};
+
+struct queue_summary {
+  std::string name;
+  queue_stats stats;
+};
+
+class host {
+ public:
+  using delivery_sink = std::function<void(std::vector<delivery>&&)>;
+
+  // Opens (or creates) the data directory, recovers the log and replays it into
+  // a fresh engine. Errors: the log's (io_error, data_corruption), the engine's.
+  static result<std::unique_ptr<host>> open(io::file_system& fs, host_options opts,
+                                            metrics::registry* registry = nullptr);
+  ~host();  // stop()
+  host(const host&) = delete;
+  host& operator=(const host&) = delete;
+
+  // Starts the engine and sync threads.
+  void start();
+  // Stops taking work, waits for the sync in flight, completes what is durable
+  // and fails the rest with shutting_down, then joins the threads. Idempotent.
+  void stop();
+
+  // --- publishing (done runs once the whole batch is durable) ---
+  void publish(std::vector<publish_request> batch,
+               std::function<void(std::vector<result<publish_receipt>>)> done);
+  void cancel(id128 id, std::function<void(status)> done);
+
+  // --- topology (done after durable) ---
+  void declare_queue(std::string name, queue_options options, std::function<void(status)> done);
+  void declare_topic(std::string name, std::function<void(status)> done);
+  void bind(std::string topic, std::string queue, std::function<void(status)> done);
+  void declare_subscription(std::string topic, std::string app_id, queue_options options,
+                            std::function<void(result<std::string>)> done);
+
+  // --- consuming ---
+  // `sink` receives batches of deliveries for this consumer (engine thread)
+  // until unsubscribe() (in-flight deliveries are then redelivered to others).
+  void subscribe(std::string queue, std::uint32_t credit, delivery_sink sink,
+                 std::function<void(result<consumer_id>)> done);
+  void unsubscribe(consumer_id consumer);
+  void set_credit(consumer_id consumer, std::uint32_t credit);
+  // Acks need no durability wait: a lost ack means a redelivery, never a loss.
+  void ack(std::vector<delivery_tag> tags, std::function<void(std::vector<status>)> done);
+  void nack(delivery_tag tag, nanoseconds delay, std::function<void(status)> done);
+
+  // --- inspection and dead letters ---
+  void list_queues(std::function<void(std::vector<queue_summary>)> done);
+  void list_messages(std::string queue, std::size_t max,
+                     std::function<void(result<std::vector<message_info>>)> done);
+  void peek(std::string queue, id128 id, std::function<void(result<message>)> done);
+  void replay_dead_letters(std::string dead_letter_queue, std::size_t max,
+                           std::function<void(result<std::size_t>)> done);
+
+  // For tests and metrics: the durable end of the log.
+  std::uint64_t durable_end() const;
+
+ private:
+  struct impl;
+  explicit host(std::unique_ptr<impl> i);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace outrider::broker

@@ -82,7 +82,20 @@ namespace outrider {
     "A broker protocol frame was malformed, oversized, failed its checksum or came out of order; "  \
     "the connection is closed. Fix the client.")                                                    \
   X(protocol_version_unsupported, 521, 400, "ERR_PROTOCOL_VERSION", false,                          \
-    "Client and broker share no protocol version; upgrade the older side.")
+    "Client and broker share no protocol version; upgrade the older side.")                     \
+  /* 6xx: sidecar */                                                                                \
+  X(pubsub_not_found, 600, 404, "ERR_PUBSUB_NOT_FOUND", false,                                      \
+    "No pub/sub component with that name is configured in this sidecar; fix the name.")             \
+  X(pubsub_request_metadata, 601, 400, "ERR_PUBSUB_REQUEST_METADATA", false,                        \
+    "A metadata.* query parameter of a publish has a bad value (ttlInSeconds, deliverAt, ...).")   \
+  X(pubsub_publish_message, 602, 500, "ERR_PUBSUB_PUBLISH_MESSAGE", true,                           \
+    "The backend refused or failed to store the message; nothing was published; retry.")           \
+  X(pubsub_events_ser, 603, 400, "ERR_PUBSUB_EVENTS_SER", false,                                    \
+    "The bulk publish body is not a JSON array of entries {entryId, event, contentType}.")         \
+  X(pubsub_cloud_events_ser, 604, 400, "ERR_PUBSUB_CLOUD_EVENTS_SER", false,                        \
+    "An application/cloudevents+json body is not a JSON object with the required attributes.")    \
+  X(health_not_ready, 605, 500, "ERR_HEALTH_NOT_READY", true,                                       \
+    "The sidecar is not ready: the backend or the app is not healthy yet; retry shortly.")
 
 enum class errc : std::uint16_t {
 #define OUTRIDER_X_ENUM(id, value, status, name, retryable, meaning) id = value,

@@ -604,8 +604,7 @@ status engine::set_credit(consumer_id consumer, std::uint32_t credit) {
   if (it == consumers_.end()) {
     return error(errc::consumer_not_found, fmt::format("consumer {} not found", consumer));
   }
-  if (credit == 0) return error(errc::invalid_argument, "consumer credit must be at least 1");
-  it->second.credit = credit;
+  it->second.credit = credit;  // 0 pauses the consumer
   mark_dirty(it->second.queue);
   return ok_status();
 }

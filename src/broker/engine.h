@@ -198,7 +198,8 @@ class engine {
   // Its in-flight deliveries count as failed attempts and become ready again
   // (or dead letters). Errors: consumer_not_found, journal errors.
   status unsubscribe(consumer_id consumer);
-  // Errors: consumer_not_found, invalid_argument (credit 0).
+  // Sets the consumer's limit of unacknowledged deliveries; 0 pauses it.
+  // Errors: consumer_not_found.
   status set_credit(consumer_id consumer, std::uint32_t credit);
 
   // Leases up to `max` ready messages to consumers with free credit, fair

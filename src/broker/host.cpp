@@ -61,7 +61,13 @@ struct host::impl {
   std::optional<error> failed;  // sticky after a failed fdatasync
   std::atomic<std::uint64_t> durable{0};
   std::multimap<std::uint64_t, std::function<void(status)>> waiters;  // record position -> completion
-  std::unordered_map<consumer_id, delivery_sink> sinks;
+  struct consumer_entry {
+    delivery_sink sink;
+    std::uint64_t granted = 0;  // credit granted in total
+    std::uint64_t settled = 0;  // deliveries acked or nacked
+  };
+  std::unordered_map<consumer_id, consumer_entry> consumers;
+  std::unordered_map<delivery_tag, consumer_id> tag_owner;  // deliveries not yet settled
   std::vector<delivery> dispatch_buffer;
   std::promise<void> stopped;
   bool started = false;
@@ -149,7 +155,7 @@ struct host::impl {
   }
 
   void dispatch_all() {
-    if (sinks.empty()) return;
+    if (consumers.empty()) return;
     const auto now = system_now();
     const auto limit = durable.load(std::memory_order_relaxed);
     for (;;) {
@@ -163,12 +169,13 @@ struct host::impl {
         if (fire_lag_seconds != nullptr && d.attempt == 1 && d.msg.deliver_at > d.msg.published_at) {
           fire_lag_seconds->observe(seconds_of(now - d.msg.deliver_at));
         }
+        tag_owner.emplace(d.tag, d.consumer);
         by_consumer[d.consumer].push_back(std::move(d));
       }
       if (delivered != nullptr) delivered->inc(dispatch_buffer.size());
       for (auto& [c, batch] : by_consumer) {
-        auto it = sinks.find(c);
-        if (it != sinks.end()) it->second(std::move(batch));
+        auto it = consumers.find(c);
+        if (it != consumers.end()) it->second.sink(std::move(batch));
       }
       if (dispatch_buffer.size() < opts.dispatch_batch || !s) return;
     }
@@ -202,6 +209,25 @@ struct host::impl {
     dispatch_all();
     rearm();
     if (stopping && !sync_in_flight) finish_stop();
+  }
+
+  // The engine limits unsettled deliveries; granted - settled keeps the total
+  // delivered within the credit granted.
+  void apply_credit(consumer_id c, consumer_entry& e) {
+    const auto allowance = e.granted > e.settled ? e.granted - e.settled : 0;
+    const auto credit = static_cast<std::uint32_t>(std::min<std::uint64_t>(allowance, UINT32_MAX));
+    if (auto s = eng->set_credit(c, credit); !s) logger.debug("set_credit: {}", s.error().message);
+  }
+
+  void settled(delivery_tag tag) {
+    auto it = tag_owner.find(tag);
+    if (it == tag_owner.end()) return;
+    auto c = consumers.find(it->second);
+    if (c != consumers.end()) {
+      ++c->second.settled;
+      apply_credit(c->first, c->second);
+    }
+    tag_owner.erase(it);
   }
 
   void schedule_reclaim() {
@@ -446,25 +472,35 @@ void host::subscribe(std::string queue, std::uint32_t credit, delivery_sink sink
                done = std::move(done)]() mutable {
     if (auto e = im->refuse()) return done(*e);
     auto c = im->eng->subscribe(queue, credit);
-    if (c) im->sinks.emplace(*c, std::move(sink));
+    if (c) im->consumers.emplace(*c, impl::consumer_entry{std::move(sink), credit, 0});
     done(c);
     im->after_work();
   });
 }
 
-void host::unsubscribe(consumer_id consumer) {
-  impl_->post([im = impl_.get(), consumer] {
-    im->sinks.erase(consumer);
-    if (auto s = im->eng->unsubscribe(consumer); !s && s.error().code != errc::consumer_not_found) {
-      logger.warn("unsubscribe: {}", s.error().message);
-    }
+void host::unsubscribe(consumer_id consumer, std::function<void(status)> done) {
+  impl_->post([im = impl_.get(), consumer, done = std::move(done)] {
+    im->consumers.erase(consumer);
+    std::erase_if(im->tag_owner, [consumer](const auto& kv) { return kv.second == consumer; });
+    auto s = im->eng->unsubscribe(consumer);
+    if (done) done(std::move(s));
     im->after_work();
   });
 }
 
-void host::set_credit(consumer_id consumer, std::uint32_t credit) {
-  impl_->post([im = impl_.get(), consumer, credit] {
-    if (auto s = im->eng->set_credit(consumer, credit); !s) logger.debug("set_credit: {}", s.error().message);
+void host::add_credit(consumer_id consumer, std::uint32_t credit, std::function<void(status)> done) {
+  impl_->post([im = impl_.get(), consumer, credit, done = std::move(done)] {
+    auto it = im->consumers.find(consumer);
+    status s;
+    if (it == im->consumers.end()) {
+      s = error(errc::consumer_not_found, fmt::format("consumer {} not found", consumer));
+    } else if (credit == 0) {
+      s = error(errc::invalid_argument, "credit to add must be at least 1");
+    } else {
+      it->second.granted += credit;
+      im->apply_credit(consumer, it->second);
+    }
+    if (done) done(std::move(s));
     im->after_work();
   });
 }
@@ -481,6 +517,7 @@ void host::ack(std::vector<delivery_tag> tags, std::function<void(std::vector<st
         continue;
       }
       auto r = im->eng->ack(tag, now);
+      im->settled(tag);
       if (r) {
         ++ok;
         results.emplace_back();
@@ -501,8 +538,10 @@ void host::nack(delivery_tag tag, nanoseconds delay, std::function<void(status)>
       s = *e;
     } else if (auto r = im->eng->nack(tag, system_now(), delay); !r) {
       s = std::move(r).error();
-    } else if (im->nacked != nullptr) {
-      im->nacked->inc();
+      im->settled(tag);
+    } else {
+      im->settled(tag);
+      if (im->nacked != nullptr) im->nacked->inc();
     }
     if (done) done(std::move(s));
     im->after_work();

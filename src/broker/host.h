@@ -79,12 +79,16 @@ class host {
                             std::function<void(result<std::string>)> done);
 
   // --- consuming ---
+  // Credit is granted, AMQP-style: a consumer receives at most as many
+  // deliveries as it was granted in total (subscribe + add_credit); settling a
+  // delivery (ack/nack) does not by itself grant more. A delivery whose lease
+  // expired unsettled is redelivered and does not count against the credit.
   // `sink` receives batches of deliveries for this consumer (engine thread)
   // until unsubscribe() (in-flight deliveries are then redelivered to others).
   void subscribe(std::string queue, std::uint32_t credit, delivery_sink sink,
                  std::function<void(result<consumer_id>)> done);
-  void unsubscribe(consumer_id consumer);
-  void set_credit(consumer_id consumer, std::uint32_t credit);
+  void unsubscribe(consumer_id consumer, std::function<void(status)> done = nullptr);
+  void add_credit(consumer_id consumer, std::uint32_t credit, std::function<void(status)> done = nullptr);
   // Acks need no durability wait: a lost ack means a redelivery, never a loss.
   void ack(std::vector<delivery_tag> tags, std::function<void(std::vector<status>)> done);
   void nack(delivery_tag tag, nanoseconds delay, std::function<void(status)> done);

@@ -71,6 +71,7 @@ class host_test : public ::testing::Test {
     std::condition_variable cv;
     std::vector<delivery> got;
     std::vector<wall_time> received_at;
+    consumer_id consumer = 0;  // set before any delivery can arrive (engine thread ordering)
   };
   consumer_id subscribe(const std::string& q, collector& c, std::uint32_t credit = 100, bool auto_ack = true) {
     std::promise<result<consumer_id>> p;
@@ -90,9 +91,16 @@ class host_test : public ::testing::Test {
             }
           }
           c.cv.notify_all();
-          if (auto_ack) h->ack(std::move(tags), nullptr);
+          if (auto_ack) {
+            auto n = static_cast<std::uint32_t>(tags.size());
+            h->ack(std::move(tags), nullptr);
+            h->add_credit(c.consumer, n);  // top up as the client library does
+          }
         },
-        [&](result<consumer_id> r) { p.set_value(std::move(r)); });
+        [&](result<consumer_id> r) {
+          if (r) c.consumer = *r;  // on the engine thread, before any delivery
+          p.set_value(std::move(r));
+        });
     auto r = p.get_future().get();
     EXPECT_TRUE(r);
     return r.value_or(0);

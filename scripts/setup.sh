@@ -2,6 +2,7 @@
 # Installs what Outrider needs to build, test and benchmark on Debian 12, idempotently:
 # it asks dpkg first and calls apt only for packages that are missing.
 #   scripts/setup.sh            build + test dependencies
+#   scripts/setup.sh --fuzz     also clang for the libFuzzer targets
 #   scripts/setup.sh --bench    also the peers the benchmarks start (RabbitMQ, NATS, Redis, nginx, wrk, gnuplot)
 set -euo pipefail
 
@@ -16,10 +17,16 @@ build_packages=(
 )
 bench_packages=(wrk nginx-light redis-server rabbitmq-server nats-server gnuplot-nox libhiredis-dev libnats-dev)
 
+# --fuzz: clang for the libFuzzer targets (cmake -DOUTRIDER_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++).
+fuzz_packages=(clang-14)
+
 wanted=("${build_packages[@]}")
-if [[ "${1:-}" == "--bench" ]]; then
-  wanted+=("${bench_packages[@]}")
-fi
+for arg in "$@"; do
+  case "$arg" in
+    --bench) wanted+=("${bench_packages[@]}") ;;
+    --fuzz) wanted+=("${fuzz_packages[@]}") ;;
+  esac
+done
 
 missing=()
 for pkg in "${wanted[@]}"; do

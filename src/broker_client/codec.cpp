@@ -86,7 +86,7 @@ error get_error_body(payload_reader& r) {
 
 bool wire::is_known_opcode(std::uint8_t value) noexcept {
   return (value >= 0x01 && value <= 0x06) || value == 0x10 || value == 0x11 ||
-         (value >= 0x20 && value <= 0x26) || value == 0x30 || value == 0x31 ||
+         (value >= 0x20 && value <= 0x27) || value == 0x30 || value == 0x31 ||
          (value >= 0x40 && value <= 0x46);
 }
 
@@ -107,6 +107,7 @@ std::string_view wire::opcode_name(opcode op) noexcept {
     case opcode::ack: return "ACK";
     case opcode::nack: return "NACK";
     case opcode::settle_result: return "SETTLE_RESULT";
+    case opcode::subscription_closed: return "SUBSCRIPTION_CLOSED";
     case opcode::cancel_scheduled: return "CANCEL_SCHEDULED";
     case opcode::declare: return "DECLARE";
     case opcode::list_queues: return "LIST_QUEUES";
@@ -419,6 +420,13 @@ void encode_settle_result(std::string& out, std::uint32_t request_id,
   b.finish();
 }
 
+void encode_subscription_closed(std::string& out, subscription_id sub, const error& reason) {
+  frame_builder b(out, wire::opcode::subscription_closed, 0);
+  b.put_u64(sub);
+  put_error_body(b, reason);
+  b.finish();
+}
+
 void encode_cancel_scheduled(std::string& out, std::uint32_t request_id, const id128& id) {
   frame_builder b(out, wire::opcode::cancel_scheduled, request_id);
   b.put_id(id);
@@ -676,6 +684,15 @@ result<std::vector<settle_failure>> decode_settle_result(std::string_view payloa
   }
   OUTRIDER_TRY(r.finish("SETTLE_RESULT"));
   return out;
+}
+
+result<subscription_id> decode_subscription_closed(std::string_view payload, error& reason) {
+  payload_reader r(payload);
+  const auto sub = r.u64();
+  auto e = get_error_body(r);
+  OUTRIDER_TRY(r.finish("SUBSCRIPTION_CLOSED"));
+  reason = std::move(e);
+  return sub;
 }
 
 result<id128> decode_cancel_scheduled(std::string_view payload) {

@@ -267,6 +267,7 @@ void encode_ack(std::string& out, std::uint32_t request_id, std::span<const deli
 void encode_nack(std::string& out, std::uint32_t request_id, std::span<const nack_entry> entries);
 void encode_settle_result(std::string& out, std::uint32_t request_id,
                           std::span<const settle_failure> failures);
+void encode_subscription_closed(std::string& out, subscription_id sub, const error& reason);
 void encode_cancel_scheduled(std::string& out, std::uint32_t request_id, const id128& id);
 void encode_declare(std::string& out, std::uint32_t request_id, const declare_request& v);
 void encode_list_queues(std::string& out, std::uint32_t request_id);
@@ -297,6 +298,8 @@ result<std::pair<subscription_id, std::uint32_t>> decode_credit(std::string_view
 result<std::vector<delivery_tag>> decode_ack(std::string_view payload);
 result<std::vector<nack_entry>> decode_nack(std::string_view payload);
 result<std::vector<settle_failure>> decode_settle_result(std::string_view payload);
+// The subscription id; the reason into `reason`.
+result<subscription_id> decode_subscription_closed(std::string_view payload, error& reason);
 result<id128> decode_cancel_scheduled(std::string_view payload);
 result<declare_request> decode_declare(std::string_view payload);
 result<std::vector<queue_info>> decode_queue_list(std::string_view payload);

@@ -19,6 +19,7 @@ void decode_all(std::string_view p) {
   (void)bc::decode_hello_ok(p);
   outrider::error e;
   (void)bc::decode_error(p, e);
+  (void)bc::decode_subscription_closed(p, e);
   (void)bc::decode_ok(p);
   (void)bc::decode_confirm(p);
   (void)bc::decode_subscribe(p);

@@ -177,6 +177,15 @@ TEST(broker_codec, consume_frames_round_trip) {
   EXPECT_FALSE((*n)[0].dead_letter);
   EXPECT_TRUE((*n)[1].dead_letter);
 
+  w.clear();
+  encode_subscription_closed(w, 7, error(errc::shutting_down, "bye"));
+  error reason;
+  auto sc = decode_subscription_closed(one_frame(w, wire::opcode::subscription_closed, 0).payload,
+                                       reason);
+  ASSERT_TRUE(sc.ok());
+  EXPECT_EQ(*sc, 7U);
+  EXPECT_EQ(reason.code, errc::shutting_down);
+
   std::vector<settle_failure> fails{{6, error(errc::delivery_not_found, "tag 6 expired")}};
   w.clear();
   encode_settle_result(w, 7, fails);

@@ -53,13 +53,14 @@ enum class opcode : std::uint8_t {
   publish = 0x10,  // C->S: batch of messages
   confirm = 0x11,  // S->C: one status per message of the batch, sent once durable
   // consuming
-  subscribe = 0x20,      // C->S: queue, credit, lease -> ok(value = subscription id)
-  unsubscribe = 0x21,    // C->S: subscription id -> ok
-  deliver = 0x22,        // S->C (request id 0): subscription id + batch of deliveries
-  credit = 0x23,         // C->S: subscription id + credit to add; no answer unless it fails
-  ack = 0x24,            // C->S: batch of delivery tags -> settle_result
-  nack = 0x25,           // C->S: batch of (tag, delay, dead-letter) -> settle_result
-  settle_result = 0x26,  // S->C: the tags that failed, with their errors
+  subscribe = 0x20,            // C->S: queue, credit, lease -> ok(value = subscription id)
+  unsubscribe = 0x21,          // C->S: subscription id -> ok
+  deliver = 0x22,              // S->C (request id 0): subscription id + batch of deliveries
+  credit = 0x23,               // C->S: subscription id + credit to add; no answer unless it fails
+  ack = 0x24,                  // C->S: batch of delivery tags -> settle_result
+  nack = 0x25,                 // C->S: batch of (tag, delay, dead-letter) -> settle_result
+  settle_result = 0x26,        // S->C: the tags that failed, with their errors
+  subscription_closed = 0x27,  // S->C (request id 0): the broker ended a subscription
   // scheduling and topology
   cancel_scheduled = 0x30,  // C->S: message id -> ok
   declare = 0x31,           // C->S: queue / topic / binding -> ok

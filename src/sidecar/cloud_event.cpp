@@ -1,0 +1,267 @@
+#include "sidecar/cloud_event.h"
+
+#include <boost/json.hpp>
+#include <charconv>
+
+#include "base/time_format.h"
+
+namespace outrider::sidecar {
+namespace json = boost::json;
+namespace {
+
+constexpr std::string_view metadata_prefix = "metadata.";
+constexpr std::string_view cloudevent_prefix = "cloudevent.";
+constexpr std::string_view default_content_type = "text/plain";
+
+bool iequal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; };
+    if (lower(a[i]) != lower(b[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequal(s.substr(0, prefix.size()), prefix);
+}
+
+error bad_metadata(std::string_view key, std::string_view value, std::string_view expected) {
+  return error(errc::pubsub_request_metadata, "metadata." + std::string(key) + "='" +
+                                                  std::string(value) + "': expected " +
+                                                  std::string(expected));
+}
+
+// Go's strconv.ParseBool, which Dapr uses.
+std::optional<bool> parse_bool(std::string_view v) {
+  for (auto t : {"1", "t", "T", "TRUE", "true", "True"}) {
+    if (v == t) return true;
+  }
+  for (auto f : {"0", "f", "F", "FALSE", "false", "False"}) {
+    if (v == f) return false;
+  }
+  return std::nullopt;
+}
+
+std::string base64(std::string_view in) {
+  static constexpr char alphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(in[k]); };
+  for (; i + 2 < in.size(); i += 3) {
+    const unsigned v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    out += alphabet[(v >> 6) & 63];
+    out += alphabet[v & 63];
+  }
+  if (i + 1 == in.size()) {
+    const unsigned v = byte(i) << 16;
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    const unsigned v = (byte(i) << 16) | (byte(i + 1) << 8);
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    out += alphabet[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+std::string_view media_type(std::string_view content_type) {
+  auto semi = content_type.find(';');
+  auto t = content_type.substr(0, semi);
+  while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
+  return t;
+}
+
+bool is_text_content_type(std::string_view content_type) {
+  auto t = media_type(content_type);
+  return starts_with_ci(t, "text/") || iequal(t, "application/xml") ||
+         (t.size() > 4 && iequal(t.substr(t.size() - 4), "+xml"));
+}
+
+}  // namespace
+
+bool is_json_content_type(std::string_view content_type) {
+  auto t = media_type(content_type);
+  return iequal(t, "application/json") || iequal(t, "text/json") ||
+         (t.size() > 5 && iequal(t.substr(t.size() - 5), "+json"));
+}
+
+result<publish_metadata> parse_metadata_entries(
+    const std::vector<std::pair<std::string, std::string>>& entries, wall_time now) {
+  publish_metadata out;
+  std::string when_key;
+  for (const auto& [key, value] : entries) {
+    if (starts_with_ci(key, cloudevent_prefix)) {
+      out.overrides.emplace_back(key.substr(cloudevent_prefix.size()), value);
+      continue;
+    }
+    out.entries.emplace_back(key, value);
+    if (iequal(key, "rawPayload")) {
+      auto b = parse_bool(value);
+      if (!b) {
+        return bad_metadata(key, value, "true or false");
+      }
+      out.raw_payload = *b;
+    } else if (iequal(key, "ttlInSeconds")) {
+      std::int64_t seconds = 0;
+      auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+      constexpr std::int64_t max_ttl_seconds = 100LL * 365 * 24 * 3600;
+      if (ec != std::errc{} || ptr != value.data() + value.size() || seconds < 0 ||
+          seconds > max_ttl_seconds) {
+        return bad_metadata(key, value, "a whole number of seconds, 0 or more");
+      }
+      out.ttl = std::chrono::seconds(seconds);
+    } else if (iequal(key, "deliverAt") || iequal(key, "scheduledSendTime") ||
+               iequal(key, "ScheduledEnqueueTimeUtc") || iequal(key, "deliverAfter")) {
+      if (!when_key.empty()) {
+        return error(errc::pubsub_request_metadata,
+                     "metadata." + when_key + " and metadata." + key +
+                         " both set a delivery time; give only one");
+      }
+      when_key = key;
+      wall_time at;
+      if (iequal(key, "deliverAfter")) {
+        auto d = parse_duration(value);
+        if (!d) {
+          return bad_metadata(key, value, "a duration such as 90s, 15m, 7d (" + d.error().message + ")");
+        }
+        at = now + std::chrono::duration_cast<wall_time::duration>(*d);
+      } else {
+        auto t = parse_rfc3339(value);
+        if (!t) {
+          return bad_metadata(key, value,
+                              "an RFC 3339 time such as 2026-05-01T09:00:00Z (" +
+                                  t.error().message + ")");
+        }
+        at = *t;
+      }
+      if (at > now) {
+        out.deliver_at = at;  // a time in the past means "deliver now", never "later"
+      }
+    }
+  }
+  return out;
+}
+
+result<publish_metadata> parse_publish_metadata(
+    const std::vector<std::pair<std::string, std::string>>& query, wall_time now) {
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (const auto& [key, value] : query) {
+    if (starts_with_ci(key, metadata_prefix)) {
+      entries.emplace_back(key.substr(metadata_prefix.size()), value);
+    } else if (starts_with_ci(key, cloudevent_prefix)) {
+      entries.emplace_back(key, value);
+    }
+  }
+  return parse_metadata_entries(entries, now);
+}
+
+result<backends::message> build_message(const envelope_input& in, const publish_metadata& meta) {
+  backends::message m;
+  m.topic = in.topic;
+  m.id = in.message_id;
+  if (meta.deliver_at) {
+    m.deliver_at = *meta.deliver_at;
+  }
+  const std::string content_type =
+      in.content_type.empty() ? std::string(default_content_type) : in.content_type;
+  std::optional<wall_time> expires;
+  if (meta.ttl) {
+    // A delayed message lives its TTL from the time it comes due.
+    expires = (meta.deliver_at ? *meta.deliver_at : in.now) +
+              std::chrono::duration_cast<wall_time::duration>(*meta.ttl);
+  }
+
+  if (meta.raw_payload) {
+    m.body = in.body;
+    m.headers.emplace_back(header_content_type, content_type);
+    m.headers.emplace_back(header_raw_payload, "true");
+  } else {
+    json::object ce;
+    const bool passthrough = iequal(media_type(content_type), cloudevents_content_type);
+    if (passthrough) {
+      boost::system::error_code ec;
+      json::value v = json::parse(in.body, ec);
+      if (ec || !v.is_object()) {
+        return error(errc::pubsub_cloud_events_ser,
+                     "the application/cloudevents+json body is not a JSON object" +
+                         (ec ? ": " + ec.message() : std::string()));
+      }
+      ce = std::move(v.as_object());
+    } else {
+      ce["datacontenttype"] = content_type;
+      if (is_json_content_type(content_type)) {
+        boost::system::error_code ec;
+        json::value v = json::parse(in.body, ec);
+        // As Dapr: a body that is not valid JSON travels as a string.
+        ce["data"] = ec ? json::value(in.body) : std::move(v);
+      } else if (is_text_content_type(content_type)) {
+        ce["data"] = in.body;
+      } else {
+        ce["data_base64"] = base64(in.body);
+      }
+    }
+    auto set_default = [&](std::string_view k, std::string_view v) {
+      if (!ce.contains(k) && !v.empty()) {
+        ce[k] = v;
+      }
+    };
+    set_default("id", in.message_id.to_string());
+    set_default("source", in.app_id);
+    set_default("type", default_event_type);
+    set_default("specversion", cloudevents_spec_version);
+    set_default("time", format_rfc3339(in.now));
+    set_default("traceparent", in.traceparent);
+    set_default("traceid", in.traceparent);
+    set_default("tracestate", in.tracestate);
+    ce["topic"] = in.topic;
+    ce["pubsubname"] = in.pubsub_name;
+    if (expires) {
+      ce["expiration"] = format_rfc3339(*expires);
+    }
+    for (const auto& [attr, value] : meta.overrides) {
+      ce[attr] = value;
+    }
+    m.body = json::serialize(ce);
+    m.headers.emplace_back(header_content_type, cloudevents_content_type);
+  }
+
+  // Trace context travels as message headers too, so every backend can carry
+  // it without parsing the body (and raw payloads keep it).
+  const std::string* traceparent = &in.traceparent;
+  const std::string* tracestate = &in.tracestate;
+  for (const auto& [attr, value] : meta.overrides) {
+    if (attr == "traceparent") traceparent = &value;
+    if (attr == "tracestate") tracestate = &value;
+  }
+  if (!traceparent->empty()) {
+    m.headers.emplace_back(header_traceparent, *traceparent);
+  }
+  if (!tracestate->empty()) {
+    m.headers.emplace_back(header_tracestate, *tracestate);
+  }
+  if (expires) {
+    m.headers.emplace_back(
+        header_expires_at,
+        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                           expires->time_since_epoch())
+                           .count()));
+  }
+  for (const auto& [key, value] : meta.entries) {
+    m.headers.emplace_back(std::string(header_metadata_prefix) + key, value);
+  }
+  return m;
+}
+
+}  // namespace outrider::sidecar

@@ -1,0 +1,72 @@
+#include "sidecar/options.h"
+
+namespace outrider::sidecar {
+
+void declare_settings(config::settings& s, sidecar_options& o) {
+  s.add("sidecar.appId", &o.app_id, "the app's id (competing-consumer group, CloudEvent source)",
+        "APP_ID", "app-id");
+  s.add("sidecar.appPort", &o.app_port, "the app's HTTP port on 127.0.0.1 (0: no app)", "APP_PORT",
+        "app-port");
+  s.add("sidecar.appHost", &o.app_host, "the app's host", "OUTRIDER_SIDECAR_APP_HOST", "app-host");
+  s.add("sidecar.listenHost", &o.listen_host, "address the sidecar API binds to",
+        "OUTRIDER_SIDECAR_LISTEN_HOST", "listen-host");
+  s.add("sidecar.httpPort", &o.http_port, "the sidecar's HTTP API port", "DAPR_HTTP_PORT",
+        "dapr-http-port");
+  s.add("sidecar.metricsPort", &o.metrics_port, "Prometheus metrics port",
+        "OUTRIDER_SIDECAR_METRICS_PORT", "metrics-port");
+  s.add("sidecar.serveMetrics", &o.serve_metrics, "serve /metrics on the metrics port",
+        "OUTRIDER_SIDECAR_SERVE_METRICS", "serve-metrics");
+  s.add("sidecar.pubsubName", &o.pubsub_name, "the pub/sub component name apps publish to",
+        "OUTRIDER_SIDECAR_PUBSUB_NAME", "pubsub-name");
+  s.add("sidecar.pubsubType", &o.pubsub_type, "the backend type (embedded, ...)",
+        "OUTRIDER_SIDECAR_PUBSUB_TYPE", "pubsub-type");
+  s.add("sidecar.appMaxConcurrency", &o.max_in_flight, "deliveries in flight to the app at once",
+        "OUTRIDER_SIDECAR_APP_MAX_CONCURRENCY", "app-max-concurrency");
+  s.add("sidecar.appTimeout", &o.app_timeout, "timeout of one delivery call to the app",
+        "OUTRIDER_SIDECAR_APP_TIMEOUT", "app-timeout");
+  s.add("sidecar.lease", &o.lease, "how long a delivery is leased before redelivery",
+        "OUTRIDER_SIDECAR_LEASE", "lease");
+  s.add("sidecar.retry.initialInterval", &o.retry.initial, "first retry backoff",
+        "OUTRIDER_SIDECAR_RETRY_INITIAL_INTERVAL", "retry-initial-interval");
+  s.add("sidecar.retry.maxInterval", &o.retry.max, "largest retry backoff",
+        "OUTRIDER_SIDECAR_RETRY_MAX_INTERVAL", "retry-max-interval");
+  s.add("sidecar.retry.multiplier", &o.retry.multiplier, "backoff growth per attempt",
+        "OUTRIDER_SIDECAR_RETRY_MULTIPLIER", "retry-multiplier");
+  s.add("sidecar.retry.jitter", &o.retry.jitter, "backoff spread, a fraction (0.2 = ±20%)",
+        "OUTRIDER_SIDECAR_RETRY_JITTER", "retry-jitter");
+  s.add("sidecar.retry.maxAttempts", &o.retry.max_attempts,
+        "delivery attempts before dead-lettering (0: unlimited)", "OUTRIDER_SIDECAR_RETRY_MAX_ATTEMPTS",
+        "retry-max-attempts");
+  s.add("sidecar.appHealth.enabled", &o.app_health.enabled, "probe the app's health",
+        "OUTRIDER_SIDECAR_APP_HEALTH_CHECK", "enable-app-health-check");
+  s.add("sidecar.appHealth.path", &o.app_health.path, "the app's health path",
+        "OUTRIDER_SIDECAR_APP_HEALTH_PATH", "app-health-check-path");
+  s.add("sidecar.appHealth.interval", &o.app_health.interval, "time between probes",
+        "OUTRIDER_SIDECAR_APP_HEALTH_INTERVAL", "app-health-probe-interval");
+  s.add("sidecar.appHealth.timeout", &o.app_health.timeout, "timeout of one probe",
+        "OUTRIDER_SIDECAR_APP_HEALTH_TIMEOUT", "app-health-probe-timeout");
+  s.add("sidecar.appHealth.threshold", &o.app_health.threshold,
+        "failed probes in a row before the app is unhealthy", "OUTRIDER_SIDECAR_APP_HEALTH_THRESHOLD",
+        "app-health-threshold");
+  s.add("sidecar.apiToken", &o.api_token, "token apps must send as dapr-api-token", "DAPR_API_TOKEN");
+  s.add("sidecar.appApiToken", &o.app_api_token, "token sent to the app as dapr-api-token",
+        "APP_API_TOKEN");
+  s.add("sidecar.maxBodySize", &o.max_body, "largest request body", "OUTRIDER_SIDECAR_MAX_BODY_SIZE",
+        "max-body-size");
+  s.add("sidecar.maxHeaderSize", &o.max_header_bytes, "largest request line + headers, bytes",
+        "OUTRIDER_SIDECAR_MAX_HEADER_SIZE", "max-header-size");
+  s.add("sidecar.shutdownGrace", &o.shutdown_grace, "time in-flight deliveries get at shutdown",
+        "OUTRIDER_SIDECAR_SHUTDOWN_GRACE", "shutdown-grace");
+  s.add_section(
+      "subscriptions",
+      [&o](const config::node& n) -> status {
+        auto subs = parse_subscriptions_yaml(n);
+        if (!subs) return subs.error();
+        o.subscriptions = std::move(*subs);
+        return ok_status();
+      },
+      "declarative subscriptions: [{pubsubname, topic, route | routes{rules, default}, "
+      "deadLetterTopic, metadata}]");
+}
+
+}  // namespace outrider::sidecar

@@ -1,0 +1,65 @@
+// sidecar_options: everything `outrider sidecar` is configured with, and the
+// declaration of each setting (YAML key under `sidecar.`, environment variable
+// with Dapr's name where Dapr has one, flag).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "config/settings.h"
+#include "sidecar/subscription.h"
+
+namespace outrider::sidecar {
+
+// Backoff between delivery attempts: initial * multiplier^(attempt-1), capped
+// at `max`, each spread by ±jitter (a fraction). After max_attempts failed
+// attempts the message goes to the dead-letter topic (or the backend's
+// dead-letter store). The backend's retry-after does the waiting durably.
+struct retry_policy {
+  nanoseconds initial = std::chrono::seconds(1);
+  nanoseconds max = std::chrono::seconds(60);
+  double multiplier = 2.0;
+  double jitter = 0.2;
+  std::uint32_t max_attempts = 10;
+};
+
+struct app_health_options {
+  bool enabled = false;
+  std::string path = "/healthz";
+  nanoseconds interval = std::chrono::seconds(5);
+  nanoseconds timeout = std::chrono::milliseconds(500);
+  std::uint32_t threshold = 3;  // consecutive failures before the app counts as unhealthy
+};
+
+struct sidecar_options {
+  std::string app_id;
+  std::uint16_t app_port = 0;  // 0: no app (publish only)
+  std::string app_host = "127.0.0.1";
+  std::string listen_host = "127.0.0.1";
+  std::uint16_t http_port = 3500;  // 0 picks a free port
+  bool serve_metrics = true;
+  std::uint16_t metrics_port = 9090;
+  std::string pubsub_name = "pubsub";     // the component name apps use
+  std::string pubsub_type = "embedded";   // backends registry type
+  std::uint32_t max_in_flight = 64;       // deliveries to the app at once
+  nanoseconds app_timeout = std::chrono::seconds(30);  // one delivery call
+  nanoseconds lease = std::chrono::seconds(60);  // backend lease per delivery (> app_timeout)
+  retry_policy retry;
+  app_health_options app_health;
+  std::string api_token;      // required from apps when set (dapr-api-token)
+  std::string app_api_token;  // sent to the app when set
+  nanoseconds subscribe_retry_interval = std::chrono::milliseconds(500);
+  nanoseconds shutdown_grace = std::chrono::seconds(5);
+  config::byte_size max_body{4 * 1024 * 1024};
+  std::uint32_t max_header_bytes = 16 * 1024;
+  std::string runtime_version = "outrider";
+  std::vector<subscription> subscriptions;  // declarative (YAML)
+};
+
+// Declares every setting of `o` on `s` (keys "sidecar.appId", ...; the YAML
+// `subscriptions:` section). `o` must outlive `s`'s use.
+void declare_settings(config::settings& s, sidecar_options& o);
+
+}  // namespace outrider::sidecar

@@ -1,0 +1,974 @@
+#include "sidecar/sidecar.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/json.hpp>
+#include <charconv>
+#include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+
+#include "base/json_text.h"
+#include "base/log.h"
+#include "base/random.h"
+#include "http/client.h"
+#include "http/router.h"
+#include "http/server.h"
+#include "io/asio_clock.h"
+#include "io/runtime.h"
+#include "sidecar/cloud_event.h"
+
+namespace outrider::sidecar {
+namespace json = boost::json;
+namespace {
+
+const log::logger logger{"sidecar"};
+
+constexpr std::string_view token_header = "dapr-api-token";
+constexpr std::string_view message_id_header = "outrider-message-id";
+constexpr std::string_view message_ids_header = "outrider-message-ids";
+constexpr std::string_view original_id_header = "outrider-original-id";
+constexpr std::size_t timer_context = 0;
+constexpr double max_backoff_exponent = 62;
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+  }
+  return out;
+}
+
+http::response error_response(errc code, std::string message) {
+  return http::response::from_error(error(code, std::move(message)));
+}
+
+}  // namespace
+
+struct sidecar::impl : std::enable_shared_from_this<impl> {
+  struct sub_state {
+    subscription sub;
+    pubsub_component* component = nullptr;
+    backends::subscription_handle handle = 0;
+    bool active = false;
+  };
+  struct waiting_delivery {
+    std::size_t sub_index;
+    backends::delivery d;
+  };
+  enum class outcome { success, retry, drop };
+
+  impl(io::runtime& runtime, sidecar_options o, std::vector<pubsub_component> c,
+       metrics::registry& m)
+      : rt(runtime), opts(std::move(o)), components(std::move(c)), reg(m) {
+    auto& publishes = reg.add_counter("outrider_sidecar_publish_total",
+                                      "Messages published through the API, by outcome",
+                                      {"pubsub", "outcome"});
+    auto& deliveries = reg.add_counter("outrider_sidecar_deliveries_total",
+                                       "Deliveries to the app, by outcome",
+                                       {"topic", "outcome"});
+    publishes_family = &publishes;
+    deliveries_family = &deliveries;
+    retries = &reg.add_counter("outrider_sidecar_retries_total",
+                               "Deliveries settled for a retry after backoff").get();
+    dead_letters = &reg.add_counter("outrider_sidecar_dead_letters_total",
+                                    "Messages sent to a dead-letter topic or store").get();
+    dropped = &reg.add_counter("outrider_sidecar_dropped_total",
+                               "Messages dropped (DROP/404 without dead-letter topic, expired, "
+                               "no matching route)").get();
+    delivery_latency = &reg.add_histogram("outrider_sidecar_delivery_duration_seconds",
+                                          "Time the app took to answer a delivery").get();
+    publish_latency = &reg.add_histogram("outrider_sidecar_publish_duration_seconds",
+                                         "Time from publish request to durable confirmation")
+                           .get();
+    app_health_gauge = &reg.add_gauge("outrider_sidecar_app_healthy",
+                                      "1 while the app passes its health checks").get();
+    in_flight_gauge = &reg.add_gauge("outrider_sidecar_deliveries_in_flight",
+                                     "Deliveries awaiting the app's answer").get();
+    app_health_gauge->set(1);
+  }
+
+  io::runtime& rt;
+  sidecar_options opts;
+  std::vector<pubsub_component> components;
+  metrics::registry& reg;
+  metrics::family<metrics::counter>* publishes_family;
+  metrics::family<metrics::counter>* deliveries_family;
+  metrics::counter* retries;
+  metrics::counter* dead_letters;
+  metrics::counter* dropped;
+  metrics::histogram* delivery_latency;
+  metrics::histogram* publish_latency;
+  metrics::gauge* app_health_gauge;
+  metrics::gauge* in_flight_gauge;
+
+  std::unique_ptr<http::client> client;
+  std::unique_ptr<io::asio_clock> timers;  // touched on context 0 only
+  http::router api;
+  http::router metrics_router;
+  std::unique_ptr<http::server> server;
+  std::unique_ptr<http::server> metrics_server;
+  http::url app_url;
+
+  mutable std::mutex mutex;
+  std::condition_variable drained;
+  std::vector<sub_state> subs;  // fixed once subscribed_ is true
+  std::deque<waiting_delivery> waiting;
+  std::size_t in_flight = 0;
+  bool subscribed = false;
+  bool healthy = true;
+  bool stopping = false;
+  bool started = false;
+  std::uint32_t probe_failures = 0;
+  clock::timer_id probe_timer = 0;
+
+  pubsub_component* find_component(std::string_view name) {
+    for (auto& c : components) {
+      if (c.name == name) return &c;
+    }
+    return nullptr;
+  }
+
+  void count_publish(std::string_view pubsub, std::string_view outcome_name) {
+    if (auto* c = publishes_family->with({pubsub, outcome_name})) c->inc();
+  }
+  void count_delivery(std::string_view topic, std::string_view outcome_name) {
+    if (auto* c = deliveries_family->with({topic, outcome_name})) c->inc();
+  }
+
+  // Runs `fn` on context 0 (timers, app client) if the sidecar still exists.
+  void on_timer_context(std::function<void(impl&)> fn) {
+    rt.post(timer_context, [weak = weak_from_this(), fn = std::move(fn)] {
+      if (auto self = weak.lock()) fn(*self);
+    });
+  }
+  void after(nanoseconds delay, std::function<void(impl&)> fn) {
+    on_timer_context([delay, fn = std::move(fn)](impl& self) mutable {
+      self.timers->call_after(delay, [weak = self.weak_from_this(), fn = std::move(fn)] {
+        if (auto s = weak.lock()) fn(*s);
+      });
+    });
+  }
+
+  // ---------------- API ----------------
+
+  http::handler guard(http::handler h, bool open) {
+    if (opts.api_token.empty() || open) return h;
+    return [this, h = std::move(h)](http::request&& req, http::responder r) {
+      auto got = req.headers.get(token_header);
+      if (!got || *got != opts.api_token) {
+        r.send(error_response(errc::unauthenticated, "missing or invalid dapr-api-token header"));
+        return;
+      }
+      h(std::move(req), std::move(r));
+    };
+  }
+
+  void routes() {
+    auto self = this;
+    api.add("POST", "/v1.0/publish/{pubsub}/{topic}",
+            guard([self](http::request&& q, http::responder r) { self->publish(std::move(q), r); },
+                  false));
+    api.add("POST", "/v1.0-alpha1/publish/bulk/{pubsub}/{topic}",
+            guard([self](http::request&& q,
+                         http::responder r) { self->publish_bulk(std::move(q), r); },
+                  false));
+    api.add("DELETE", "/v1.0-alpha1/outrider/scheduled/{pubsub}/{id}",
+            guard([self](http::request&& q,
+                         http::responder r) { self->cancel(std::move(q), r); },
+                  false));
+    api.add("GET", "/v1.0/healthz",
+            guard([self](http::request&&, http::responder r) { self->healthz(r, false); }, true));
+    api.add("GET", "/v1.0/healthz/outbound",
+            guard([self](http::request&&, http::responder r) { self->healthz(r, true); }, true));
+    api.add("GET", "/v1.0/metadata",
+            guard(http::sync_handler([self](const http::request&) { return self->metadata(); }),
+                  false));
+    metrics_router.add_sync("GET", "/metrics", [self](const http::request&) {
+      return http::response::with_body(200, self->reg.expose(), "text/plain; version=0.0.4");
+    });
+  }
+
+  result<publish_metadata> query_metadata(const http::request& req, wall_time now) {
+    auto pairs = http::parse_query(req.query);
+    if (!pairs) {
+      return error(errc::malformed_request, "bad query string: " + pairs.error().message);
+    }
+    return parse_publish_metadata(*pairs, now);
+  }
+
+  envelope_input envelope_for(const http::request& req, std::string_view pubsub,
+                              std::string_view topic, wall_time now) {
+    envelope_input in;
+    in.app_id = opts.app_id;
+    in.pubsub_name = std::string(pubsub);
+    in.topic = std::string(topic);
+    in.content_type = std::string(req.headers.get("content-type").value_or(""));
+    in.traceparent = std::string(req.headers.get("traceparent").value_or(""));
+    in.tracestate = std::string(req.headers.get("tracestate").value_or(""));
+    in.message_id = id128::time_ordered(now);
+    in.now = now;
+    return in;
+  }
+
+  static std::string publish_failure(std::string_view topic, std::string_view pubsub,
+                                     const error& e) {
+    return "error when publishing to topic " + std::string(topic) + " in pubsub " +
+           std::string(pubsub) + ": " + std::string(e.info().name) + ": " + e.message;
+  }
+
+  void publish(http::request&& req, http::responder r) {
+    const std::string pubsub(req.params.at("pubsub"));
+    const std::string topic(req.params.at("topic"));
+    auto* comp = find_component(pubsub);
+    if (comp == nullptr) {
+      r.send(error_response(errc::pubsub_not_found, "pubsub " + pubsub + " not found"));
+      return;
+    }
+    const wall_time now = std::chrono::system_clock::now();
+    auto meta = query_metadata(req, now);
+    if (!meta) {
+      r.send(http::response::from_error(meta.error()));
+      return;
+    }
+    auto in = envelope_for(req, pubsub, topic, now);
+    in.body = std::move(req.body);
+    auto msg = build_message(in, *meta);
+    if (!msg) {
+      r.send(http::response::from_error(msg.error()));
+      return;
+    }
+    const auto started_at = std::chrono::steady_clock::now();
+    std::vector<backends::message> batch;
+    batch.push_back(std::move(*msg));
+    comp->backend->publish(
+        std::move(batch), [weak = weak_from_this(), r, pubsub, topic, started_at](
+                              result<std::vector<backends::publish_outcome>> res) {
+          auto self = weak.lock();
+          if (!self) {
+            r.send(error_response(errc::shutting_down, "sidecar stopped"));
+            return;
+          }
+          const status st = !res ? status(res.error()) : res->at(0).outcome;
+          if (!st) {
+            self->count_publish(pubsub, "error");
+            r.send(error_response(errc::pubsub_publish_message,
+                                  publish_failure(topic, pubsub, st.error())));
+            return;
+          }
+          self->publish_latency->observe(
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at).count());
+          self->count_publish(pubsub, "success");
+          auto resp = http::response::no_content();
+          resp.headers.set(message_id_header, res->at(0).id.to_string());
+          r.send(std::move(resp));
+        });
+  }
+
+  void publish_bulk(http::request&& req, http::responder r) {
+    const std::string pubsub(req.params.at("pubsub"));
+    const std::string topic(req.params.at("topic"));
+    auto* comp = find_component(pubsub);
+    if (comp == nullptr) {
+      r.send(error_response(errc::pubsub_not_found, "pubsub " + pubsub + " not found"));
+      return;
+    }
+    const wall_time now = std::chrono::system_clock::now();
+    auto query = http::parse_query(req.query);
+    if (!query) {
+      r.send(error_response(errc::malformed_request, "bad query string: " + query.error().message));
+      return;
+    }
+    boost::system::error_code ec;
+    json::value doc = json::parse(req.body, ec);
+    if (ec || !doc.is_array()) {
+      r.send(error_response(errc::pubsub_events_ser,
+                            "error when unmarshaling the request for topic " + topic + " pubsub " +
+                                pubsub + ": " + (ec ? ec.message() : "expected a JSON array")));
+      return;
+    }
+    std::vector<backends::message> batch;
+    std::vector<std::string> entry_ids;
+    for (const auto& item : doc.get_array()) {
+      const auto* o = item.if_object();
+      const json::value* entry_id = o ? o->if_contains("entryId") : nullptr;
+      const json::value* event = o ? o->if_contains("event") : nullptr;
+      if (entry_id == nullptr || !entry_id->is_string() || entry_id->get_string().empty() ||
+          event == nullptr) {
+        r.send(error_response(errc::pubsub_events_ser,
+                              "entry " + std::to_string(batch.size()) +
+                                  ": each entry needs a non-empty \"entryId\" and an \"event\""));
+        return;
+      }
+      // Query metadata applies to every entry; an entry's own metadata wins.
+      std::vector<std::pair<std::string, std::string>> pairs = *query;
+      if (const auto* m = o->if_contains("metadata"); m != nullptr && m->is_object()) {
+        for (const auto& kv : m->get_object()) {
+          pairs.emplace_back("metadata." + std::string(kv.key()),
+                             kv.value().is_string() ? std::string(kv.value().get_string())
+                                                    : json::serialize(kv.value()));
+        }
+      }
+      auto meta = parse_publish_metadata(pairs, now);
+      if (!meta) {
+        r.send(http::response::from_error(
+            error(meta.error().code, "entry " + std::string(entry_id->get_string()) + ": " +
+                                         meta.error().message)));
+        return;
+      }
+      auto in = envelope_for(req, pubsub, topic, now);
+      const auto* ct = o->if_contains("contentType");
+      in.content_type = (ct != nullptr && ct->is_string()) ? std::string(ct->get_string())
+                                                           : std::string();
+      in.body = event->is_string() ? std::string(event->get_string()) : json::serialize(*event);
+      if (in.content_type.empty()) {
+        in.content_type = event->is_string() ? "text/plain" : "application/json";
+      }
+      auto msg = build_message(in, *meta);
+      if (!msg) {
+        r.send(http::response::from_error(error(
+            msg.error().code, "entry " + std::string(entry_id->get_string()) + ": " +
+                                  msg.error().message)));
+        return;
+      }
+      batch.push_back(std::move(*msg));
+      entry_ids.emplace_back(entry_id->get_string());
+    }
+    if (batch.empty()) {
+      r.send(http::response::no_content());
+      return;
+    }
+    comp->backend->publish(
+        std::move(batch),
+        [weak = weak_from_this(), r, pubsub, topic, entry_ids = std::move(entry_ids)](
+            result<std::vector<backends::publish_outcome>> res) {
+          auto self = weak.lock();
+          json::array failed;
+          json::object ids;
+          for (std::size_t i = 0; i < entry_ids.size(); ++i) {
+            status st = !res ? status(res.error()) : res->at(i).outcome;
+            if (st && self) {
+              ids[entry_ids[i]] = res->at(i).id.to_string();
+              self->count_publish(pubsub, "success");
+            } else {
+              const error e = st ? error(errc::shutting_down, "sidecar stopped") : st.error();
+              failed.push_back(json::object{{"entryId", entry_ids[i]},
+                                            {"error", publish_failure(topic, pubsub, e)}});
+              if (self) self->count_publish(pubsub, "error");
+            }
+          }
+          if (failed.empty()) {
+            auto resp = http::response::no_content();
+            resp.headers.set(message_ids_header, json::serialize(ids));
+            r.send(std::move(resp));
+            return;
+          }
+          json::object body{{"failedEntries", std::move(failed)},
+                            {"errorCode", "ERR_PUBSUB_PUBLISH_MESSAGE"},
+                            {"messageIds", std::move(ids)}};
+          r.send(http::response::json(describe(errc::pubsub_publish_message).http_status,
+                                      json::serialize(body)));
+        });
+  }
+
+  void cancel(http::request&& req, http::responder r) {
+    const std::string pubsub(req.params.at("pubsub"));
+    auto* comp = find_component(pubsub);
+    if (comp == nullptr) {
+      r.send(error_response(errc::pubsub_not_found, "pubsub " + pubsub + " not found"));
+      return;
+    }
+    auto id = id128::parse(req.params.at("id"));
+    if (!id) {
+      r.send(error_response(errc::invalid_argument,
+                            "'" + std::string(req.params.at("id")) +
+                                "' is not a message id (26 characters, as returned in "
+                                "outrider-message-id)"));
+      return;
+    }
+    comp->backend->cancel_scheduled(*id, [r](status st) {
+      r.send(st ? http::response::no_content() : http::response::from_error(st.error()));
+    });
+  }
+
+  void healthz(http::responder r, bool outbound) {
+    // Ready when every backend answers healthy and, for the inbound check,
+    // subscriptions are established and the app passes its health checks.
+    struct join {
+      explicit join(http::responder resp) : r(std::move(resp)) {}
+      std::mutex m;
+      std::size_t left = 0;
+      std::string problem;
+      http::responder r;
+    };
+    std::string local_problem;
+    if (!outbound) {
+      std::lock_guard lock(mutex);
+      if (!subscribed) local_problem = "subscriptions not established (waiting for the app)";
+      else if (!healthy) local_problem = "the app fails its health checks";
+    }
+    auto state = std::make_shared<join>(r);
+    state->left = components.size();
+    state->problem = std::move(local_problem);
+    for (auto& c : components) {
+      c.backend->health([state, name = c.name](status st) {
+        std::lock_guard lock(state->m);
+        if (!st && state->problem.empty()) {
+          state->problem = "pubsub " + name + ": " + st.error().message;
+        }
+        if (--state->left == 0) {
+          state->r.send(state->problem.empty()
+                            ? http::response::no_content()
+                            : error_response(errc::health_not_ready, state->problem));
+        }
+      });
+    }
+  }
+
+  http::response metadata() {
+    json::object doc;
+    doc["id"] = opts.app_id;
+    doc["runtimeVersion"] = opts.runtime_version;
+    doc["enabledFeatures"] = json::array{"DelayedPublish", "CancelScheduled"};
+    doc["actors"] = json::array{};
+    json::array comps;
+    for (const auto& c : components) {
+      comps.push_back(json::object{{"name", c.name},
+                                   {"type", "pubsub." + c.type},
+                                   {"version", "v1"},
+                                   {"capabilities", json::array{}}});
+    }
+    doc["components"] = std::move(comps);
+    json::array subs_json;
+    {
+      std::lock_guard lock(mutex);
+      for (const auto& s : subs) {
+        json::array rules;
+        for (const auto& rule : s.sub.rules) {
+          rules.push_back(json::object{{"match", rule.match}, {"path", rule.path}});
+        }
+        if (!s.sub.route.empty()) {
+          rules.push_back(json::object{{"match", ""}, {"path", s.sub.route}});
+        }
+        json::object meta;
+        for (const auto& [k, v] : s.sub.metadata) meta[k] = v;
+        subs_json.push_back(json::object{{"pubsubname", s.sub.pubsub_name},
+                                         {"topic", s.sub.topic},
+                                         {"metadata", std::move(meta)},
+                                         {"rules", std::move(rules)},
+                                         {"deadLetterTopic", s.sub.dead_letter_topic},
+                                         {"type", lower(s.sub.kind) == "declarative"
+                                                      ? "DECLARATIVE"
+                                                      : "PROGRAMMATIC"}});
+      }
+    }
+    doc["subscriptions"] = std::move(subs_json);
+    doc["httpEndpoints"] = json::array{};
+    doc["extended"] = json::object{{"appHealthy", healthy_now() ? "true" : "false"}};
+    json::object app{{"port", opts.app_port},
+                     {"protocol", "http"},
+                     {"channelAddress", opts.app_host},
+                     {"maxConcurrency", opts.max_in_flight}};
+    if (opts.app_health.enabled) {
+      app["health"] = json::object{
+          {"healthCheckPath", opts.app_health.path},
+          {"healthProbeInterval", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                      opts.app_health.interval)
+                                                      .count()) +
+                                      "ms"},
+          {"healthThreshold", opts.app_health.threshold}};
+    }
+    doc["appConnectionProperties"] = std::move(app);
+    return http::response::json(200, json::serialize(doc));
+  }
+
+  bool healthy_now() const {
+    std::lock_guard lock(mutex);
+    return healthy;
+  }
+
+  // ---------------- subscriptions ----------------
+
+  void discover() {
+    if (opts.app_port == 0) {
+      subscribe_all({});
+      return;
+    }
+    http::request req;
+    req.method = "GET";
+    req.target = "/dapr/subscribe";
+    add_app_headers(req);
+    client->send(app_url, std::move(req), opts.app_timeout,
+                 [weak = weak_from_this()](result<http::response> res) {
+                   auto self = weak.lock();
+                   if (!self || self->is_stopping()) return;
+                   if (!res) {
+                     logger.debug("app not answering /dapr/subscribe yet: {}", res.error().message);
+                     self->after(self->opts.subscribe_retry_interval,
+                                 [](impl& s) { s.discover(); });
+                     return;
+                   }
+                   std::vector<subscription> found;
+                   if (res->status >= 200 && res->status < 300 && !res->body.empty()) {
+                     auto parsed = parse_subscriptions_json(res->body);
+                     if (!parsed) {
+                       logger.error("ignoring the app's /dapr/subscribe answer: {}",
+                                    parsed.error().message);
+                     } else {
+                       found = std::move(*parsed);
+                     }
+                   } else if (res->status != 404 && (res->status < 200 || res->status >= 300)) {
+                     logger.warn("the app answered /dapr/subscribe with {}", res->status);
+                   }
+                   self->subscribe_all(std::move(found));
+                 });
+  }
+
+  bool is_stopping() const {
+    std::lock_guard lock(mutex);
+    return stopping;
+  }
+
+  void subscribe_all(std::vector<subscription> programmatic) {
+    std::vector<sub_state> all;
+    auto add = [&](subscription s) {
+      auto* comp = find_component(s.pubsub_name);
+      if (comp == nullptr) {
+        logger.error("subscription to topic '{}' names unknown pubsub '{}'; skipped", s.topic,
+                     s.pubsub_name);
+        return;
+      }
+      all.push_back(sub_state{std::move(s), comp, 0, false});
+    };
+    for (auto& s : programmatic) add(std::move(s));
+    for (const auto& s : opts.subscriptions) add(s);
+    {
+      std::lock_guard lock(mutex);
+      if (stopping) return;
+      subs = std::move(all);
+    }
+    consume_all();
+  }
+
+  // Starts a consumer for every subscription not consuming yet.
+  void consume_all() {
+    std::vector<std::pair<std::size_t, backends::subscription_spec>> todo;
+    std::vector<backends::backend*> backend_of;
+    {
+      std::lock_guard lock(mutex);
+      if (stopping || !healthy) return;
+      for (std::size_t i = 0; i < subs.size(); ++i) {
+        if (subs[i].active) continue;
+        subs[i].active = true;
+        todo.emplace_back(i, backends::subscription_spec{subs[i].sub.topic, opts.app_id,
+                                                         opts.retry.max_attempts, opts.lease,
+                                                         std::max<std::uint32_t>(
+                                                             1, opts.max_in_flight)});
+        backend_of.push_back(subs[i].component->backend.get());
+      }
+      if (todo.empty()) {
+        subscribed = true;
+        return;
+      }
+    }
+    auto remaining = std::make_shared<std::atomic<std::size_t>>(todo.size());
+    for (std::size_t k = 0; k < todo.size(); ++k) {
+      const std::size_t index = todo[k].first;
+      backend_of[k]->subscribe(
+          todo[k].second,
+          [weak = weak_from_this(), index](backends::delivery d) {
+            if (auto self = weak.lock()) self->on_delivery(index, std::move(d));
+          },
+          [weak = weak_from_this(), index, remaining](result<backends::subscription_handle> h) {
+            auto self = weak.lock();
+            if (!self) return;
+            bool last = remaining->fetch_sub(1) == 1;
+            std::lock_guard lock(self->mutex);
+            if (!h) {
+              logger.error("subscribing to topic '{}' failed: {}; retrying",
+                           self->subs[index].sub.topic, h.error().message);
+              self->subs[index].active = false;
+              self->after(self->opts.subscribe_retry_interval, [](impl& s) { s.consume_all(); });
+              return;
+            }
+            self->subs[index].handle = *h;
+            if (last) {
+              bool all_active = true;
+              for (const auto& s : self->subs) all_active = all_active && s.active;
+              self->subscribed = all_active;
+            }
+          });
+    }
+  }
+
+  // Stops every consumer; the backend releases their unsettled deliveries.
+  void unsubscribe_all() {
+    std::vector<std::pair<backends::backend*, backends::subscription_handle>> handles;
+    {
+      std::lock_guard lock(mutex);
+      for (auto& s : subs) {
+        if (s.active && s.handle != 0) {
+          handles.emplace_back(s.component->backend.get(), s.handle);
+        }
+        s.active = false;
+        s.handle = 0;
+      }
+      waiting.clear();  // their deliveries are released by the unsubscribe
+    }
+    for (auto& [b, h] : handles) {
+      b->unsubscribe(h, [](status st) {
+        if (!st) logger.debug("unsubscribe: {}", st.error().message);
+      });
+    }
+  }
+
+  // ---------------- delivery ----------------
+
+  void add_app_headers(http::request& req) {
+    if (!opts.app_api_token.empty()) {
+      req.headers.set(token_header, opts.app_api_token);
+    }
+  }
+
+  void on_delivery(std::size_t index, backends::delivery d) {
+    {
+      std::unique_lock lock(mutex);
+      if (!stopping && healthy && in_flight < opts.max_in_flight) {
+        ++in_flight;
+        in_flight_gauge->set(static_cast<double>(in_flight));
+      } else if (!stopping) {
+        waiting.push_back({index, std::move(d)});
+        return;
+      } else {
+        lock.unlock();
+        settle(index, d, backends::settle_action::release());
+        return;
+      }
+    }
+    dispatch(index, std::move(d));
+  }
+
+  const subscription& sub_of(std::size_t index) {
+    std::lock_guard lock(mutex);
+    return subs[index].sub;
+  }
+  backends::backend& backend_of(std::size_t index) {
+    std::lock_guard lock(mutex);
+    return *subs[index].component->backend;
+  }
+
+  void settle(std::size_t index, const backends::delivery& d, backends::settle_action a) {
+    backend_of(index).settle(d.handle, a, [id = d.id](status st) {
+      if (!st) {
+        logger.debug("settling message {}: {}", id.to_string(), st.error().message);
+      }
+    });
+  }
+
+  void dispatch(std::size_t index, backends::delivery d) {
+    const subscription& sub = sub_of(index);
+    if (const auto* exp = backends::find_header(d.headers, header_expires_at)) {
+      std::int64_t ms = 0;
+      std::from_chars(exp->data(), exp->data() + exp->size(), ms);
+      const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+      if (ms > 0 && now_ms >= ms) {
+        logger.info("message {} on topic '{}' expired; dropped", d.id.to_string(), sub.topic);
+        dropped->inc();
+        count_delivery(sub.topic, "expired");
+        settle(index, d, backends::settle_action::ack());
+        finish();
+        return;
+      }
+    }
+    const auto* raw_header = backends::find_header(d.headers, header_raw_payload);
+    const bool raw = raw_header != nullptr && *raw_header == "true";
+    const std::string path = raw ? sub.route : sub.routes.select(d.body);
+    if (path.empty()) {
+      logger.warn("message {} on topic '{}' matches no route; dropped", d.id.to_string(),
+                  sub.topic);
+      dropped->inc();
+      count_delivery(sub.topic, "no_route");
+      settle(index, d, backends::settle_action::ack());
+      finish();
+      return;
+    }
+    http::request req;
+    req.method = "POST";
+    req.target = path;
+    const auto* ct = backends::find_header(d.headers, header_content_type);
+    req.headers.set("content-type", raw && ct != nullptr ? *ct : std::string(cloudevents_content_type));
+    for (auto name : {header_traceparent, header_tracestate}) {
+      if (const auto* v = backends::find_header(d.headers, name)) req.headers.set(name, *v);
+    }
+    req.headers.set("pubsubname", sub.pubsub_name);
+    req.headers.set("topic", sub.topic);
+    add_app_headers(req);
+    req.body = d.body;
+    const auto started_at = std::chrono::steady_clock::now();
+    client->send(app_url, std::move(req), opts.app_timeout,
+                 [weak = weak_from_this(), index, d = std::move(d),
+                  started_at](result<http::response> res) mutable {
+                   auto self = weak.lock();
+                   if (!self) return;
+                   self->delivery_latency->observe(
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at)
+                           .count());
+                   self->conclude(index, std::move(d), classify(res));
+                 });
+  }
+
+  static outcome classify(const result<http::response>& res) {
+    if (!res) return outcome::retry;
+    if (res->status == 404) return outcome::drop;
+    if (res->status < 200 || res->status >= 300) return outcome::retry;
+    if (res->body.empty()) return outcome::success;
+    boost::system::error_code ec;
+    json::value v = json::parse(res->body, ec);
+    const auto* o = ec ? nullptr : v.if_object();
+    const json::value* st = o ? o->if_contains("status") : nullptr;
+    if (st == nullptr || !st->is_string() || st->get_string().empty()) {
+      return outcome::success;  // as Dapr: no status (or not JSON) with a 2xx is SUCCESS
+    }
+    const std::string s = lower(std::string_view(st->get_string()));
+    if (s == "success") return outcome::success;
+    if (s == "drop") return outcome::drop;
+    return outcome::retry;  // RETRY and anything unknown
+  }
+
+  nanoseconds backoff(std::uint32_t attempt) const {
+    const double exponent = std::min<double>(attempt > 0 ? attempt - 1 : 0, max_backoff_exponent);
+    double ns = static_cast<double>(opts.retry.initial.count()) *
+                std::pow(std::max(1.0, opts.retry.multiplier), exponent);
+    ns = std::min(ns, static_cast<double>(opts.retry.max.count()));
+    const double spread = std::clamp(opts.retry.jitter, 0.0, 1.0);
+    ns *= 1.0 + spread * (2.0 * thread_random().unit() - 1.0);
+    return nanoseconds(static_cast<std::int64_t>(std::max(0.0, ns)));
+  }
+
+  void conclude(std::size_t index, backends::delivery d, outcome o) {
+    const subscription& sub = sub_of(index);
+    switch (o) {
+      case outcome::success:
+        count_delivery(sub.topic, "success");
+        settle(index, d, backends::settle_action::ack());
+        break;
+      case outcome::retry:
+        if (opts.retry.max_attempts > 0 && d.attempt >= opts.retry.max_attempts) {
+          count_delivery(sub.topic, "dead_letter");
+          dead_letter(index, std::move(d));
+          return;  // finish() after the dead-letter publish
+        }
+        count_delivery(sub.topic, "retry");
+        retries->inc();
+        settle(index, d, backends::settle_action::retry_after(backoff(d.attempt)));
+        break;
+      case outcome::drop:
+        if (!sub.dead_letter_topic.empty()) {
+          count_delivery(sub.topic, "dead_letter");
+          dead_letter(index, std::move(d));
+          return;
+        }
+        logger.warn("message {} on topic '{}' dropped by the app", d.id.to_string(), sub.topic);
+        count_delivery(sub.topic, "drop");
+        dropped->inc();
+        settle(index, d, backends::settle_action::ack());
+        break;
+    }
+    finish();
+  }
+
+  // To the subscription's dead-letter topic if it has one (then ack), else to
+  // the backend's dead-letter store. A failed dead-letter publish retries the
+  // delivery, so nothing is lost.
+  void dead_letter(std::size_t index, backends::delivery d) {
+    const subscription& sub = sub_of(index);
+    dead_letters->inc();
+    if (sub.dead_letter_topic.empty()) {
+      settle(index, d, backends::settle_action::dead_letter());
+      finish();
+      return;
+    }
+    backends::message m;
+    m.topic = sub.dead_letter_topic;
+    m.headers = d.headers;
+    m.headers.emplace_back(original_id_header, d.id.to_string());
+    m.body = d.body;
+    std::vector<backends::message> batch;
+    batch.push_back(std::move(m));
+    backend_of(index).publish(
+        std::move(batch), [weak = weak_from_this(), index,
+                           d = std::move(d)](result<std::vector<backends::publish_outcome>> res) {
+          auto self = weak.lock();
+          if (!self) return;
+          const bool ok = res && res->at(0).outcome.ok();
+          if (ok) {
+            self->settle(index, d, backends::settle_action::ack());
+          } else {
+            logger.warn("dead-letter publish for message {} failed; retrying the delivery",
+                        d.id.to_string());
+            self->settle(index, d,
+                         backends::settle_action::retry_after(self->backoff(d.attempt)));
+          }
+          self->finish();
+        });
+  }
+
+  // A delivery is done: start waiting ones while there is room.
+  void finish() {
+    std::vector<waiting_delivery> next;
+    {
+      std::lock_guard lock(mutex);
+      --in_flight;
+      while (!stopping && healthy && !waiting.empty() && in_flight < opts.max_in_flight) {
+        next.push_back(std::move(waiting.front()));
+        waiting.pop_front();
+        ++in_flight;
+      }
+      in_flight_gauge->set(static_cast<double>(in_flight));
+      if (in_flight == 0) drained.notify_all();
+    }
+    for (auto& w : next) dispatch(w.sub_index, std::move(w.d));
+  }
+
+  // ---------------- app health ----------------
+
+  void probe() {
+    http::request req;
+    req.method = "GET";
+    req.target = opts.app_health.path;
+    add_app_headers(req);
+    client->send(app_url, std::move(req), opts.app_health.timeout,
+                 [weak = weak_from_this()](result<http::response> res) {
+                   auto self = weak.lock();
+                   if (!self || self->is_stopping()) return;
+                   self->probe_result(res && res->status >= 200 && res->status < 300);
+                   self->probe_timer = self->timers->call_after(
+                       self->opts.app_health.interval, [weak = self->weak_from_this()] {
+                         if (auto s = weak.lock()) s->probe();
+                       });
+                 });
+  }
+
+  void probe_result(bool ok) {
+    bool became_healthy = false;
+    bool became_unhealthy = false;
+    {
+      std::lock_guard lock(mutex);
+      if (ok) {
+        probe_failures = 0;
+        became_healthy = !healthy;
+        healthy = true;
+      } else if (++probe_failures >= opts.app_health.threshold && healthy) {
+        healthy = false;
+        became_unhealthy = true;
+      }
+    }
+    if (became_unhealthy) {
+      logger.warn("app failed {} health checks in a row; pausing deliveries", probe_failures);
+      app_health_gauge->set(0);
+      unsubscribe_all();
+    } else if (became_healthy) {
+      logger.info("app healthy again; resuming deliveries");
+      app_health_gauge->set(1);
+      consume_all();
+    }
+  }
+};
+
+sidecar::sidecar(io::runtime& rt, sidecar_options options, std::vector<pubsub_component> components,
+                 metrics::registry& metrics)
+    : impl_(std::make_shared<impl>(rt, std::move(options), std::move(components), metrics)) {
+  OUTRIDER_ASSERT(!impl_->components.empty(), "a sidecar needs a pub/sub component");
+}
+
+sidecar::~sidecar() { stop(); }
+
+status sidecar::start() {
+  impl& s = *impl_;
+  for (const auto& sub : s.opts.subscriptions) {
+    if (s.find_component(sub.pubsub_name) == nullptr) {
+      return error(errc::config_invalid, "declarative subscription to topic '" + sub.topic +
+                                             "' names unknown pubsub '" + sub.pubsub_name + "'");
+    }
+  }
+  s.app_url.scheme = "http";
+  s.app_url.host = s.opts.app_host;
+  s.app_url.port = s.opts.app_port;
+  s.app_url.target = "/";
+  s.client = std::make_unique<http::client>(s.rt.context(timer_context));
+  s.timers = std::make_unique<io::asio_clock>(s.rt.context(timer_context));
+  s.routes();
+  http::server_options so;
+  so.listen = s.opts.listen_host + ":" + std::to_string(s.opts.http_port);
+  so.body_limit = s.opts.max_body.bytes;
+  so.header_limit = s.opts.max_header_bytes;
+  s.server = std::make_unique<http::server>(s.rt, so, s.api.as_handler());
+  OUTRIDER_TRY(s.server->start());
+  if (s.opts.serve_metrics) {
+    http::server_options mo;
+    mo.listen = s.opts.listen_host + ":" + std::to_string(s.opts.metrics_port);
+    s.metrics_server = std::make_unique<http::server>(s.rt, mo, s.metrics_router.as_handler());
+    if (auto st = s.metrics_server->start(); !st) {
+      s.server->stop(nanoseconds{});
+      return st;
+    }
+  }
+  s.started = true;
+  s.on_timer_context([](impl& self) {
+    self.discover();
+    if (self.opts.app_health.enabled && self.opts.app_port != 0) self.probe();
+  });
+  logger.info("sidecar for app '{}' listening on {}", s.opts.app_id, s.server->address());
+  return ok_status();
+}
+
+void sidecar::stop() {
+  impl& s = *impl_;
+  {
+    std::lock_guard lock(s.mutex);
+    if (s.stopping) return;
+    s.stopping = true;
+  }
+  if (!s.started) return;
+  s.server->stop(s.opts.shutdown_grace);
+  if (s.metrics_server) s.metrics_server->stop(nanoseconds{});
+  // Deliveries not started yet go back at once; those in flight get the grace period.
+  std::deque<impl::waiting_delivery> waiting;
+  {
+    std::lock_guard lock(s.mutex);
+    waiting.swap(s.waiting);
+  }
+  for (auto& w : waiting) s.settle(w.sub_index, w.d, backends::settle_action::release());
+  {
+    std::unique_lock lock(s.mutex);
+    s.drained.wait_for(lock, s.opts.shutdown_grace, [&] { return s.in_flight == 0; });
+  }
+  s.unsubscribe_all();  // releases whatever is still unsettled
+  // Timers and the client live on context 0: destroy them there.
+  std::mutex m;
+  std::condition_variable cv;
+  bool done = false;
+  s.rt.post(timer_context, [&] {
+    if (s.probe_timer != 0) s.timers->cancel(s.probe_timer);
+    std::lock_guard lock(m);
+    done = true;
+    cv.notify_all();
+  });
+  std::unique_lock lock(m);
+  cv.wait_for(lock, s.opts.shutdown_grace, [&] { return done; });
+}
+
+std::uint16_t sidecar::http_port() const { return impl_->server ? impl_->server->port() : 0; }
+std::uint16_t sidecar::metrics_port() const {
+  return impl_->metrics_server ? impl_->metrics_server->port() : 0;
+}
+bool sidecar::subscribed() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->subscribed;
+}
+bool sidecar::app_healthy() const { return impl_->healthy_now(); }
+
+}  // namespace outrider::sidecar

@@ -222,6 +222,12 @@ class engine {
   // Errors: as ack(); invalid_argument for a negative delay.
   result<std::uint64_t> nack(delivery_tag tag, wall_time now, nanoseconds delay = {});
 
+  // Ends the delivery as failed and moves the message to the queue's
+  // dead-letter queue at once (the consumer judged it unprocessable).
+  // Errors: as ack(); failed_precondition for a queue without a dead-letter
+  // queue (a dead-letter queue itself).
+  result<std::uint64_t> dead_letter(delivery_tag tag, wall_time now);
+
   // --- time ---
 
   // Earliest instant at which tick() has work (a scheduled message or retry

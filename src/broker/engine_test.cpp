@@ -126,6 +126,26 @@ TEST_F(broker_semantics, messages_not_yet_durable_are_not_delivered) {
   EXPECT_EQ(out[0].msg.body, "second");
 }
 
+TEST_F(broker_semantics, dead_letter_now_skips_remaining_attempts) {
+  const id128 id = publish("orders", "unprocessable");
+  subscribe("orders", 10);
+  auto d = take();
+  ASSERT_EQ(d.size(), 1U);
+  ASSERT_TRUE(engine_->dead_letter(d[0].tag, now_));
+  EXPECT_EQ(ready("orders.dlq"), 1U);
+  EXPECT_EQ(engine_->list("orders.dlq", 10)->at(0).id, id);
+  restart();
+  EXPECT_EQ(ready("orders.dlq"), 1U);
+  EXPECT_EQ(ready("orders"), 0U);
+  const consumer_id dlq_consumer = subscribe("orders.dlq", 1);
+  auto again = take();
+  ASSERT_EQ(again.size(), 1U);
+  EXPECT_EQ(again[0].consumer, dlq_consumer);
+  auto r = engine_->dead_letter(again[0].tag, now_);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::failed_precondition);
+}
+
 TEST_F(broker_semantics, delivery_order_is_publish_order) {
   for (int i = 0; i < 5; ++i) publish("orders", std::to_string(i));
   subscribe("orders", 100);

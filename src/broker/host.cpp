@@ -531,12 +531,14 @@ void host::ack(std::vector<delivery_tag> tags, std::function<void(std::vector<st
   });
 }
 
-void host::nack(delivery_tag tag, nanoseconds delay, std::function<void(status)> done) {
-  impl_->post([im = impl_.get(), tag, delay, done = std::move(done)]() mutable {
+void host::nack(delivery_tag tag, nanoseconds delay, bool dead_letter, std::function<void(status)> done) {
+  impl_->post([im = impl_.get(), tag, delay, dead_letter, done = std::move(done)]() mutable {
     status s;
     if (auto e = im->refuse()) {
       s = *e;
-    } else if (auto r = im->eng->nack(tag, system_now(), delay); !r) {
+    } else if (auto r = dead_letter ? im->eng->dead_letter(tag, system_now())
+                                    : im->eng->nack(tag, system_now(), delay);
+               !r) {
       s = std::move(r).error();
       im->settled(tag);
     } else {
@@ -584,6 +586,53 @@ void host::replay_dead_letters(std::string dead_letter_queue, std::size_t max,
       done(count);
     });
     im->after_work();
+  });
+}
+
+void host::peek_messages(std::string queue, std::size_t max,
+                         std::function<void(result<std::vector<std::pair<message_info, message>>>)> done) {
+  impl_->post([im = impl_.get(), queue = std::move(queue), max, done = std::move(done)]() mutable {
+    auto infos = im->eng->list(queue, max);
+    if (!infos) return done(std::move(infos).error());
+    std::vector<std::pair<message_info, message>> out;
+    out.reserve(infos->size());
+    for (auto& info : *infos) {
+      auto m = im->eng->peek(queue, info.id);
+      if (!m) {
+        if (m.error().code == errc::message_not_found) continue;  // settled meanwhile
+        return done(std::move(m).error());
+      }
+      out.emplace_back(std::move(info), std::move(*m));
+    }
+    done(std::move(out));
+  });
+}
+
+void host::stats(std::function<void(std::vector<std::pair<std::string, std::uint64_t>>)> done) {
+  impl_->post([im = impl_.get(), done = std::move(done)]() mutable {
+    std::uint64_t ready = 0, leased = 0, retry = 0, scheduled = 0;
+    auto names = im->eng->queue_names();
+    for (const auto& n : names) {
+      if (auto st = im->eng->stats(n)) {
+        ready += st->ready;
+        leased += st->leased;
+        retry += st->retry_wait;
+        scheduled += st->scheduled;
+      }
+    }
+    auto counter = [](metrics::counter* c) { return c != nullptr ? c->value() : 0; };
+    done({{"queues", names.size()},
+          {"messages_ready", ready},
+          {"messages_leased", leased},
+          {"messages_retry_wait", retry},
+          {"messages_scheduled", scheduled},
+          {"messages_published", counter(im->published)},
+          {"messages_delivered", counter(im->delivered)},
+          {"messages_acked", counter(im->acked)},
+          {"messages_nacked", counter(im->nacked)},
+          {"log_segments", im->log->segment_count()},
+          {"log_bytes", im->log->bytes_on_disk()},
+          {"log_durable_end", im->durable.load()}});
   });
 }
 

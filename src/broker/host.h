@@ -91,7 +91,9 @@ class host {
   void add_credit(consumer_id consumer, std::uint32_t credit, std::function<void(status)> done = nullptr);
   // Acks need no durability wait: a lost ack means a redelivery, never a loss.
   void ack(std::vector<delivery_tag> tags, std::function<void(std::vector<status>)> done);
-  void nack(delivery_tag tag, nanoseconds delay, std::function<void(status)> done);
+  // Fails a delivery: redelivered after `delay` (never earlier), or moved to the
+  // dead-letter queue now when `dead_letter` (or when attempts are exhausted).
+  void nack(delivery_tag tag, nanoseconds delay, bool dead_letter, std::function<void(status)> done);
 
   // --- inspection and dead letters ---
   void list_queues(std::function<void(std::vector<queue_summary>)> done);
@@ -100,6 +102,12 @@ class host {
   void peek(std::string queue, id128 id, std::function<void(result<message>)> done);
   void replay_dead_letters(std::string dead_letter_queue, std::size_t max,
                            std::function<void(result<std::size_t>)> done);
+
+  // Up to `max` messages of `queue` in delivery order, with their contents.
+  void peek_messages(std::string queue, std::size_t max,
+                     std::function<void(result<std::vector<std::pair<message_info, message>>>)> done);
+  // Named counters: queues, messages by state, log segments and bytes, durable end.
+  void stats(std::function<void(std::vector<std::pair<std::string, std::uint64_t>>)> done);
 
   // For tests and metrics: the durable end of the log.
   std::uint64_t durable_end() const;

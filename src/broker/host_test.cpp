@@ -232,7 +232,7 @@ TEST_F(host_test, nack_redelivers_after_delay_with_attempt_count) {
   ASSERT_TRUE(wait_for(c, 1));
   const auto nacked_at = std::chrono::system_clock::now();
   std::promise<status> p;
-  host_->nack(c.got[0].tag, 150ms, [&](status s) { p.set_value(std::move(s)); });
+  host_->nack(c.got[0].tag, 150ms, false, [&](status s) { p.set_value(std::move(s)); });
   ASSERT_TRUE(p.get_future().get());
   ASSERT_TRUE(wait_for(c, 2));
   EXPECT_EQ(c.got[1].attempt, 2U);

@@ -57,6 +57,7 @@ enum class nack_reason : std::uint8_t {
   nack = 1,           // the consumer said so
   lease_expired = 2,  // visibility timeout passed
   consumer_gone = 3,  // the consumer unsubscribed with the message in flight
+  rejected = 4,       // the consumer asked for the dead-letter queue at once
 };
 
 struct queue_declare_record {

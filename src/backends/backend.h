@@ -152,8 +152,7 @@ class backend {
   // Settles a delivery. `done` may be null. Errors: delivery_not_found (unknown
   // handle, already settled, or lease expired: the message is or will be
   // redelivered), unavailable.
-  virtual void settle(const settle_handle& handle, settle_action action,
-                      callback<status> done) = 0;
+  virtual void settle(const settle_handle& handle, settle_action action, callback<status> done) = 0;
 
   // ok when the backend can take publishes and deliver; unavailable otherwise.
   virtual void health(callback<status> done) = 0;

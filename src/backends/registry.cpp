@@ -31,8 +31,8 @@ result<std::unique_ptr<backend>> create(std::string_view type, const config::nod
     known += r.type;
   }
   return error(errc::config_invalid,
-               "unknown pub/sub backend type '" + std::string(type) + "' (compiled in: " +
-                   (known.empty() ? std::string("none") : known) + ")");
+               "unknown pub/sub backend type '" + std::string(type) +
+                   "' (compiled in: " + (known.empty() ? std::string("none") : known) + ")");
 }
 
 const std::string* find_header(const header_list& headers, std::string_view name) {

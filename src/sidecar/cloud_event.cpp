@@ -125,24 +125,25 @@ result<publish_metadata> parse_metadata_entries(
     } else if (iequal(key, "deliverAt") || iequal(key, "scheduledSendTime") ||
                iequal(key, "ScheduledEnqueueTimeUtc") || iequal(key, "deliverAfter")) {
       if (!when_key.empty()) {
-        return error(errc::pubsub_request_metadata,
-                     "metadata." + when_key + " and metadata." + key +
-                         " both set a delivery time; give only one");
+        return error(errc::pubsub_request_metadata, "metadata." + when_key + " and metadata." +
+                                                        key +
+                                                        " both set a delivery time; give only one");
       }
       when_key = key;
       wall_time at;
       if (iequal(key, "deliverAfter")) {
         auto d = parse_duration(value);
         if (!d) {
-          return bad_metadata(key, value, "a duration such as 90s, 15m, 7d (" + d.error().message + ")");
+          return bad_metadata(key, value,
+                              "a duration such as 90s, 15m, 7d (" + d.error().message + ")");
         }
         at = now + std::chrono::duration_cast<wall_time::duration>(*d);
       } else {
         auto t = parse_rfc3339(value);
         if (!t) {
-          return bad_metadata(key, value,
-                              "an RFC 3339 time such as 2026-05-01T09:00:00Z (" +
-                                  t.error().message + ")");
+          return bad_metadata(
+              key, value,
+              "an RFC 3339 time such as 2026-05-01T09:00:00Z (" + t.error().message + ")");
         }
         at = *t;
       }
@@ -252,11 +253,10 @@ result<backends::message> build_message(const envelope_input& in, const publish_
     m.headers.emplace_back(header_tracestate, *tracestate);
   }
   if (expires) {
-    m.headers.emplace_back(
-        header_expires_at,
-        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                           expires->time_since_epoch())
-                           .count()));
+    m.headers.emplace_back(header_expires_at,
+                           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              expires->time_since_epoch())
+                                              .count()));
   }
   for (const auto& [key, value] : meta.entries) {
     m.headers.emplace_back(std::string(header_metadata_prefix) + key, value);

@@ -35,8 +35,8 @@ void declare_settings(config::settings& s, sidecar_options& o) {
   s.add("sidecar.retry.jitter", &o.retry.jitter, "backoff spread, a fraction (0.2 = ±20%)",
         "OUTRIDER_SIDECAR_RETRY_JITTER", "retry-jitter");
   s.add("sidecar.retry.maxAttempts", &o.retry.max_attempts,
-        "delivery attempts before dead-lettering (0: unlimited)", "OUTRIDER_SIDECAR_RETRY_MAX_ATTEMPTS",
-        "retry-max-attempts");
+        "delivery attempts before dead-lettering (0: unlimited)",
+        "OUTRIDER_SIDECAR_RETRY_MAX_ATTEMPTS", "retry-max-attempts");
   s.add("sidecar.appHealth.enabled", &o.app_health.enabled, "probe the app's health",
         "OUTRIDER_SIDECAR_APP_HEALTH_CHECK", "enable-app-health-check");
   s.add("sidecar.appHealth.path", &o.app_health.path, "the app's health path",
@@ -46,13 +46,14 @@ void declare_settings(config::settings& s, sidecar_options& o) {
   s.add("sidecar.appHealth.timeout", &o.app_health.timeout, "timeout of one probe",
         "OUTRIDER_SIDECAR_APP_HEALTH_TIMEOUT", "app-health-probe-timeout");
   s.add("sidecar.appHealth.threshold", &o.app_health.threshold,
-        "failed probes in a row before the app is unhealthy", "OUTRIDER_SIDECAR_APP_HEALTH_THRESHOLD",
-        "app-health-threshold");
-  s.add("sidecar.apiToken", &o.api_token, "token apps must send as dapr-api-token", "DAPR_API_TOKEN");
+        "failed probes in a row before the app is unhealthy",
+        "OUTRIDER_SIDECAR_APP_HEALTH_THRESHOLD", "app-health-threshold");
+  s.add("sidecar.apiToken", &o.api_token, "token apps must send as dapr-api-token",
+        "DAPR_API_TOKEN");
   s.add("sidecar.appApiToken", &o.app_api_token, "token sent to the app as dapr-api-token",
         "APP_API_TOKEN");
-  s.add("sidecar.maxBodySize", &o.max_body, "largest request body", "OUTRIDER_SIDECAR_MAX_BODY_SIZE",
-        "max-body-size");
+  s.add("sidecar.maxBodySize", &o.max_body, "largest request body",
+        "OUTRIDER_SIDECAR_MAX_BODY_SIZE", "max-body-size");
   s.add("sidecar.maxHeaderSize", &o.max_header_bytes, "largest request line + headers, bytes",
         "OUTRIDER_SIDECAR_MAX_HEADER_SIZE", "max-header-size");
   s.add("sidecar.shutdownGrace", &o.shutdown_grace, "time in-flight deliveries get at shutdown",

@@ -11,10 +11,10 @@ namespace json = boost::json;
 
 struct route_expression::node {
   enum class kind { logical_or, logical_and, logical_not, compare, literal, path } type;
-  std::string op;                       // compare: "==", "!=", "<", "<=", ">", ">="
+  std::string op;  // compare: "==", "!=", "<", "<=", ">", ">="
   std::vector<std::shared_ptr<const node>> children;
-  json::value literal;                  // literal
-  std::vector<std::string> path;        // path: field names after `event`
+  json::value literal;            // literal
+  std::vector<std::string> path;  // path: field names after `event`
 };
 
 namespace {
@@ -131,11 +131,10 @@ class parser {
     }
     if (c == '-' || std::isdigit(static_cast<unsigned char>(c))) {
       std::size_t end = pos_ + 1;
-      while (end < text_.size() &&
-             (std::isdigit(static_cast<unsigned char>(text_[end])) || text_[end] == '.' ||
-              text_[end] == 'e' || text_[end] == 'E' ||
-              ((text_[end] == '+' || text_[end] == '-') &&
-               (text_[end - 1] == 'e' || text_[end - 1] == 'E')))) {
+      while (end < text_.size() && (std::isdigit(static_cast<unsigned char>(text_[end])) ||
+                                    text_[end] == '.' || text_[end] == 'e' || text_[end] == 'E' ||
+                                    ((text_[end] == '+' || text_[end] == '-') &&
+                                     (text_[end - 1] == 'e' || text_[end - 1] == 'E')))) {
         ++end;
       }
       double v = 0;
@@ -223,7 +222,9 @@ class parser {
         switch (e) {
           case 'n': c = '\n'; break;
           case 't': c = '\t'; break;
-          case '\\': case '"': case '\'': c = e; break;
+          case '\\':
+          case '"':
+          case '\'': c = e; break;
           default: --pos_; return fail(std::string("unsupported escape '\\") + e + "'");
         }
       }
@@ -297,10 +298,8 @@ bool evaluate(const node& n, const json::value& event) {
       return evaluate(*n.children[0], event) || evaluate(*n.children[1], event);
     case node::kind::logical_and:
       return evaluate(*n.children[0], event) && evaluate(*n.children[1], event);
-    case node::kind::logical_not:
-      return !evaluate(*n.children[0], event);
-    case node::kind::compare:
-      return compare(n, event);
+    case node::kind::logical_not: return !evaluate(*n.children[0], event);
+    case node::kind::compare: return compare(n, event);
     case node::kind::literal:
     case node::kind::path: {
       auto v = value_of(n, event);

@@ -62,30 +62,35 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
   impl(io::runtime& runtime, sidecar_options o, std::vector<pubsub_component> c,
        metrics::registry& m)
       : rt(runtime), opts(std::move(o)), components(std::move(c)), reg(m) {
-    auto& publishes = reg.add_counter("outrider_sidecar_publish_total",
-                                      "Messages published through the API, by outcome",
-                                      {"pubsub", "outcome"});
+    auto& publishes =
+        reg.add_counter("outrider_sidecar_publish_total",
+                        "Messages published through the API, by outcome", {"pubsub", "outcome"});
     auto& deliveries = reg.add_counter("outrider_sidecar_deliveries_total",
-                                       "Deliveries to the app, by outcome",
-                                       {"topic", "outcome"});
+                                       "Deliveries to the app, by outcome", {"topic", "outcome"});
     publishes_family = &publishes;
     deliveries_family = &deliveries;
     retries = &reg.add_counter("outrider_sidecar_retries_total",
-                               "Deliveries settled for a retry after backoff").get();
+                               "Deliveries settled for a retry after backoff")
+                   .get();
     dead_letters = &reg.add_counter("outrider_sidecar_dead_letters_total",
-                                    "Messages sent to a dead-letter topic or store").get();
+                                    "Messages sent to a dead-letter topic or store")
+                        .get();
     dropped = &reg.add_counter("outrider_sidecar_dropped_total",
                                "Messages dropped (DROP/404 without dead-letter topic, expired, "
-                               "no matching route)").get();
+                               "no matching route)")
+                   .get();
     delivery_latency = &reg.add_histogram("outrider_sidecar_delivery_duration_seconds",
-                                          "Time the app took to answer a delivery").get();
+                                          "Time the app took to answer a delivery")
+                            .get();
     publish_latency = &reg.add_histogram("outrider_sidecar_publish_duration_seconds",
                                          "Time from publish request to durable confirmation")
                            .get();
-    app_health_gauge = &reg.add_gauge("outrider_sidecar_app_healthy",
-                                      "1 while the app passes its health checks").get();
+    app_health_gauge =
+        &reg.add_gauge("outrider_sidecar_app_healthy", "1 while the app passes its health checks")
+             .get();
     in_flight_gauge = &reg.add_gauge("outrider_sidecar_deliveries_in_flight",
-                                     "Deliveries awaiting the app's answer").get();
+                                     "Deliveries awaiting the app's answer")
+                           .get();
     app_health_gauge->set(1);
   }
 
@@ -170,13 +175,12 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     api.add("POST", "/v1.0/publish/{pubsub}/{topic}",
             guard([self](http::request&& q, http::responder r) { self->publish(std::move(q), r); },
                   false));
-    api.add("POST", "/v1.0-alpha1/publish/bulk/{pubsub}/{topic}",
-            guard([self](http::request&& q,
-                         http::responder r) { self->publish_bulk(std::move(q), r); },
-                  false));
+    api.add(
+        "POST", "/v1.0-alpha1/publish/bulk/{pubsub}/{topic}",
+        guard([self](http::request&& q, http::responder r) { self->publish_bulk(std::move(q), r); },
+              false));
     api.add("DELETE", "/v1.0-alpha1/outrider/scheduled/{pubsub}/{id}",
-            guard([self](http::request&& q,
-                         http::responder r) { self->cancel(std::move(q), r); },
+            guard([self](http::request&& q, http::responder r) { self->cancel(std::move(q), r); },
                   false));
     api.add("GET", "/v1.0/healthz",
             guard([self](http::request&&, http::responder r) { self->healthz(r, false); }, true));
@@ -243,8 +247,8 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     std::vector<backends::message> batch;
     batch.push_back(std::move(*msg));
     comp->backend->publish(
-        std::move(batch), [weak = weak_from_this(), r, pubsub, topic, started_at](
-                              result<std::vector<backends::publish_outcome>> res) {
+        std::move(batch), [weak = weak_from_this(), r, pubsub, topic,
+                           started_at](result<std::vector<backends::publish_outcome>> res) {
           auto self = weak.lock();
           if (!self) {
             r.send(error_response(errc::shutting_down, "sidecar stopped"));
@@ -313,23 +317,23 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
       auto meta = parse_publish_metadata(pairs, now);
       if (!meta) {
         r.send(http::response::from_error(
-            error(meta.error().code, "entry " + std::string(entry_id->get_string()) + ": " +
-                                         meta.error().message)));
+            error(meta.error().code,
+                  "entry " + std::string(entry_id->get_string()) + ": " + meta.error().message)));
         return;
       }
       auto in = envelope_for(req, pubsub, topic, now);
       const auto* ct = o->if_contains("contentType");
-      in.content_type = (ct != nullptr && ct->is_string()) ? std::string(ct->get_string())
-                                                           : std::string();
+      in.content_type =
+          (ct != nullptr && ct->is_string()) ? std::string(ct->get_string()) : std::string();
       in.body = event->is_string() ? std::string(event->get_string()) : json::serialize(*event);
       if (in.content_type.empty()) {
         in.content_type = event->is_string() ? "text/plain" : "application/json";
       }
       auto msg = build_message(in, *meta);
       if (!msg) {
-        r.send(http::response::from_error(error(
-            msg.error().code, "entry " + std::string(entry_id->get_string()) + ": " +
-                                  msg.error().message)));
+        r.send(http::response::from_error(
+            error(msg.error().code,
+                  "entry " + std::string(entry_id->get_string()) + ": " + msg.error().message)));
         return;
       }
       batch.push_back(std::move(*msg));
@@ -341,8 +345,8 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     }
     comp->backend->publish(
         std::move(batch),
-        [weak = weak_from_this(), r, pubsub, topic, entry_ids = std::move(entry_ids)](
-            result<std::vector<backends::publish_outcome>> res) {
+        [weak = weak_from_this(), r, pubsub, topic,
+         entry_ids = std::move(entry_ids)](result<std::vector<backends::publish_outcome>> res) {
           auto self = weak.lock();
           json::array failed;
           json::object ids;
@@ -405,8 +409,10 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     std::string local_problem;
     if (!outbound) {
       std::lock_guard lock(mutex);
-      if (!subscribed) local_problem = "subscriptions not established (waiting for the app)";
-      else if (!healthy) local_problem = "the app fails its health checks";
+      if (!subscribed)
+        local_problem = "subscriptions not established (waiting for the app)";
+      else if (!healthy)
+        local_problem = "the app fails its health checks";
     }
     auto state = std::make_shared<join>(r);
     state->left = components.size();
@@ -453,14 +459,13 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
         }
         json::object meta;
         for (const auto& [k, v] : s.sub.metadata) meta[k] = v;
-        subs_json.push_back(json::object{{"pubsubname", s.sub.pubsub_name},
-                                         {"topic", s.sub.topic},
-                                         {"metadata", std::move(meta)},
-                                         {"rules", std::move(rules)},
-                                         {"deadLetterTopic", s.sub.dead_letter_topic},
-                                         {"type", lower(s.sub.kind) == "declarative"
-                                                      ? "DECLARATIVE"
-                                                      : "PROGRAMMATIC"}});
+        subs_json.push_back(json::object{
+            {"pubsubname", s.sub.pubsub_name},
+            {"topic", s.sub.topic},
+            {"metadata", std::move(meta)},
+            {"rules", std::move(rules)},
+            {"deadLetterTopic", s.sub.dead_letter_topic},
+            {"type", lower(s.sub.kind) == "declarative" ? "DECLARATIVE" : "PROGRAMMATIC"}});
       }
     }
     doc["subscriptions"] = std::move(subs_json);
@@ -473,10 +478,11 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     if (opts.app_health.enabled) {
       app["health"] = json::object{
           {"healthCheckPath", opts.app_health.path},
-          {"healthProbeInterval", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                      opts.app_health.interval)
-                                                      .count()) +
-                                      "ms"},
+          {"healthProbeInterval",
+           std::to_string(
+               std::chrono::duration_cast<std::chrono::milliseconds>(opts.app_health.interval)
+                   .count()) +
+               "ms"},
           {"healthThreshold", opts.app_health.threshold}};
     }
     doc["appConnectionProperties"] = std::move(app);
@@ -499,30 +505,29 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     req.method = "GET";
     req.target = "/dapr/subscribe";
     add_app_headers(req);
-    client->send(app_url, std::move(req), opts.app_timeout,
-                 [weak = weak_from_this()](result<http::response> res) {
-                   auto self = weak.lock();
-                   if (!self || self->is_stopping()) return;
-                   if (!res) {
-                     logger.debug("app not answering /dapr/subscribe yet: {}", res.error().message);
-                     self->after(self->opts.subscribe_retry_interval,
-                                 [](impl& s) { s.discover(); });
-                     return;
-                   }
-                   std::vector<subscription> found;
-                   if (res->status >= 200 && res->status < 300 && !res->body.empty()) {
-                     auto parsed = parse_subscriptions_json(res->body);
-                     if (!parsed) {
-                       logger.error("ignoring the app's /dapr/subscribe answer: {}",
-                                    parsed.error().message);
-                     } else {
-                       found = std::move(*parsed);
-                     }
-                   } else if (res->status != 404 && (res->status < 200 || res->status >= 300)) {
-                     logger.warn("the app answered /dapr/subscribe with {}", res->status);
-                   }
-                   self->subscribe_all(std::move(found));
-                 });
+    client->send(
+        app_url, std::move(req), opts.app_timeout,
+        [weak = weak_from_this()](result<http::response> res) {
+          auto self = weak.lock();
+          if (!self || self->is_stopping()) return;
+          if (!res) {
+            logger.debug("app not answering /dapr/subscribe yet: {}", res.error().message);
+            self->after(self->opts.subscribe_retry_interval, [](impl& s) { s.discover(); });
+            return;
+          }
+          std::vector<subscription> found;
+          if (res->status >= 200 && res->status < 300 && !res->body.empty()) {
+            auto parsed = parse_subscriptions_json(res->body);
+            if (!parsed) {
+              logger.error("ignoring the app's /dapr/subscribe answer: {}", parsed.error().message);
+            } else {
+              found = std::move(*parsed);
+            }
+          } else if (res->status != 404 && (res->status < 200 || res->status >= 300)) {
+            logger.warn("the app answered /dapr/subscribe with {}", res->status);
+          }
+          self->subscribe_all(std::move(found));
+        });
   }
 
   bool is_stopping() const {
@@ -561,10 +566,9 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
       for (std::size_t i = 0; i < subs.size(); ++i) {
         if (subs[i].active) continue;
         subs[i].active = true;
-        todo.emplace_back(i, backends::subscription_spec{subs[i].sub.topic, opts.app_id,
-                                                         opts.retry.max_attempts, opts.lease,
-                                                         std::max<std::uint32_t>(
-                                                             1, opts.max_in_flight)});
+        todo.emplace_back(i, backends::subscription_spec{
+                                 subs[i].sub.topic, opts.app_id, opts.retry.max_attempts,
+                                 opts.lease, std::max<std::uint32_t>(1, opts.max_in_flight)});
         backend_of.push_back(subs[i].component->backend.get());
       }
       if (todo.empty()) {
@@ -699,7 +703,8 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     req.method = "POST";
     req.target = path;
     const auto* ct = backends::find_header(d.headers, header_content_type);
-    req.headers.set("content-type", raw && ct != nullptr ? *ct : std::string(cloudevents_content_type));
+    req.headers.set("content-type",
+                    raw && ct != nullptr ? *ct : std::string(cloudevents_content_type));
     for (auto name : {header_traceparent, header_tracestate}) {
       if (const auto* v = backends::find_header(d.headers, name)) req.headers.set(name, *v);
     }
@@ -708,16 +713,16 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     add_app_headers(req);
     req.body = d.body;
     const auto started_at = std::chrono::steady_clock::now();
-    client->send(app_url, std::move(req), opts.app_timeout,
-                 [weak = weak_from_this(), index, d = std::move(d),
-                  started_at](result<http::response> res) mutable {
-                   auto self = weak.lock();
-                   if (!self) return;
-                   self->delivery_latency->observe(
-                       std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at)
-                           .count());
-                   self->conclude(index, std::move(d), classify(res));
-                 });
+    client->send(
+        app_url, std::move(req), opts.app_timeout,
+        [weak = weak_from_this(), index, d = std::move(d),
+         started_at](result<http::response> res) mutable {
+          auto self = weak.lock();
+          if (!self) return;
+          self->delivery_latency->observe(
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at).count());
+          self->conclude(index, std::move(d), classify(res));
+        });
   }
 
   static outcome classify(const result<http::response>& res) {
@@ -809,8 +814,7 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
           } else {
             logger.warn("dead-letter publish for message {} failed; retrying the delivery",
                         d.id.to_string());
-            self->settle(index, d,
-                         backends::settle_action::retry_after(self->backoff(d.attempt)));
+            self->settle(index, d, backends::settle_action::retry_after(self->backoff(d.attempt)));
           }
           self->finish();
         });
@@ -845,10 +849,11 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
                    auto self = weak.lock();
                    if (!self || self->is_stopping()) return;
                    self->probe_result(res && res->status >= 200 && res->status < 300);
-                   self->probe_timer = self->timers->call_after(
-                       self->opts.app_health.interval, [weak = self->weak_from_this()] {
-                         if (auto s = weak.lock()) s->probe();
-                       });
+                   self->probe_timer = self->timers->call_after(self->opts.app_health.interval,
+                                                                [weak = self->weak_from_this()] {
+                                                                  if (auto s = weak.lock())
+                                                                    s->probe();
+                                                                });
                  });
   }
 
@@ -884,7 +889,9 @@ sidecar::sidecar(io::runtime& rt, sidecar_options options, std::vector<pubsub_co
   OUTRIDER_ASSERT(!impl_->components.empty(), "a sidecar needs a pub/sub component");
 }
 
-sidecar::~sidecar() { stop(); }
+sidecar::~sidecar() {
+  stop();
+}
 
 status sidecar::start() {
   impl& s = *impl_;
@@ -961,7 +968,9 @@ void sidecar::stop() {
   cv.wait_for(lock, s.opts.shutdown_grace, [&] { return done; });
 }
 
-std::uint16_t sidecar::http_port() const { return impl_->server ? impl_->server->port() : 0; }
+std::uint16_t sidecar::http_port() const {
+  return impl_->server ? impl_->server->port() : 0;
+}
 std::uint16_t sidecar::metrics_port() const {
   return impl_->metrics_server ? impl_->metrics_server->port() : 0;
 }
@@ -969,6 +978,8 @@ bool sidecar::subscribed() const {
   std::lock_guard lock(impl_->mutex);
   return impl_->subscribed;
 }
-bool sidecar::app_healthy() const { return impl_->healthy_now(); }
+bool sidecar::app_healthy() const {
+  return impl_->healthy_now();
+}
 
 }  // namespace outrider::sidecar

@@ -13,7 +13,9 @@ std::string normalise_path(std::string p) {
   return p;
 }
 
-bool is_true(std::string_view v) { return v == "true" || v == "True" || v == "TRUE" || v == "1"; }
+bool is_true(std::string_view v) {
+  return v == "true" || v == "True" || v == "TRUE" || v == "1";
+}
 
 // A metadata value as text; a JSON-stringified string ("\"true\"") is unquoted.
 std::string metadata_text(const json::value& v) {
@@ -36,8 +38,8 @@ result<std::string> get_string(const json::object& o, std::string_view key, std:
   auto it = o.find(key);
   if (it == o.end() || it->value().is_null()) {
     if (required) {
-      return error(errc::invalid_argument,
-                   "subscription " + std::to_string(index) + ": missing \"" + std::string(key) + "\"");
+      return error(errc::invalid_argument, "subscription " + std::to_string(index) +
+                                               ": missing \"" + std::string(key) + "\"");
     }
     return std::string();
   }
@@ -133,8 +135,8 @@ result<std::vector<subscription>> parse_subscriptions_json(std::string_view body
         for (const auto& rule : r->value().get_array()) {
           const auto* ro = rule.if_object();
           if (ro == nullptr) {
-            return error(errc::invalid_argument, "subscription " + std::to_string(index) +
-                                                     ": each rule must be an object");
+            return error(errc::invalid_argument,
+                         "subscription " + std::to_string(index) + ": each rule must be an object");
           }
           auto match = get_string(*ro, "match", index, false);
           if (!match) return match.error();
@@ -234,8 +236,9 @@ result<std::vector<subscription>> parse_subscriptions_yaml(const config::node& s
           }
         }
       } else {
-        return value.fail("unknown key '" + key +
-                          "' (expected pubsubname, topic, route, routes, deadLetterTopic, metadata)");
+        return value.fail(
+            "unknown key '" + key +
+            "' (expected pubsubname, topic, route, routes, deadLetterTopic, metadata)");
       }
     }
     if (auto st = compile(s); !st) {

@@ -33,9 +33,9 @@ struct subscription {
   std::vector<route_rule> rules;
   std::string dead_letter_topic;
   std::vector<std::pair<std::string, std::string>> metadata;
-  bool raw_payload = false;  // metadata rawPayload
+  bool raw_payload = false;           // metadata rawPayload
   std::string kind = "programmatic";  // or "declarative"
-  routing_table routes;  // compiled from route + rules
+  routing_table routes;               // compiled from route + rules
 };
 
 // Parses the app's /dapr/subscribe answer. Errors: invalid_argument naming the

@@ -8,7 +8,9 @@ mem_backend::mem_backend(mem_backend_options options) : options_(options) {
   worker_ = std::thread([this] { run(); });
 }
 
-mem_backend::~mem_backend() { close(); }
+mem_backend::~mem_backend() {
+  close();
+}
 
 wall_time mem_backend::now() const {
   std::lock_guard lock(mutex_);
@@ -177,8 +179,7 @@ void mem_backend::dead_letter_locked(group& g, const entry& e) {
   }
 }
 
-void mem_backend::settle(const settle_handle& handle, settle_action action,
-                         callback<status> done) {
+void mem_backend::settle(const settle_handle& handle, settle_action action, callback<status> done) {
   status st;
   {
     std::lock_guard lock(mutex_);
@@ -206,12 +207,8 @@ void mem_backend::settle(const settle_handle& handle, settle_action action,
         case settle_action::kind::retry:
           fail_locked(g, std::move(l.item), now_locked(), action.delay);
           break;
-        case settle_action::kind::dead_letter:
-          dead_letter_locked(g, l.item);
-          break;
-        case settle_action::kind::release:
-          g.ready.push_front(std::move(l.item));
-          break;
+        case settle_action::kind::dead_letter: dead_letter_locked(g, l.item); break;
+        case settle_action::kind::release: g.ready.push_front(std::move(l.item)); break;
       }
     }
   }
@@ -309,9 +306,9 @@ void mem_backend::step_locked(wall_time now, std::vector<pending_delivery>& out)
       d.published_at = e.data->published_at;
       ++chosen->unsettled;
       ++g->leased;
-      leases_.emplace(token, lease{std::move(e), g.get(), chosen->id,
-                                   now + std::chrono::duration_cast<wall_time::duration>(
-                                             g->lease_duration)});
+      leases_.emplace(
+          token, lease{std::move(e), g.get(), chosen->id,
+                       now + std::chrono::duration_cast<wall_time::duration>(g->lease_duration)});
       out.push_back(pending_delivery{chosen->on_delivery, std::move(d)});
     }
   }

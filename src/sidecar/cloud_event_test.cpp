@@ -1,0 +1,163 @@
+#include "sidecar/cloud_event.h"
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+#include "base/time_format.h"
+
+namespace outrider::sidecar {
+namespace {
+
+namespace json = boost::json;
+using pairs = std::vector<std::pair<std::string, std::string>>;
+
+wall_time fixed_now() {
+  return *parse_rfc3339("2026-03-01T12:00:00Z");
+}
+
+envelope_input input(std::string content_type, std::string body) {
+  envelope_input in;
+  in.app_id = "orders";
+  in.pubsub_name = "pubsub";
+  in.topic = "reservations";
+  in.content_type = std::move(content_type);
+  in.body = std::move(body);
+  in.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  in.message_id = id128{7, 9};
+  in.now = fixed_now();
+  return in;
+}
+
+json::object body_of(const backends::message& m) {
+  return json::parse(m.body).as_object();
+}
+
+TEST(cloud_event, json_body_is_wrapped_in_an_envelope) {
+  auto m = build_message(input("application/json", R"({"order":42})"), {});
+  ASSERT_TRUE(m.ok());
+  auto ce = body_of(*m);
+  EXPECT_EQ(ce["id"], json::value(id128({7, 9}).to_string()));
+  EXPECT_EQ(ce["source"], "orders");
+  EXPECT_EQ(ce["type"], "com.dapr.event.sent");
+  EXPECT_EQ(ce["specversion"], "1.0");
+  EXPECT_EQ(ce["datacontenttype"], "application/json");
+  EXPECT_EQ(ce["data"].as_object()["order"], 42);
+  EXPECT_EQ(ce["topic"], "reservations");
+  EXPECT_EQ(ce["pubsubname"], "pubsub");
+  EXPECT_EQ(ce["traceparent"], "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  EXPECT_EQ(*backends::find_header(m->headers, "content-type"), "application/cloudevents+json");
+  EXPECT_NE(backends::find_header(m->headers, "traceparent"), nullptr);
+  EXPECT_EQ(m->id, (id128{7, 9}));
+}
+
+TEST(cloud_event, text_binary_and_invalid_json_bodies) {
+  auto text = build_message(input("", "hello"), {});
+  EXPECT_EQ(body_of(*text)["data"], "hello");
+  EXPECT_EQ(body_of(*text)["datacontenttype"], "text/plain");
+  auto bin = build_message(input("application/octet-stream", std::string("\x00\x01\xff", 3)), {});
+  EXPECT_EQ(body_of(*bin)["data_base64"], "AAH/");
+  EXPECT_FALSE(body_of(*bin).contains("data"));
+  auto bad = build_message(input("application/json", "{not json"), {});
+  EXPECT_EQ(body_of(*bad)["data"], "{not json");  // as Dapr: travels as a string
+}
+
+TEST(cloud_event, passthrough_keeps_the_apps_event_and_fills_defaults) {
+  auto m = build_message(
+      input("application/cloudevents+json", R"({"id":"mine","type":"t","source":"s","data":1})"),
+      {});
+  ASSERT_TRUE(m.ok());
+  auto ce = body_of(*m);
+  EXPECT_EQ(ce["id"], "mine");
+  EXPECT_EQ(ce["type"], "t");
+  EXPECT_EQ(ce["specversion"], "1.0");
+  EXPECT_EQ(ce["topic"], "reservations");
+  auto bad = build_message(input("application/cloudevents+json", "[1,2]"), {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, errc::pubsub_cloud_events_ser);
+  EXPECT_EQ(bad.error().info().http_status, 400);
+}
+
+TEST(cloud_event, raw_payload_overrides_ttl_and_kept_metadata) {
+  auto meta = parse_publish_metadata({{"metadata.rawPayload", "true"},
+                                      {"metadata.ttlInSeconds", "60"},
+                                      {"metadata.partitionKey", "k1"},
+                                      {"other", "ignored"}},
+                                     fixed_now());
+  ASSERT_TRUE(meta.ok());
+  EXPECT_TRUE(meta->raw_payload);
+  auto m = build_message(input("application/json", R"({"a":1})"), *meta);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->body, R"({"a":1})");
+  EXPECT_EQ(*backends::find_header(m->headers, header_raw_payload), "true");
+  EXPECT_EQ(*backends::find_header(m->headers, "metadata.partitionKey"), "k1");
+  const auto expires = std::chrono::duration_cast<std::chrono::milliseconds>(
+      (fixed_now() + std::chrono::seconds(60)).time_since_epoch());
+  EXPECT_EQ(*backends::find_header(m->headers, header_expires_at), std::to_string(expires.count()));
+
+  auto over = parse_publish_metadata(
+      {{"metadata.cloudevent.type", "custom"}, {"cloudevent.source", "elsewhere"}}, fixed_now());
+  ASSERT_TRUE(over.ok());
+  auto ce = body_of(*build_message(input("text/plain", "x"), *over));
+  EXPECT_EQ(ce["type"], "custom");
+  EXPECT_EQ(ce["source"], "elsewhere");
+}
+
+TEST(cloud_event, every_delayed_publish_spelling) {
+  const wall_time now = fixed_now();
+  const wall_time later = *parse_rfc3339("2026-03-08T12:00:00Z");
+  for (const char* key :
+       {"metadata.deliverAt", "metadata.scheduledSendTime", "metadata.ScheduledEnqueueTimeUtc",
+        "metadata.DELIVERAT", "metadata.scheduledsendtime"}) {
+    auto meta = parse_publish_metadata({{key, "2026-03-08T12:00:00Z"}}, now);
+    ASSERT_TRUE(meta.ok()) << key;
+    ASSERT_TRUE(meta->deliver_at.has_value()) << key;
+    EXPECT_EQ(*meta->deliver_at, later) << key;
+  }
+  auto after = parse_publish_metadata({{"metadata.deliverAfter", "7d"}}, now);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(*after->deliver_at, later);
+  auto m = build_message(input("text/plain", "x"), *after);
+  EXPECT_EQ(m->deliver_at, later);
+  auto ninety = parse_publish_metadata({{"metadata.deliverafter", "90s"}}, now);
+  EXPECT_EQ(*ninety->deliver_at, now + std::chrono::seconds(90));
+}
+
+TEST(cloud_event, past_delivery_time_means_now) {
+  auto meta = parse_publish_metadata({{"metadata.deliverAt", "2020-01-01T00:00:00Z"}}, fixed_now());
+  ASSERT_TRUE(meta.ok());
+  EXPECT_FALSE(meta->deliver_at.has_value());
+}
+
+TEST(cloud_event, bad_metadata_values_are_400_with_a_clear_message) {
+  struct bad_case {
+    pairs query;
+    std::string expect;
+  };
+  const std::vector<bad_case> cases = {
+      {{{"metadata.deliverAt", "tomorrow"}}, "metadata.deliverAt='tomorrow': expected an RFC 3339"},
+      {{{"metadata.deliverAfter", "soon"}}, "metadata.deliverAfter='soon': expected a duration"},
+      {{{"metadata.deliverAfter", "-5s"}}, "metadata.deliverAfter='-5s'"},
+      {{{"metadata.ttlInSeconds", "ten"}}, "metadata.ttlInSeconds='ten'"},
+      {{{"metadata.ttlInSeconds", "-1"}}, "metadata.ttlInSeconds='-1'"},
+      {{{"metadata.rawPayload", "yes please"}}, "metadata.rawPayload='yes please'"},
+      {{{"metadata.deliverAt", "2026-04-01T00:00:00Z"}, {"metadata.deliverAfter", "1h"}},
+       "give only one"},
+  };
+  for (const auto& c : cases) {
+    auto r = parse_publish_metadata(c.query, fixed_now());
+    ASSERT_FALSE(r.ok()) << c.expect;
+    EXPECT_EQ(r.error().code, errc::pubsub_request_metadata);
+    EXPECT_EQ(r.error().info().http_status, 400);
+    EXPECT_NE(r.error().message.find(c.expect), std::string::npos) << r.error().message;
+  }
+}
+
+TEST(cloud_event, json_content_types) {
+  EXPECT_TRUE(is_json_content_type("application/json"));
+  EXPECT_TRUE(is_json_content_type("application/json; charset=utf-8"));
+  EXPECT_TRUE(is_json_content_type("application/vnd.x+json"));
+  EXPECT_FALSE(is_json_content_type("text/plain"));
+}
+
+}  // namespace
+}  // namespace outrider::sidecar

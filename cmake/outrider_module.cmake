@@ -15,8 +15,8 @@ set(OUTRIDER_ALLOWED_broker base io storage timing config http metrics broker_cl
 set(OUTRIDER_ALLOWED_backends base io broker broker_client config)
 set(OUTRIDER_ALLOWED_tracing base io http storage config metrics)
 set(OUTRIDER_ALLOWED_sidecar base io http config metrics backends tracing)
-set(OUTRIDER_ALLOWED_cli base io config metrics http storage timing broker backends tracing sidecar)
-set(OUTRIDER_ALLOWED_testing base io http storage timing broker backends config)
+set(OUTRIDER_ALLOWED_cli base io config metrics http storage timing broker broker_client backends tracing sidecar)
+set(OUTRIDER_ALLOWED_testing base io http storage timing broker broker_client backends config)
 
 set(OUTRIDER_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
     -Wold-style-cast -Wcast-align -Wunused -Woverloaded-virtual

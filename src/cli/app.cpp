@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "cli/broker_command.h"
 #include "cli/version.h"
 
 namespace outrider::cli {
@@ -12,15 +13,17 @@ int run(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", version_text());
 
+  int exit_code = 0;
   auto* version = app.add_subcommand("version", "Print the version and build information");
   version->callback([] { std::printf("%s\n", version_text().c_str()); });
+  add_broker_commands(app, &exit_code);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  return 0;
+  return exit_code;
 }
 
 }  // namespace outrider::cli

@@ -50,6 +50,8 @@ result<node> convert(const YAML::Node& y, const std::string& file, const std::st
         }
         auto child = convert(kv.second, file, child_path(path, key));
         if (!child) return child;
+        // Errors about an entry point at its key (where a reader looks for it).
+        child->set_where(mark{file, kv.first.Mark().line + 1, kv.first.Mark().column + 1});
         n.add_entry(key, std::move(*child));
       }
       return n;

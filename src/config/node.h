@@ -52,6 +52,7 @@ class node {
   void set_scalar(std::string value) { scalar_ = std::move(value); }
   void add_item(node n) { items_.push_back(std::move(n)); }
   void add_entry(std::string key, node n) { entries_.emplace_back(std::move(key), std::move(n)); }
+  void set_where(mark m) { where_ = std::move(m); }
 
  private:
   kind type_ = kind::null;

@@ -87,7 +87,7 @@ TEST(settings, unknown_key_names_file_line_and_suggests) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, errc::config_invalid);
   EXPECT_EQ(r.error().message,
-            "outrider.yaml:3:16: key 'broker.leaseTimout': unknown key (did you mean 'broker.leaseTimeout'?)");
+            "outrider.yaml:3:3: key 'broker.leaseTimout': unknown key (did you mean 'broker.leaseTimeout'?)");
 }
 
 TEST(settings, bad_values_name_their_source) {
@@ -97,7 +97,7 @@ TEST(settings, bad_values_name_their_source) {
   auto r = s.apply_file(*doc);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().message,
-            "f.yaml:2:16: key 'broker.maxAttempts': expected a non-negative integer below 2^32, got 'three'");
+            "f.yaml:2:3: key 'broker.maxAttempts': expected a non-negative integer below 2^32, got 'three'");
 
   auto env = s.apply_env([](const std::string& k) -> std::optional<std::string> {
     if (k == "OUTRIDER_BROKER_LEASE_TIMEOUT") return "soon";

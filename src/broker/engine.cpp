@@ -719,6 +719,20 @@ result<std::uint64_t> engine::nack(delivery_tag tag, wall_time now, nanoseconds 
                        nack_reason::nack);
 }
 
+result<std::uint64_t> engine::release(delivery_tag tag, wall_time now) {
+  auto it = leases_.find(tag);
+  if (it == leases_.end()) {
+    return error(errc::delivery_not_found,
+                 fmt::format("delivery {} is unknown or its lease expired", tag));
+  }
+  if (it->second.expires_ns <= to_ns(now)) {
+    OUTRIDER_TRY(fail_delivery(tag, 0, nack_reason::lease_expired));
+    return error(errc::delivery_not_found,
+                 fmt::format("the lease of delivery {} expired; it will be redelivered", tag));
+  }
+  return fail_delivery(tag, 0, nack_reason::released);
+}
+
 result<std::uint64_t> engine::dead_letter(delivery_tag tag, wall_time now) {
   auto it = leases_.find(tag);
   if (it == leases_.end()) {
@@ -742,9 +756,11 @@ result<std::uint64_t> engine::fail_delivery(delivery_tag tag, std::int64_t redel
                                             nack_reason reason) {
   const lease l = leases_.at(tag);
   queue_state& queue = *queues_[l.queue];
-  const std::uint32_t failed = queue.messages.at(l.id).failed + 1;
+  const bool counts = reason != nack_reason::released;
+  const std::uint32_t failed = queue.messages.at(l.id).failed + (counts ? 1 : 0);
   const std::uint32_t max_attempts = queue.options.max_attempts;
-  const bool exhausted = (max_attempts != 0 && failed >= max_attempts) || reason == nack_reason::rejected;
+  const bool exhausted =
+      counts && ((max_attempts != 0 && failed >= max_attempts) || reason == nack_reason::rejected);
   if (exhausted && !queue.options.dead_letter_queue.empty() &&
       find_queue(queue.options.dead_letter_queue)) {
     dead_letter_record r{queue.name, l.id, queue.options.dead_letter_queue, failed, reason};

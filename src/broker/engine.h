@@ -222,6 +222,11 @@ class engine {
   // Errors: as ack(); invalid_argument for a negative delay.
   result<std::uint64_t> nack(delivery_tag tag, wall_time now, nanoseconds delay = {});
 
+  // Gives the delivery back unprocessed (a consumer shutting down): the
+  // message is ready again at once and the attempt is not counted, so it
+  // never dead-letters. Errors: as ack().
+  result<std::uint64_t> release(delivery_tag tag, wall_time now);
+
   // Ends the delivery as failed and moves the message to the queue's
   // dead-letter queue at once (the consumer judged it unprocessable).
   // Errors: as ack(); failed_precondition for a queue without a dead-letter

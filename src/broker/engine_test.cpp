@@ -288,6 +288,35 @@ TEST_F(broker_semantics, max_attempts_moves_to_the_dead_letter_queue_and_back) {
   EXPECT_EQ(engine_->replay_dead_letter("orders.dlq", id).error().code, errc::message_not_found);
 }
 
+TEST_F(broker_semantics, release_redelivers_at_once_without_counting_an_attempt) {
+  publish("orders", "given-back");
+  subscribe("orders", 10);
+  // More releases than max_attempts (3): never dead-lettered, attempt stays 1.
+  for (int i = 0; i < 5; ++i) {
+    auto d = take();
+    ASSERT_EQ(d.size(), 1U) << i;
+    EXPECT_EQ(d[0].attempt, 1U);
+    ASSERT_TRUE(engine_->release(d[0].tag, now_));
+    EXPECT_EQ(engine_->release(d[0].tag, now_).error().code, errc::delivery_not_found);
+  }
+  EXPECT_EQ(engine_->stats("orders.dlq")->ready, 0U);
+  // A real failure after the releases counts as the first one, across a restart.
+  auto d = take();
+  ASSERT_EQ(d.size(), 1U);
+  ASSERT_TRUE(engine_->nack(d[0].tag, now_));
+  restart();
+  subscribe("orders", 10);
+  d = take();
+  ASSERT_EQ(d.size(), 1U);
+  EXPECT_EQ(d[0].attempt, 2U);
+  ASSERT_TRUE(engine_->release(d[0].tag, now_));
+  restart();
+  subscribe("orders", 10);
+  d = take();
+  ASSERT_EQ(d.size(), 1U);
+  EXPECT_EQ(d[0].attempt, 2U);
+}
+
 TEST_F(broker_semantics, lease_expiries_count_toward_dead_lettering) {
   publish("orders", "hangs-the-consumer");
   subscribe("orders", 1);

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "base/log.h"
+#include "broker/cached_journal.h"
 #include "broker/log_journal.h"
 #include "timing/disk_scheduler.h"
 
@@ -40,6 +41,7 @@ struct host::impl {
 
   std::unique_ptr<storage::log> log;
   std::unique_ptr<log_journal> journal;
+  std::unique_ptr<cached_journal> cache;
   std::unique_ptr<timing::disk_scheduler> scheduler;
   std::unique_ptr<engine> eng;
 
@@ -328,7 +330,10 @@ result<std::unique_ptr<host>> host::open(io::file_system& fs, host_options opts,
   if (!sched) return std::move(sched).error();
   im->scheduler = std::move(sched->scheduler);
 
-  auto e = engine::open(*im->journal, *im->scheduler, im->opts.engine);
+  im->cache = std::make_unique<cached_journal>(*im->journal, im->opts.message_cache_bytes,
+                                               std::initializer_list<std::uint8_t>{
+                                                   static_cast<std::uint8_t>(record_type::publish)});
+  auto e = engine::open(*im->cache, *im->scheduler, im->opts.engine);
   if (!e) return std::move(e).error();
   im->eng = std::move(*e);
   im->init_metrics();
@@ -544,6 +549,22 @@ void host::nack(delivery_tag tag, nanoseconds delay, bool dead_letter, std::func
     } else {
       im->settled(tag);
       if (im->nacked != nullptr) im->nacked->inc();
+    }
+    if (done) done(std::move(s));
+    im->after_work();
+  });
+}
+
+void host::release(delivery_tag tag, std::function<void(status)> done) {
+  impl_->post([im = impl_.get(), tag, done = std::move(done)]() mutable {
+    status s;
+    if (auto e = im->refuse()) {
+      s = *e;
+    } else if (auto r = im->eng->release(tag, system_now()); !r) {
+      s = std::move(r).error();
+      im->settled(tag);
+    } else {
+      im->settled(tag);
     }
     if (done) done(std::move(s));
     im->after_work();

@@ -37,6 +37,9 @@ struct host_options {
   std::string data_dir;  // holds log/ and delay-index/
   storage::log_options log;
   engine_options engine;
+  // Recently published messages kept in memory for their delivery (no read back
+  // from disk while consumers keep up).
+  std::size_t message_cache_bytes = 32 * 1024 * 1024;
   // Deliveries handed out per dispatch round.
   std::size_t dispatch_batch = 512;
   // How often fully consumed log segments are looked for and deleted.
@@ -94,6 +97,9 @@ class host {
   // Fails a delivery: redelivered after `delay` (never earlier), or moved to the
   // dead-letter queue now when `dead_letter` (or when attempts are exhausted).
   void nack(delivery_tag tag, nanoseconds delay, bool dead_letter, std::function<void(status)> done);
+  // Gives a delivery back unprocessed (consumer shutting down): ready again at
+  // once, the attempt not counted.
+  void release(delivery_tag tag, std::function<void(status)> done);
 
   // --- inspection and dead letters ---
   void list_queues(std::function<void(std::vector<queue_summary>)> done);

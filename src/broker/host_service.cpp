@@ -102,10 +102,15 @@ void host_service::nack(std::vector<bc::nack_entry> entries, completion<std::vec
   // Completions of one caller's calls run in order on the engine thread: the last one finishes.
   auto st = std::make_shared<state>(state{{}, entries.size(), std::move(done)});
   for (const auto& e : entries) {
-    host_.nack(e.tag, e.redeliver_after, e.dead_letter, [st, tag = e.tag](status s) {
+    auto finish = [st, tag = e.tag](status s) {
       if (!s) st->failures.push_back(bc::settle_failure{tag, s.error()});
       if (--st->remaining == 0) st->done(std::move(st->failures));
-    });
+    };
+    if (e.release) {
+      host_.release(e.tag, std::move(finish));
+    } else {
+      host_.nack(e.tag, e.redeliver_after, e.dead_letter, std::move(finish));
+    }
   }
 }
 

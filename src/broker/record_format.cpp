@@ -93,7 +93,7 @@ class reader {
     std::uint8_t v = 0;
     if (!u8(v, "reason")) return false;
     if (v < static_cast<std::uint8_t>(nack_reason::nack) ||
-        v > static_cast<std::uint8_t>(nack_reason::rejected)) {
+        v > static_cast<std::uint8_t>(nack_reason::released)) {
       fail(fmt::format("unknown nack reason {}", v));
       return false;
     }

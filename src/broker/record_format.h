@@ -58,6 +58,7 @@ enum class nack_reason : std::uint8_t {
   lease_expired = 2,  // visibility timeout passed
   consumer_gone = 3,  // the consumer unsubscribed with the message in flight
   rejected = 4,       // the consumer asked for the dead-letter queue at once
+  released = 5,       // the consumer gave it back unprocessed (shutdown): not a failed attempt
 };
 
 struct queue_declare_record {

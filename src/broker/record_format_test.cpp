@@ -34,6 +34,8 @@ TEST(broker_record_format, every_record_round_trips) {
   EXPECT_EQ(*decode_ack(encode(a)), a);
   const nack_record n{"orders", p.id, 3, 123456789, nack_reason::lease_expired};
   EXPECT_EQ(*decode_nack(encode(n)), n);
+  const nack_record released{"orders", p.id, 1, 0, nack_reason::released};
+  EXPECT_EQ(*decode_nack(encode(released)), released);
   const dead_letter_record d{"orders", p.id, "orders.dlq", 5, nack_reason::consumer_gone};
   EXPECT_EQ(*decode_dead_letter(encode(d)), d);
   const dlq_replay_record r{"orders.dlq", p.id, "orders"};

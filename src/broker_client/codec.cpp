@@ -404,7 +404,8 @@ void encode_nack(std::string& out, std::uint32_t request_id, std::span<const nac
   for (const auto& e : entries) {
     b.put_u64(e.tag);
     b.put_i64(e.redeliver_after.count());
-    b.put_u8(e.dead_letter ? 1 : 0);
+    b.put_u8(static_cast<std::uint8_t>((e.dead_letter ? wire::nack_flag_dead_letter : 0) |
+                                       (e.release ? wire::nack_flag_release : 0)));
   }
   b.finish();
 }
@@ -662,9 +663,15 @@ result<std::vector<nack_entry>> decode_nack(std::string_view payload) {
     nack_entry e;
     e.tag = r.u64();
     e.redeliver_after = nanoseconds(r.i64());
-    const auto flag = r.u8();
-    if (flag > 1) return protocol(fmt::format("NACK dead-letter flag {} is not 0 or 1", flag));
-    e.dead_letter = flag == 1;
+    const auto flags = r.u8();
+    if ((flags & ~wire::nack_flags_known) != 0) {
+      return protocol(fmt::format("NACK flags {:#x} has unknown bits", flags));
+    }
+    e.dead_letter = (flags & wire::nack_flag_dead_letter) != 0;
+    e.release = (flags & wire::nack_flag_release) != 0;
+    if (e.dead_letter && e.release) {
+      return protocol("NACK entry both dead-letters and releases");
+    }
     out.push_back(e);
   }
   OUTRIDER_TRY(r.finish("NACK"));

@@ -82,8 +82,11 @@ struct subscribe_request {
 
 struct nack_entry {
   delivery_tag tag = 0;
-  nanoseconds redeliver_after{};  // ignored when dead_letter
+  nanoseconds redeliver_after{};  // ignored when dead_letter or release
   bool dead_letter = false;       // move to the dead-letter queue now
+  // Give back unprocessed (consumer shutting down): ready again at once, the
+  // attempt not counted. Not together with dead_letter.
+  bool release = false;
 };
 
 struct settle_failure {

@@ -177,6 +177,26 @@ TEST(broker_codec, consume_frames_round_trip) {
   EXPECT_FALSE((*n)[0].dead_letter);
   EXPECT_TRUE((*n)[1].dead_letter);
 
+  // Release: a flag bit of its own; both flags together or unknown bits are refused.
+  std::vector<nack_entry> released{{8, {}, false, true}};
+  w.clear();
+  encode_nack(w, 7, released);
+  auto rel = decode_nack(one_frame(w, wire::opcode::nack, 7).payload);
+  ASSERT_TRUE(rel.ok());
+  ASSERT_EQ(rel->size(), 1U);
+  EXPECT_TRUE((*rel)[0].release);
+  EXPECT_FALSE((*rel)[0].dead_letter);
+  std::vector<nack_entry> both{{9, {}, true, true}};
+  w.clear();
+  encode_nack(w, 7, both);
+  EXPECT_EQ(decode_nack(one_frame(w, wire::opcode::nack, 7).payload).error().code,
+            errc::protocol_error);
+  w.clear();
+  encode_nack(w, 7, released);
+  std::string payload(one_frame(w, wire::opcode::nack, 7).payload);
+  payload.back() = '\x04';  // an unknown flag bit
+  EXPECT_EQ(decode_nack(payload).error().code, errc::protocol_error);
+
   w.clear();
   encode_subscription_closed(w, 7, error(errc::shutting_down, "bye"));
   error reason;

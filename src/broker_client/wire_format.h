@@ -58,7 +58,7 @@ enum class opcode : std::uint8_t {
   deliver = 0x22,              // S->C (request id 0): subscription id + batch of deliveries
   credit = 0x23,               // C->S: subscription id + credit to add; no answer unless it fails
   ack = 0x24,                  // C->S: batch of delivery tags -> settle_result
-  nack = 0x25,                 // C->S: batch of (tag, delay, dead-letter) -> settle_result
+  nack = 0x25,                 // C->S: batch of (tag, delay, flags) -> settle_result
   settle_result = 0x26,        // S->C: the tags that failed, with their errors
   subscription_closed = 0x27,  // S->C (request id 0): the broker ended a subscription
   // scheduling and topology
@@ -80,6 +80,12 @@ std::string_view opcode_name(opcode op) noexcept;
 
 // DECLARE kinds.
 enum class declare_kind : std::uint8_t { queue = 1, topic = 2, binding = 3 };
+
+// NACK entry flags (the entry's u8): dead-letter now, or release (give back
+// without counting an attempt). Other bits are a protocol error.
+inline constexpr std::uint8_t nack_flag_dead_letter = 0x01;
+inline constexpr std::uint8_t nack_flag_release = 0x02;
+inline constexpr std::uint8_t nack_flags_known = nack_flag_dead_letter | nack_flag_release;
 
 // Limits on counts inside one frame (each also bounded by the frame size).
 inline constexpr std::uint32_t max_batch_messages = 65536;

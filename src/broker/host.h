@@ -39,7 +39,7 @@ struct host_options {
   engine_options engine;
   // Recently published messages kept in memory for their delivery (no read back
   // from disk while consumers keep up).
-  std::size_t message_cache_bytes = 32 * 1024 * 1024;
+  std::size_t message_cache_bytes = 8 * 1024 * 1024;
   // Deliveries handed out per dispatch round.
   std::size_t dispatch_batch = 512;
   // How often fully consumed log segments are looked for and deleted.

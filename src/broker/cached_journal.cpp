@@ -1,0 +1,46 @@
+#include "broker/cached_journal.h"
+
+namespace outrider::broker {
+
+cached_journal::cached_journal(journal& inner, std::size_t budget_bytes,
+                               std::initializer_list<std::uint8_t> cached_types)
+    : inner_(inner), budget_(budget_bytes) {
+  for (auto t : cached_types) {
+    OUTRIDER_ASSERT(t < 32, "cached record types must be below 32");
+    type_mask_ |= 1U << t;
+  }
+}
+
+result<std::uint64_t> cached_journal::append(std::uint8_t type, std::string_view payload) {
+  auto position = inner_.append(type, payload);
+  if (!position) return position;
+  if (type < 32 && (type_mask_ & (1U << type)) != 0 && payload.size() <= budget_) {
+    evict_to(budget_ - payload.size());
+    entries_.emplace(*position, entry{type, std::string(payload)});
+    order_.push_back(*position);
+    bytes_ += payload.size();
+  }
+  return position;
+}
+
+result<journal_record> cached_journal::read(std::uint64_t position) {
+  auto it = entries_.find(position);
+  if (it == entries_.end()) {
+    ++misses_;
+    return inner_.read(position);
+  }
+  ++hits_;
+  return journal_record{position, it->second.type, it->second.payload};
+}
+
+void cached_journal::evict_to(std::size_t budget) {
+  while (bytes_ > budget && !order_.empty()) {
+    auto it = entries_.find(order_.front());
+    order_.pop_front();
+    if (it == entries_.end()) continue;
+    bytes_ -= it->second.payload.size();
+    entries_.erase(it);
+  }
+}
+
+}  // namespace outrider::broker

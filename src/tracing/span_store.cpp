@@ -1,0 +1,552 @@
+#include "tracing/span_store.h"
+
+#include <algorithm>
+#include <cctype>
+#include <limits>
+
+#include "base/log.h"
+#include "storage/log_format.h"
+#include "tracing/detail/span_record.h"
+#include "tracing/span_store_format.h"
+
+namespace outrider::tracing {
+namespace {
+
+const log::logger logger{"span_store"};
+
+constexpr std::int64_t nanos_per_micro = 1000;
+constexpr std::int64_t micros_per_milli = 1000;
+// Spans per record at most (a huge batch of one trace is split).
+constexpr std::size_t max_spans_per_record = 4096;
+constexpr std::uint32_t max_record_bytes = std::uint32_t{32} << 20;
+constexpr std::uint32_t saturated_duration = std::numeric_limits<std::uint32_t>::max();
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::int64_t duration_us(const span& s) {
+  const std::int64_t d = s.duration_ns();
+  return d == 0 ? 0 : std::max<std::int64_t>(1, (d + nanos_per_micro - 1) / nanos_per_micro);
+}
+
+std::int64_t to_ms(wall_time t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+std::uint64_t segment_of(storage::position pos) {
+  return pos >> storage::log_format::offset_bits;
+}
+
+bool is_error(const span& s) {
+  return s.status.code == status_code::error || s.attribute("error") != nullptr;
+}
+
+}  // namespace
+
+span_store::span_store(io::file_system& fs, span_store_options opts)
+    : fs_(fs), opts_(std::move(opts)) {}
+span_store::~span_store() = default;
+
+result<std::unique_ptr<span_store>> span_store::open(io::file_system& fs, span_store_options opts) {
+  std::unique_ptr<span_store> store(new span_store(fs, std::move(opts)));
+  storage::log_options lo;
+  lo.segment_bytes = store->opts_.segment_bytes;
+  lo.max_record_bytes = max_record_bytes;
+  auto lg = storage::log::open(fs, store->opts_.dir + "/" + span_store_format::log_subdir, lo);
+  if (!lg) return std::move(lg).error();
+  store->log_ = std::move(*lg);
+  OUTRIDER_TRY(store->rebuild());
+  return store;
+}
+
+status span_store::rebuild() {
+  auto rd = log_->read_from(log_->begin());
+  if (!rd) return std::move(rd).error();
+  std::vector<const span*> pointers;
+  while (true) {
+    auto next = rd->next();
+    if (!next) return std::move(next).error();
+    if (!next->has_value()) break;
+    const storage::record& rec = **next;
+    if (rec.type != span_store_format::record_type_spans) continue;
+    auto decoded = detail::decode_span_record(rec.payload);
+    if (!decoded) {
+      return error(errc::data_corruption, "span store: record at " + std::to_string(rec.pos) +
+                                              ": " + decoded.error().message);
+    }
+    pointers.clear();
+    for (const auto& s : decoded->spans) pointers.push_back(&s);
+    std::unique_lock lock(index_mutex_);
+    segments_[segment_of(rec.pos)].bytes +=
+        rec.payload.size() + storage::log_format::record_header_size;
+    index_record(rec.pos, decoded->ingest_ms, decoded->trace_id, pointers);
+  }
+  logger.info("span store {}: {} spans in {} traces, {} bytes on disk", opts_.dir, span_count_,
+              trace_slots_.size(), log_->bytes_on_disk());
+  return {};
+}
+
+std::uint32_t span_store::intern(std::string_view text) {
+  if (text.empty()) return 0;
+  std::string key = lower(text);
+  if (auto it = string_ids_.find(key); it != string_ids_.end()) return it->second;
+  const auto id = static_cast<std::uint32_t>(strings_.size());
+  strings_.push_back(key);
+  string_ids_.emplace(std::move(key), id);
+  return id;
+}
+
+std::optional<std::uint32_t> span_store::find_string(std::string_view text) const {
+  auto it = string_ids_.find(lower(text));
+  if (it == string_ids_.end()) return std::nullopt;
+  return it->second;
+}
+
+void span_store::index_tags(const span& s) {
+  for (const auto& kv : s.attributes) {
+    if (!opts_.autocomplete_keys.empty() &&
+        std::find(opts_.autocomplete_keys.begin(), opts_.autocomplete_keys.end(), kv.key) ==
+            opts_.autocomplete_keys.end()) {
+      continue;
+    }
+    auto it = tag_values_.find(kv.key);
+    if (it == tag_values_.end()) {
+      if (tag_values_.size() >= opts_.max_autocomplete_keys) continue;
+      it = tag_values_.emplace(kv.key, std::set<std::string>{}).first;
+    }
+    if (it->second.size() >= opts_.max_values_per_key) continue;
+    std::string text = kv.value.to_text();
+    if (text.size() > opts_.max_autocomplete_value_bytes) continue;
+    it->second.insert(std::move(text));
+  }
+}
+
+// REQUIRES: index_mutex_ held exclusively.
+void span_store::index_record(storage::position pos, std::int64_t ingest_ms, const id128& trace_id,
+                              std::span<const span* const> spans) {
+  auto& seg = segments_[segment_of(pos)];
+  seg.newest_ingest_ms = std::max(seg.newest_ingest_ms, ingest_ms);
+  seg.spans += spans.size();
+  std::uint32_t slot;
+  if (auto it = trace_slots_.find(trace_id); it != trace_slots_.end()) {
+    slot = it->second;
+  } else {
+    if (!free_slots_.empty()) {
+      slot = free_slots_.back();
+      free_slots_.pop_back();
+    } else {
+      slot = static_cast<std::uint32_t>(traces_.size());
+      traces_.emplace_back();
+    }
+    traces_[slot] = trace_entry{};
+    traces_[slot].id = trace_id;
+    trace_slots_.emplace(trace_id, slot);
+  }
+  trace_entry& t = traces_[slot];
+  const std::int64_t old_timestamp = t.timestamp_us;
+  t.records.push_back(pos);
+  for (const span* s : spans) {
+    span_key key{};
+    key.service = intern(s->service_name());
+    key.name = intern(s->name);
+    key.remote = intern(s->remote_endpoint.service_name);
+    const std::int64_t d = duration_us(*s);
+    key.duration_us = d >= saturated_duration ? saturated_duration : static_cast<std::uint32_t>(d);
+    t.keys.push_back(key);
+    if (key.service != 0) {
+      auto& svc = services_[key.service];
+      if (key.name != 0) svc.span_names.insert(key.name);
+      if (key.remote != 0) svc.remote_services.insert(key.remote);
+    }
+    const std::int64_t start_us = s->start_ns / nanos_per_micro;
+    if (start_us > 0) {
+      if (s->parent_id == 0 && !t.has_root) {
+        t.timestamp_us = start_us;
+        t.has_root = true;
+      } else if (!t.has_root && (t.timestamp_us == 0 || start_us < t.timestamp_us)) {
+        t.timestamp_us = start_us;
+      }
+    }
+    index_tags(*s);
+  }
+  key_count_ += spans.size();
+  span_count_ += spans.size();
+  ++record_count_;
+  if (old_timestamp != t.timestamp_us || t.records.size() == 1) {
+    by_time_.erase({old_timestamp, slot});
+    by_time_.insert({t.timestamp_us, slot});
+  }
+}
+
+status span_store::append(std::span<const span> spans, wall_time now) {
+  if (spans.empty()) return {};
+  const std::int64_t ingest_ms = to_ms(now);
+  // Group by trace, keeping arrival order within a trace.
+  std::unordered_map<id128, std::size_t> group_of;
+  std::vector<std::pair<id128, std::vector<const span*>>> groups;
+  for (const auto& s : spans) {
+    auto [it, inserted] = group_of.emplace(s.trace_id, groups.size());
+    if (inserted) groups.emplace_back(s.trace_id, std::vector<const span*>{});
+    groups[it->second].second.push_back(&s);
+  }
+  struct appended {
+    storage::position pos;
+    std::size_t group;
+    std::size_t first;
+    std::size_t count;
+    std::size_t bytes;
+  };
+  std::vector<appended> done;
+  status failure;
+  {
+    std::lock_guard log_lock(log_mutex_);
+    for (std::size_t g = 0; g < groups.size() && failure; ++g) {
+      const auto& list = groups[g].second;
+      for (std::size_t first = 0; first < list.size(); first += max_spans_per_record) {
+        const std::size_t count = std::min(max_spans_per_record, list.size() - first);
+        encode_buffer_.clear();
+        detail::encode_span_record(encode_buffer_, ingest_ms, groups[g].first,
+                                   std::span<const span* const>(list).subspan(first, count));
+        auto pos = log_->append(span_store_format::record_type_spans,
+                                std::as_bytes(std::span(encode_buffer_)));
+        if (!pos) {
+          failure = std::move(pos).error();
+          break;
+        }
+        done.push_back(appended{*pos, g, first, count, encode_buffer_.size()});
+      }
+    }
+  }
+  {
+    std::unique_lock lock(index_mutex_);
+    for (const auto& a : done) {
+      segments_[segment_of(a.pos)].bytes += a.bytes + storage::log_format::record_header_size;
+      index_record(a.pos, ingest_ms, groups[a.group].first,
+                   std::span<const span* const>(groups[a.group].second).subspan(a.first, a.count));
+    }
+  }
+  return failure;
+}
+
+status span_store::sync() {
+  auto r = log_->sync();
+  if (!r) return std::move(r).error();
+  return {};
+}
+
+result<std::size_t> span_store::enforce_retention(wall_time now) {
+  const std::int64_t now_ms = to_ms(now);
+  const std::int64_t max_age_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(opts_.max_age).count();
+  std::uint64_t cut_segment = 0;
+  std::size_t dropped = 0;
+  {
+    std::shared_lock lock(index_mutex_);
+    std::lock_guard log_lock(log_mutex_);
+    std::uint64_t bytes = log_->bytes_on_disk();
+    const std::uint64_t active = segment_of(log_->end());
+    for (const auto& [number, seg] : segments_) {
+      if (number >= active) break;
+      const bool too_old = max_age_ms > 0 && seg.newest_ingest_ms < now_ms - max_age_ms;
+      const bool too_big = opts_.max_bytes > 0 && bytes > opts_.max_bytes;
+      if (!too_old && !too_big) break;
+      bytes -= std::min(bytes, seg.bytes);
+      cut_segment = number + 1;
+      ++dropped;
+    }
+  }
+  if (dropped == 0) return std::size_t{0};
+  const storage::position cut = cut_segment << storage::log_format::offset_bits;
+  std::unique_lock lock(index_mutex_);
+  {
+    std::lock_guard log_lock(log_mutex_);
+    OUTRIDER_TRY(log_->remove_segments_before(cut));
+  }
+  for (auto it = segments_.begin(); it != segments_.end() && it->first < cut_segment;) {
+    span_count_ -= std::min(span_count_, it->second.spans);
+    it = segments_.erase(it);
+  }
+  for (auto it = trace_slots_.begin(); it != trace_slots_.end();) {
+    trace_entry& t = traces_[it->second];
+    auto& recs = t.records;
+    const auto before = recs.size();
+    recs.erase(
+        std::remove_if(recs.begin(), recs.end(), [cut](storage::position p) { return p < cut; }),
+        recs.end());
+    record_count_ -= before - recs.size();
+    if (recs.empty()) {
+      key_count_ -= t.keys.size();
+      by_time_.erase({t.timestamp_us, it->second});
+      free_slots_.push_back(it->second);
+      t = trace_entry{};
+      it = trace_slots_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  logger.info("retention: dropped {} segment(s) before segment {}", dropped, cut_segment);
+  return dropped;
+}
+
+result<std::vector<span>> span_store::read_trace(const trace_entry& t) const {
+  std::vector<span> out;
+  std::lock_guard log_lock(log_mutex_);
+  for (storage::position pos : t.records) {
+    auto rec = log_->read(pos);
+    if (!rec) {
+      if (rec.error().code == errc::not_found) continue;  // reclaimed meanwhile
+      return std::move(rec).error();
+    }
+    auto decoded = detail::decode_span_record(rec->payload);
+    if (!decoded) return std::move(decoded).error();
+    for (auto& s : decoded->spans) out.push_back(std::move(s));
+  }
+  return out;
+}
+
+result<std::vector<span>> span_store::get_trace(const id128& trace_id) const {
+  std::shared_lock lock(index_mutex_);
+  auto it = trace_slots_.find(trace_id);
+  if (it == trace_slots_.end()) return std::vector<span>{};
+  return read_trace(traces_[it->second]);
+}
+
+bool span_store::matches(const trace_query& q, const std::vector<span>& trace) {
+  // Zipkin's QueryRequest.test: the root's timestamp (else the earliest) must
+  // be in the window; every other condition must hold for some span of the
+  // service (each may be met by a different span).
+  std::int64_t timestamp = 0;
+  for (const auto& s : trace) {
+    const std::int64_t ts = s.start_ns / nanos_per_micro;
+    if (ts <= 0) continue;
+    if (s.parent_id == 0) {
+      timestamp = ts;
+      break;
+    }
+    if (timestamp == 0 || ts < timestamp) timestamp = ts;
+  }
+  if (timestamp == 0 || timestamp < (q.end_ts_ms - q.lookback_ms) * micros_per_milli ||
+      timestamp > q.end_ts_ms * micros_per_milli) {
+    return false;
+  }
+  const std::string service = lower(q.service_name);
+  const std::string remote = lower(q.remote_service_name);
+  const std::string name = lower(q.span_name);
+  bool service_ok = service.empty();
+  bool remote_ok = remote.empty();
+  bool name_ok = name.empty();
+  bool duration_ok = !q.min_duration_us && !q.max_duration_us;
+  std::vector<bool> term_ok(q.annotation_query.size(), false);
+  for (const auto& s : trace) {
+    if (!service.empty() && lower(s.service_name()) != service) continue;
+    service_ok = true;
+    for (std::size_t i = 0; i < q.annotation_query.size(); ++i) {
+      if (term_ok[i]) continue;
+      const auto& [key, value] = q.annotation_query[i];
+      if (!value) {
+        for (const auto& e : s.events) term_ok[i] = term_ok[i] || e.name == key;
+      }
+      if (const auto* v = s.attribute(key); v != nullptr && (!value || v->to_text() == *value))
+        term_ok[i] = true;
+    }
+    if (!remote_ok && lower(s.remote_endpoint.service_name) == remote) remote_ok = true;
+    if (!name_ok && lower(s.name) == name) name_ok = true;
+    if (!duration_ok) {
+      const std::int64_t d = duration_us(s);
+      duration_ok =
+          d >= q.min_duration_us.value_or(0) && (!q.max_duration_us || d <= *q.max_duration_us);
+    }
+  }
+  return service_ok && remote_ok && name_ok && duration_ok &&
+         std::all_of(term_ok.begin(), term_ok.end(), [](bool b) { return b; });
+}
+
+// The index-only part of matches() (everything but annotationQuery). Returns
+// false only when the trace certainly does not match.
+bool span_store::keys_match(const trace_query& q, const trace_entry& t, std::uint32_t service,
+                            std::uint32_t remote, std::uint32_t name) const {
+  bool service_ok = service == 0;
+  bool remote_ok = remote == 0;
+  bool name_ok = name == 0;
+  bool duration_ok = !q.min_duration_us && !q.max_duration_us;
+  for (const auto& k : t.keys) {
+    if (service != 0 && k.service != service) continue;
+    service_ok = true;
+    remote_ok = remote_ok || k.remote == remote;
+    name_ok = name_ok || k.name == name;
+    if (!duration_ok) {
+      if (k.duration_us == saturated_duration) {
+        duration_ok = true;  // unknown beyond the saturation point: let the full test decide
+      } else {
+        const std::int64_t d = k.duration_us;
+        duration_ok =
+            d >= q.min_duration_us.value_or(0) && (!q.max_duration_us || d <= *q.max_duration_us);
+      }
+    }
+  }
+  return service_ok && remote_ok && name_ok && duration_ok;
+}
+
+result<std::vector<std::vector<span>>> span_store::find_traces(const trace_query& q) const {
+  std::vector<std::vector<span>> out;
+  std::shared_lock lock(index_mutex_);
+  std::uint32_t service = 0, remote = 0, name = 0;
+  for (auto [text, id] :
+       {std::pair{&q.service_name, &service}, std::pair{&q.remote_service_name, &remote},
+        std::pair{&q.span_name, &name}}) {
+    if (text->empty()) continue;
+    auto found = find_string(*text);
+    if (!found) return out;  // a name never seen matches nothing
+    *id = *found;
+  }
+  const std::int64_t end_us = q.end_ts_ms * micros_per_milli;
+  const std::int64_t begin_us = (q.end_ts_ms - q.lookback_ms) * micros_per_milli;
+  auto it = by_time_.upper_bound({end_us, std::numeric_limits<std::uint32_t>::max()});
+  const bool needs_full_test =
+      !q.annotation_query.empty() || q.min_duration_us || q.max_duration_us;
+  while (it != by_time_.begin() && out.size() < q.limit) {
+    --it;
+    if (it->first < begin_us || it->first <= 0) break;
+    const trace_entry& t = traces_[it->second];
+    if (!keys_match(q, t, service, remote, name)) continue;
+    auto spans = read_trace(t);
+    if (!spans) return std::move(spans).error();
+    if (spans->empty()) continue;
+    if (needs_full_test && !matches(q, *spans)) continue;
+    out.push_back(std::move(*spans));
+  }
+  return out;
+}
+
+std::vector<std::string> span_store::service_names() const {
+  std::shared_lock lock(index_mutex_);
+  std::vector<std::string> out;
+  for (const auto& [id, entry] : services_) out.push_back(strings_[id]);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> span_store::span_names(std::string_view service) const {
+  std::shared_lock lock(index_mutex_);
+  std::vector<std::string> out;
+  auto id = find_string(service);
+  if (!id) return out;
+  auto it = services_.find(*id);
+  if (it == services_.end()) return out;
+  for (auto n : it->second.span_names) out.push_back(strings_[n]);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> span_store::remote_service_names(std::string_view service) const {
+  std::shared_lock lock(index_mutex_);
+  std::vector<std::string> out;
+  auto id = find_string(service);
+  if (!id) return out;
+  auto it = services_.find(*id);
+  if (it == services_.end()) return out;
+  for (auto n : it->second.remote_services) out.push_back(strings_[n]);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> span_store::autocomplete_keys() const {
+  if (!opts_.autocomplete_keys.empty()) return opts_.autocomplete_keys;
+  std::shared_lock lock(index_mutex_);
+  std::vector<std::string> out;
+  for (const auto& [k, v] : tag_values_) out.push_back(k);
+  return out;
+}
+
+std::vector<std::string> span_store::autocomplete_values(std::string_view key) const {
+  std::shared_lock lock(index_mutex_);
+  auto it = tag_values_.find(key);
+  if (it == tag_values_.end()) return {};
+  return {it->second.begin(), it->second.end()};
+}
+
+result<std::vector<dependency_link>> span_store::dependencies(std::int64_t end_ts_ms,
+                                                              std::int64_t lookback_ms) const {
+  std::map<std::pair<std::string, std::string>, dependency_link> links;
+  auto link = [&](const std::string& parent, const std::string& child, bool failed) {
+    if (parent.empty() || child.empty() || parent == child) return;
+    auto& l = links[{parent, child}];
+    l.parent = parent;
+    l.child = child;
+    ++l.call_count;
+    if (failed) ++l.error_count;
+  };
+  std::shared_lock lock(index_mutex_);
+  const std::int64_t end_us = end_ts_ms * micros_per_milli;
+  const std::int64_t begin_us = (end_ts_ms - lookback_ms) * micros_per_milli;
+  auto it = by_time_.upper_bound({end_us, std::numeric_limits<std::uint32_t>::max()});
+  while (it != by_time_.begin()) {
+    --it;
+    if (it->first < begin_us || it->first <= 0) break;
+    auto spans = read_trace(traces_[it->second]);
+    if (!spans) return std::move(spans).error();
+    std::unordered_map<std::uint64_t, const span*> by_id;
+    std::unordered_map<std::uint64_t, const span*> client_by_id;
+    std::unordered_map<std::uint64_t, bool>
+        has_callee;  // client/producer span id -> a server/consumer answers it
+    for (const auto& s : *spans) {
+      if (s.kind == span_kind::client || s.kind == span_kind::producer)
+        client_by_id[s.span_id] = &s;
+      if (!s.shared) by_id.emplace(s.span_id, &s);
+    }
+    for (const auto& s : *spans) {
+      if (s.kind != span_kind::server && s.kind != span_kind::consumer) continue;
+      if (s.shared) {
+        has_callee[s.span_id] = true;
+      } else if (s.parent_id != 0) {
+        has_callee[s.parent_id] = true;
+      }
+    }
+    for (const auto& s : *spans) {
+      const std::string service = lower(s.service_name());
+      if (s.kind == span_kind::server || s.kind == span_kind::consumer) {
+        const span* caller = nullptr;
+        if (s.shared) {
+          if (auto c = client_by_id.find(s.span_id); c != client_by_id.end()) caller = c->second;
+        } else if (auto p = by_id.find(s.parent_id); s.parent_id != 0 && p != by_id.end()) {
+          caller = p->second;
+        }
+        const std::string parent = caller != nullptr ? lower(caller->service_name())
+                                                     : lower(s.remote_endpoint.service_name);
+        link(parent, service, is_error(s));
+      } else if (s.kind == span_kind::client || s.kind == span_kind::producer) {
+        if (!has_callee[s.span_id])
+          link(service, lower(s.remote_endpoint.service_name), is_error(s));
+      }
+    }
+  }
+  std::vector<dependency_link> out;
+  for (auto& [k, v] : links) out.push_back(std::move(v));
+  return out;
+}
+
+span_store_stats span_store::stats() const {
+  std::shared_lock lock(index_mutex_);
+  span_store_stats st;
+  st.spans = span_count_;
+  st.traces = trace_slots_.size();
+  st.records = record_count_;
+  {
+    std::lock_guard log_lock(log_mutex_);
+    st.bytes_on_disk = log_->bytes_on_disk();
+    st.segments = log_->segment_count();
+  }
+  // Estimate: entries, their vectors, the hash map and the time-ordered set (per node overheads).
+  constexpr std::uint64_t hash_node_bytes = 48;
+  constexpr std::uint64_t tree_node_bytes = 48;
+  st.index_bytes = traces_.size() * sizeof(trace_entry) +
+                   record_count_ * sizeof(storage::position) + key_count_ * sizeof(span_key) +
+                   trace_slots_.size() * hash_node_bytes + by_time_.size() * tree_node_bytes;
+  for (const auto& s : strings_) st.index_bytes += s.size() + sizeof(std::string) + hash_node_bytes;
+  return st;
+}
+
+}  // namespace outrider::tracing

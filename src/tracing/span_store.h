@@ -1,0 +1,185 @@
+// The span store: embedded, durable storage of spans with the indexes the
+// Zipkin query API and Outrider's UI need.
+//
+// Data: a storage::log (append-only segments, checksummed records) under
+// `<dir>/spans`; each record holds the spans of one trace from one ingest
+// batch (format: span_store_format.h, docs/formats/span-store.md). Indexes
+// live in memory and are rebuilt from the log on open:
+//  - trace id -> record positions (a trace's spans arriving days apart are one
+//    trace; lookup needs no time window),
+//  - per trace: its timestamp (root span's start, else the earliest) and one
+//    12-byte key per span (service, name, remote service, duration) for search,
+//  - service names, span names and remote services per service,
+//  - tag keys and values for autocomplete (bounded),
+//  - per log segment: newest ingest time and byte size, for retention.
+// Names in the Zipkin-facing indexes are lower-cased, as Zipkin does.
+//
+// Retention drops whole segments: those whose newest record is older than
+// max_age, and the oldest ones while the store is larger than max_bytes.
+//
+// Threading: append()/sync()/enforce_retention() are called by one writer
+// thread (sync() may run while the same thread is not appending; group commit
+// is the caller's: many appends, one sync). Queries may run on any thread at
+// any time (a shared lock over the indexes; disk reads are serialised with
+// appends by a mutex, as storage::log requires).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/result.h"
+#include "io/file_system.h"
+#include "storage/log.h"
+#include "tracing/span.h"
+
+namespace outrider::tracing {
+
+struct span_store_options {
+  std::string dir;  // data directory (the log goes to dir + "/spans")
+  std::uint64_t segment_bytes = std::uint64_t{64} << 20;
+  // Segments whose newest span was stored longer ago than this are dropped (0: keep).
+  nanoseconds max_age = std::chrono::hours(24 * 7);
+  // Oldest segments are dropped while the store is larger than this (0: no limit).
+  std::uint64_t max_bytes = 0;
+  // Tag keys indexed for /api/v2/autocompleteValues; empty: every key (bounded below).
+  std::vector<std::string> autocomplete_keys;
+  std::size_t max_autocomplete_keys = 500;
+  std::size_t max_values_per_key = 500;
+  std::size_t max_autocomplete_value_bytes = 256;
+};
+
+// A Zipkin v2 /api/v2/traces query. Names are compared lower-cased.
+struct trace_query {
+  std::string service_name;         // "" = any
+  std::string remote_service_name;  // "" = any
+  std::string span_name;            // "" = any
+  // annotationQuery terms: key=value (tag equals) or key (tag key or annotation value).
+  std::vector<std::pair<std::string, std::optional<std::string>>> annotation_query;
+  std::optional<std::int64_t> min_duration_us;
+  std::optional<std::int64_t> max_duration_us;
+  std::int64_t end_ts_ms = 0;    // traces with timestamp <= end_ts
+  std::int64_t lookback_ms = 0;  // ... and >= end_ts - lookback
+  std::size_t limit = 10;
+};
+
+struct dependency_link {
+  std::string parent;
+  std::string child;
+  std::uint64_t call_count = 0;
+  std::uint64_t error_count = 0;
+};
+
+struct span_store_stats {
+  std::uint64_t spans = 0;
+  std::uint64_t traces = 0;
+  std::uint64_t records = 0;
+  std::uint64_t bytes_on_disk = 0;
+  std::uint64_t segments = 0;
+  std::uint64_t index_bytes = 0;  // estimate of the in-memory indexes
+};
+
+class span_store {
+ public:
+  // Opens (creating if needed) the store in opts.dir and rebuilds the indexes
+  // from the log. Errors: as storage::log::open, data_corruption for a bad record.
+  static result<std::unique_ptr<span_store>> open(io::file_system& fs, span_store_options opts);
+  ~span_store();
+  span_store(const span_store&) = delete;
+  span_store& operator=(const span_store&) = delete;
+
+  // Stores `spans` (buffered; durable after sync()) and indexes them. `now` is
+  // the ingest time retention uses. Errors: as storage::log::append (nothing of
+  // the failing record is indexed; earlier records of the call are).
+  status append(std::span<const span> spans, wall_time now);
+  // Makes everything appended so far durable.
+  status sync();
+  // Drops segments beyond the age and size limits and forgets their spans;
+  // returns the number of segments dropped. Errors: as remove_segments_before.
+  result<std::size_t> enforce_retention(wall_time now);
+
+  // Every stored span of the trace, in storage order (empty if unknown).
+  result<std::vector<span>> get_trace(const id128& trace_id) const;
+  // Traces matching `q`, newest first, at most q.limit.
+  result<std::vector<std::vector<span>>> find_traces(const trace_query& q) const;
+  std::vector<std::string> service_names() const;
+  std::vector<std::string> span_names(std::string_view service) const;
+  std::vector<std::string> remote_service_names(std::string_view service) const;
+  std::vector<std::string> autocomplete_keys() const;
+  std::vector<std::string> autocomplete_values(std::string_view key) const;
+  // Service links from parent/child spans of traces in [end - lookback, end].
+  result<std::vector<dependency_link>> dependencies(std::int64_t end_ts_ms,
+                                                    std::int64_t lookback_ms) const;
+
+  span_store_stats stats() const;
+
+  // Zipkin's QueryRequest.test over one trace's spans (exposed for tests).
+  static bool matches(const trace_query& q, const std::vector<span>& trace);
+
+ private:
+  struct span_key {
+    std::uint32_t service;  // string ids (0 = none)
+    std::uint32_t name;
+    std::uint32_t remote;
+    std::uint32_t duration_us;  // saturated
+  };
+  struct trace_entry {
+    id128 id;
+    std::int64_t timestamp_us = 0;  // root's start, else earliest start
+    bool has_root = false;
+    std::vector<storage::position> records;
+    std::vector<span_key> keys;
+  };
+  struct service_entry {
+    std::set<std::uint32_t> span_names;
+    std::set<std::uint32_t> remote_services;
+  };
+  struct segment_entry {
+    std::int64_t newest_ingest_ms = 0;
+    std::uint64_t bytes = 0;
+    std::uint64_t spans = 0;
+  };
+
+  span_store(io::file_system& fs, span_store_options opts);
+  status rebuild();
+  void index_record(storage::position pos, std::int64_t ingest_ms, const id128& trace_id,
+                    std::span<const span* const> spans);
+  std::uint32_t intern(std::string_view text);  // lower-cased; 0 for ""
+  std::optional<std::uint32_t> find_string(std::string_view text) const;
+  result<std::vector<span>> read_trace(const trace_entry& t) const;
+  bool keys_match(const trace_query& q, const trace_entry& t, std::uint32_t service,
+                  std::uint32_t remote, std::uint32_t name) const;
+  void index_tags(const span& s);
+
+  io::file_system& fs_;
+  const span_store_options opts_;
+  std::unique_ptr<storage::log> log_;
+  // Serialises log appends and reads (storage::log's threading contract).
+  mutable std::mutex log_mutex_;
+
+  mutable std::shared_mutex index_mutex_;
+  std::vector<std::string> strings_{""};
+  std::unordered_map<std::string, std::uint32_t> string_ids_;
+  std::vector<trace_entry> traces_;
+  std::vector<std::uint32_t> free_slots_;
+  std::unordered_map<id128, std::uint32_t> trace_slots_;
+  std::set<std::pair<std::int64_t, std::uint32_t>> by_time_;  // (timestamp_us, slot)
+  std::map<std::uint32_t, service_entry> services_;
+  std::map<std::string, std::set<std::string>, std::less<>> tag_values_;
+  std::map<std::uint64_t, segment_entry> segments_;
+  std::uint64_t span_count_ = 0;
+  std::uint64_t record_count_ = 0;
+  std::uint64_t key_count_ = 0;
+  std::string encode_buffer_;
+};
+
+}  // namespace outrider::tracing

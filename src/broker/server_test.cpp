@@ -247,6 +247,7 @@ TEST_F(broker_server_test, subscribe_never_exceeds_credit_over_a_unix_socket) {
   std::atomic<int> got{0};
   std::atomic<int> unacked{0};
   std::atomic<int> max_unacked{0};
+  std::atomic<int> acks_done{0};
   std::set<std::string> bodies;
   auto sub = worker.call<result<bc::subscription_id>>([&](auto done) {
     worker.c->subscribe(
@@ -259,13 +260,18 @@ TEST_F(broker_server_test, subscribe_never_exceeds_credit_over_a_unix_socket) {
           bodies.insert(d.body);
           ++got;
           // Ack on the io thread, as a real consumer would after processing.
-          worker.c->ack({d.tag}, [&](auto r) { EXPECT_TRUE(r.ok() && r->empty()); });
+          worker.c->ack({d.tag}, [&](auto r) {
+            EXPECT_TRUE(r.ok() && r->empty());
+            ++acks_done;
+          });
           --unacked;
         },
         done);
   });
   ASSERT_TRUE(sub.ok());
   ASSERT_TRUE(eventually([&] { return got.load() == total; }));
+  // Every ack answered before the client closes (a close fails pending calls).
+  ASSERT_TRUE(eventually([&] { return acks_done.load() == total; }));
   EXPECT_LE(max_unacked.load(), 5);
   EXPECT_LE(fake.max_outstanding(), 5U);
   EXPECT_EQ(bodies.size(), static_cast<std::size_t>(total));

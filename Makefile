@@ -7,6 +7,10 @@ PRESET ?= release
 BUILD_DIR := build/$(PRESET)
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS :=
+# ccache: share compiled objects between checkouts of this repository (paths are
+# made relative to the checkout, the working directory is not hashed).
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 ifneq ($(CI),)
 CMAKE_FLAGS += -DOUTRIDER_WERROR=ON
 endif

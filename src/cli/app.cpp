@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli/broker_command.h"
+#include "cli/collector_command.h"
 #include "cli/version.h"
 
 namespace outrider::cli {
@@ -17,6 +18,7 @@ int run(int argc, char** argv) {
   auto* version = app.add_subcommand("version", "Print the version and build information");
   version->callback([] { std::printf("%s\n", version_text().c_str()); });
   add_broker_commands(app, &exit_code);
+  add_collector_commands(app, &exit_code);
 
   try {
     app.parse(argc, argv);

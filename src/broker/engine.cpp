@@ -578,7 +578,7 @@ result<consumer_id> engine::subscribe(std::string_view queue, std::uint32_t cred
   return id;
 }
 
-status engine::unsubscribe(consumer_id consumer) {
+status engine::unsubscribe(consumer_id consumer, bool release_in_flight) {
   auto it = consumers_.find(consumer);
   if (it == consumers_.end()) {
     return error(errc::consumer_not_found, fmt::format("consumer {} not found", consumer));
@@ -594,7 +594,8 @@ status engine::unsubscribe(consumer_id consumer) {
   std::sort(tags.begin(), tags.end());
   for (delivery_tag tag : tags) {
     // Leases whose append fails stay in place and expire through tick().
-    if (auto r = fail_delivery(tag, 0, nack_reason::consumer_gone); !r) return std::move(r).error();
+    const nack_reason reason = release_in_flight ? nack_reason::released : nack_reason::consumer_gone;
+    if (auto r = fail_delivery(tag, 0, reason); !r) return std::move(r).error();
   }
   return ok_status();
 }

@@ -196,8 +196,10 @@ class engine {
   // Errors: queue_not_found, invalid_argument (credit 0).
   result<consumer_id> subscribe(std::string_view queue, std::uint32_t credit);
   // Its in-flight deliveries count as failed attempts and become ready again
-  // (or dead letters). Errors: consumer_not_found, journal errors.
-  status unsubscribe(consumer_id consumer);
+  // (or dead letters) — the consumer may have died on them — unless
+  // `release_in_flight` (a graceful stop): then they are ready again without
+  // counting an attempt. Errors: consumer_not_found, journal errors.
+  status unsubscribe(consumer_id consumer, bool release_in_flight = false);
   // Sets the consumer's limit of unacknowledged deliveries; 0 pauses it.
   // Errors: consumer_not_found.
   status set_credit(consumer_id consumer, std::uint32_t credit);

@@ -317,6 +317,22 @@ TEST_F(broker_semantics, release_redelivers_at_once_without_counting_an_attempt)
   EXPECT_EQ(d[0].attempt, 2U);
 }
 
+TEST_F(broker_semantics, graceful_unsubscribe_releases_and_a_lost_consumer_counts) {
+  publish("orders", "in-flight");
+  consumer_id c = subscribe("orders", 10);
+  ASSERT_EQ(take().size(), 1U);
+  ASSERT_TRUE(engine_->unsubscribe(c, true));  // graceful: not an attempt
+  c = subscribe("orders", 10);
+  auto d = take();
+  ASSERT_EQ(d.size(), 1U);
+  EXPECT_EQ(d[0].attempt, 1U);
+  ASSERT_TRUE(engine_->unsubscribe(c));  // gone (connection lost): a failed attempt
+  subscribe("orders", 10);
+  d = take();
+  ASSERT_EQ(d.size(), 1U);
+  EXPECT_EQ(d[0].attempt, 2U);
+}
+
 TEST_F(broker_semantics, lease_expiries_count_toward_dead_lettering) {
   publish("orders", "hangs-the-consumer");
   subscribe("orders", 1);

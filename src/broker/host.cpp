@@ -483,11 +483,11 @@ void host::subscribe(std::string queue, std::uint32_t credit, delivery_sink sink
   });
 }
 
-void host::unsubscribe(consumer_id consumer, std::function<void(status)> done) {
-  impl_->post([im = impl_.get(), consumer, done = std::move(done)] {
+void host::unsubscribe(consumer_id consumer, std::function<void(status)> done, bool release_in_flight) {
+  impl_->post([im = impl_.get(), consumer, done = std::move(done), release_in_flight] {
     im->consumers.erase(consumer);
     std::erase_if(im->tag_owner, [consumer](const auto& kv) { return kv.second == consumer; });
-    auto s = im->eng->unsubscribe(consumer);
+    auto s = im->eng->unsubscribe(consumer, release_in_flight);
     if (done) done(std::move(s));
     im->after_work();
   });

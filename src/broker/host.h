@@ -90,7 +90,10 @@ class host {
   // until unsubscribe() (in-flight deliveries are then redelivered to others).
   void subscribe(std::string queue, std::uint32_t credit, delivery_sink sink,
                  std::function<void(result<consumer_id>)> done);
-  void unsubscribe(consumer_id consumer, std::function<void(status)> done = nullptr);
+  // `release_in_flight`: a graceful stop, its unsettled deliveries are given
+  // back without counting an attempt (engine::unsubscribe).
+  void unsubscribe(consumer_id consumer, std::function<void(status)> done = nullptr,
+                   bool release_in_flight = false);
   void add_credit(consumer_id consumer, std::uint32_t credit, std::function<void(status)> done = nullptr);
   // Acks need no durability wait: a lost ack means a redelivery, never a loss.
   void ack(std::vector<delivery_tag> tags, std::function<void(std::vector<status>)> done);

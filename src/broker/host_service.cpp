@@ -74,6 +74,10 @@ void host_service::unsubscribe(bc::subscription_id subscription, completion<stat
   host_.unsubscribe(subscription, std::move(done));
 }
 
+void host_service::unsubscribe_gracefully(bc::subscription_id subscription, completion<status> done) {
+  host_.unsubscribe(subscription, std::move(done), true);
+}
+
 void host_service::add_credit(bc::subscription_id subscription, std::uint32_t credit, completion<status> done) {
   host_.add_credit(subscription, credit, std::move(done));
 }

@@ -25,6 +25,7 @@ class host_service final : public service {
   void subscribe(const bc::subscribe_request& request, std::shared_ptr<delivery_sink> sink,
                  completion<result<bc::subscription_id>> done) override;
   void unsubscribe(bc::subscription_id subscription, completion<status> done) override;
+  void unsubscribe_gracefully(bc::subscription_id subscription, completion<status> done) override;
   void add_credit(bc::subscription_id subscription, std::uint32_t credit, completion<status> done) override;
   void ack(std::vector<bc::delivery_tag> tags, completion<std::vector<bc::settle_failure>> done) override;
   void nack(std::vector<bc::nack_entry> entries, completion<std::vector<bc::settle_failure>> done) override;

@@ -480,7 +480,7 @@ void session::handle(const bc::frame& f) {
                                fmt::format("no subscription {} on this connection", *id)));
         return wake_writer();
       }
-      return svc.unsubscribe(*id, reply_ok(rid));
+      return svc.unsubscribe_gracefully(*id, reply_ok(rid));
     }
     case opcode::credit: {
       auto c = bc::decode_credit(f.payload);

@@ -78,6 +78,12 @@ class service {
   // The server calls it for every live subscription when a connection closes.
   // Errors: consumer_not_found.
   virtual void unsubscribe(bc::subscription_id subscription, completion<status> done) = 0;
+  // An UNSUBSCRIBE from a live client (a graceful stop): as unsubscribe(), but
+  // unacknowledged deliveries come back without counting a failed attempt.
+  // Services without the distinction treat it as unsubscribe().
+  virtual void unsubscribe_gracefully(bc::subscription_id subscription, completion<status> done) {
+    unsubscribe(subscription, std::move(done));
+  }
   // Adds `credit` deliveries to the subscription's allowance.
   // Errors: consumer_not_found, invalid_argument (0).
   virtual void add_credit(bc::subscription_id subscription, std::uint32_t credit,

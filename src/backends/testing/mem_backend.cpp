@@ -186,7 +186,9 @@ void mem_backend::settle(const settle_handle& handle, settle_action action, call
     auto it = leases_.find(handle.token);
     if (closed_) {
       st = error(errc::shutting_down, "backend closed");
-    } else if (it == leases_.end() || it->second.consumer_id != handle.subscription) {
+    } else if (it == leases_.end() || it->second.consumer_id != handle.subscription ||
+               it->second.expires <= now_locked()) {
+      // An expired lease not yet collected by the worker counts as expired.
       st = error(errc::delivery_not_found, "unknown delivery or lease expired");
     } else {
       lease l = std::move(it->second);

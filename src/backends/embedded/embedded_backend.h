@@ -1,0 +1,88 @@
+// embedded_backend: the `embedded` pub/sub backend, a client of `outrider
+// broker` over its binary protocol (broker_client::client).
+//
+// Topic model on the broker:
+//  - a pub/sub topic T is a broker topic T (declared on first publish or
+//    subscribe; publishing to a topic nobody subscribes to stores nothing);
+//  - subscribe({T, app}) declares the queue "T.app" (max_attempts and lease
+//    from the spec, dead-letter queue "T.app.dlq") and binds it to T, so the
+//    subscription is durable from then on; several subscribers with the same
+//    app id share the queue and compete;
+//  - settle: ack -> ACK, retry_after -> NACK(redeliver after), dead_letter ->
+//    NACK(dead-letter), release -> NACK(release: no attempt counted);
+//    unsubscribe (UNSUBSCRIBE) gives unsettled deliveries back uncounted.
+//
+// Connection: one broker connection, opened in the background at creation and
+// re-opened with exponential backoff whenever it drops. While it is down,
+// publish/subscribe/cancel/health fail with `unavailable`; publishes in flight
+// when it drops fail with `unavailable` (never silently lost: the caller may
+// publish again with the same id); deliveries of the lost connection can no
+// longer be settled (delivery_not_found: the broker redelivers them); every
+// subscription is re-established after reconnecting. Calls made while the
+// first (or any) connect attempt is in progress wait for its outcome.
+//
+// Metadata (component `metadata:` map): address ("127.0.0.1:7450" or
+// "unix:/path", default 127.0.0.1:7450), connectTimeout (duration, 2s),
+// maxReconnectInterval (duration, 5s). Unknown keys are config_invalid.
+//
+// Threading: one private io_context run by one backend thread; every method
+// may be called from any thread and is posted there; callbacks run on it
+// (or, for calls refused after close(), on the caller's thread).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "backends/backend.h"
+#include "backends/registry.h"
+#include "config/node.h"
+
+namespace outrider::backends {
+
+struct embedded_backend_options {
+  std::string address = "127.0.0.1:7450";
+  std::string client_name = "outrider-sidecar";
+  nanoseconds connect_timeout = std::chrono::seconds(2);
+  nanoseconds min_reconnect_interval = std::chrono::milliseconds(100);
+  nanoseconds max_reconnect_interval = std::chrono::seconds(5);
+  // A health() ping that gets no PONG within this reports unavailable.
+  nanoseconds health_timeout = std::chrono::seconds(2);
+};
+
+class embedded_backend final : public backend {
+ public:
+  // Starts the backend thread and the first connect attempt; never blocks.
+  explicit embedded_backend(embedded_backend_options options);
+  ~embedded_backend() override;  // close()
+  embedded_backend(const embedded_backend&) = delete;
+  embedded_backend& operator=(const embedded_backend&) = delete;
+
+  std::string_view type() const override { return "embedded"; }
+  void publish(std::vector<message> batch,
+               callback<result<std::vector<publish_outcome>>> done) override;
+  void cancel_scheduled(const id128& id, callback<status> done) override;
+  void subscribe(subscription_spec spec, delivery_fn on_delivery,
+                 callback<result<subscription_handle>> done) override;
+  void unsubscribe(subscription_handle handle, callback<status> done) override;
+  void settle(const settle_handle& handle, settle_action action, callback<status> done) override;
+  void health(callback<status> done) override;
+  void close() override;
+
+  // The broker queue of the subscription (topic, app id): "<topic>.<app id>".
+  static std::string queue_name(std::string_view topic, std::string_view app_id);
+
+  struct impl;
+
+ private:
+  std::shared_ptr<impl> impl_;
+};
+
+// Parses the component metadata into options. Errors: config_invalid naming
+// the key.
+result<embedded_backend_options> parse_embedded_backend_options(const config::node& metadata);
+
+// The registry factory ("embedded").
+result<std::unique_ptr<backend>> make_embedded_backend(const config::node& metadata,
+                                                       const backend_context& context);
+
+}  // namespace outrider::backends

@@ -5,6 +5,7 @@
 
 #include "cli/broker_command.h"
 #include "cli/collector_command.h"
+#include "cli/sidecar_command.h"
 #include "cli/version.h"
 
 namespace outrider::cli {
@@ -19,6 +20,7 @@ int run(int argc, char** argv) {
   version->callback([] { std::printf("%s\n", version_text().c_str()); });
   add_broker_commands(app, &exit_code);
   add_collector_commands(app, &exit_code);
+  add_sidecar_command(app, &exit_code);
 
   try {
     app.parse(argc, argv);

@@ -13,7 +13,7 @@ build_packages=(
   libprotobuf-dev protobuf-compiler librabbitmq-dev
   libssl-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3 curl
+  python3 curl python3-py-zipkin
 )
 bench_packages=(wrk nginx-light redis-server rabbitmq-server nats-server gnuplot-nox libhiredis-dev libnats-dev)
 

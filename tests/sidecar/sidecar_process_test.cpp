@@ -1,0 +1,333 @@
+// Whole-process tests of `outrider sidecar`: a real `outrider broker`, the
+// sidecar, and a small Python test app (tests/sidecar/app.py) that serves
+// /dapr/subscribe and records every delivery.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <gtest/gtest.h>
+#include <regex>
+#include <thread>
+
+#include "testing/process.h"
+
+namespace outrider {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::outrider_binary;
+using testing::process;
+namespace json = boost::json;
+
+constexpr auto start_timeout = 20s;
+const std::string app_script = std::string(OUTRIDER_SOURCE_DIR) + "/tests/sidecar/app.py";
+
+struct reply {
+  int status = 0;
+  std::string head;  // status line and headers
+  std::string body;
+};
+
+// Sends raw bytes to 127.0.0.1:port and reads the answer until the peer closes.
+reply raw_call(std::uint16_t port, const std::string& bytes) {
+  reply r;
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return r;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return r;
+  }
+  std::size_t sent = 0;
+  while (sent < bytes.size()) {
+    const auto n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<std::size_t>(n);
+  }
+  std::string in;
+  char buf[8192];
+  for (;;) {
+    const auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    in.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  const auto end = in.find("\r\n\r\n");
+  if (in.size() < 12 || end == std::string::npos) return r;
+  r.status = std::atoi(in.substr(9, 3).c_str());
+  r.head = in.substr(0, end);
+  r.body = in.substr(end + 4);
+  return r;
+}
+
+reply http(std::uint16_t port, const std::string& method, const std::string& target,
+           const std::string& body = "",
+           const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  bool has_type = false;
+  for (const auto& [k, v] : headers) {
+    req += k + ": " + v + "\r\n";
+    has_type = has_type || k == "content-type";
+  }
+  if (!has_type && !body.empty()) req += "content-type: application/json\r\n";
+  req += "content-length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  return raw_call(port, req);
+}
+
+std::string header_of(const reply& r, const std::string& name) {
+  std::regex re("\\r\\n" + name + ":\\s*([^\\r]*)", std::regex::icase);
+  std::smatch m;
+  return std::regex_search(r.head, m, re) ? m[1].str() : "";
+}
+
+class sidecar_process : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    data_ = new testing::temp_dir("outrider-sidecar-it");
+    broker_port_ = testing::free_port();
+    broker_ = new process(
+        {outrider_binary(), "broker", "--listen", "127.0.0.1:" + std::to_string(broker_port_),
+         "--data-dir", data_->path() + "/broker", "--metrics-listen", ""},
+        {{}, "", "broker"});
+    ASSERT_TRUE(broker_->wait_for_output("outrider broker listening on", start_timeout))
+        << broker_->output();
+  }
+  static void TearDownTestSuite() {
+    delete broker_;
+    delete data_;
+  }
+
+  // The test app with these programmatic subscriptions (Dapr JSON).
+  void start_app(const std::string& subscriptions) {
+    app_port_ = testing::free_port();
+    app_ = std::make_unique<process>(
+        std::vector<std::string>{"python3", app_script, std::to_string(app_port_), subscriptions},
+        testing::process_options{{}, "", "app.py"});
+    ASSERT_TRUE(app_->wait_for_output("test app listening", start_timeout)) << app_->output();
+  }
+
+  // The sidecar for `app_id` next to the app; returns once it listens.
+  void start_sidecar(const std::string& app_id, std::vector<std::string> extra = {},
+                     std::map<std::string, std::string> env = {}) {
+    std::vector<std::string> argv{outrider_binary(),
+                                  "sidecar",
+                                  "--app-id",
+                                  app_id,
+                                  "--app-port",
+                                  std::to_string(app_port_),
+                                  "--dapr-http-port",
+                                  "0",
+                                  "--metrics-port",
+                                  "0",
+                                  "--broker",
+                                  "127.0.0.1:" + std::to_string(broker_port_),
+                                  "--retry-initial-interval",
+                                  "50ms",
+                                  "--retry-max-interval",
+                                  "200ms"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    sidecar_ = std::make_unique<process>(argv, testing::process_options{env, "", "sidecar"});
+    ASSERT_TRUE(sidecar_->wait_for_output("outrider sidecar listening on", start_timeout))
+        << sidecar_->output();
+    std::smatch m;
+    const std::string out = sidecar_->output();
+    std::regex re("outrider sidecar listening on 127\\.0\\.0\\.1:(\\d+)");
+    ASSERT_TRUE(std::regex_search(out, m, re)) << out;
+    port_ = static_cast<std::uint16_t>(std::stoi(m[1].str()));
+  }
+
+  // Waits until /v1.0/healthz says 204 (backend, subscriptions and app ready).
+  bool wait_healthy(std::chrono::milliseconds timeout = 15s, int want = 204) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < end) {
+      if (http(port_, "GET", "/v1.0/healthz").status == want) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  }
+
+  reply publish(const std::string& topic, const std::string& body, const std::string& query = "",
+                const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+    return http(port_, "POST", "/v1.0/publish/pubsub/" + topic + query, body, headers);
+  }
+
+  // Deliveries the app recorded on `path` (all paths when empty).
+  json::array deliveries(const std::string& path = "") {
+    json::array out;
+    auto r = http(app_port_, "GET", "/deliveries");
+    if (r.status != 200) return out;
+    const json::value all = json::parse(r.body);
+    for (const auto& d : all.as_array()) {
+      if (path.empty() || d.at("path").as_string() == path) out.push_back(d);
+    }
+    return out;
+  }
+  bool wait_deliveries(const std::string& path, std::size_t n, std::chrono::milliseconds timeout) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < end) {
+      if (deliveries(path).size() >= n) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return deliveries(path).size() >= n;
+  }
+
+  static inline testing::temp_dir* data_ = nullptr;
+  static inline process* broker_ = nullptr;
+  static inline std::uint16_t broker_port_ = 0;
+  std::uint16_t app_port_ = 0;
+  std::uint16_t port_ = 0;
+  std::unique_ptr<process> app_;
+  std::unique_ptr<process> sidecar_;
+};
+
+TEST_F(sidecar_process, publish_and_subscribe_through_the_sidecar) {
+  start_app(R"([{"pubsubname":"pubsub","topic":"orders","route":"/orders"}])");
+  start_sidecar("shop");
+  ASSERT_TRUE(wait_healthy());
+  auto r = publish("orders", R"({"orderId":42})");
+  ASSERT_EQ(r.status, 204) << r.body;
+  const std::string id = header_of(r, "outrider-message-id");
+  EXPECT_FALSE(id.empty());
+  ASSERT_TRUE(wait_deliveries("/orders", 1, 10s));
+  auto d = deliveries("/orders").at(0);
+  auto event = json::parse(d.at("body").as_string());
+  EXPECT_EQ(event.at("id").as_string(), id);
+  EXPECT_EQ(event.at("topic").as_string(), "orders");
+  EXPECT_EQ(event.at("source").as_string(), "shop");
+  EXPECT_EQ(event.at("data").at("orderId").as_int64(), 42);
+  EXPECT_EQ(d.at("headers").at("content-type").as_string(), "application/cloudevents+json");
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(deliveries("/orders").size(), 1U);  // acked: delivered once
+  auto metrics = http(port_, "GET", "/v1.0/metadata");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.body.find("\"topic\":\"orders\""), std::string::npos) << metrics.body;
+  EXPECT_EQ(sidecar_->stop(10s), 0);
+}
+
+TEST_F(sidecar_process, routing_rules_pick_the_path) {
+  start_app(R"([{"pubsubname":"pubsub","topic":"routed","routes":{"rules":[
+      {"match":"event.type == \"big\" && event.data.amount > 100","path":"/big"},
+      {"match":"event.type == \"big\"","path":"/medium"}],"default":"/small"}}])");
+  start_sidecar("router");
+  ASSERT_TRUE(wait_healthy());
+  ASSERT_EQ(publish("routed", R"({"amount":500})", "?metadata.cloudevent.type=big").status, 204);
+  ASSERT_EQ(publish("routed", R"({"amount":5})", "?metadata.cloudevent.type=big").status, 204);
+  ASSERT_EQ(publish("routed", R"({"amount":500})").status, 204);
+  ASSERT_TRUE(wait_deliveries("/big", 1, 10s));
+  ASSERT_TRUE(wait_deliveries("/medium", 1, 10s));
+  ASSERT_TRUE(wait_deliveries("/small", 1, 10s));
+  EXPECT_EQ(deliveries().size(), 3U);
+}
+
+TEST_F(sidecar_process, retries_then_dead_letters_to_the_topic) {
+  start_app(R"([{"pubsubname":"pubsub","topic":"payments","route":"/payments/fail",
+                 "deadLetterTopic":"payments-dead"},
+                {"pubsubname":"pubsub","topic":"payments-dead","route":"/dead"},
+                {"pubsubname":"pubsub","topic":"refunds","route":"/refunds/drop"}])");
+  start_sidecar("billing", {"--retry-max-attempts", "3"});
+  ASSERT_TRUE(wait_healthy());
+  ASSERT_EQ(publish("payments", R"({"n":1})").status, 204);
+  ASSERT_TRUE(wait_deliveries("/dead", 1, 15s));
+  auto failed = deliveries("/payments/fail");
+  EXPECT_EQ(failed.size(), 3U);  // three attempts, then the dead-letter topic
+  auto dead = json::parse(deliveries("/dead").at(0).at("body").as_string());
+  EXPECT_EQ(dead.at("data").at("n").as_int64(), 1);
+  // 404 = DROP without a dead-letter topic: delivered once, not retried.
+  ASSERT_EQ(publish("refunds", R"({"n":2})").status, 204);
+  ASSERT_TRUE(wait_deliveries("/refunds/drop", 1, 10s));
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(deliveries("/refunds/drop").size(), 1U);
+  EXPECT_EQ(deliveries("/payments/fail").size(), 3U);
+}
+
+TEST_F(sidecar_process, delayed_publish_arrives_after_the_delay_and_cancel_stops_it) {
+  start_app(R"([{"pubsubname":"pubsub","topic":"reminders","route":"/reminders"}])");
+  start_sidecar("reminder");
+  ASSERT_TRUE(wait_healthy());
+  const auto sent = std::chrono::steady_clock::now();
+  auto kept = publish("reminders", R"({"keep":true})", "?metadata.deliverAfter=2s");
+  ASSERT_EQ(kept.status, 204) << kept.body;
+  auto dropped = publish("reminders", R"({"keep":false})", "?metadata.deliverAfter=2s");
+  ASSERT_EQ(dropped.status, 204);
+  const std::string dropped_id = header_of(dropped, "outrider-message-id");
+  auto c = http(port_, "DELETE", "/v1.0-alpha1/outrider/scheduled/pubsub/" + dropped_id);
+  EXPECT_EQ(c.status, 204) << c.body;
+  auto again = http(port_, "DELETE", "/v1.0-alpha1/outrider/scheduled/pubsub/" + dropped_id);
+  EXPECT_EQ(again.status, 404) << again.body;
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_TRUE(deliveries("/reminders").empty());  // never early
+  ASSERT_TRUE(wait_deliveries("/reminders", 1, 10s));
+  EXPECT_GE(std::chrono::steady_clock::now() - sent, 2s);
+  std::this_thread::sleep_for(500ms);
+  auto got = deliveries("/reminders");
+  ASSERT_EQ(got.size(), 1U);
+  EXPECT_NE(got.at(0).at("body").as_string().find("\"keep\":true"), std::string::npos);
+  auto late =
+      http(port_, "DELETE",
+           "/v1.0-alpha1/outrider/scheduled/pubsub/" + header_of(kept, "outrider-message-id"));
+  EXPECT_NE(late.status, 204);  // due already
+  EXPECT_EQ(publish("reminders", "{}", "?metadata.deliverAfter=soon").status, 400);
+}
+
+TEST_F(sidecar_process, deliveries_pause_while_the_app_is_unhealthy) {
+  start_app(R"([{"pubsubname":"pubsub","topic":"pings","route":"/pings"}])");
+  start_sidecar("pinger", {"--enable-app-health-check", "true", "--app-health-probe-interval",
+                           "100ms", "--app-health-threshold", "2"});
+  ASSERT_TRUE(wait_healthy());
+  ASSERT_EQ(http(app_port_, "POST", "/control/health", "fail").status, 204);
+  ASSERT_TRUE(wait_healthy(10s, 500));
+  ASSERT_EQ(publish("pings", R"({"while":"unhealthy"})").status, 204);  // publishing still works
+  std::this_thread::sleep_for(800ms);
+  EXPECT_TRUE(deliveries("/pings").empty());
+  ASSERT_EQ(http(app_port_, "POST", "/control/health", "ok").status, 204);
+  ASSERT_TRUE(wait_healthy());
+  ASSERT_TRUE(wait_deliveries("/pings", 1, 10s));
+}
+
+TEST_F(sidecar_process, api_token_is_required_and_app_token_is_sent) {
+  start_app(R"([{"pubsubname":"pubsub","topic":"secure","route":"/secure"}])");
+  start_sidecar("vault", {}, {{"DAPR_API_TOKEN", "s3cret"}, {"APP_API_TOKEN", "app-t0ken"}});
+  ASSERT_TRUE(wait_healthy());  // health needs no token
+  auto denied = publish("secure", "{}");
+  EXPECT_EQ(denied.status, 401);
+  EXPECT_NE(denied.body.find("ERR_UNAUTHENTICATED"), std::string::npos) << denied.body;
+  EXPECT_EQ(publish("secure", "{}", "", {{"dapr-api-token", "wrong"}}).status, 401);
+  EXPECT_EQ(http(port_, "GET", "/v1.0/metadata").status, 401);
+  ASSERT_EQ(publish("secure", R"({"ok":1})", "", {{"dapr-api-token", "s3cret"}}).status, 204);
+  ASSERT_TRUE(wait_deliveries("/secure", 1, 10s));
+  EXPECT_EQ(deliveries("/secure").at(0).at("headers").at("dapr-api-token").as_string(),
+            "app-t0ken");
+}
+
+TEST_F(sidecar_process, malformed_requests_get_json_errors_and_the_sidecar_lives_on) {
+  start_app("[]");
+  start_sidecar("robust", {"--max-body-size", "64KiB"});
+  ASSERT_TRUE(wait_healthy());
+  auto unknown = http(port_, "POST", "/v1.0/publish/nope/t", "{}");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_NE(unknown.body.find("ERR_PUBSUB_NOT_FOUND"), std::string::npos) << unknown.body;
+  auto bad_ce = publish("t", "{not json", "", {{"content-type", "application/cloudevents+json"}});
+  EXPECT_EQ(bad_ce.status, 400) << bad_ce.body;
+  EXPECT_NE(bad_ce.body.find("errorCode"), std::string::npos);
+  EXPECT_EQ(publish("t", "{}", "?metadata.deliverAt=yesterday").status, 400);
+  EXPECT_EQ(http(port_, "POST", "/v1.0-alpha1/publish/bulk/pubsub/t", "[{\"entryId\":").status,
+            400);
+  EXPECT_EQ(publish("t", std::string(100 * 1024, 'x')).status, 413);
+  auto garbage = raw_call(port_, "\x01\x02 not http at all\r\n\r\n");
+  EXPECT_TRUE(garbage.status == 0 || garbage.status == 400) << garbage.status;
+  EXPECT_EQ(http(port_, "GET", "/v1.0/nothing-here").status, 404);
+  // Still serving.
+  EXPECT_EQ(publish("t", R"({"after":"garbage"})").status, 204);
+  EXPECT_TRUE(sidecar_->running());
+}
+
+}  // namespace
+}  // namespace outrider

@@ -28,6 +28,25 @@ for arg in "$@"; do
   esac
 done
 
+# The official Dapr JS SDK for the sidecar integration test (tests/sidecar/dapr-sdk): `npm ci`
+# from the committed package-lock.json, only when node_modules does not already hold the pinned
+# version (idempotent, and offline once it has run). Node.js itself comes from the machine image.
+install_dapr_sdk() {
+  local dir sdk_dir pinned installed
+  dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  sdk_dir="$dir/tests/sidecar/dapr-sdk"
+  command -v npm >/dev/null 2>&1 || { echo "setup: npm not found; the @dapr/dapr SDK test will skip" >&2; return 0; }
+  [[ -f "$sdk_dir/package-lock.json" ]] || return 0
+  pinned=$(sed -n 's/.*"@dapr\/dapr": *"\([^"]*\)".*/\1/p' "$sdk_dir/package.json")
+  installed=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$sdk_dir/node_modules/@dapr/dapr/package.json" 2>/dev/null | head -1)
+  if [[ -n "$pinned" && "$pinned" == "$installed" ]]; then
+    return 0
+  fi
+  echo "setup: npm ci in tests/sidecar/dapr-sdk (@dapr/dapr $pinned)" >&2
+  (cd "$sdk_dir" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
+}
+install_dapr_sdk
+
 missing=()
 for pkg in "${wanted[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then

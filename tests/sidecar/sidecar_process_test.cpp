@@ -8,7 +8,9 @@
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <cstdlib>
 #include <gtest/gtest.h>
+#include <map>
 #include <regex>
 #include <thread>
 
@@ -327,6 +329,47 @@ TEST_F(sidecar_process, malformed_requests_get_json_errors_and_the_sidecar_lives
   // Still serving.
   EXPECT_EQ(publish("t", R"({"after":"garbage"})").status, 204);
   EXPECT_TRUE(sidecar_->running());
+}
+
+// Path of `name` on $PATH, or "".
+std::string find_program(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "";
+  std::size_t start = 0;
+  while (start <= dirs.size()) {
+    const std::size_t end = std::min(dirs.find(':', start), dirs.size());
+    const std::string candidate = dirs.substr(start, end - start) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return "";
+}
+
+// The official @dapr/dapr npm SDK (pinned in tests/sidecar/dapr-sdk/package.json):
+// DaprServer.pubsub.subscribe + DaprClient.pubsub.publish over HTTP. scripts/setup.sh
+// runs `npm ci` there; if node_modules is missing this test runs it itself.
+TEST_F(sidecar_process, official_dapr_js_sdk_publishes_and_subscribes) {
+  const std::string node = find_program("node");
+  const std::string npm = find_program("npm");
+  if (node.empty() || npm.empty()) {
+    GTEST_SKIP() << "node and npm are needed for the @dapr/dapr SDK test (not on PATH)";
+  }
+  const std::string sdk_dir = std::string(OUTRIDER_SOURCE_DIR) + "/tests/sidecar/dapr-sdk";
+  const std::map<std::string, std::string> no_proxy{{"NO_PROXY", "127.0.0.1,localhost"},
+                                                    {"no_proxy", "127.0.0.1,localhost"}};
+  if (::access((sdk_dir + "/node_modules/@dapr/dapr/package.json").c_str(), R_OK) != 0) {
+    process install({npm, "ci", "--prefer-offline", "--no-audit", "--no-fund"},
+                    {no_proxy, sdk_dir, "npm-ci"});
+    ASSERT_EQ(install.wait(180s), 0) << install.output();
+  }
+  app_port_ = testing::free_port();
+  start_sidecar("sdk-app");
+  auto env = no_proxy;
+  env["DAPR_HTTP_PORT"] = std::to_string(port_);
+  env["APP_PORT"] = std::to_string(app_port_);
+  process sdk({node, "test.mjs"}, {env, sdk_dir, "node-sdk"});
+  EXPECT_EQ(sdk.wait(60s), 0) << sdk.output();
+  EXPECT_NE(sdk.output().find("SDK OK"), std::string::npos) << sdk.output();
 }
 
 }  // namespace

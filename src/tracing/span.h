@@ -52,30 +52,11 @@ struct attribute_value {
   std::vector<attribute_value> array;  // array
   std::vector<key_value> kvlist;       // kvlist
 
-  static attribute_value of(std::string s) {
-    attribute_value v;
-    v.kind = type::string;
-    v.string_value = std::move(s);
-    return v;
-  }
-  static attribute_value of_bool(bool b) {
-    attribute_value v;
-    v.kind = type::boolean;
-    v.bool_value = b;
-    return v;
-  }
-  static attribute_value of_int(std::int64_t i) {
-    attribute_value v;
-    v.kind = type::int64;
-    v.int_value = i;
-    return v;
-  }
-  static attribute_value of_double(double d) {
-    attribute_value v;
-    v.kind = type::float64;
-    v.double_value = d;
-    return v;
-  }
+  // Factories (defined below, once key_value is complete).
+  static attribute_value of(std::string s);
+  static attribute_value of_bool(bool b);
+  static attribute_value of_int(std::int64_t i);
+  static attribute_value of_double(double d);
 
   // The Zipkin tag text: strings as is, numbers and bools in their JSON
   // spelling, arrays and kvlists as JSON, bytes in base64 (OTel's Zipkin mapping).
@@ -90,6 +71,31 @@ struct key_value {
 };
 
 using attribute_list = std::vector<key_value>;
+
+inline attribute_value attribute_value::of(std::string s) {
+  attribute_value v;
+  v.kind = type::string;
+  v.string_value = std::move(s);
+  return v;
+}
+inline attribute_value attribute_value::of_bool(bool b) {
+  attribute_value v;
+  v.kind = type::boolean;
+  v.bool_value = b;
+  return v;
+}
+inline attribute_value attribute_value::of_int(std::int64_t i) {
+  attribute_value v;
+  v.kind = type::int64;
+  v.int_value = i;
+  return v;
+}
+inline attribute_value attribute_value::of_double(double d) {
+  attribute_value v;
+  v.kind = type::float64;
+  v.double_value = d;
+  return v;
+}
 
 // A network endpoint (Zipkin's Endpoint). Addresses are text ("10.0.0.1", "::1").
 struct endpoint {

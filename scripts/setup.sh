@@ -45,25 +45,28 @@ install_dapr_sdk() {
   echo "setup: npm ci in tests/sidecar/dapr-sdk (@dapr/dapr $pinned)" >&2
   (cd "$sdk_dir" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
 }
-install_dapr_sdk
-
 missing=()
+# Node.js and npm (SDK interop tests): the machine image usually ships them (NodeSource); only a
+# machine without them gets Debian's, which would conflict with NodeSource's nodejs otherwise.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  wanted+=(nodejs npm)
+fi
 for pkg in "${wanted[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$pkg")
   fi
 done
 
-if ((${#missing[@]} == 0)); then
-  exit 0
+if ((${#missing[@]} > 0)); then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo_cmd=()
+  if [[ $(id -u) -ne 0 ]]; then
+    sudo_cmd=(sudo)
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  # Debian's service packages try to start their daemons; tests and benchmarks start their own.
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-echo "setup: installing ${missing[*]}" >&2
-sudo_cmd=()
-if [[ $(id -u) -ne 0 ]]; then
-  sudo_cmd=(sudo)
-fi
-export DEBIAN_FRONTEND=noninteractive
-"${sudo_cmd[@]}" apt-get update -qq
-# Debian's service packages try to start their daemons; tests and benchmarks start their own.
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+install_dapr_sdk

@@ -84,8 +84,10 @@ class host {
   // --- consuming ---
   // Credit is granted, AMQP-style: a consumer receives at most as many
   // deliveries as it was granted in total (subscribe + add_credit); settling a
-  // delivery (ack/nack) does not by itself grant more. A delivery whose lease
-  // expired unsettled is redelivered and does not count against the credit.
+  // delivery (ack/nack) does not by itself grant more. (The engine limits
+  // unsettled deliveries to granted - settled; a delivery whose lease expired
+  // stops counting there, and the protocol server holds back anything beyond
+  // the credit granted on the wire.)
   // `sink` receives batches of deliveries for this consumer (engine thread)
   // until unsubscribe() (in-flight deliveries are then redelivered to others).
   void subscribe(std::string queue, std::uint32_t credit, delivery_sink sink,

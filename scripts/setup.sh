@@ -38,7 +38,10 @@ install_dapr_sdk() {
   command -v npm >/dev/null 2>&1 || { echo "setup: npm not found; the @dapr/dapr SDK test will skip" >&2; return 0; }
   [[ -f "$sdk_dir/package-lock.json" ]] || return 0
   pinned=$(sed -n 's/.*"@dapr\/dapr": *"\([^"]*\)".*/\1/p' "$sdk_dir/package.json")
-  installed=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$sdk_dir/node_modules/@dapr/dapr/package.json" 2>/dev/null | head -1)
+  installed=""
+  if [[ -f "$sdk_dir/node_modules/@dapr/dapr/package.json" ]]; then
+    installed=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$sdk_dir/node_modules/@dapr/dapr/package.json" | head -1)
+  fi
   if [[ -n "$pinned" && "$pinned" == "$installed" ]]; then
     return 0
   fi

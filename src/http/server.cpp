@@ -50,9 +50,10 @@ bhttp::response<bhttp::string_body> error_response(const error& e, const server_
 
 result<std::pair<std::string, std::uint16_t>> parse_host_port(std::string_view text) {
   auto bad = [&](std::string_view why) {
-    return error(errc::invalid_argument,
-                 fmt::format("invalid listen address '{}': {} (expected host:port, e.g. 127.0.0.1:3500)",
-                             text, why));
+    return error(
+        errc::invalid_argument,
+        fmt::format("invalid listen address '{}': {} (expected host:port, e.g. 127.0.0.1:3500)",
+                    text, why));
   };
   std::string_view host;
   std::string_view port_text;
@@ -84,8 +85,8 @@ result<std::pair<std::string, std::uint16_t>> parse_host_port(std::string_view t
 struct connection {
   explicit connection(tcp::socket s) : stream(std::move(s)) {}
   beast::tcp_stream stream;
-  bool busy = false;                              // a request is being read or handled
-  asio::steady_timer* waiting_timer = nullptr;    // set while awaiting an async handler
+  bool busy = false;                            // a request is being read or handled
+  asio::steady_timer* waiting_timer = nullptr;  // set while awaiting an async handler
 };
 
 struct server::impl : std::enable_shared_from_this<server::impl> {
@@ -120,6 +121,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
 
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> session(std::shared_ptr<connection> c);
+  // Answers a request the session cannot hand to the handler; the caller then closes.
+  asio::awaitable<void> reply_error(beast::tcp_stream& stream, error e);
   request to_request(bhttp::request<bhttp::string_body>&& msg, const tcp::endpoint& peer);
 };
 
@@ -159,7 +162,8 @@ asio::awaitable<void> server::impl::accept_loop() {
   }
 }
 
-request server::impl::to_request(bhttp::request<bhttp::string_body>&& msg, const tcp::endpoint& peer) {
+request server::impl::to_request(bhttp::request<bhttp::string_body>&& msg,
+                                 const tcp::endpoint& peer) {
   request req;
   req.method = std::string(msg.method_string());
   req.target = std::string(msg.target());
@@ -184,6 +188,12 @@ struct pending_response {
   bool in_call = true;
 };
 
+asio::awaitable<void> server::impl::reply_error(beast::tcp_stream& stream, error e) {
+  auto out = error_response(e, opts);
+  stream.expires_after(opts.write_timeout);
+  co_await bhttp::async_write(stream, out, use_tuple);
+}
+
 asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
   auto& stream = c->stream;
   beast::flat_buffer buffer;
@@ -195,7 +205,8 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
     if (buffer.size() == 0) {
       // Idle: wait for the first byte of the next request.
       stream.expires_after(opts.idle_timeout);
-      auto [read_ec, n] = co_await stream.async_read_some(buffer.prepare(read_chunk_bytes), use_tuple);
+      auto [read_ec, n] =
+          co_await stream.async_read_some(buffer.prepare(read_chunk_bytes), use_tuple);
       if (read_ec) break;
       buffer.commit(n);
     }
@@ -204,29 +215,23 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
     parser.header_limit(static_cast<std::uint32_t>(opts.header_limit));
     parser.body_limit(opts.body_limit);
     stream.expires_after(opts.header_timeout);
-    auto [header_ec, header_bytes] = co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
+    auto [header_ec, header_bytes] =
+        co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
     if (header_ec) {
       if (header_ec == bhttp::error::header_limit) {
-        auto out = error_response(
-            error(errc::header_too_large,
-                  fmt::format("request headers exceed {} bytes", opts.header_limit)),
-            opts);
-        stream.expires_after(opts.write_timeout);
-        co_await bhttp::async_write(stream, out, use_tuple);
+        co_await reply_error(
+            stream, error(errc::header_too_large,
+                          fmt::format("request headers exceed {} bytes", opts.header_limit)));
       } else if (header_ec == bhttp::error::body_limit) {  // Content-Length over the limit
-        auto out = error_response(
-            error(errc::body_too_large, fmt::format("request body exceeds {} bytes", opts.body_limit)),
-            opts);
-        stream.expires_after(opts.write_timeout);
-        co_await bhttp::async_write(stream, out, use_tuple);
+        co_await reply_error(stream,
+                             error(errc::body_too_large,
+                                   fmt::format("request body exceeds {} bytes", opts.body_limit)));
       } else if (header_ec != beast::error::timeout && header_ec != bhttp::error::end_of_stream &&
                  header_ec != asio::error::eof && header_ec != asio::error::operation_aborted &&
                  header_ec != asio::error::connection_reset) {
-        auto out = error_response(
-            error(errc::malformed_request, fmt::format("malformed request: {}", header_ec.message())),
-            opts);
-        stream.expires_after(opts.write_timeout);
-        co_await bhttp::async_write(stream, out, use_tuple);
+        co_await reply_error(stream,
+                             error(errc::malformed_request,
+                                   fmt::format("malformed request: {}", header_ec.message())));
       }
       break;
     }
@@ -243,19 +248,15 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
       auto [body_ec, body_bytes] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
       if (body_ec) {
         if (body_ec == bhttp::error::body_limit) {
-          auto out = error_response(
-              error(errc::body_too_large, fmt::format("request body exceeds {} bytes", opts.body_limit)),
-              opts);
-          stream.expires_after(opts.write_timeout);
-          co_await bhttp::async_write(stream, out, use_tuple);
+          co_await reply_error(
+              stream, error(errc::body_too_large,
+                            fmt::format("request body exceeds {} bytes", opts.body_limit)));
         } else if (body_ec != beast::error::timeout && body_ec != asio::error::eof &&
                    body_ec != bhttp::error::partial_message &&
                    body_ec != asio::error::operation_aborted) {
-          auto out = error_response(
-              error(errc::malformed_request, fmt::format("malformed request body: {}", body_ec.message())),
-              opts);
-          stream.expires_after(opts.write_timeout);
-          co_await bhttp::async_write(stream, out, use_tuple);
+          co_await reply_error(stream,
+                               error(errc::malformed_request,
+                                     fmt::format("malformed request body: {}", body_ec.message())));
         }
         break;
       }
@@ -287,9 +288,10 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
         c->waiting_timer = nullptr;
       }
     }
-    response resp = slot->result ? std::move(*slot->result)
-                                 : response::from_error(error(
-                                       errc::shutting_down, "server stopped before the handler answered"));
+    response resp = slot->result
+                        ? std::move(*slot->result)
+                        : response::from_error(error(errc::shutting_down,
+                                                     "server stopped before the handler answered"));
     const bool keep_alive = client_keep_alive && !stopping;
 
     bhttp::response<bhttp::string_body> out{static_cast<bhttp::status>(resp.status), version};
@@ -329,7 +331,9 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
 server::server(io::runtime& rt, server_options opts, handler h)
     : impl_(std::make_shared<impl>(rt, std::move(opts), std::move(h))) {}
 
-server::~server() { stop(nanoseconds::zero()); }
+server::~server() {
+  stop(nanoseconds::zero());
+}
 
 status server::start() {
   auto hp = parse_host_port(impl_->opts.listen);
@@ -358,7 +362,9 @@ status server::start() {
   return {};
 }
 
-std::uint16_t server::port() const { return impl_->bound.port(); }
+std::uint16_t server::port() const {
+  return impl_->bound.port();
+}
 
 std::string server::address() const {
   auto a = impl_->bound.address();
@@ -367,7 +373,9 @@ std::string server::address() const {
   return text + ":" + std::to_string(impl_->bound.port());
 }
 
-std::size_t server::active_connections() const { return impl_->count(); }
+std::size_t server::active_connections() const {
+  return impl_->count();
+}
 
 void server::stop(nanoseconds grace) {
   auto self = impl_;

@@ -4,6 +4,8 @@
 // thread; publishes are pipelined batches with at most --inflight messages
 // unconfirmed (confirm = durable); the consumer holds --prefetch credit and
 // acks each delivery.
+#include <unistd.h>
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <condition_variable>
@@ -11,7 +13,6 @@
 #include <future>
 #include <mutex>
 #include <thread>
-#include <unistd.h>
 
 #include "broker_client/client.h"
 #include "common/driver.h"
@@ -35,7 +36,9 @@ class connection {
     std::promise<status> p;
     client_->connect([&](status s) { p.set_value(std::move(s)); });
     status s = p.get_future().get();
-    if (!s) std::fprintf(stderr, "bench_outrider_queue: connect %s: %s\n", address.c_str(), s.error().message.c_str());
+    if (!s)
+      std::fprintf(stderr, "bench_outrider_queue: connect %s: %s\n", address.c_str(),
+                   s.error().message.c_str());
     ok_ = static_cast<bool>(s);
   }
   ~connection() {
@@ -88,7 +91,8 @@ struct consumer_state {
 
 int run(const bench::common_options& options) {
   const std::string address = options.host + ":" + std::to_string(options.port);
-  const std::string queue = "bench." + std::to_string(::getpid()) + "." + std::to_string(bench::now_ns());
+  const std::string queue =
+      "bench." + std::to_string(::getpid()) + "." + std::to_string(bench::now_ns());
   const bool delayed = options.mode == "delayed";
   const std::int64_t count = options.mode == "latency"
                                  ? static_cast<std::int64_t>(options.rate * options.duration_s)
@@ -173,7 +177,8 @@ int run(const bench::common_options& options) {
       } else {
         for (const auto& m : *r) {
           if (!m.outcome) {
-            std::fprintf(stderr, "bench_outrider_queue: publish: %s\n", m.outcome.error().message.c_str());
+            std::fprintf(stderr, "bench_outrider_queue: publish: %s\n",
+                         m.outcome.error().message.c_str());
             failed = true;
           }
         }
@@ -183,10 +188,12 @@ int run(const bench::common_options& options) {
     });
   }
   if (!failed) all_confirmed.get_future().wait();
-  const double schedule_rate = static_cast<double>(count) / (static_cast<double>(bench::now_ns() - start) / ns_per_s);
+  const double schedule_rate =
+      static_cast<double>(count) / (static_cast<double>(bench::now_ns() - start) / ns_per_s);
 
   const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<std::int64_t>(options.timeout_s * 1000));
+      std::chrono::steady_clock::now() +
+      std::chrono::milliseconds(static_cast<std::int64_t>(options.timeout_s * 1000));
   std::unique_lock lock(state.m);
   state.cv.wait_until(lock, deadline, [&] { return state.consumed >= count || failed; });
   const auto peak_rss = rss.peak_bytes();

@@ -19,11 +19,11 @@ namespace outrider::detail {
                                 int line) noexcept;
 }  // namespace outrider::detail
 
-#define OUTRIDER_ASSERT(condition, message)                                               \
-  do {                                                                                    \
-    if (!(condition)) [[unlikely]] {                                                      \
-      ::outrider::detail::assert_failed(#condition, (message), __FILE__, __LINE__);       \
-    }                                                                                     \
+#define OUTRIDER_ASSERT(condition, message)                                         \
+  do {                                                                              \
+    if (!(condition)) [[unlikely]] {                                                \
+      ::outrider::detail::assert_failed(#condition, (message), __FILE__, __LINE__); \
+    }                                                                               \
   } while (0)
 
 #ifdef NDEBUG

@@ -1,7 +1,6 @@
 #include "base/clock.h"
 
 #include <gtest/gtest.h>
-
 #include <vector>
 
 namespace outrider {

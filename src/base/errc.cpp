@@ -25,6 +25,8 @@ const error_info& describe(errc code) noexcept {
   OUTRIDER_UNREACHABLE("errc value without a catalog row");
 }
 
-std::span<const error_info> error_catalog() noexcept { return catalog; }
+std::span<const error_info> error_catalog() noexcept {
+  return catalog;
+}
 
 }  // namespace outrider

@@ -1,8 +1,7 @@
 #include "base/errc.h"
 
-#include <gtest/gtest.h>
-
 #include <fstream>
+#include <gtest/gtest.h>
 #include <set>
 #include <sstream>
 #include <string>
@@ -37,8 +36,10 @@ TEST(error_catalog, documented_in_docs_errors_md) {
   std::stringstream text;
   text << in.rdbuf();
   for (const auto& row : error_catalog()) {
-    std::string expected = "| `" + std::string(row.name) + "` | " + std::to_string(row.http_status) + " |";
-    EXPECT_NE(text.str().find(expected), std::string::npos) << "docs/errors.md lacks row: " << expected;
+    std::string expected =
+        "| `" + std::string(row.name) + "` | " + std::to_string(row.http_status) + " |";
+    EXPECT_NE(text.str().find(expected), std::string::npos)
+        << "docs/errors.md lacks row: " << expected;
   }
 }
 

@@ -29,7 +29,9 @@ int hex_value(char c) {
 
 }  // namespace
 
-id128 id128::random(random_source& rng) { return id128{rng.next_u64(), rng.next_u64()}; }
+id128 id128::random(random_source& rng) {
+  return id128{rng.next_u64(), rng.next_u64()};
+}
 
 id128 id128::time_ordered(wall_time now, random_source& rng) {
   auto ms = static_cast<std::uint64_t>(

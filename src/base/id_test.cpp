@@ -1,7 +1,6 @@
 #include "base/id.h"
 
 #include <gtest/gtest.h>
-
 #include <set>
 
 namespace outrider {
@@ -14,7 +13,8 @@ TEST(id128, text_round_trip_and_alphabet) {
     auto text = id.to_string();
     ASSERT_EQ(text.size(), id128::text_size);
     for (char c : text) {
-      EXPECT_NE(std::string_view("0123456789abcdefghjkmnpqrstvwxyz").find(c), std::string_view::npos);
+      EXPECT_NE(std::string_view("0123456789abcdefghjkmnpqrstvwxyz").find(c),
+                std::string_view::npos);
     }
     EXPECT_EQ(id128::parse(text), id);
     EXPECT_EQ(id128::parse_hex(id.to_hex()), id);
@@ -28,7 +28,7 @@ TEST(id128, extremes_and_bad_input) {
   EXPECT_EQ(id128{}.to_string(), std::string(26, '0'));
   EXPECT_FALSE(id128::parse("8zzzzzzzzzzzzzzzzzzzzzzzzz"));  // overflow
   EXPECT_FALSE(id128::parse("short"));
-  EXPECT_FALSE(id128::parse("0000000000000000000000000u"));  // 'u' excluded
+  EXPECT_FALSE(id128::parse("0000000000000000000000000u"));        // 'u' excluded
   EXPECT_EQ(id128::parse("0000000000000000000000000O"), id128{});  // Crockford alias, any case
   EXPECT_FALSE(id128::parse_hex("0123456789abcdef0123456789abcdeg"));
 }

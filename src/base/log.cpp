@@ -1,16 +1,15 @@
 #include "base/log.h"
 
-#include <spdlog/pattern_formatter.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 #include <string>
 
 namespace outrider::log {
@@ -70,7 +69,8 @@ class json_formatter final : public spdlog::formatter {
     gmtime_r(&seconds, &utc);
     char ts[40];
     auto n = std::strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &utc);
-    std::snprintf(ts + n, sizeof(ts) - n, ".%06lldZ", static_cast<long long>(since_epoch % 1000000));
+    std::snprintf(ts + n, sizeof(ts) - n, ".%06lldZ",
+                  static_cast<long long>(since_epoch % 1000000));
     dest.append(std::string_view("{\"ts\":\""));
     dest.append(std::string_view(ts));
     dest.append(std::string_view("\",\"level\":\""));
@@ -151,7 +151,9 @@ void init(const options& opts) {
   set_level(opts.min_level);
 }
 
-void set_level(level l) { current_level.store(static_cast<int>(l), std::memory_order_relaxed); }
+void set_level(level l) {
+  current_level.store(static_cast<int>(l), std::memory_order_relaxed);
+}
 
 bool enabled(level l) noexcept {
   return static_cast<int>(l) >= current_level.load(std::memory_order_relaxed) && l != level::off;
@@ -160,8 +162,7 @@ bool enabled(level l) noexcept {
 void write(level l, std::string_view component, std::string_view message) {
   auto logger = get_root();
   spdlog::details::log_msg msg(spdlog::string_view_t(component.data(), component.size()),
-                               to_spdlog(l),
-                               spdlog::string_view_t(message.data(), message.size()));
+                               to_spdlog(l), spdlog::string_view_t(message.data(), message.size()));
   for (auto& sink : logger->sinks()) {
     if (sink->should_log(msg.level)) {
       sink->log(msg);

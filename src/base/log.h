@@ -11,7 +11,6 @@
 #pragma once
 
 #include <fmt/core.h>
-
 #include <string_view>
 
 #include "base/result.h"

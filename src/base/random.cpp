@@ -16,7 +16,9 @@ std::uint64_t splitmix64(std::uint64_t& x) {
   return z ^ (z >> 31);
 }
 
-constexpr std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+constexpr std::uint64_t rotl(std::uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 
 }  // namespace
 
@@ -31,7 +33,9 @@ std::uint64_t random_source::uniform(std::uint64_t bound) {
   return x % bound;
 }
 
-double random_source::unit() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
+double random_source::unit() {
+  return static_cast<double>(next_u64() >> 11) * 0x1.0p-53;
+}
 
 xoshiro_random::xoshiro_random(std::uint64_t seed) {
   for (auto& s : state_) s = splitmix64(seed);

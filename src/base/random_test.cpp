@@ -1,8 +1,7 @@
 #include "base/random.h"
 
-#include <gtest/gtest.h>
-
 #include <array>
+#include <gtest/gtest.h>
 
 namespace outrider {
 namespace {

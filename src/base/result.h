@@ -36,15 +36,17 @@ struct error {
 template <class T>
 class [[nodiscard]] result {
   static_assert(!std::is_reference_v<T>, "result<T&> is not supported");
-  static_assert(!std::is_same_v<std::remove_cv_t<T>, outrider::error>, "result<error> is ambiguous");
+  static_assert(!std::is_same_v<std::remove_cv_t<T>, outrider::error>,
+                "result<error> is ambiguous");
 
  public:
   using value_type = T;
 
   template <class U = T>
-    requires std::is_constructible_v<T, U&&> && (!std::is_same_v<std::remove_cvref_t<U>, outrider::error>) &&
-             (!std::is_same_v<std::remove_cvref_t<U>, result>)
-  result(U&& value) : storage_(std::in_place_index<0>, std::forward<U>(value)) {}  // NOLINT: implicit
+  requires std::is_constructible_v<T, U&&> &&
+      (!std::is_same_v<std::remove_cvref_t<U>, outrider::error>)&&(
+          !std::is_same_v<std::remove_cvref_t<U>, result>)result(U&& value)
+      : storage_(std::in_place_index<0>, std::forward<U>(value)) {}              // NOLINT: implicit
   result(outrider::error e) : storage_(std::in_place_index<1>, std::move(e)) {}  // NOLINT: implicit
 
   bool ok() const noexcept { return storage_.index() == 0; }
@@ -114,14 +116,16 @@ class [[nodiscard]] result<void> {
 
 using status = result<void>;
 
-inline status ok_status() { return {}; }
+inline status ok_status() {
+  return {};
+}
 
 }  // namespace outrider
 
 // Propagates the error of a result-returning expression; otherwise continues.
-#define OUTRIDER_TRY(expr)                                  \
-  do {                                                      \
-    if (auto outrider_try_r_ = (expr); !outrider_try_r_) {  \
-      return std::move(outrider_try_r_).error();            \
-    }                                                       \
+#define OUTRIDER_TRY(expr)                                 \
+  do {                                                     \
+    if (auto outrider_try_r_ = (expr); !outrider_try_r_) { \
+      return std::move(outrider_try_r_).error();           \
+    }                                                      \
   } while (0)

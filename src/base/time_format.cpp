@@ -1,10 +1,9 @@
 #include "base/time_format.h"
 
-#include <fmt/core.h>
-
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <fmt/core.h>
 #include <limits>
 
 namespace outrider {
@@ -29,11 +28,14 @@ constexpr unit units[] = {
 };
 
 error bad_duration(std::string_view text, std::string_view why) {
-  return error(errc::invalid_argument,
-               fmt::format("invalid duration '{}': {} (examples: 90s, 1h30m, 7d, 250ms)", text, why));
+  return error(
+      errc::invalid_argument,
+      fmt::format("invalid duration '{}': {} (examples: 90s, 1h30m, 7d, 250ms)", text, why));
 }
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 int parse_digits(std::string_view s, std::size_t pos, std::size_t count, bool& ok) {
   if (pos + count > s.size()) {
@@ -134,8 +136,9 @@ std::string format_duration(nanoseconds d) {
 
 result<wall_time> parse_rfc3339(std::string_view s) {
   auto fail = [&](std::string_view why) {
-    return error(errc::invalid_argument,
-                 fmt::format("invalid RFC 3339 time '{}': {} (example: 2026-01-02T15:04:05Z)", s, why));
+    return error(
+        errc::invalid_argument,
+        fmt::format("invalid RFC 3339 time '{}': {} (example: 2026-01-02T15:04:05Z)", s, why));
   };
   bool ok = true;
   int year = parse_digits(s, 0, 4, ok);
@@ -206,9 +209,10 @@ std::string format_rfc3339(wall_time t, int fraction_digits) {
   auto days = sys_days{std::chrono::days{secs >= 0 ? secs / 86400 : (secs - 86399) / 86400}};
   auto sod = secs - days.time_since_epoch().count() * 86400;
   year_month_day ymd{days};
-  std::string out = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", static_cast<int>(ymd.year()),
-                                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                                sod / 3600, (sod / 60) % 60, sod % 60);
+  std::string out =
+      fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", static_cast<int>(ymd.year()),
+                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()), sod / 3600,
+                  (sod / 60) % 60, sod % 60);
   switch (fraction_digits) {
     case 3: out += fmt::format(".{:03}", frac / 1'000'000); break;
     case 6: out += fmt::format(".{:06}", frac / 1'000); break;

@@ -23,7 +23,8 @@ namespace outrider::broker {
 class cached_journal final : public journal {
  public:
   // REQUIRES: `inner` outlives this object.
-  cached_journal(journal& inner, std::size_t budget_bytes, std::initializer_list<std::uint8_t> cached_types);
+  cached_journal(journal& inner, std::size_t budget_bytes,
+                 std::initializer_list<std::uint8_t> cached_types);
 
   result<std::uint64_t> append(std::uint8_t type, std::string_view payload) override;
   result<journal_record> read(std::uint64_t position) override;

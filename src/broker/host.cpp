@@ -26,14 +26,19 @@ constexpr auto depth_refresh_interval = std::chrono::seconds(1);
 // least this long before looking again instead of spinning.
 constexpr auto min_rearm_delay = std::chrono::milliseconds(1);
 
-wall_time system_now() { return std::chrono::system_clock::now(); }
+wall_time system_now() {
+  return std::chrono::system_clock::now();
+}
 
-double seconds_of(nanoseconds d) { return std::chrono::duration<double>(d).count(); }
+double seconds_of(nanoseconds d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 }  // namespace
 
 struct host::impl {
-  impl(io::file_system& f, host_options o, metrics::registry* r) : fs(f), opts(std::move(o)), registry(r) {}
+  impl(io::file_system& f, host_options o, metrics::registry* r)
+      : fs(f), opts(std::move(o)), registry(r) {}
 
   io::file_system& fs;
   host_options opts;
@@ -62,7 +67,8 @@ struct host::impl {
   bool stopping = false;
   std::optional<error> failed;  // sticky after a failed fdatasync
   std::atomic<std::uint64_t> durable{0};
-  std::multimap<std::uint64_t, std::function<void(status)>> waiters;  // record position -> completion
+  std::multimap<std::uint64_t, std::function<void(status)>>
+      waiters;  // record position -> completion
   struct consumer_entry {
     delivery_sink sink;
     std::uint64_t granted = 0;  // credit granted in total
@@ -87,17 +93,29 @@ struct host::impl {
 
   void init_metrics() {
     if (registry == nullptr) return;
-    published = &registry->add_counter("outrider_broker_published_total", "Messages accepted (durable)").get();
-    delivered = &registry->add_counter("outrider_broker_delivered_total", "Deliveries handed to consumers").get();
+    published =
+        &registry->add_counter("outrider_broker_published_total", "Messages accepted (durable)")
+             .get();
+    delivered =
+        &registry->add_counter("outrider_broker_delivered_total", "Deliveries handed to consumers")
+             .get();
     acked = &registry->add_counter("outrider_broker_acked_total", "Deliveries acknowledged").get();
-    nacked = &registry->add_counter("outrider_broker_nacked_total", "Deliveries failed by consumers").get();
-    fsync_seconds = &registry->add_histogram("outrider_broker_fsync_seconds", "Duration of one group-commit sync").get();
-    fire_lag_seconds = &registry->add_histogram("outrider_broker_delayed_fire_lag_seconds",
-                                                "Delay between a scheduled message's due time and its delivery")
-                            .get();
+    nacked =
+        &registry->add_counter("outrider_broker_nacked_total", "Deliveries failed by consumers")
+             .get();
+    fsync_seconds =
+        &registry
+             ->add_histogram("outrider_broker_fsync_seconds", "Duration of one group-commit sync")
+             .get();
+    fire_lag_seconds =
+        &registry
+             ->add_histogram("outrider_broker_delayed_fire_lag_seconds",
+                             "Delay between a scheduled message's due time and its delivery")
+             .get();
     static constexpr double record_bounds[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000};
-    batch_records = &registry->add_histogram("outrider_broker_group_commit_bytes",
-                                             "Log bytes made durable by one sync", {}, record_bounds)
+    batch_records = &registry
+                         ->add_histogram("outrider_broker_group_commit_bytes",
+                                         "Log bytes made durable by one sync", {}, record_bounds)
                          .get();
     depth = &registry->add_gauge("outrider_broker_queue_messages", "Messages per queue and state",
                                  {"queue", "state"}, 10000);
@@ -110,7 +128,9 @@ struct host::impl {
 
   // REQUIRES engine thread. Refuses work when stopping or failed.
   std::optional<error> refuse() const {
-    if (failed) return error(errc::io_error, "the broker's log failed to sync; restart the broker: " + failed->message);
+    if (failed)
+      return error(errc::io_error,
+                   "the broker's log failed to sync; restart the broker: " + failed->message);
     if (stopping) return error(errc::shutting_down, "the broker is shutting down");
     return std::nullopt;
   }
@@ -143,11 +163,13 @@ struct host::impl {
       logger.error("log sync failed; refusing new work until restart: {}", r.error().message);
       auto pending = std::move(waiters);
       waiters.clear();
-      for (auto& [pos, done] : pending) done(error(errc::io_error, "log sync failed: " + r.error().message));
+      for (auto& [pos, done] : pending)
+        done(error(errc::io_error, "log sync failed: " + r.error().message));
     } else {
       durable.store(*r, std::memory_order_relaxed);
       if (fsync_seconds != nullptr) fsync_seconds->observe(seconds_of(took));
-      if (batch_records != nullptr && *r > from) batch_records->observe(static_cast<double>(*r - from) / 1024.0);
+      if (batch_records != nullptr && *r > from)
+        batch_records->observe(static_cast<double>(*r - from) / 1024.0);
       while (!waiters.empty() && waiters.begin()->first < *r) {
         auto node = waiters.extract(waiters.begin());
         node.mapped()({});
@@ -168,7 +190,8 @@ struct host::impl {
       // Group by consumer, keeping each consumer's order.
       std::unordered_map<consumer_id, std::vector<delivery>> by_consumer;
       for (auto& d : dispatch_buffer) {
-        if (fire_lag_seconds != nullptr && d.attempt == 1 && d.msg.deliver_at > d.msg.published_at) {
+        if (fire_lag_seconds != nullptr && d.attempt == 1 &&
+            d.msg.deliver_at > d.msg.published_at) {
           fire_lag_seconds->observe(seconds_of(now - d.msg.deliver_at));
         }
         tag_owner.emplace(d.tag, d.consumer);
@@ -193,7 +216,8 @@ struct host::impl {
     if (armed_for && *armed_for == *w) return;
     armed_for = w;
     auto delay = std::chrono::duration_cast<nanoseconds>(*w - system_now());
-    if (last_fired_for && *last_fired_for == *w) delay = std::max<nanoseconds>(delay, min_rearm_delay);
+    if (last_fired_for && *last_fired_for == *w)
+      delay = std::max<nanoseconds>(delay, min_rearm_delay);
     if (delay < nanoseconds::zero()) delay = nanoseconds::zero();
     wake_timer.expires_after(delay);
     wake_timer.async_wait([this, w](const boost::system::error_code& ec) {
@@ -305,9 +329,12 @@ struct host::impl {
 
 host::host(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
 
-host::~host() { stop(); }
+host::~host() {
+  stop();
+}
 
-result<std::unique_ptr<host>> host::open(io::file_system& fs, host_options opts, metrics::registry* registry) {
+result<std::unique_ptr<host>> host::open(io::file_system& fs, host_options opts,
+                                         metrics::registry* registry) {
   auto im = std::make_unique<impl>(fs, std::move(opts), registry);
   const auto& dir = im->opts.data_dir;
   OUTRIDER_TRY(fs.create_dirs(dir));
@@ -330,16 +357,18 @@ result<std::unique_ptr<host>> host::open(io::file_system& fs, host_options opts,
   if (!sched) return std::move(sched).error();
   im->scheduler = std::move(sched->scheduler);
 
-  im->cache = std::make_unique<cached_journal>(*im->journal, im->opts.message_cache_bytes,
-                                               std::initializer_list<std::uint8_t>{
-                                                   static_cast<std::uint8_t>(record_type::publish)});
+  im->cache = std::make_unique<cached_journal>(
+      *im->journal, im->opts.message_cache_bytes,
+      std::initializer_list<std::uint8_t>{static_cast<std::uint8_t>(record_type::publish)});
   auto e = engine::open(*im->cache, *im->scheduler, im->opts.engine);
   if (!e) return std::move(e).error();
   im->eng = std::move(*e);
   im->init_metrics();
-  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - began);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - began);
   logger.info("recovered {} queue(s), {} scheduled message(s), {} log segment(s) in {} ms",
-              im->eng->queue_names().size(), im->eng->scheduled_count(), im->log->segment_count(), took.count());
+              im->eng->queue_names().size(), im->eng->scheduled_count(), im->log->segment_count(),
+              took.count());
   return std::unique_ptr<host>(new host(std::move(im)));
 }
 
@@ -376,7 +405,9 @@ void host::stop() {
   im.sync_thread.join();
 }
 
-std::uint64_t host::durable_end() const { return impl_->durable.load(); }
+std::uint64_t host::durable_end() const {
+  return impl_->durable.load();
+}
 
 void host::publish(std::vector<publish_request> batch,
                    std::function<void(std::vector<result<publish_receipt>>)> done) {
@@ -398,19 +429,20 @@ void host::publish(std::vector<publish_request> batch,
     if (!last) {
       done(std::move(results));
     } else {
-      im->when_durable(*last, [im, results = std::move(results), done = std::move(done)](status s) mutable {
-        std::size_t accepted = 0;
-        for (auto& r : results) {
-          if (!r) continue;
-          if (!s) {
-            r = s.error();
-          } else {
-            ++accepted;
-          }
-        }
-        if (im->published != nullptr) im->published->inc(accepted);
-        done(std::move(results));
-      });
+      im->when_durable(
+          *last, [im, results = std::move(results), done = std::move(done)](status s) mutable {
+            std::size_t accepted = 0;
+            for (auto& r : results) {
+              if (!r) continue;
+              if (!s) {
+                r = s.error();
+              } else {
+                ++accepted;
+              }
+            }
+            if (im->published != nullptr) im->published->inc(accepted);
+            done(std::move(results));
+          });
     }
     im->after_work();
   });
@@ -426,14 +458,16 @@ void host::cancel(id128 id, std::function<void(status)> done) {
   });
 }
 
-void host::declare_queue(std::string name, queue_options options, std::function<void(status)> done) {
-  impl_->post([im = impl_.get(), name = std::move(name), options, done = std::move(done)]() mutable {
-    if (auto e = im->refuse()) return done(*e);
-    auto s = im->eng->declare_queue(name, options);
-    if (!s) return done(std::move(s).error());
-    im->when_durable(im->log->end() - 1, std::move(done));
-    im->after_work();
-  });
+void host::declare_queue(std::string name, queue_options options,
+                         std::function<void(status)> done) {
+  impl_->post(
+      [im = impl_.get(), name = std::move(name), options, done = std::move(done)]() mutable {
+        if (auto e = im->refuse()) return done(*e);
+        auto s = im->eng->declare_queue(name, options);
+        if (!s) return done(std::move(s).error());
+        im->when_durable(im->log->end() - 1, std::move(done));
+        im->after_work();
+      });
 }
 
 void host::declare_topic(std::string name, std::function<void(status)> done) {
@@ -447,7 +481,8 @@ void host::declare_topic(std::string name, std::function<void(status)> done) {
 }
 
 void host::bind(std::string topic, std::string queue, std::function<void(status)> done) {
-  impl_->post([im = impl_.get(), topic = std::move(topic), queue = std::move(queue), done = std::move(done)]() mutable {
+  impl_->post([im = impl_.get(), topic = std::move(topic), queue = std::move(queue),
+               done = std::move(done)]() mutable {
     if (auto e = im->refuse()) return done(*e);
     auto s = im->eng->bind(topic, queue);
     if (!s) return done(std::move(s).error());
@@ -483,7 +518,8 @@ void host::subscribe(std::string queue, std::uint32_t credit, delivery_sink sink
   });
 }
 
-void host::unsubscribe(consumer_id consumer, std::function<void(status)> done, bool release_in_flight) {
+void host::unsubscribe(consumer_id consumer, std::function<void(status)> done,
+                       bool release_in_flight) {
   impl_->post([im = impl_.get(), consumer, done = std::move(done), release_in_flight] {
     im->consumers.erase(consumer);
     std::erase_if(im->tag_owner, [consumer](const auto& kv) { return kv.second == consumer; });
@@ -493,7 +529,8 @@ void host::unsubscribe(consumer_id consumer, std::function<void(status)> done, b
   });
 }
 
-void host::add_credit(consumer_id consumer, std::uint32_t credit, std::function<void(status)> done) {
+void host::add_credit(consumer_id consumer, std::uint32_t credit,
+                      std::function<void(status)> done) {
   impl_->post([im = impl_.get(), consumer, credit, done = std::move(done)] {
     auto it = im->consumers.find(consumer);
     status s;
@@ -536,7 +573,8 @@ void host::ack(std::vector<delivery_tag> tags, std::function<void(std::vector<st
   });
 }
 
-void host::nack(delivery_tag tag, nanoseconds delay, bool dead_letter, std::function<void(status)> done) {
+void host::nack(delivery_tag tag, nanoseconds delay, bool dead_letter,
+                std::function<void(status)> done) {
   impl_->post([im = impl_.get(), tag, delay, dead_letter, done = std::move(done)]() mutable {
     status s;
     if (auto e = im->refuse()) {
@@ -597,21 +635,23 @@ void host::peek(std::string queue, id128 id, std::function<void(result<message>)
 
 void host::replay_dead_letters(std::string dead_letter_queue, std::size_t max,
                                std::function<void(result<std::size_t>)> done) {
-  impl_->post([im = impl_.get(), q = std::move(dead_letter_queue), max, done = std::move(done)]() mutable {
-    if (auto e = im->refuse()) return done(*e);
-    auto r = im->eng->replay_dead_letters(q, max);
-    if (!r) return done(std::move(r).error());
-    auto count = *r;
-    im->when_durable(im->log->end() - 1, [count, done = std::move(done)](status s) mutable {
-      if (!s) return done(std::move(s).error());
-      done(count);
-    });
-    im->after_work();
-  });
+  impl_->post(
+      [im = impl_.get(), q = std::move(dead_letter_queue), max, done = std::move(done)]() mutable {
+        if (auto e = im->refuse()) return done(*e);
+        auto r = im->eng->replay_dead_letters(q, max);
+        if (!r) return done(std::move(r).error());
+        auto count = *r;
+        im->when_durable(im->log->end() - 1, [count, done = std::move(done)](status s) mutable {
+          if (!s) return done(std::move(s).error());
+          done(count);
+        });
+        im->after_work();
+      });
 }
 
-void host::peek_messages(std::string queue, std::size_t max,
-                         std::function<void(result<std::vector<std::pair<message_info, message>>>)> done) {
+void host::peek_messages(
+    std::string queue, std::size_t max,
+    std::function<void(result<std::vector<std::pair<message_info, message>>>)> done) {
   impl_->post([im = impl_.get(), queue = std::move(queue), max, done = std::move(done)]() mutable {
     auto infos = im->eng->list(queue, max);
     if (!infos) return done(std::move(infos).error());

@@ -96,12 +96,14 @@ class host {
   // back without counting an attempt (engine::unsubscribe).
   void unsubscribe(consumer_id consumer, std::function<void(status)> done = nullptr,
                    bool release_in_flight = false);
-  void add_credit(consumer_id consumer, std::uint32_t credit, std::function<void(status)> done = nullptr);
+  void add_credit(consumer_id consumer, std::uint32_t credit,
+                  std::function<void(status)> done = nullptr);
   // Acks need no durability wait: a lost ack means a redelivery, never a loss.
   void ack(std::vector<delivery_tag> tags, std::function<void(std::vector<status>)> done);
   // Fails a delivery: redelivered after `delay` (never earlier), or moved to the
   // dead-letter queue now when `dead_letter` (or when attempts are exhausted).
-  void nack(delivery_tag tag, nanoseconds delay, bool dead_letter, std::function<void(status)> done);
+  void nack(delivery_tag tag, nanoseconds delay, bool dead_letter,
+            std::function<void(status)> done);
   // Gives a delivery back unprocessed (consumer shutting down): ready again at
   // once, the attempt not counted.
   void release(delivery_tag tag, std::function<void(status)> done);
@@ -115,8 +117,9 @@ class host {
                            std::function<void(result<std::size_t>)> done);
 
   // Up to `max` messages of `queue` in delivery order, with their contents.
-  void peek_messages(std::string queue, std::size_t max,
-                     std::function<void(result<std::vector<std::pair<message_info, message>>>)> done);
+  void peek_messages(
+      std::string queue, std::size_t max,
+      std::function<void(result<std::vector<std::pair<message_info, message>>>)> done);
   // Named counters: queues, messages by state, log segments and bytes, durable end.
   void stats(std::function<void(std::vector<std::pair<std::string, std::uint64_t>>)> done);
 

@@ -26,14 +26,19 @@ class host_service final : public service {
                  completion<result<bc::subscription_id>> done) override;
   void unsubscribe(bc::subscription_id subscription, completion<status> done) override;
   void unsubscribe_gracefully(bc::subscription_id subscription, completion<status> done) override;
-  void add_credit(bc::subscription_id subscription, std::uint32_t credit, completion<status> done) override;
-  void ack(std::vector<bc::delivery_tag> tags, completion<std::vector<bc::settle_failure>> done) override;
-  void nack(std::vector<bc::nack_entry> entries, completion<std::vector<bc::settle_failure>> done) override;
+  void add_credit(bc::subscription_id subscription, std::uint32_t credit,
+                  completion<status> done) override;
+  void ack(std::vector<bc::delivery_tag> tags,
+           completion<std::vector<bc::settle_failure>> done) override;
+  void nack(std::vector<bc::nack_entry> entries,
+            completion<std::vector<bc::settle_failure>> done) override;
   void cancel_scheduled(const id128& id, completion<status> done) override;
   void declare(const bc::declare_request& request, completion<status> done) override;
   void list_queues(completion<result<std::vector<bc::queue_info>>> done) override;
-  void peek(const bc::peek_request& request, completion<result<std::vector<bc::peeked_message>>> done) override;
-  void replay_dead_letters(const bc::replay_request& request, completion<result<std::uint64_t>> done) override;
+  void peek(const bc::peek_request& request,
+            completion<result<std::vector<bc::peeked_message>>> done) override;
+  void replay_dead_letters(const bc::replay_request& request,
+                           completion<result<std::uint64_t>> done) override;
   void stats(completion<result<bc::stat_list>> done) override;
 
  private:

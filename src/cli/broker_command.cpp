@@ -41,21 +41,24 @@ struct broker_settings {
 };
 
 void declare(config::settings& s, broker_settings& b) {
-  s.add("broker.dataDir", &b.data_dir, "directory of the log and the delay index", "OUTRIDER_BROKER_DATA_DIR",
-        "data-dir");
-  s.add("broker.listen", &b.listen, "TCP address for clients (host:port)", "OUTRIDER_BROKER_LISTEN", "listen");
-  s.add("broker.unixSocket", &b.unix_socket, "also listen on this Unix socket path", "OUTRIDER_BROKER_UNIX_SOCKET",
-        "unix-socket");
-  s.add("broker.metricsListen", &b.metrics_listen, "HTTP address for /metrics and /healthz (empty: off)",
-        "OUTRIDER_BROKER_METRICS_LISTEN", "metrics-listen");
-  s.add("broker.readyFile", &b.ready_file, "write the bound addresses as JSON to this file when ready", "",
-        "ready-file");
-  s.add("broker.maxBodyBytes", &b.max_body, "largest message body accepted", "OUTRIDER_BROKER_MAX_BODY", "max-body");
-  s.add("broker.ioThreads", &b.io_threads, "threads serving client connections", "OUTRIDER_BROKER_IO_THREADS",
-        "io-threads");
+  s.add("broker.dataDir", &b.data_dir, "directory of the log and the delay index",
+        "OUTRIDER_BROKER_DATA_DIR", "data-dir");
+  s.add("broker.listen", &b.listen, "TCP address for clients (host:port)", "OUTRIDER_BROKER_LISTEN",
+        "listen");
+  s.add("broker.unixSocket", &b.unix_socket, "also listen on this Unix socket path",
+        "OUTRIDER_BROKER_UNIX_SOCKET", "unix-socket");
+  s.add("broker.metricsListen", &b.metrics_listen,
+        "HTTP address for /metrics and /healthz (empty: off)", "OUTRIDER_BROKER_METRICS_LISTEN",
+        "metrics-listen");
+  s.add("broker.readyFile", &b.ready_file,
+        "write the bound addresses as JSON to this file when ready", "", "ready-file");
+  s.add("broker.maxBodyBytes", &b.max_body, "largest message body accepted",
+        "OUTRIDER_BROKER_MAX_BODY", "max-body");
+  s.add("broker.ioThreads", &b.io_threads, "threads serving client connections",
+        "OUTRIDER_BROKER_IO_THREADS", "io-threads");
   s.add("broker.segmentBytes", &b.segment_size, "size of one log segment file", "", "segment-size");
-  s.add("broker.repair", &b.repair, "truncate a corrupted log at the damage instead of refusing to start", "",
-        "repair");
+  s.add("broker.repair", &b.repair,
+        "truncate a corrupted log at the damage instead of refusing to start", "", "repair");
 }
 
 status write_ready_file(const std::string& path, const std::vector<std::string>& addresses,
@@ -74,13 +77,15 @@ status write_ready_file(const std::string& path, const std::vector<std::string>&
     out << json;
     if (!out) return error(errc::io_error, "cannot write ready file " + tmp);
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) return error(errc::io_error, "cannot rename ready file to " + path);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    return error(errc::io_error, "cannot rename ready file to " + path);
   return {};
 }
 
 int run_broker(const broker_settings& b) {
   io::block_shutdown_signals();
-  if (b.io_threads == 0) return report_failure(error(errc::config_invalid, "--io-threads must be at least 1"));
+  if (b.io_threads == 0)
+    return report_failure(error(errc::config_invalid, "--io-threads must be at least 1"));
   metrics::registry registry;
   broker::host_options host_opts;
   host_opts.data_dir = b.data_dir;
@@ -108,7 +113,8 @@ int run_broker(const broker_settings& b) {
   routes.add_sync("GET", "/metrics", [&registry](const http::request&) {
     return http::response::with_body(200, registry.expose(), "text/plain; version=0.0.4");
   });
-  routes.add_sync("GET", "/healthz", [](const http::request&) { return http::response::no_content(); });
+  routes.add_sync("GET", "/healthz",
+                  [](const http::request&) { return http::response::no_content(); });
   std::unique_ptr<http::server> metrics_server;
   if (!b.metrics_listen.empty()) {
     http::server_options mo;
@@ -130,12 +136,15 @@ int run_broker(const broker_settings& b) {
               metrics_address.empty() ? "" : "; metrics on http://", metrics_address.c_str());
   std::fflush(stdout);
   if (!b.ready_file.empty()) {
-    if (auto s = write_ready_file(b.ready_file, addresses, metrics_address); !s) logger.warn("{}", s.error().message);
+    if (auto s = write_ready_file(b.ready_file, addresses, metrics_address); !s)
+      logger.warn("{}", s.error().message);
   }
 
   int signal_number = io::wait_for_shutdown_signal();
-  logger.info("signal {}: stopping (in-flight publishes are confirmed or refused, nothing confirmed is lost)",
-              signal_number);
+  logger.info(
+      "signal {}: stopping (in-flight publishes are confirmed or refused, nothing confirmed is "
+      "lost)",
+      signal_number);
   srv.stop(std::chrono::seconds(10));
   if (metrics_server) metrics_server->stop(std::chrono::seconds(1));
   host.stop();
@@ -155,7 +164,8 @@ int with_client(const std::string& address, Call call) {
   int code = 0;
   client->connect([&](status s) {
     if (!s) {
-      code = report_failure(error(s.error().code, "cannot reach the broker at " + address + ": " + s.error().message));
+      code = report_failure(error(
+          s.error().code, "cannot reach the broker at " + address + ": " + s.error().message));
       client->close();
       return;
     }
@@ -168,13 +178,16 @@ int with_client(const std::string& address, Call call) {
   return code;
 }
 
-std::string format_time(wall_time t) { return t == wall_time{} ? "-" : format_rfc3339(t); }
+std::string format_time(wall_time t) {
+  return t == wall_time{} ? "-" : format_rfc3339(t);
+}
 
 }  // namespace
 
 void add_broker_commands(CLI::App& app, int* exit_code) {
   // --- outrider broker ---
-  auto* cmd = app.add_subcommand("broker", "Run the embedded broker (durable queues, topics, delayed delivery)");
+  auto* cmd = app.add_subcommand(
+      "broker", "Run the embedded broker (durable queues, topics, delayed delivery)");
   auto settings = std::make_shared<config::settings>();
   auto values = std::make_shared<broker_settings>();
   declare(*settings, *values);
@@ -195,46 +208,53 @@ void add_broker_commands(CLI::App& app, int* exit_code) {
         ->capture_default_str();
   };
 
-  auto* queues = app.add_subcommand("queues", "List the broker's queues with depth, in flight, scheduled and dead letters");
+  auto* queues = app.add_subcommand(
+      "queues", "List the broker's queues with depth, in flight, scheduled and dead letters");
   add_address(queues);
   queues->callback([broker_address, exit_code] {
     *exit_code = with_client(*broker_address, [](broker_client::client& c, auto finish) {
       c.list_queues([finish](result<std::vector<broker_client::queue_info>> r) {
         if (!r) return finish(report_failure(r.error()));
-        std::printf("%-40s %10s %10s %10s %12s %9s\n", "QUEUE", "READY", "IN FLIGHT", "SCHEDULED", "DEAD LETTERS",
-                    "CONSUMERS");
+        std::printf("%-40s %10s %10s %10s %12s %9s\n", "QUEUE", "READY", "IN FLIGHT", "SCHEDULED",
+                    "DEAD LETTERS", "CONSUMERS");
         for (const auto& q : *r) {
           std::printf("%-40s %10llu %10llu %10llu %12llu %9u\n", q.name.c_str(),
-                      static_cast<unsigned long long>(q.ready), static_cast<unsigned long long>(q.in_flight),
-                      static_cast<unsigned long long>(q.scheduled), static_cast<unsigned long long>(q.dead_letters),
-                      q.consumers);
+                      static_cast<unsigned long long>(q.ready),
+                      static_cast<unsigned long long>(q.in_flight),
+                      static_cast<unsigned long long>(q.scheduled),
+                      static_cast<unsigned long long>(q.dead_letters), q.consumers);
         }
         finish(0);
       });
     });
   });
 
-  auto* peek = app.add_subcommand("peek", "Show messages of a queue or dead-letter queue without consuming them");
+  auto* peek = app.add_subcommand(
+      "peek", "Show messages of a queue or dead-letter queue without consuming them");
   add_address(peek);
   auto peek_queue = std::make_shared<std::string>();
   auto peek_max = std::make_shared<std::uint32_t>(10);
-  peek->add_option("queue", *peek_queue, "queue or dead-letter queue (e.g. orders.dlq)")->required();
+  peek->add_option("queue", *peek_queue, "queue or dead-letter queue (e.g. orders.dlq)")
+      ->required();
   peek->add_option("-n,--max", *peek_max, "messages to show")->capture_default_str();
   peek->callback([broker_address, peek_queue, peek_max, exit_code] {
     *exit_code = with_client(*broker_address, [&](broker_client::client& c, auto finish) {
-      c.peek(*peek_queue, *peek_max, [finish](result<std::vector<broker_client::peeked_message>> r) {
-        if (!r) return finish(report_failure(r.error()));
-        static constexpr const char* states[] = {"ready", "leased", "retry_wait", "scheduled"};
-        for (const auto& m : *r) {
-          std::printf("%s  state=%s failed_attempts=%u published=%s deliver_at=%s\n", m.id.to_string().c_str(),
-                      states[static_cast<int>(m.state)], m.failed_attempts, format_time(m.published_at).c_str(),
-                      format_time(m.deliver_at).c_str());
-          for (const auto& [k, v] : m.headers) std::printf("  %s: %s\n", k.c_str(), v.c_str());
-          std::printf("  body (%zu bytes): %.*s\n", m.body.size(), static_cast<int>(std::min<std::size_t>(m.body.size(), 200)),
-                      m.body.data());
-        }
-        finish(0);
-      });
+      c.peek(
+          *peek_queue, *peek_max, [finish](result<std::vector<broker_client::peeked_message>> r) {
+            if (!r) return finish(report_failure(r.error()));
+            static constexpr const char* states[] = {"ready", "leased", "retry_wait", "scheduled"};
+            for (const auto& m : *r) {
+              std::printf("%s  state=%s failed_attempts=%u published=%s deliver_at=%s\n",
+                          m.id.to_string().c_str(), states[static_cast<int>(m.state)],
+                          m.failed_attempts, format_time(m.published_at).c_str(),
+                          format_time(m.deliver_at).c_str());
+              for (const auto& [k, v] : m.headers) std::printf("  %s: %s\n", k.c_str(), v.c_str());
+              std::printf("  body (%zu bytes): %.*s\n", m.body.size(),
+                          static_cast<int>(std::min<std::size_t>(m.body.size(), 200)),
+                          m.body.data());
+            }
+            finish(0);
+          });
     });
   });
 
@@ -242,7 +262,8 @@ void add_broker_commands(CLI::App& app, int* exit_code) {
   add_address(replay);
   auto replay_queue = std::make_shared<std::string>();
   auto replay_max = std::make_shared<std::uint32_t>(0);
-  replay->add_option("dead-letter-queue", *replay_queue, "dead-letter queue (e.g. orders.dlq)")->required();
+  replay->add_option("dead-letter-queue", *replay_queue, "dead-letter queue (e.g. orders.dlq)")
+      ->required();
   replay->add_option("-n,--max", *replay_max, "messages to replay (0: all)")->capture_default_str();
   replay->callback([broker_address, replay_queue, replay_max, exit_code] {
     *exit_code = with_client(*broker_address, [&](broker_client::client& c, auto finish) {
@@ -257,12 +278,14 @@ void add_broker_commands(CLI::App& app, int* exit_code) {
   auto* cancel = app.add_subcommand("cancel", "Cancel a scheduled (delayed) message by its id");
   add_address(cancel);
   auto cancel_id = std::make_shared<std::string>();
-  cancel->add_option("message-id", *cancel_id, "the message id (26-character id or 32 hex digits)")->required();
+  cancel->add_option("message-id", *cancel_id, "the message id (26-character id or 32 hex digits)")
+      ->required();
   cancel->callback([broker_address, cancel_id, exit_code] {
     auto id = id128::parse(*cancel_id);
     if (!id) id = id128::parse_hex(*cancel_id);
     if (!id) {
-      *exit_code = report_failure(error(errc::invalid_argument, "'" + *cancel_id + "' is not a message id"));
+      *exit_code =
+          report_failure(error(errc::invalid_argument, "'" + *cancel_id + "' is not a message id"));
       return;
     }
     *exit_code = with_client(*broker_address, [&](broker_client::client& c, auto finish) {

@@ -47,7 +47,10 @@ status bound_settings::resolve() {
 
 int report_failure(const error& e) {
   std::fprintf(stderr, "outrider: %s\n", e.message.c_str());
-  return e.code == errc::config_invalid || e.code == errc::invalid_argument || e.code == errc::not_found ? 2 : 1;
+  return e.code == errc::config_invalid || e.code == errc::invalid_argument ||
+                 e.code == errc::not_found
+             ? 2
+             : 1;
 }
 
 }  // namespace outrider::cli

@@ -44,7 +44,8 @@ class bound_settings {
  private:
   config::settings* settings_ = nullptr;
   common_options common_;
-  std::vector<std::pair<std::string, std::string>> flag_values_;  // (flag, text) in declaration order
+  std::vector<std::pair<std::string, std::string>>
+      flag_values_;  // (flag, text) in declaration order
   std::vector<std::pair<std::string, bool>> flag_given_;
   CLI::App* command_ = nullptr;
 };

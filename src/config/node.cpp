@@ -1,10 +1,9 @@
 #include "config/node.h"
 
 #include <fmt/core.h>
-#include <yaml-cpp/yaml.h>
-
 #include <fstream>
 #include <sstream>
+#include <yaml-cpp/yaml.h>
 
 namespace outrider::config {
 namespace {
@@ -18,8 +17,7 @@ result<node> convert(const YAML::Node& y, const std::string& file, const std::st
   mark m{file, y.Mark().line + 1, y.Mark().column + 1};
   switch (y.Type()) {
     case YAML::NodeType::Undefined:
-    case YAML::NodeType::Null:
-      return node(node::kind::null, m, path);
+    case YAML::NodeType::Null: return node(node::kind::null, m, path);
     case YAML::NodeType::Scalar: {
       node n(node::kind::scalar, m, path);
       n.set_scalar(y.Scalar());
@@ -39,12 +37,14 @@ result<node> convert(const YAML::Node& y, const std::string& file, const std::st
       node n(node::kind::map, m, path);
       for (const auto& kv : y) {
         if (!kv.first.IsScalar()) {
-          return node(node::kind::null, mark{file, kv.first.Mark().line + 1, kv.first.Mark().column + 1}, path)
+          return node(node::kind::null,
+                      mark{file, kv.first.Mark().line + 1, kv.first.Mark().column + 1}, path)
               .fail("map keys must be plain strings");
         }
         const auto& key = kv.first.Scalar();
         if (n.find(key) != nullptr) {
-          return node(node::kind::null, mark{file, kv.first.Mark().line + 1, kv.first.Mark().column + 1},
+          return node(node::kind::null,
+                      mark{file, kv.first.Mark().line + 1, kv.first.Mark().column + 1},
                       child_path(path, key))
               .fail("duplicate key");
         }
@@ -85,8 +85,8 @@ result<node> parse_yaml(std::string_view text, std::string_view file_name) {
     return convert(doc, file, "");
   } catch (const YAML::Exception& e) {
     return error(errc::config_invalid,
-                 fmt::format("{}{}:{}: invalid YAML: {}", file.empty() ? "" : file + ":", e.mark.line + 1,
-                             e.mark.column + 1, e.msg));
+                 fmt::format("{}{}:{}: invalid YAML: {}", file.empty() ? "" : file + ":",
+                             e.mark.line + 1, e.mark.column + 1, e.msg));
   }
 }
 
@@ -97,7 +97,8 @@ result<node> load_yaml_file(const std::string& path) {
   }
   std::stringstream text;
   text << in.rdbuf();
-  if (in.bad()) return error(errc::io_error, fmt::format("cannot read configuration file '{}'", path));
+  if (in.bad())
+    return error(errc::io_error, fmt::format("cannot read configuration file '{}'", path));
   return parse_yaml(text.str(), path);
 }
 

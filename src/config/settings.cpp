@@ -1,10 +1,9 @@
 #include "config/settings.h"
 
-#include <fmt/core.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
+#include <fmt/core.h>
 #include <limits>
 
 #include "base/assert.h"
@@ -21,7 +20,8 @@ template <class Int>
 status parse_integer(std::string_view text, Int& out, std::string_view what) {
   Int value{};
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc{} || ptr != text.data() + text.size()) return expected(what, text);
+  if (text.empty() || ec != std::errc{} || ptr != text.data() + text.size())
+    return expected(what, text);
   out = value;
   return {};
 }
@@ -66,11 +66,15 @@ status parse_value(std::string_view text, bool& out) {
   return {};
 }
 
-status parse_value(std::string_view text, std::int64_t& out) { return parse_integer(text, out, "an integer"); }
+status parse_value(std::string_view text, std::int64_t& out) {
+  return parse_integer(text, out, "an integer");
+}
 status parse_value(std::string_view text, std::uint64_t& out) {
   return parse_integer(text, out, "a non-negative integer");
 }
-status parse_value(std::string_view text, int& out) { return parse_integer(text, out, "an integer"); }
+status parse_value(std::string_view text, int& out) {
+  return parse_integer(text, out, "an integer");
+}
 status parse_value(std::string_view text, std::uint32_t& out) {
   return parse_integer(text, out, "a non-negative integer below 2^32");
 }
@@ -83,7 +87,8 @@ status parse_value(std::string_view text, double& out) {
   char* end = nullptr;
   errno = 0;
   double v = std::strtod(copy.c_str(), &end);
-  if (copy.empty() || end != copy.c_str() + copy.size() || errno == ERANGE) return expected("a number", text);
+  if (copy.empty() || end != copy.c_str() + copy.size() || errno == ERANGE)
+    return expected("a number", text);
   out = v;
   return {};
 }
@@ -100,9 +105,9 @@ status parse_value(std::string_view text, byte_size& out) {
     std::string_view text;
     std::uint64_t factor;
   };
-  static constexpr suffix suffixes[] = {{"KiB", 1ULL << 10}, {"MiB", 1ULL << 20}, {"GiB", 1ULL << 30},
-                                        {"TiB", 1ULL << 40}, {"KB", 1000ULL},     {"MB", 1000000ULL},
-                                        {"GB", 1000000000ULL}, {"B", 1ULL}};
+  static constexpr suffix suffixes[] = {
+      {"KiB", 1ULL << 10}, {"MiB", 1ULL << 20}, {"GiB", 1ULL << 30},   {"TiB", 1ULL << 40},
+      {"KB", 1000ULL},     {"MB", 1000000ULL},  {"GB", 1000000000ULL}, {"B", 1ULL}};
   std::uint64_t factor = 1;
   std::string_view number = text;
   for (const auto& s : suffixes) {
@@ -113,8 +118,10 @@ status parse_value(std::string_view text, byte_size& out) {
     }
   }
   std::uint64_t n = 0;
-  if (!parse_integer(number, n, "")) return expected("a size such as 1048576, 512KiB or 1MiB", text);
-  if (n > std::numeric_limits<std::uint64_t>::max() / factor) return expected("a smaller size", text);
+  if (!parse_integer(number, n, ""))
+    return expected("a size such as 1048576, 512KiB or 1MiB", text);
+  if (n > std::numeric_limits<std::uint64_t>::max() / factor)
+    return expected("a smaller size", text);
   out.bytes = n * factor;
   return {};
 }
@@ -133,13 +140,20 @@ status parse_value(std::string_view text, log::format& out) {
   return {};
 }
 
-std::string settings::describe_default(nanoseconds v) { return format_duration(v); }
-std::string settings::describe_default(byte_size v) { return std::to_string(v.bytes); }
+std::string settings::describe_default(nanoseconds v) {
+  return format_duration(v);
+}
+std::string settings::describe_default(byte_size v) {
+  return std::to_string(v.bytes);
+}
 std::string settings::describe_default(log::level v) {
-  static constexpr std::string_view names[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+  static constexpr std::string_view names[] = {"trace", "debug",    "info", "warn",
+                                               "error", "critical", "off"};
   return std::string(names[static_cast<int>(v)]);
 }
-std::string settings::describe_default(log::format v) { return v == log::format::json ? "json" : "human"; }
+std::string settings::describe_default(log::format v) {
+  return v == log::format::json ? "json" : "human";
+}
 
 void settings::add_entry(entry e) {
   for (const auto& existing : entries_) {
@@ -148,14 +162,16 @@ void settings::add_entry(entry e) {
   entries_.push_back(std::move(e));
 }
 
-void settings::add_section(std::string key, std::function<status(const node&)> parse, std::string help) {
+void settings::add_section(std::string key, std::function<status(const node&)> parse,
+                           std::string help) {
   sections_.push_back(section{std::move(key), std::move(parse), std::move(help)});
 }
 
 status settings::walk(const node& n) {
   for (const auto& [key, child] : n.entries()) {
     const auto& path = child.path();
-    auto setting = std::find_if(entries_.begin(), entries_.end(), [&](const entry& e) { return e.key == path; });
+    auto setting = std::find_if(entries_.begin(), entries_.end(),
+                                [&](const entry& e) { return e.key == path; });
     if (setting != entries_.end()) {
       if (child.is_null()) continue;  // "key:" with no value keeps the default
       if (!child.is_scalar()) return child.fail("expected a single value");
@@ -163,14 +179,17 @@ status settings::walk(const node& n) {
       if (!s) return child.fail(s.error().message);
       continue;
     }
-    auto sec = std::find_if(sections_.begin(), sections_.end(), [&](const section& s) { return s.key == path; });
+    auto sec = std::find_if(sections_.begin(), sections_.end(),
+                            [&](const section& s) { return s.key == path; });
     if (sec != sections_.end()) {
       OUTRIDER_TRY(sec->parse(child));
       continue;
     }
     const std::string prefix = path + ".";
-    bool is_group = std::any_of(entries_.begin(), entries_.end(), [&](const entry& e) { return e.key.starts_with(prefix); }) ||
-                    std::any_of(sections_.begin(), sections_.end(), [&](const section& s) { return s.key.starts_with(prefix); });
+    bool is_group = std::any_of(entries_.begin(), entries_.end(),
+                                [&](const entry& e) { return e.key.starts_with(prefix); }) ||
+                    std::any_of(sections_.begin(), sections_.end(),
+                                [&](const section& s) { return s.key.starts_with(prefix); });
     if (is_group) {
       if (child.is_null()) continue;
       if (!child.is_map()) return child.fail("expected a map of settings");
@@ -189,7 +208,8 @@ status settings::walk(const node& n) {
     };
     for (const auto& e : entries_) consider(e.key);
     for (const auto& s : sections_) consider(s.key);
-    return child.fail(best.empty() ? "unknown key" : fmt::format("unknown key (did you mean '{}'?)", best));
+    return child.fail(best.empty() ? "unknown key"
+                                   : fmt::format("unknown key (did you mean '{}'?)", best));
   }
   return {};
 }
@@ -213,7 +233,8 @@ status settings::apply_env(const env_lookup& lookup) {
     if (!v) continue;
     auto s = e.assign(*v);
     if (!s) {
-      return error(errc::config_invalid, fmt::format("environment variable {}: {}", e.env, s.error().message));
+      return error(errc::config_invalid,
+                   fmt::format("environment variable {}: {}", e.env, s.error().message));
     }
   }
   return {};
@@ -233,7 +254,8 @@ status settings::apply_flag(std::string_view flag, std::string_view text) {
 std::string settings::markdown_table() const {
   std::string out = "| key | environment | flag | default | meaning |\n|---|---|---|---|---|\n";
   for (const auto& e : entries_) {
-    out += fmt::format("| `{}` | {} | {} | `{}` | {} |\n", e.key, e.env.empty() ? "" : "`" + e.env + "`",
+    out += fmt::format("| `{}` | {} | {} | `{}` | {} |\n", e.key,
+                       e.env.empty() ? "" : "`" + e.env + "`",
                        e.flag.empty() ? "" : "`--" + e.flag + "`", e.default_text, e.help);
   }
   for (const auto& s : sections_) {

@@ -60,7 +60,8 @@ class settings {
   // Declares a setting bound to `*target` (whose current value is the default).
   // REQUIRES: key unique; `target` outlives this object.
   template <class T>
-  void add(std::string key, T* target, std::string help, std::string env = "", std::string flag = "") {
+  void add(std::string key, T* target, std::string help, std::string env = "",
+           std::string flag = "") {
     entry e;
     e.key = std::move(key);
     e.env = std::move(env);

@@ -1,7 +1,6 @@
 #include "config/settings.h"
 
 #include <gtest/gtest.h>
-
 #include <map>
 
 namespace outrider::config {
@@ -22,7 +21,8 @@ struct broker_opts {
 settings declare(broker_opts& o) {
   settings s;
   s.add("broker.listen", &o.listen, "address to listen on", "OUTRIDER_BROKER_LISTEN", "listen");
-  s.add("broker.leaseTimeout", &o.lease, "visibility timeout", "OUTRIDER_BROKER_LEASE_TIMEOUT", "lease-timeout");
+  s.add("broker.leaseTimeout", &o.lease, "visibility timeout", "OUTRIDER_BROKER_LEASE_TIMEOUT",
+        "lease-timeout");
   s.add("broker.maxBody", &o.max_body, "largest body", "", "max-body");
   s.add("broker.fsync", &o.fsync, "fsync before confirming");
   s.add("broker.maxAttempts", &o.max_attempts, "attempts before dead-lettering");
@@ -64,7 +64,8 @@ log:
   EXPECT_EQ(o.queues, (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(o.level, log::level::debug);
 
-  std::map<std::string, std::string> env{{"OUTRIDER_BROKER_LISTEN", "127.0.0.1:2"}, {"OUTRIDER_LOG_LEVEL", "warn"}};
+  std::map<std::string, std::string> env{{"OUTRIDER_BROKER_LISTEN", "127.0.0.1:2"},
+                                         {"OUTRIDER_LOG_LEVEL", "warn"}};
   ASSERT_TRUE(s.apply_env([&](const std::string& k) -> std::optional<std::string> {
     auto it = env.find(k);
     if (it == env.end()) return std::nullopt;
@@ -87,7 +88,8 @@ TEST(settings, unknown_key_names_file_line_and_suggests) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, errc::config_invalid);
   EXPECT_EQ(r.error().message,
-            "outrider.yaml:3:3: key 'broker.leaseTimout': unknown key (did you mean 'broker.leaseTimeout'?)");
+            "outrider.yaml:3:3: key 'broker.leaseTimout': unknown key (did you mean "
+            "'broker.leaseTimeout'?)");
 }
 
 TEST(settings, bad_values_name_their_source) {
@@ -97,14 +99,16 @@ TEST(settings, bad_values_name_their_source) {
   auto r = s.apply_file(*doc);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().message,
-            "f.yaml:2:3: key 'broker.maxAttempts': expected a non-negative integer below 2^32, got 'three'");
+            "f.yaml:2:3: key 'broker.maxAttempts': expected a non-negative integer below 2^32, got "
+            "'three'");
 
   auto env = s.apply_env([](const std::string& k) -> std::optional<std::string> {
     if (k == "OUTRIDER_BROKER_LEASE_TIMEOUT") return "soon";
     return std::nullopt;
   });
   ASSERT_FALSE(env);
-  EXPECT_NE(env.error().message.find("environment variable OUTRIDER_BROKER_LEASE_TIMEOUT: invalid duration 'soon'"),
+  EXPECT_NE(env.error().message.find(
+                "environment variable OUTRIDER_BROKER_LEASE_TIMEOUT: invalid duration 'soon'"),
             std::string::npos)
       << env.error().message;
 
@@ -158,7 +162,8 @@ TEST(settings, markdown_table_lists_everything) {
   broker_opts o;
   auto s = declare(o);
   auto table = s.markdown_table();
-  EXPECT_NE(table.find("| `broker.leaseTimeout` | `OUTRIDER_BROKER_LEASE_TIMEOUT` | `--lease-timeout` | `30s` |"),
+  EXPECT_NE(table.find("| `broker.leaseTimeout` | `OUTRIDER_BROKER_LEASE_TIMEOUT` | "
+                       "`--lease-timeout` | `30s` |"),
             std::string::npos)
       << table;
   EXPECT_NE(table.find("`queues`"), std::string::npos);

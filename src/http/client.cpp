@@ -46,20 +46,25 @@ bool idempotent(std::string_view method) {
 result<url> url::parse(std::string_view text) {
   auto parsed = boost::urls::parse_uri(text);
   if (!parsed) {
-    return error(errc::invalid_argument, fmt::format("invalid URL '{}': {}", text, parsed.error().message()));
+    return error(errc::invalid_argument,
+                 fmt::format("invalid URL '{}': {}", text, parsed.error().message()));
   }
   url out;
   out.scheme = std::string(parsed->scheme());
   for (auto& ch : out.scheme) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   if (out.scheme != "http" && out.scheme != "https") {
-    return error(errc::invalid_argument, fmt::format("invalid URL '{}': scheme must be http or https", text));
+    return error(errc::invalid_argument,
+                 fmt::format("invalid URL '{}': scheme must be http or https", text));
   }
   out.host = std::string(parsed->encoded_host_address());
-  if (!out.host.empty() && out.host.front() == '[') out.host = out.host.substr(1, out.host.size() - 2);
-  if (out.host.empty()) return error(errc::invalid_argument, fmt::format("invalid URL '{}': no host", text));
+  if (!out.host.empty() && out.host.front() == '[')
+    out.host = out.host.substr(1, out.host.size() - 2);
+  if (out.host.empty())
+    return error(errc::invalid_argument, fmt::format("invalid URL '{}': no host", text));
   if (parsed->has_port()) {
     auto p = parsed->port_number();
-    if (p == 0) return error(errc::invalid_argument, fmt::format("invalid URL '{}': bad port", text));
+    if (p == 0)
+      return error(errc::invalid_argument, fmt::format("invalid URL '{}': bad port", text));
     out.port = p;
   } else {
     out.port = out.scheme == "https" ? 443 : 80;
@@ -120,8 +125,11 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       pooled p = std::move(it->second.back());
       it->second.pop_back();
       if (now - p.idle_since > opts.idle_timeout) continue;
-      int fd = std::visit([](auto& s) { return static_cast<int>(beast::get_lowest_layer(*s).socket().native_handle()); },
-                          p.stream);
+      int fd = std::visit(
+          [](auto& s) {
+            return static_cast<int>(beast::get_lowest_layer(*s).socket().native_handle());
+          },
+          p.stream);
       char probe;
       auto n = ::recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
       if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) continue;  // closed by peer
@@ -140,20 +148,25 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
 
   asio::awaitable<result<pooled>> connect(const url& dest, mono_time deadline) {
     auto remaining = [&] {
-      return std::max(nanoseconds(0), std::chrono::duration_cast<nanoseconds>(deadline - std::chrono::steady_clock::now()));
+      return std::max(nanoseconds(0), std::chrono::duration_cast<nanoseconds>(
+                                          deadline - std::chrono::steady_clock::now()));
     };
-    auto [rec, endpoints] = co_await resolver.async_resolve(dest.host, std::to_string(dest.port), use_tuple);
+    auto [rec, endpoints] =
+        co_await resolver.async_resolve(dest.host, std::to_string(dest.port), use_tuple);
     if (rec) {
-      co_return error(errc::unavailable, fmt::format("cannot resolve {}: {}", dest.host, rec.message()));
+      co_return error(errc::unavailable,
+                      fmt::format("cannot resolve {}: {}", dest.host, rec.message()));
     }
     auto tcp_s = std::make_unique<plain_stream>(context);
     tcp_s->expires_after(std::min(remaining(), opts.connect_timeout));
     auto [cec, ep] = co_await tcp_s->async_connect(endpoints, use_tuple);
     if (cec) {
       if (cec == beast::error::timeout) {
-        co_return error(errc::deadline_exceeded, fmt::format("connecting to {} timed out", dest.origin()));
+        co_return error(errc::deadline_exceeded,
+                        fmt::format("connecting to {} timed out", dest.origin()));
       }
-      co_return error(errc::unavailable, fmt::format("cannot connect to {}: {}", dest.origin(), cec.message()));
+      co_return error(errc::unavailable,
+                      fmt::format("cannot connect to {}: {}", dest.origin(), cec.message()));
     }
     boost::system::error_code ignored;
     tcp_s->socket().set_option(tcp::no_delay(true), ignored);
@@ -173,20 +186,24 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     beast::get_lowest_layer(*s).expires_after(remaining());
     auto [hec] = co_await s->async_handshake(ssl::stream_base::client, use_tuple);
     if (hec) {
-      co_return error(errc::unavailable, fmt::format("TLS handshake with {} failed: {}", dest.origin(), hec.message()));
+      co_return error(errc::unavailable, fmt::format("TLS handshake with {} failed: {}",
+                                                     dest.origin(), hec.message()));
     }
     co_return pooled{std::move(s), {}};
   }
 
   template <class Stream>
-  asio::awaitable<result<response>> exchange(Stream& stream, bhttp::request<bhttp::string_body>& out,
+  asio::awaitable<result<response>> exchange(Stream& stream,
+                                             bhttp::request<bhttp::string_body>& out,
                                              mono_time deadline, bool& reusable) {
     auto& lowest = beast::get_lowest_layer(stream);
     lowest.expires_at(deadline);
     auto [wec, written] = co_await bhttp::async_write(stream, out, use_tuple);
     if (wec) {
-      if (wec == beast::error::timeout) co_return error(errc::deadline_exceeded, "request timed out while sending");
-      co_return error(errc::unavailable, fmt::format("sending the request failed: {}", wec.message()));
+      if (wec == beast::error::timeout)
+        co_return error(errc::deadline_exceeded, "request timed out while sending");
+      co_return error(errc::unavailable,
+                      fmt::format("sending the request failed: {}", wec.message()));
     }
     beast::flat_buffer buffer;
     bhttp::response_parser<bhttp::string_body> parser;
@@ -195,8 +212,10 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     if (out.method() == bhttp::verb::head) parser.skip(true);
     auto [rec, read] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
     if (rec) {
-      if (rec == beast::error::timeout) co_return error(errc::deadline_exceeded, "request timed out waiting for the response");
-      co_return error(errc::upstream_error, fmt::format("reading the response failed: {}", rec.message()));
+      if (rec == beast::error::timeout)
+        co_return error(errc::deadline_exceeded, "request timed out waiting for the response");
+      co_return error(errc::upstream_error,
+                      fmt::format("reading the response failed: {}", rec.message()));
     }
     auto msg = parser.release();
     response r;
@@ -219,8 +238,10 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     const auto origin = dest.origin();
     bhttp::request<bhttp::string_body> out;
     auto verb = bhttp::string_to_verb(req.method);
-    if (verb == bhttp::verb::unknown) out.method_string(req.method);
-    else out.method(verb);
+    if (verb == bhttp::verb::unknown)
+      out.method_string(req.method);
+    else
+      out.method(verb);
     out.target(req.target.empty() ? dest.target : req.target);
     out.version(11);
     for (const auto& f : req.headers) {
@@ -230,8 +251,10 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       }
       out.insert(f.name, f.value);
     }
-    bool default_port = (dest.scheme == "http" && dest.port == 80) || (dest.scheme == "https" && dest.port == 443);
-    out.set(bhttp::field::host, default_port ? dest.host : dest.host + ":" + std::to_string(dest.port));
+    bool default_port =
+        (dest.scheme == "http" && dest.port == 80) || (dest.scheme == "https" && dest.port == 443);
+    out.set(bhttp::field::host,
+            default_port ? dest.host : dest.host + ":" + std::to_string(dest.port));
     if (!req.headers.contains("User-Agent")) out.set(bhttp::field::user_agent, opts.user_agent);
     out.keep_alive(true);
     out.body() = std::move(req.body);
@@ -250,8 +273,8 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         conn = std::move(*fresh);
       }
       bool reusable = false;
-      auto res = co_await std::visit(
-          [&](auto& s) { return exchange(*s, out, deadline, reusable); }, conn.stream);
+      auto res = co_await std::visit([&](auto& s) { return exchange(*s, out, deadline, reusable); },
+                                     conn.stream);
       if (res) {
         if (reusable) give_back(origin, std::move(conn));
         co_return res;

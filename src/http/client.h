@@ -41,7 +41,8 @@ struct url {
 struct client_options {
   nanoseconds connect_timeout = std::chrono::seconds(5);
   std::size_t max_idle_per_origin = 64;
-  nanoseconds idle_timeout = std::chrono::seconds(50);  // pooled connections older than this are dropped
+  nanoseconds idle_timeout =
+      std::chrono::seconds(50);  // pooled connections older than this are dropped
   std::size_t response_header_limit = 64 * 1024;
   std::uint64_t response_body_limit = 64 * 1024 * 1024;
   // TLS for https origins.

@@ -24,7 +24,9 @@ void responder::send(response r) const {
   }
 }
 
-bool responder::sent() const noexcept { return state_->done.load(); }
+bool responder::sent() const noexcept {
+  return state_->done.load();
+}
 
 handler sync_handler(std::function<response(const request&)> fn) {
   return [fn = std::move(fn)](request&& req, responder r) { r.send(fn(req)); };

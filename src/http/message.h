@@ -47,7 +47,9 @@ class path_params {
   std::optional<std::string_view> get(std::string_view name) const;
   // REQUIRES: the route declares `name` (a missing one is a routing bug).
   std::string_view at(std::string_view name) const;
-  void add(std::string name, std::string value) { items_.emplace_back(std::move(name), std::move(value)); }
+  void add(std::string name, std::string value) {
+    items_.emplace_back(std::move(name), std::move(value));
+  }
   void clear() { items_.clear(); }
 
  private:

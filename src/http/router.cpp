@@ -1,8 +1,7 @@
 #include "http/router.h"
 
-#include <fmt/core.h>
-
 #include <algorithm>
+#include <fmt/core.h>
 
 #include "base/assert.h"
 
@@ -102,13 +101,14 @@ void router::dispatch(request&& req, responder r) const {
     }
   }
   if (bad_escape) {
-    r.send(response::from_error(
-        error(errc::malformed_request, fmt::format("malformed percent-escape in path '{}'", req.path))));
+    r.send(response::from_error(error(
+        errc::malformed_request, fmt::format("malformed percent-escape in path '{}'", req.path))));
     return;
   }
   if (!allowed.empty()) {
-    auto resp = response::from_error(error(
-        errc::method_not_allowed, fmt::format("{} is not allowed on {} (allowed: {})", req.method, req.path, allowed)));
+    auto resp = response::from_error(
+        error(errc::method_not_allowed,
+              fmt::format("{} is not allowed on {} (allowed: {})", req.method, req.path, allowed)));
     resp.headers.set("Allow", allowed);
     r.send(std::move(resp));
     return;

@@ -19,14 +19,17 @@ response run(const router& r, std::string method, std::string target) {
 router make_router() {
   router r;
   r.add_sync("POST", "/v1.0/publish/{pubsub}/{topic}", [](const request& req) {
-    return response::with_body(200, std::string(req.params.at("pubsub")) + "|" + std::string(req.params.at("topic")),
-                               "text/plain");
+    return response::with_body(
+        200, std::string(req.params.at("pubsub")) + "|" + std::string(req.params.at("topic")),
+        "text/plain");
   });
   r.add_sync("GET", "/v1.0/healthz", [](const request&) { return response::no_content(); });
-  r.add_sync("GET", "/v1.0/{anything}", [](const request&) { return response::with_body(200, "param", "text/plain"); });
+  r.add_sync("GET", "/v1.0/{anything}",
+             [](const request&) { return response::with_body(200, "param", "text/plain"); });
   r.add_sync("POST", "/v1.0/invoke/{app}/method/{*path}", [](const request& req) {
-    return response::with_body(200, std::string(req.params.at("app")) + "|" + std::string(req.params.at("path")),
-                               "text/plain");
+    return response::with_body(
+        200, std::string(req.params.at("app")) + "|" + std::string(req.params.at("path")),
+        "text/plain");
   });
   return r;
 }

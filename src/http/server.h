@@ -29,7 +29,7 @@ namespace outrider::http {
 struct server_options {
   // "host:port" or "[v6]:port"; port 0 picks a free port (see server::port()).
   std::string listen = "127.0.0.1:0";
-  std::size_t header_limit = 16 * 1024;         // request line + headers, bytes (431 beyond)
+  std::size_t header_limit = 16 * 1024;        // request line + headers, bytes (431 beyond)
   std::uint64_t body_limit = 4 * 1024 * 1024;  // bytes (413 beyond)
   nanoseconds idle_timeout = std::chrono::seconds(60);    // waiting for the next request
   nanoseconds header_timeout = std::chrono::seconds(10);  // first byte to end of headers

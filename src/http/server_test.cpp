@@ -8,11 +8,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <future>
+#include <gtest/gtest.h>
 #include <thread>
 
 #include "http/client.h"
@@ -58,7 +57,8 @@ class raw_socket {
     std::string data;
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (complete_responses(data) < count) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
       if (left <= 0ms) break;
       pollfd p{fd_, POLLIN, 0};
       if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
@@ -196,8 +196,9 @@ TEST_F(server_test, malformed_request_line_gets_400_json) {
 TEST_F(server_test, conflicting_length_and_chunked_rejected) {
   start();
   raw_socket s(server_->port());
-  ASSERT_TRUE(s.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
-                     "3\r\nabc\r\n0\r\n\r\n"));
+  ASSERT_TRUE(s.send(
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "3\r\nabc\r\n0\r\n\r\n"));
   auto out = s.read_responses(1);
   EXPECT_NE(out.find("HTTP/1.1 400"), std::string::npos) << out;
 }
@@ -207,7 +208,8 @@ TEST_F(server_test, oversized_headers_get_431) {
   opts.header_limit = 1024;
   start(opts);
   raw_socket s(server_->port());
-  ASSERT_TRUE(s.send("GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4096, 'a') + "\r\n\r\n"));
+  ASSERT_TRUE(
+      s.send("GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4096, 'a') + "\r\n\r\n"));
   auto out = s.read_responses(1);
   EXPECT_NE(out.find("HTTP/1.1 431"), std::string::npos) << out;
   EXPECT_NE(out.find("ERR_HEADER_TOO_LARGE"), std::string::npos);
@@ -218,7 +220,8 @@ TEST_F(server_test, oversized_body_gets_413) {
   opts.body_limit = 1000;
   start(opts);
   raw_socket s(server_->port());
-  ASSERT_TRUE(s.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + std::string(5000, 'b')));
+  ASSERT_TRUE(s.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" +
+                     std::string(5000, 'b')));
   auto out = s.read_responses(1);
   EXPECT_NE(out.find("HTTP/1.1 413"), std::string::npos) << out;
   EXPECT_NE(out.find("ERR_BODY_TOO_LARGE"), std::string::npos);
@@ -254,7 +257,8 @@ TEST_F(server_test, idle_connection_closed_after_idle_timeout) {
 TEST_F(server_test, expect_100_continue_is_honoured) {
   start();
   raw_socket s(server_->port());
-  ASSERT_TRUE(s.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"));
+  ASSERT_TRUE(s.send(
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"));
   auto interim = s.read_responses(1, 2s);
   EXPECT_NE(interim.find("HTTP/1.1 100 Continue"), std::string::npos) << interim;
   ASSERT_TRUE(s.send("ping"));
@@ -276,30 +280,34 @@ TEST_F(server_test, stop_lets_in_flight_requests_complete) {
   EXPECT_EQ(stopped.wait_for(5s), std::future_status::ready);
   EXPECT_EQ(server_->active_connections(), 0u);
   raw_socket late(server_->port());
-  EXPECT_FALSE(late.connected() && late.send("GET /hello HTTP/1.1\r\n\r\n") && !late.closed_within(1s));
+  EXPECT_FALSE(late.connected() && late.send("GET /hello HTTP/1.1\r\n\r\n") &&
+               !late.closed_within(1s));
 }
 
 TEST_F(server_test, head_has_length_but_no_body) {
   start();
   raw_socket s(server_->port());
-  ASSERT_TRUE(s.send("HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(
+      s.send("HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
   auto out = s.read_responses(1, 1s);
   out += s.read_responses(1, 1s);
-  EXPECT_EQ(out.find("hello, world"), out.rfind("hello, world")) << "HEAD must not carry a body: " << out;
+  EXPECT_EQ(out.find("hello, world"), out.rfind("hello, world"))
+      << "HEAD must not carry a body: " << out;
 }
 
 // The client against the server: pooling, timeouts, refused connections.
 class client_test : public server_test {
  protected:
-  result<response> call(client& c, const std::string& u, std::string method = "GET", std::string body = "",
-                        nanoseconds timeout = 5s) {
+  result<response> call(client& c, const std::string& u, std::string method = "GET",
+                        std::string body = "", nanoseconds timeout = 5s) {
     auto dest = url::parse(u);
     if (!dest) return dest.error();
     request req;
     req.method = std::move(method);
     req.body = std::move(body);
     std::promise<result<response>> done;
-    c.send(*dest, std::move(req), timeout, [&](result<response> r) { done.set_value(std::move(r)); });
+    c.send(*dest, std::move(req), timeout,
+           [&](result<response> r) { done.set_value(std::move(r)); });
     return done.get_future().get();
   }
   boost::asio::io_context& ctx() { return rt_.context(1); }

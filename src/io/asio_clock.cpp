@@ -17,9 +17,13 @@ asio_clock::~asio_clock() {
   for (auto& [id, state] : timers_) state->timer.cancel();
 }
 
-wall_time asio_clock::now() const { return std::chrono::system_clock::now(); }
+wall_time asio_clock::now() const {
+  return std::chrono::system_clock::now();
+}
 
-mono_time asio_clock::monotonic_now() const { return std::chrono::steady_clock::now(); }
+mono_time asio_clock::monotonic_now() const {
+  return std::chrono::steady_clock::now();
+}
 
 clock::timer_id asio_clock::call_after(nanoseconds delay, callback fn) {
   auto id = next_id_++;

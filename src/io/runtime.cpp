@@ -26,7 +26,9 @@ runtime::runtime(std::size_t threads) {
   for (std::size_t i = 0; i < threads; ++i) contexts_.push_back(std::make_unique<slot>());
 }
 
-runtime::~runtime() { stop(); }
+runtime::~runtime() {
+  stop();
+}
 
 void runtime::start() {
   OUTRIDER_ASSERT(!started_, "runtime started twice");

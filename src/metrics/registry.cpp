@@ -1,17 +1,17 @@
 #include "metrics/registry.h"
 
-#include <fmt/core.h>
-
 #include <algorithm>
 #include <cmath>
+#include <fmt/core.h>
 
 #include "base/assert.h"
 
 namespace outrider::metrics {
 namespace {
 
-constexpr double default_latency_bounds[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                             0.025,   0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   5.0,  10.0};
+constexpr double default_latency_bounds[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                             0.005,   0.01,   0.025,   0.05,   0.1,   0.25,
+                                             0.5,     1.0,    2.5,     5.0,    10.0};
 
 // Label values escape backslash, double quote and newline (exposition format).
 void append_label_value(std::string& out, std::string_view v) {
@@ -28,21 +28,26 @@ void append_label_value(std::string& out, std::string_view v) {
 // HELP text escapes backslash and newline.
 void append_help(std::string& out, std::string_view v) {
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else out.push_back(c);
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out.push_back(c);
   }
 }
 
 std::string format_value(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  if (v == std::floor(v) && std::fabs(v) < 1e15) return fmt::format("{}", static_cast<long long>(v));
+  if (v == std::floor(v) && std::fabs(v) < 1e15)
+    return fmt::format("{}", static_cast<long long>(v));
   return fmt::format("{}", v);
 }
 
-std::string label_block(const std::vector<std::string>& names, const std::vector<std::string>& values,
-                        std::string_view extra_name = {}, std::string_view extra_value = {}) {
+std::string label_block(const std::vector<std::string>& names,
+                        const std::vector<std::string>& values, std::string_view extra_name = {},
+                        std::string_view extra_value = {}) {
   if (names.empty() && extra_name.empty()) return {};
   std::string out = "{";
   for (std::size_t i = 0; i < names.size(); ++i) {
@@ -74,7 +79,8 @@ void gauge::add(double d) noexcept {
 histogram::histogram(std::span<const double> bounds)
     : bounds_(bounds.begin(), bounds.end()),
       buckets_(std::make_unique<std::atomic<std::uint64_t>[]>(bounds.size() + 1)) {
-  OUTRIDER_ASSERT(std::is_sorted(bounds_.begin(), bounds_.end()), "histogram bounds must be sorted");
+  OUTRIDER_ASSERT(std::is_sorted(bounds_.begin(), bounds_.end()),
+                  "histogram bounds must be sorted");
 }
 
 void histogram::observe(double v) noexcept {
@@ -86,11 +92,13 @@ void histogram::observe(double v) noexcept {
   }
 }
 
-std::span<const double> latency_buckets_seconds() { return default_latency_bounds; }
+std::span<const double> latency_buckets_seconds() {
+  return default_latency_bounds;
+}
 
 template <class T>
-family<T>::family(std::string name, std::string help, std::vector<std::string> labels, std::size_t max_series,
-                  std::vector<double> bounds, registry* owner)
+family<T>::family(std::string name, std::string help, std::vector<std::string> labels,
+                  std::size_t max_series, std::vector<double> bounds, registry* owner)
     : name_(std::move(name)),
       help_(std::move(help)),
       label_names_(std::move(labels)),
@@ -166,8 +174,8 @@ void registry::check_new(const std::string& name) {
   for (const auto& e : entries_) OUTRIDER_ASSERT(e.name != name, "metric declared twice");
 }
 
-family<counter>& registry::add_counter(std::string name, std::string help, std::vector<std::string> labels,
-                                       std::size_t max_series) {
+family<counter>& registry::add_counter(std::string name, std::string help,
+                                       std::vector<std::string> labels, std::size_t max_series) {
   std::lock_guard lock(mutex_);
   check_new(name);
   counters_.push_back(std::unique_ptr<family<counter>>(
@@ -176,8 +184,8 @@ family<counter>& registry::add_counter(std::string name, std::string help, std::
   return *counters_.back();
 }
 
-family<gauge>& registry::add_gauge(std::string name, std::string help, std::vector<std::string> labels,
-                                   std::size_t max_series) {
+family<gauge>& registry::add_gauge(std::string name, std::string help,
+                                   std::vector<std::string> labels, std::size_t max_series) {
   std::lock_guard lock(mutex_);
   check_new(name);
   gauges_.push_back(std::unique_ptr<family<gauge>>(
@@ -186,13 +194,14 @@ family<gauge>& registry::add_gauge(std::string name, std::string help, std::vect
   return *gauges_.back();
 }
 
-family<histogram>& registry::add_histogram(std::string name, std::string help, std::vector<std::string> labels,
+family<histogram>& registry::add_histogram(std::string name, std::string help,
+                                           std::vector<std::string> labels,
                                            std::span<const double> bounds, std::size_t max_series) {
   std::lock_guard lock(mutex_);
   check_new(name);
-  histograms_.push_back(std::unique_ptr<family<histogram>>(new family<histogram>(
-      name, std::move(help), std::move(labels), max_series, std::vector<double>(bounds.begin(), bounds.end()),
-      this)));
+  histograms_.push_back(std::unique_ptr<family<histogram>>(
+      new family<histogram>(name, std::move(help), std::move(labels), max_series,
+                            std::vector<double>(bounds.begin(), bounds.end()), this)));
   entries_.push_back({metric_type::histogram, std::move(name), histograms_.back().get()});
   return *histograms_.back();
 }
@@ -203,7 +212,8 @@ std::string registry::expose() const {
     std::lock_guard lock(mutex_);
     sorted = entries_;
   }
-  std::sort(sorted.begin(), sorted.end(), [](const entry& a, const entry& b) { return a.name < b.name; });
+  std::sort(sorted.begin(), sorted.end(),
+            [](const entry& a, const entry& b) { return a.name < b.name; });
   std::string out;
   auto header = [&](const std::string& name, const std::string& help, std::string_view type) {
     out += "# HELP " + name + " ";
@@ -219,7 +229,8 @@ std::string registry::expose() const {
         header(f->name_, f->help_, "counter");
         std::lock_guard lock(f->mutex_);
         for (const auto& [values, m] : f->series_) {
-          out += f->name_ + label_block(f->label_names_, values) + " " + std::to_string(m->value()) + "\n";
+          out += f->name_ + label_block(f->label_names_, values) + " " +
+                 std::to_string(m->value()) + "\n";
         }
         break;
       }
@@ -228,7 +239,8 @@ std::string registry::expose() const {
         header(f->name_, f->help_, "gauge");
         std::lock_guard lock(f->mutex_);
         for (const auto& [values, m] : f->series_) {
-          out += f->name_ + label_block(f->label_names_, values) + " " + format_value(m->value()) + "\n";
+          out += f->name_ + label_block(f->label_names_, values) + " " + format_value(m->value()) +
+                 "\n";
         }
         break;
       }
@@ -245,8 +257,10 @@ std::string registry::expose() const {
             out += f->name_ + "_bucket" + label_block(f->label_names_, values, "le", le) + " " +
                    std::to_string(cumulative) + "\n";
           }
-          out += f->name_ + "_sum" + label_block(f->label_names_, values) + " " + format_value(m->sum()) + "\n";
-          out += f->name_ + "_count" + label_block(f->label_names_, values) + " " + std::to_string(m->count()) + "\n";
+          out += f->name_ + "_sum" + label_block(f->label_names_, values) + " " +
+                 format_value(m->sum()) + "\n";
+          out += f->name_ + "_count" + label_block(f->label_names_, values) + " " +
+                 std::to_string(m->count()) + "\n";
         }
         break;
       }

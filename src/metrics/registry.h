@@ -50,7 +50,9 @@ class histogram {
   void observe(double v) noexcept;
   std::span<const double> bounds() const noexcept { return bounds_; }
   // Non-cumulative count of bucket i (i == bounds().size() is +Inf).
-  std::uint64_t bucket_count(std::size_t i) const noexcept { return buckets_[i].load(std::memory_order_relaxed); }
+  std::uint64_t bucket_count(std::size_t i) const noexcept {
+    return buckets_[i].load(std::memory_order_relaxed);
+  }
   std::uint64_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
   double sum() const noexcept { return sum_.load(std::memory_order_relaxed); }
 
@@ -82,8 +84,8 @@ class family {
 
  private:
   friend class registry;
-  family(std::string name, std::string help, std::vector<std::string> labels, std::size_t max_series,
-         std::vector<double> bounds, registry* owner);
+  family(std::string name, std::string help, std::vector<std::string> labels,
+         std::size_t max_series, std::vector<double> bounds, registry* owner);
   T* find_or_create(std::vector<std::string> values);
 
   std::string name_;
@@ -105,11 +107,13 @@ class registry {
   // Declares a metric family. Names follow Prometheus rules ([a-zA-Z_:][a-zA-Z0-9_:]*);
   // the returned reference lives as long as the registry.
   // REQUIRES: name not declared before.
-  family<counter>& add_counter(std::string name, std::string help, std::vector<std::string> labels = {},
+  family<counter>& add_counter(std::string name, std::string help,
+                               std::vector<std::string> labels = {},
                                std::size_t max_series = default_max_series);
   family<gauge>& add_gauge(std::string name, std::string help, std::vector<std::string> labels = {},
                            std::size_t max_series = default_max_series);
-  family<histogram>& add_histogram(std::string name, std::string help, std::vector<std::string> labels = {},
+  family<histogram>& add_histogram(std::string name, std::string help,
+                                   std::vector<std::string> labels = {},
                                    std::span<const double> bounds = latency_buckets_seconds(),
                                    std::size_t max_series = default_max_series);
 

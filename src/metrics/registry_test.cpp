@@ -1,7 +1,6 @@
 #include "metrics/registry.h"
 
 #include <gtest/gtest.h>
-
 #include <thread>
 
 namespace outrider::metrics {
@@ -13,20 +12,27 @@ TEST(metrics, exposition_format) {
   published.with({"orders"})->inc(3);
   published.with({"we\"ird\\\nvalue"})->inc();
   r.add_gauge("outrider_queue_depth", "Ready messages").get().set(2.5);
-  auto& lat = r.add_histogram("outrider_latency_seconds", "Latency", {}, std::vector<double>{0.001, 0.01});
+  auto& lat =
+      r.add_histogram("outrider_latency_seconds", "Latency", {}, std::vector<double>{0.001, 0.01});
   lat.get().observe(0.0005);
   lat.get().observe(0.005);
   lat.get().observe(1);
   auto text = r.expose();
-  EXPECT_NE(text.find("# HELP outrider_publish_total Messages published\n# TYPE outrider_publish_total counter\n"),
+  EXPECT_NE(text.find("# HELP outrider_publish_total Messages published\n# TYPE "
+                      "outrider_publish_total counter\n"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("outrider_publish_total{topic=\"orders\"} 3\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("outrider_publish_total{topic=\"we\\\"ird\\\\\\nvalue\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("outrider_publish_total{topic=\"we\\\"ird\\\\\\nvalue\"} 1\n"),
+            std::string::npos)
+      << text;
   EXPECT_NE(text.find("outrider_queue_depth 2.5\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("outrider_latency_seconds_bucket{le=\"0.001\"} 1\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("outrider_latency_seconds_bucket{le=\"0.01\"} 2\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("outrider_latency_seconds_bucket{le=\"+Inf\"} 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("outrider_latency_seconds_bucket{le=\"0.001\"} 1\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("outrider_latency_seconds_bucket{le=\"0.01\"} 2\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("outrider_latency_seconds_bucket{le=\"+Inf\"} 3\n"), std::string::npos)
+      << text;
   EXPECT_NE(text.find("outrider_latency_seconds_count 3\n"), std::string::npos) << text;
   EXPECT_NE(text.find("outrider_latency_seconds_sum 1.0055\n"), std::string::npos) << text;
 }

@@ -8,11 +8,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <gtest/gtest.h>
 #include <sstream>
 #include <thread>
 
@@ -78,7 +77,8 @@ std::string outrider_binary() {
 
 process::process(std::vector<std::string> argv, process_options opts) {
   own_dir_ = make_temp_dir("outrider-proc");
-  name_ = opts.log_name.empty() ? std::filesystem::path(argv.at(0)).filename().string() : opts.log_name;
+  name_ =
+      opts.log_name.empty() ? std::filesystem::path(argv.at(0)).filename().string() : opts.log_name;
   log_path_ = own_dir_ + "/" + name_ + ".log";
   int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (log_fd < 0) {

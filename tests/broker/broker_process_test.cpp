@@ -2,12 +2,11 @@
 // restarts, and a crash test that kills it with SIGKILL under load.
 #include <signal.h>
 
-#include <gtest/gtest.h>
-
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <fstream>
 #include <future>
+#include <gtest/gtest.h>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -29,7 +28,8 @@ using testing::process;
 // A broker client on its own io thread.
 class connection {
  public:
-  explicit connection(std::uint16_t port) : guard_(ctx_.get_executor()), thread_([this] { ctx_.run(); }) {
+  explicit connection(std::uint16_t port)
+      : guard_(ctx_.get_executor()), thread_([this] { ctx_.run(); }) {
     bc::client_options o;
     o.address = "127.0.0.1:" + std::to_string(port);
     o.connect_timeout = 2s;
@@ -66,8 +66,8 @@ class broker_process : public ::testing::Test {
  protected:
   std::unique_ptr<process> start_broker() {
     auto p = std::make_unique<process>(std::vector<std::string>{
-        outrider_binary(), "broker", "--listen", "127.0.0.1:" + std::to_string(port_), "--data-dir", data_.path(),
-        "--metrics-listen", ""});
+        outrider_binary(), "broker", "--listen", "127.0.0.1:" + std::to_string(port_), "--data-dir",
+        data_.path(), "--metrics-listen", ""});
     EXPECT_TRUE(p->wait_for_output("outrider broker listening on", 20s)) << p->output();
     return p;
   }
@@ -82,7 +82,8 @@ TEST_F(broker_process, unknown_config_key_names_file_line_and_key) {
   std::ofstream(path) << "broker:\n  lisen: 127.0.0.1:1\n";
   process p({outrider_binary(), "broker", "--config", path});
   EXPECT_EQ(p.wait(10s), 2);
-  EXPECT_NE(p.output().find(path + ":2:3: key 'broker.lisen': unknown key (did you mean 'broker.listen'?)"),
+  EXPECT_NE(p.output().find(
+                path + ":2:3: key 'broker.lisen': unknown key (did you mean 'broker.listen'?)"),
             std::string::npos)
       << p.output();
 }
@@ -98,9 +99,12 @@ TEST_F(broker_process, confirmed_messages_survive_a_restart) {
     auto broker = start_broker();
     connection c(port_);
     ASSERT_TRUE(c.ok());
-    ASSERT_TRUE(c.call<status>([](bc::client& cl, auto done) { cl.declare_queue("orders", {}, done); }));
+    ASSERT_TRUE(
+        c.call<status>([](bc::client& cl, auto done) { cl.declare_queue("orders", {}, done); }));
     std::vector<bc::outgoing_message> batch;
-    for (int i = 0; i < 50; ++i) batch.push_back(bc::outgoing_message{"orders", {}, {{"n", std::to_string(i)}}, "order " + std::to_string(i), {}});
+    for (int i = 0; i < 50; ++i)
+      batch.push_back(bc::outgoing_message{
+          "orders", {}, {{"n", std::to_string(i)}}, "order " + std::to_string(i), {}});
     auto r = c.call<result<std::vector<bc::publish_result>>>(
         [&](bc::client& cl, auto done) { cl.publish(std::move(batch), done); });
     ASSERT_TRUE(r);
@@ -110,7 +114,8 @@ TEST_F(broker_process, confirmed_messages_survive_a_restart) {
   auto broker = start_broker();
   connection c(port_);
   ASSERT_TRUE(c.ok());
-  auto queues = c.call<result<std::vector<bc::queue_info>>>([](bc::client& cl, auto done) { cl.list_queues(done); });
+  auto queues = c.call<result<std::vector<bc::queue_info>>>(
+      [](bc::client& cl, auto done) { cl.list_queues(done); });
   ASSERT_TRUE(queues);
   bool found = false;
   for (auto& q : *queues) {
@@ -150,7 +155,9 @@ TEST_F(broker_process, sigkill_under_load_loses_no_confirmed_message) {
             {
               std::lock_guard lock(m);
               if (!delivered.insert(d.body).second) ++duplicates;
-              if (d.deliver_at != wall_time{} && d.deliver_at > d.published_at && now < d.deliver_at) ++early;
+              if (d.deliver_at != wall_time{} && d.deliver_at > d.published_at &&
+                  now < d.deliver_at)
+                ++early;
             }
             cl_ptr->ack({d.tag}, nullptr);
           },
@@ -163,7 +170,8 @@ TEST_F(broker_process, sigkill_under_load_loses_no_confirmed_message) {
     auto broker = start_broker();
     connection c(port_);
     ASSERT_TRUE(c.ok());
-    ASSERT_TRUE(c.call<status>([](bc::client& cl, auto done) { cl.declare_queue("load", {}, done); }));
+    ASSERT_TRUE(
+        c.call<status>([](bc::client& cl, auto done) { cl.declare_queue("load", {}, done); }));
     consume(c);
     if (round == rounds) {
       // Final round: no load, wait until everything confirmed (and due) arrived.
@@ -224,8 +232,8 @@ TEST_F(broker_process, sigkill_under_load_loses_no_confirmed_message) {
   EXPECT_EQ(early, 0) << "delayed messages delivered early";
   RecordProperty("confirmed", static_cast<int>(confirmed.size()));
   RecordProperty("duplicates", duplicates);
-  std::printf("crash test: %zu confirmed, %zu delivered, %d duplicates, %zu delayed\n", confirmed.size(),
-              delivered.size(), duplicates, due.size());
+  std::printf("crash test: %zu confirmed, %zu delivered, %d duplicates, %zu delayed\n",
+              confirmed.size(), delivered.size(), duplicates, due.size());
 }
 
 }  // namespace

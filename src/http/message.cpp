@@ -147,6 +147,46 @@ result<std::vector<std::pair<std::string, std::string>>> parse_query(std::string
   return out;
 }
 
+void serialize_response(std::string& out, const response& r, unsigned version, bool keep_alive,
+                        bool head_request, std::string_view server_header) {
+  auto safe = [](std::string_view text) {
+    return text.find_first_of("\r\n") == std::string_view::npos;
+  };
+  const bool no_body = (r.status >= 100 && r.status < 200) || r.status == 204 || r.status == 304;
+  out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out += std::to_string(r.status);
+  out += ' ';
+  auto reason = reason_phrase(r.status);
+  out += reason.empty() ? std::string_view("Unknown") : reason;
+  out += "\r\n";
+  bool has_server = false;
+  for (const auto& f : r.headers) {
+    if (iequals(f.name, "Content-Length") || iequals(f.name, "Transfer-Encoding") ||
+        iequals(f.name, "Connection") || !safe(f.name) || !safe(f.value) || f.name.empty()) {
+      continue;
+    }
+    has_server = has_server || iequals(f.name, "Server");
+    out += f.name;
+    out += ": ";
+    out += f.value;
+    out += "\r\n";
+  }
+  if (!has_server && !server_header.empty()) {
+    out += "Server: ";
+    out += server_header;
+    out += "\r\n";
+  }
+  if (version == 10 && keep_alive) out += "Connection: keep-alive\r\n";
+  if (version != 10 && !keep_alive) out += "Connection: close\r\n";
+  if (!no_body) {
+    out += "Content-Length: ";
+    out += std::to_string(r.body.size());
+    out += "\r\n";
+  }
+  out += "\r\n";
+  if (!no_body && !head_request) out += r.body;
+}
+
 std::string_view reason_phrase(int status) noexcept {
   switch (status) {
     case 100: return "Continue";

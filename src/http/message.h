@@ -99,6 +99,15 @@ result<std::string> percent_decode(std::string_view text, bool plus_as_space = f
 // in order. Malformed escapes are errors.
 result<std::vector<std::pair<std::string, std::string>>> parse_query(std::string_view query);
 
+// Appends the HTTP/1.x wire form of `r` to `out`: status line, headers,
+// Content-Length (never for 1xx/204/304, whose body is dropped), Connection
+// when it differs from the version's default, `Server` unless `r` sets one,
+// then the body unless `head_request`. Content-Length, Transfer-Encoding and
+// Connection fields of `r` are ignored (the server owns framing), and a field
+// whose name or value holds CR or LF is dropped (no response splitting).
+void serialize_response(std::string& out, const response& r, unsigned version, bool keep_alive,
+                        bool head_request, std::string_view server_header);
+
 // Canonical reason phrase for a status code ("Not Found"); "" if unknown.
 std::string_view reason_phrase(int status) noexcept;
 

@@ -126,3 +126,38 @@ TEST(message, error_response_uses_catalog) {
 
 }  // namespace
 }  // namespace outrider::http
+
+namespace outrider::http {
+namespace {
+
+TEST(serialize_response, frames_the_body_and_owns_framing_headers) {
+  auto r = response::with_body(200, "hello", "text/plain");
+  r.headers.add("Content-Length", "999");         // ignored: the server frames
+  r.headers.add("Transfer-Encoding", "chunked");  // ignored
+  r.headers.add("X-Evil", "a\r\nSet-Cookie: x");  // dropped: response splitting
+  std::string out;
+  serialize_response(out, r, 11, true, false, "outrider");
+  EXPECT_EQ(out,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: outrider\r\nContent-Length: "
+            "5\r\n\r\nhello");
+}
+
+TEST(serialize_response, head_close_http10_and_no_body_statuses) {
+  std::string head;
+  serialize_response(head, response::with_body(200, "hello", "text/plain"), 11, false, true, "s");
+  EXPECT_EQ(head,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: s\r\nConnection: close\r\n"
+            "Content-Length: 5\r\n\r\n");
+  std::string old;
+  serialize_response(old, response::no_content(), 10, true, false, "");
+  EXPECT_EQ(old, "HTTP/1.0 204 No Content\r\nConnection: keep-alive\r\n\r\n");
+  response odd;
+  odd.status = 299;
+  odd.body = "x";
+  std::string unknown;
+  serialize_response(unknown, odd, 11, true, false, "");
+  EXPECT_EQ(unknown, "HTTP/1.1 299 Unknown\r\nContent-Length: 1\r\n\r\nx");
+}
+
+}  // namespace
+}  // namespace outrider::http

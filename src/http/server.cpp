@@ -33,6 +33,8 @@ namespace {
 const log::logger logger{"http"};
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t read_chunk_bytes = 8192;
+// A connection keeps its output buffer between responses up to this capacity.
+constexpr std::size_t max_kept_output_bytes = 64 * 1024;
 
 // One response to a request the connection could not hand to a handler.
 bhttp::response<bhttp::string_body> error_response(const error& e, const server_options& opts) {
@@ -85,6 +87,7 @@ result<std::pair<std::string, std::uint16_t>> parse_host_port(std::string_view t
 struct connection {
   explicit connection(tcp::socket s) : stream(std::move(s)) {}
   beast::tcp_stream stream;
+  std::string out;                              // the response being written (reused)
   bool busy = false;                            // a request is being read or handled
   asio::steady_timer* waiting_timer = nullptr;  // set while awaiting an async handler
 };
@@ -294,33 +297,13 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
                                                      "server stopped before the handler answered"));
     const bool keep_alive = client_keep_alive && !stopping;
 
-    bhttp::response<bhttp::string_body> out{static_cast<bhttp::status>(resp.status), version};
-    for (const auto& f : resp.headers) {
-      if (iequals(f.name, "Content-Length") || iequals(f.name, "Transfer-Encoding") ||
-          iequals(f.name, "Connection")) {
-        continue;
-      }
-      out.insert(f.name, f.value);
-    }
-    if (!resp.headers.contains("Server")) out.set(bhttp::field::server, opts.server_header);
-    out.keep_alive(keep_alive);
-    const auto body_size = resp.body.size();
-    if (head) {
-      out.content_length(body_size);
-    } else {
-      out.body() = std::move(resp.body);
-      out.prepare_payload();
-    }
+    c->out.clear();
+    serialize_response(c->out, resp, version, keep_alive, head, opts.server_header);
     stream.expires_after(opts.write_timeout);
-    if (head) {
-      bhttp::response_serializer<bhttp::string_body> sr{out};
-      sr.split(true);
-      auto [write_ec, n] = co_await bhttp::async_write_header(stream, sr, use_tuple);
-      if (write_ec) break;
-    } else {
-      auto [write_ec, n] = co_await bhttp::async_write(stream, out, use_tuple);
-      if (write_ec) break;
-    }
+    auto [write_ec, written] = co_await asio::async_write(stream, asio::buffer(c->out), use_tuple);
+    if (write_ec) break;
+    if (c->out.capacity() > max_kept_output_bytes)
+      std::string().swap(c->out);  // do not pin big buffers
     if (!keep_alive) break;
   }
   c->busy = false;

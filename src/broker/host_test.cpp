@@ -2,12 +2,12 @@
 // delivery, restart, delayed delivery and cancel.
 #include "broker/host.h"
 
-#include <gtest/gtest.h>
-
 #include <condition_variable>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <future>
+#include <gtest/gtest.h>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -50,7 +50,8 @@ class host_test : public ::testing::Test {
     return p.get_future().get();
   }
 
-  std::vector<result<publish_receipt>> publish(const std::string& q, std::vector<std::string> bodies,
+  std::vector<result<publish_receipt>> publish(const std::string& q,
+                                               std::vector<std::string> bodies,
                                                std::optional<wall_time> deliver_at = std::nullopt) {
     std::vector<publish_request> batch;
     for (auto& b : bodies) {
@@ -73,7 +74,8 @@ class host_test : public ::testing::Test {
     std::vector<wall_time> received_at;
     consumer_id consumer = 0;  // set before any delivery can arrive (engine thread ordering)
   };
-  consumer_id subscribe(const std::string& q, collector& c, std::uint32_t credit = 100, bool auto_ack = true) {
+  consumer_id subscribe(const std::string& q, collector& c, std::uint32_t credit = 100,
+                        bool auto_ack = true) {
     std::promise<result<consumer_id>> p;
     // The sink runs on the host's engine thread, possibly while host_ is being
     // reset (unique_ptr::reset nulls the pointer before destroying): use the host itself.
@@ -110,6 +112,10 @@ class host_test : public ::testing::Test {
     return c.cv.wait_for(lock, timeout, [&] { return c.got.size() >= count; });
   }
 
+  // Collectors outlive the host (declared before it): its engine thread may
+  // still hand deliveries to their sinks while the host stops.
+  collector& new_collector() { return collectors_.emplace_back(); }
+  std::deque<collector> collectors_;
   std::string dir_;
   metrics::registry registry_;
   std::unique_ptr<host> host_;
@@ -123,7 +129,7 @@ TEST_F(host_test, publish_is_confirmed_then_delivered_and_acked) {
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_LT(r->position, host_->durable_end()) << "confirmed before durable";
   }
-  collector c;
+  collector& c = new_collector();
   subscribe("orders", c);
   ASSERT_TRUE(wait_for(c, 3));
   EXPECT_EQ(c.got[0].msg.body, "a");
@@ -144,7 +150,7 @@ TEST_F(host_test, confirmed_messages_survive_restart) {
   for (int i = 0; i < 200; ++i) bodies.push_back("m" + std::to_string(i));
   for (auto& r : publish("orders", bodies)) ASSERT_TRUE(r);
   restart();
-  collector c;
+  collector& c = new_collector();
   subscribe("orders", c);
   ASSERT_TRUE(wait_for(c, 200));
   std::set<std::string> seen;
@@ -154,7 +160,7 @@ TEST_F(host_test, confirmed_messages_survive_restart) {
 
 TEST_F(host_test, concurrent_publishers_all_delivered_once) {
   ASSERT_TRUE(declare("q"));
-  collector c;
+  collector& c = new_collector();
   subscribe("q", c, 500);
   constexpr int per_thread = 2000;
   std::vector<std::thread> threads;
@@ -201,7 +207,7 @@ TEST_F(host_test, delayed_message_never_early_and_cancel_works) {
   std::promise<status> cancelled;
   host_->cancel(dropped[0]->id, [&](status s) { cancelled.set_value(std::move(s)); });
   ASSERT_TRUE(cancelled.get_future().get());
-  collector c;
+  collector& c = new_collector();
   subscribe("later", c);
   ASSERT_TRUE(wait_for(c, 1, 5s));
   EXPECT_GE(c.received_at[0], due) << "delivered early";
@@ -218,7 +224,7 @@ TEST_F(host_test, scheduled_message_survives_restart_and_fires_when_past_due) {
   host_.reset();
   std::this_thread::sleep_for(300ms);  // due while the broker is down
   restart();
-  collector c;
+  collector& c = new_collector();
   subscribe("later", c);
   ASSERT_TRUE(wait_for(c, 1, 5s));
   EXPECT_EQ(c.got[0].msg.body, "x");
@@ -227,7 +233,7 @@ TEST_F(host_test, scheduled_message_survives_restart_and_fires_when_past_due) {
 TEST_F(host_test, nack_redelivers_after_delay_with_attempt_count) {
   ASSERT_TRUE(declare("q"));
   ASSERT_TRUE(publish("q", {"poison"})[0]);
-  collector c;
+  collector& c = new_collector();
   subscribe("q", c, 10, /*auto_ack=*/false);
   ASSERT_TRUE(wait_for(c, 1));
   const auto nacked_at = std::chrono::system_clock::now();
@@ -256,7 +262,7 @@ TEST_F(host_test, stop_with_work_in_flight_loses_nothing_confirmed) {
   EXPECT_EQ(callbacks.load(), 100) << "every publish completes, confirmed or failed";
   const int was_confirmed = confirmed.load();
   restart();
-  collector c;
+  collector& c = new_collector();
   subscribe("q", c);
   wait_for(c, static_cast<std::size_t>(was_confirmed), 5s);
   std::lock_guard lock(c.m);

@@ -111,13 +111,15 @@ class harness {
   }
   std::size_t received_count() { return received().size(); }
 
+  // Declared first so it is destroyed last: everything below holds sockets and
+  // timers on its io_contexts.
+  io::runtime rt_{2};
   std::shared_ptr<backends::mem_backend> backend_ = std::make_shared<backends::mem_backend>();
   std::atomic<int> health_status_{200};
   metrics::registry metrics_;
   std::unique_ptr<sidecar> sidecar_;
 
  private:
-  io::runtime rt_{2};
   std::string subscriptions_;
   http::router app_router_;
   std::unique_ptr<http::server> app_;

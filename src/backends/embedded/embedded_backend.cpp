@@ -551,6 +551,12 @@ void embedded_backend::close() {
     impl_->ctx.stop();
   }
   impl_->thread.join();
+  // Handlers still queued on ctx hold shared_from_this() (ctx is a member of the
+  // impl: a reference cycle). Run the ones that are ready (poll never blocks on
+  // an operation that cannot finish) so the impl and its broker client can go.
+  impl_->client.reset();
+  impl_->ctx.restart();
+  impl_->ctx.poll();
 }
 
 result<embedded_backend_options> parse_embedded_backend_options(const config::node& metadata) {

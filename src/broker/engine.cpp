@@ -594,7 +594,8 @@ status engine::unsubscribe(consumer_id consumer, bool release_in_flight) {
   std::sort(tags.begin(), tags.end());
   for (delivery_tag tag : tags) {
     // Leases whose append fails stay in place and expire through tick().
-    const nack_reason reason = release_in_flight ? nack_reason::released : nack_reason::consumer_gone;
+    const nack_reason reason =
+        release_in_flight ? nack_reason::released : nack_reason::consumer_gone;
     if (auto r = fail_delivery(tag, 0, reason); !r) return std::move(r).error();
   }
   return ok_status();

@@ -84,15 +84,7 @@ status write_ready_file(const std::string& path, const std::string& otlp,
   json += ",\"zipkin\":";
   append_json_string(json, zipkin);
   json += "}\n";
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << json;
-    if (!out) return error(errc::io_error, "cannot write ready file " + tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    return error(errc::io_error, "cannot rename ready file to " + path);
-  return {};
+  return write_file_atomically(path, json);
 }
 
 int run_collector(const collector_settings& c) {

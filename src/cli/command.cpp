@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <fstream>
 
 #include "config/node.h"
 
@@ -42,6 +43,19 @@ status bound_settings::resolve() {
     }
   }
   log::init({.min_level = common_.log_level, .output = common_.log_format, .color = false});
+  return {};
+}
+
+status write_file_atomically(const std::string& path, std::string_view text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    if (!out) return error(errc::io_error, "cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return error(errc::io_error, "cannot rename " + tmp + " to " + path);
+  }
   return {};
 }
 

@@ -50,6 +50,11 @@ class bound_settings {
   CLI::App* command_ = nullptr;
 };
 
+// Writes `text` to `path` through a temporary file and a rename, so a reader
+// (a test harness, `outrider dev`) never sees a half-written ready file.
+// Errors: io_error naming the path.
+status write_file_atomically(const std::string& path, std::string_view text);
+
 // Prints "outrider: <message>" to stderr and returns the process exit code
 // for an error (2 for configuration and usage errors, 1 otherwise).
 int report_failure(const error& e);

@@ -96,7 +96,8 @@ std::size_t count(const std::string& text, const std::string& needle) {
   return n;
 }
 
-const std::filesystem::path here = std::filesystem::path(OUTRIDER_SOURCE_DIR) / "tests" / "collector";
+const std::filesystem::path here =
+    std::filesystem::path(OUTRIDER_SOURCE_DIR) / "tests" / "collector";
 
 class collector_process : public ::testing::Test {
  protected:

@@ -30,5 +30,22 @@ TEST(outrider_cli, unknown_subcommand_fails_with_message) {
   EXPECT_FALSE(p.output().empty());
 }
 
+TEST(outrider_cli, admin_verbs_reject_bad_input_and_unreachable_brokers) {
+  process bad_id({outrider_binary(), "cancel", "not-a-message-id", "--broker", "127.0.0.1:1"});
+  EXPECT_EQ(bad_id.wait(10s), 2);
+  EXPECT_NE(bad_id.output().find("'not-a-message-id' is not a message id"), std::string::npos)
+      << bad_id.output();
+  process bad_address({outrider_binary(), "queues", "--broker", "no-port-here"});
+  auto code = bad_address.wait(10s);
+  ASSERT_TRUE(code);
+  EXPECT_NE(*code, 0);
+  EXPECT_NE(bad_address.output().find("outrider: "), std::string::npos) << bad_address.output();
+  process unreachable({outrider_binary(), "queues", "--broker",
+                       "127.0.0.1:" + std::to_string(testing::free_port())});
+  EXPECT_EQ(unreachable.wait(20s), 1);
+  EXPECT_NE(unreachable.output().find("cannot reach the broker"), std::string::npos)
+      << unreachable.output();
+}
+
 }  // namespace
 }  // namespace outrider

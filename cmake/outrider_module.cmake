@@ -14,8 +14,9 @@ set(OUTRIDER_ALLOWED_broker_client base io)
 set(OUTRIDER_ALLOWED_broker base io storage timing config http metrics broker_client)
 set(OUTRIDER_ALLOWED_backends base io broker broker_client config)
 set(OUTRIDER_ALLOWED_tracing base io http storage config metrics)
+set(OUTRIDER_ALLOWED_analysis base io http storage config metrics tracing)
 set(OUTRIDER_ALLOWED_sidecar base io http config metrics backends tracing)
-set(OUTRIDER_ALLOWED_cli base io config metrics http storage timing broker broker_client backends tracing sidecar)
+set(OUTRIDER_ALLOWED_cli base io config metrics http storage timing broker broker_client backends tracing analysis sidecar)
 set(OUTRIDER_ALLOWED_testing base io http storage timing broker broker_client backends config)
 
 set(OUTRIDER_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor

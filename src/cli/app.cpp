@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "cli/analyze_command.h"
 #include "cli/broker_command.h"
 #include "cli/collector_command.h"
 #include "cli/sidecar_command.h"
@@ -20,6 +21,7 @@ int run(int argc, char** argv) {
   version->callback([] { std::printf("%s\n", version_text().c_str()); });
   add_broker_commands(app, &exit_code);
   add_collector_commands(app, &exit_code);
+  add_analyze_command(app, &exit_code);
   add_sidecar_command(app, &exit_code);
 
   try {

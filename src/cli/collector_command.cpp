@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "analysis/routes.h"
 #include "base/json_text.h"
 #include "base/log.h"
 #include "cli/command.h"
@@ -117,6 +118,7 @@ int run_collector(const collector_settings& c) {
   collector.add_otlp_routes(otlp_routes);
   http::router zipkin_routes;
   collector.add_zipkin_routes(zipkin_routes);
+  analysis::add_routes(zipkin_routes, **store);  // /api/outrider/v1/graph and /analysis
   zipkin_routes.add_sync("GET", "/metrics", [&registry](const http::request&) {
     return http::response::with_body(200, registry.expose(), "text/plain; version=0.0.4");
   });

@@ -14,6 +14,7 @@ build_packages=(
   libssl-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 curl python3-py-zipkin
+  libcpp-httplib-dev libsqlite3-dev  # examples/store-pickup/orders
 )
 bench_packages=(wrk nginx-light redis-server rabbitmq-server nats-server gnuplot-nox libhiredis-dev libnats-dev)
 

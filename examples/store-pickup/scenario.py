@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The store-pickup scenario: places a stream of orders through the storefront,
-marks them reserved (the store employee), picks some of them up and lets the
-others expire, then waits until every order has reached its end and prints a
+marks each reserved (the store employee), picks every N-th up right away and
+lets the others expire, then waits until every order has reached its end and prints a
 summary. Python standard library only.
 
   python3 scenario.py --storefront http://127.0.0.1:8080 --orders 10 --pickup-every 2
@@ -79,18 +79,17 @@ def main():
             continue
         status, _ = with_retries(f"reserve {order_id}",
                                  lambda: call(base, "POST", f"/api/orders/{order_id}/reserve", {}))
-        orders.append({"orderId": order_id, "pickup": (i % args.pickup_every) == 0, "placed": True,
-                       "reserved": 200 <= status < 300})
+        pickup = (i % args.pickup_every) == 0
+        orders.append({"orderId": order_id, "pickup": pickup, "placed": True, "reserved": 200 <= status < 300})
         if not args.json:
             print(f"placed and reserved {order_id}: {customer}, {item}")
-        time.sleep(args.interval)
-
-    for o in orders:
-        if o["pickup"] and o.get("reserved"):
-            status, _ = with_retries(f"pick up {o['orderId']}",
-                                     lambda: call(base, "POST", f"/api/orders/{o['orderId']}/pickup", {}))
+        if pickup and 200 <= status < 300:
+            # This customer comes by well within the window.
+            status, _ = with_retries(f"pick up {order_id}",
+                                     lambda: call(base, "POST", f"/api/orders/{order_id}/pickup", {}))
             if not args.json:
-                print(f"picked up {o['orderId']}" if 200 <= status < 300 else f"pick up {o['orderId']}: {status}")
+                print(f"picked up {order_id}" if 200 <= status < 300 else f"pick up {order_id}: {status}")
+        time.sleep(args.interval)
 
     # Wait for the end state of every order: completed, or cancelled and refunded.
     want = {o["orderId"]: ("completed" if o["pickup"] else "cancelled") for o in orders if o.get("reserved")}
@@ -109,9 +108,11 @@ def main():
     gateway = {}
     if args.gateway:
         status, gateway = call(args.gateway.rstrip("/"), "GET", "/v1/stats")
-    refunds_by_order = {}
+    refunds_by_order, charges_by_order = {}, {}
     for r in gateway.get("refunds", []):
         refunds_by_order[r["orderId"]] = refunds_by_order.get(r["orderId"], 0) + 1
+    for c in gateway.get("charges", []):
+        charges_by_order[c["orderId"]] = charges_by_order.get(c["orderId"], 0) + 1
 
     rows, ok = [], True
     for o in orders:
@@ -120,8 +121,9 @@ def main():
         row = {"orderId": oid, "expected": want.get(oid, "not placed"), "status": s.get("status", "?"),
                "payment": s.get("payment"), "shelf": s.get("shelf")}
         if args.gateway:
+            row["gatewayCharges"] = charges_by_order.get(oid, 0)
             row["gatewayRefunds"] = refunds_by_order.get(oid, 0)
-        good = row["status"] == row["expected"]
+        good = row["status"] == row["expected"] and (not args.gateway or row["gatewayCharges"] == 1)
         if row["expected"] == "cancelled":
             good = good and row["payment"] == "refunded"
             if args.gateway:
@@ -149,10 +151,10 @@ def main():
     else:
         print()
         print(f"{'order':<22} {'expected':<10} {'status':<10} {'payment':<9} {'shelf':<9}"
-              + (" refunds" if args.gateway else ""))
+              + (" charges refunds" if args.gateway else ""))
         for r in rows:
             print(f"{r['orderId']:<22} {r['expected']:<10} {r['status']:<10} {str(r['payment']):<9} "
-                  f"{str(r['shelf']):<9}" + (f" {r['gatewayRefunds']}" if args.gateway else "")
+                  f"{str(r['shelf']):<9}" + (f" {r['gatewayCharges']:>7} {r['gatewayRefunds']:>7}" if args.gateway else "")
                   + ("" if r["ok"] else "   <-- unexpected"))
         print(f"\n{summary['orders']} orders: {summary['completed']} completed, {summary['cancelled']} cancelled, "
               f"{summary['refunded']} refunded")

@@ -120,9 +120,9 @@ struct features {
 
 features probe_features() {
   features f;
-  int code = -1;
-  run_output({outrider_binary(), "dev", "--help"}, &code);
-  f.dev = code == 0;
+  // The top-level help lists the subcommands ("  dev   Run a whole local system ...").
+  const std::string top = run_output({outrider_binary(), "--help"});
+  f.dev = top.find("\n  dev ") != std::string::npos;
   const std::string help = run_output({outrider_binary(), "sidecar", "--help"});
   f.invocation = help.find("--resolve-file") != std::string::npos;
   f.bindings = help.find("--resources-path") != std::string::npos;
@@ -233,7 +233,7 @@ class demo_process : public ::testing::Test {
         {"GATEWAY_FAIL_RATE: \"0.25\"", "GATEWAY_FAIL_RATE: \"0.2\""},
         {".outrider/apps/", apps},
         {"resources: ./resources", "resources: " + resources},
-        {"build: [cmake, --build, ../../build/release, --target, store-pickup-orders]\n", ""},
+        {"    build: [cmake, --build, ../../build/release, --target, store-pickup-orders]\n", ""},
         {"../../build/release/store-pickup-orders", ORDERS_BINARY},
         {"  - id: notifications\n",
          "  - id: notifications\n    port: " + std::to_string(notifications_port_) + "\n"},

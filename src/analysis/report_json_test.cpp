@@ -232,5 +232,32 @@ TEST_F(store_fixture, the_routes_answer_the_graph_and_the_analysis) {
   }
 }
 
+TEST_F(store_fixture, one_analysis_serves_both_routes_for_a_few_seconds) {
+  auto now_ms = std::make_shared<std::int64_t>(t0_ms + 600'000);
+  http::router r;
+  route_options o;
+  o.cache_ttl_ms = 5000;
+  o.now = [now_ms] { return wall_time(std::chrono::milliseconds(*now_ms)); };
+  add_routes(r, *store_, o);
+  auto traces = [&](const std::string& target) {
+    const auto resp = get(r, target);
+    EXPECT_EQ(resp.status, 200) << resp.body;
+    auto rep = parse_report_json(resp.body);
+    return rep ? rep->traces : 0;
+  };
+  EXPECT_EQ(traces("/api/outrider/v1/analysis"), 5u);
+  ASSERT_TRUE(store_->append(sample_trace(99, t0_ms + 300'000),
+                             wall_time(std::chrono::milliseconds(t0_ms))));
+  *now_ms += 1000;
+  EXPECT_EQ(traces("/api/outrider/v1/analysis"), 5u);  // the answer of a second ago
+  auto graph = parse_graph_json(get(r, "/api/outrider/v1/graph").body);
+  ASSERT_TRUE(graph);
+  EXPECT_EQ(graph->edges[0].calls, 5u);
+  // Another window, or a stale answer: analysed again.
+  EXPECT_EQ(traces("/api/outrider/v1/analysis?lookback=7200000"), 6u);
+  *now_ms += 6000;
+  EXPECT_EQ(traces("/api/outrider/v1/analysis"), 6u);
+}
+
 }  // namespace
 }  // namespace outrider::analysis

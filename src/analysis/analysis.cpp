@@ -156,7 +156,9 @@ struct analyzer::state {
   void add(std::span<const span> spans);
   void index(std::span<const span> spans);
   void record_call(std::span<const span> spans, const call& c, const std::string& trace_id);
-  void analyse_region(std::span<const span> spans, int root, const std::string& trace_id);
+  std::vector<int> awaited_calls;  // indices in trace_calls, by (region, handling)
+  void analyse_region(std::span<const span> spans, int root, std::span<const int> calls_of_region,
+                      const std::string& trace_id);
   analysis_result finish(time_window window, bool truncated);
 };
 
@@ -405,8 +407,23 @@ void analyzer::state::add(std::span<const span> spans) {
     }
   }
 
+  // Awaited calls grouped by region, then by handling, so each region finds its own at once.
+  awaited_calls.clear();
+  for (int k = 0; k < static_cast<int>(trace_calls.size()); ++k) {
+    if (!trace_calls[k].partial && trace_calls[k].blocking) awaited_calls.push_back(k);
+  }
+  auto region_of_call = [&](int k) { return region[trace_calls[k].handling]; };
+  std::sort(awaited_calls.begin(), awaited_calls.end(), [&](int a, int b) {
+    return std::pair{region_of_call(a), trace_calls[a].handling} <
+           std::pair{region_of_call(b), trace_calls[b].handling};
+  });
   for (int i : order) {
-    if (starts_region(hops[i])) analyse_region(spans, i, trace_id);
+    if (!starts_region(hops[i])) continue;
+    auto first = std::partition_point(awaited_calls.begin(), awaited_calls.end(),
+                                      [&](int k) { return region_of_call(k) < i; });
+    auto last = std::partition_point(first, awaited_calls.end(),
+                                     [&](int k) { return region_of_call(k) == i; });
+    analyse_region(spans, i, std::span<const int>(first, last), trace_id);
   }
 }
 
@@ -447,6 +464,7 @@ void analyzer::state::record_call(std::span<const span> spans, const call& c,
 }
 
 void analyzer::state::analyse_region(std::span<const span> spans, int root,
+                                     std::span<const int> calls_of_region,
                                      const std::string& trace_id) {
   const span& r = spans[root];
   auto& entry = entries[{service[root], names.operation(r.name)}];
@@ -493,14 +511,13 @@ void analyzer::state::analyse_region(std::span<const span> spans, int root,
   }
 
   // Calls made in this region, grouped by the handling (one service answering one request).
-  std::vector<const call*> region_calls;
-  for (const auto& c : trace_calls) {
-    if (c.partial || !c.blocking || region[c.handling] != root) continue;
+  std::vector<const call*> region_calls;  // by handling
+  region_calls.reserve(calls_of_region.size());
+  for (int k : calls_of_region) {
+    const call& c = trace_calls[k];
     region_calls.push_back(&c);
     if (blocked[c.call_span]) entry.blocking_callees.insert(c.callee_service);
   }
-  std::sort(region_calls.begin(), region_calls.end(),
-            [](const call* a, const call* b) { return a->handling < b->handling; });
   std::uint32_t fan_out = 0;
   detail::fan_out_detail widest;
   for (std::size_t a = 0; a < region_calls.size();) {

@@ -282,6 +282,24 @@ TEST(analysis, find_cycles_reports_one_cycle_per_component) {
   EXPECT_EQ(cycles[1], (std::vector<std::string>{"c", "d", "e"}));
 }
 
+TEST(analysis, a_very_deep_chain_and_a_long_ring_need_no_recursion) {
+  constexpr int services = 5000;
+  trace_builder t(1);
+  auto parent = t.add(0, "s0", "GET /", span_kind::server, 0, 2 * services + 10);
+  for (int i = 1; i < services; ++i) {
+    parent = t.call(parent, "s" + std::to_string(i - 1), "s" + std::to_string(i), "GET /", i,
+                    2 * services + 10 - i);
+  }
+  // ... and the last calls the first: one ring of every service.
+  t.call(parent, "s" + std::to_string(services - 1), "s0", "GET /", services, services + 2);
+  const auto a = analyze({t.done()}, window);
+  const auto* e = find_entry(a.coupling, "s0", "GET /");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->depth_max, static_cast<std::uint32_t>(services));
+  ASSERT_EQ(a.coupling.cycles.size(), 1u);
+  EXPECT_EQ(a.coupling.cycles[0].size(), static_cast<std::size_t>(services));
+}
+
 TEST(analysis, partial_traces_and_malformed_parents_are_handled) {
   trace_builder t(1);
   // The caller (gateway) is not in the trace: only its name, from the server's remote endpoint.

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <deque>
 #include <fmt/format.h>
-#include <functional>
 #include <tuple>
 
 namespace outrider::analysis::detail {
@@ -87,39 +86,65 @@ std::vector<std::vector<std::string>> find_cycles(
     next[from].push_back(to);
     next[to];
   }
-  // Tarjan's strongly connected components.
-  std::map<std::string, int> index;
-  std::map<std::string, int> low;
-  std::set<std::string> on_stack;
-  std::vector<std::string> stack;
+  // Tarjan's strongly connected components, with an explicit stack (no recursion:
+  // a long chain of services must not exhaust the thread's stack).
+  std::vector<std::string> node_names;
+  std::map<std::string, int> id;
+  for (const auto& [v, out] : next) {
+    id.emplace(v, static_cast<int>(node_names.size()));
+    node_names.push_back(v);
+  }
+  const int n = static_cast<int>(node_names.size());
+  std::vector<std::vector<int>> adjacent(n);
+  for (const auto& [v, out] : next) {
+    for (const auto& w : out) adjacent[id[v]].push_back(id[w]);
+  }
+  std::vector<int> index(n, -1);
+  std::vector<int> low(n, 0);
+  std::vector<char> on_stack(n, 0);
+  std::vector<int> stack;
   std::vector<std::set<std::string>> components;
   int counter = 0;
-  std::function<void(const std::string&)> visit = [&](const std::string& v) {
+  std::vector<std::pair<int, std::size_t>> frames;  // (node, next edge to follow)
+  auto enter = [&](int v) {
     index[v] = low[v] = counter++;
     stack.push_back(v);
-    on_stack.insert(v);
-    for (const auto& w : next[v]) {
-      if (!index.contains(w)) {
-        visit(w);
-        low[v] = std::min(low[v], low[w]);
-      } else if (on_stack.contains(w)) {
-        low[v] = std::min(low[v], index[w]);
-      }
-    }
-    if (low[v] == index[v]) {
-      std::set<std::string> component;
-      while (true) {
-        std::string w = stack.back();
-        stack.pop_back();
-        on_stack.erase(w);
-        component.insert(w);
-        if (w == v) break;
-      }
-      if (component.size() > 1) components.push_back(std::move(component));
-    }
+    on_stack[v] = 1;
+    frames.emplace_back(v, 0);
   };
-  for (const auto& [v, out] : next) {
-    if (!index.contains(v)) visit(v);
+  for (int root = 0; root < n; ++root) {
+    if (index[root] >= 0) continue;
+    enter(root);
+    while (!frames.empty()) {
+      const int v = frames.back().first;
+      const std::size_t edge = frames.back().second;
+      if (edge < adjacent[v].size()) {
+        ++frames.back().second;
+        const int w = adjacent[v][edge];
+        if (index[w] < 0) {
+          enter(w);
+        } else if (on_stack[w]) {
+          low[v] = std::min(low[v], index[w]);
+        }
+        continue;
+      }
+      if (low[v] == index[v]) {
+        std::set<std::string> component;
+        while (true) {
+          const int w = stack.back();
+          stack.pop_back();
+          on_stack[w] = 0;
+          component.insert(node_names[w]);
+          if (w == v) break;
+        }
+        if (component.size() > 1) components.push_back(std::move(component));
+      }
+      frames.pop_back();
+      if (!frames.empty()) {
+        const int parent = frames.back().first;
+        low[parent] = std::min(low[parent], low[v]);
+      }
+    }
   }
   // A shortest way back to the smallest member, inside the component.
   std::vector<std::vector<std::string>> cycles;

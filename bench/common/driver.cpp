@@ -228,6 +228,8 @@ common_options parse_common(arg_parser& args, std::string_view default_label) {
   options.rate = args.get_double("rate", default_rate);
   options.duration_s = args.get_double("duration-s", default_duration_s);
   options.window_s = args.get_double("window-s", default_window_s);
+  options.near_every = args.get_int("near-every", 1);
+  options.far_window_s = args.get_double("far-window-s", 0);
   options.server_pid = static_cast<long>(args.get_int("server-pid", 0));
   options.label = args.get("label", std::string(default_label));
   options.timeout_s = args.get_double("timeout-s", default_timeout_s);
@@ -245,7 +247,27 @@ common_options parse_common(arg_parser& args, std::string_view default_label) {
   if (options.rate <= 0 || options.duration_s <= 0 || options.window_s <= 0) {
     fail("--rate, --duration-s and --window-s must be positive");
   }
+  if (options.near_every < 1) fail("--near-every must be at least 1");
+  if (options.far_window_s < 0) fail("--far-window-s must not be negative");
   return options;
+}
+
+namespace {
+bool is_far(const common_options& options, std::int64_t sequence) {
+  return options.far_window_s > 0 && options.near_every > 1 && sequence % options.near_every != 0;
+}
+}  // namespace
+
+std::int64_t due_offset_us(const common_options& options, std::int64_t sequence) {
+  if (!is_far(options, sequence)) return delay_offset_us(sequence, options.window_s);
+  constexpr double us_per_s = 1e6;
+  return static_cast<std::int64_t>(options.window_s * us_per_s) +
+         delay_offset_us(sequence, options.far_window_s);
+}
+
+std::int64_t near_messages(const common_options& options) {
+  if (options.far_window_s <= 0 || options.near_every <= 1) return options.messages;
+  return (options.messages + options.near_every - 1) / options.near_every;
 }
 
 json_line report_header(const common_options& options, std::string_view generator) {

@@ -132,11 +132,20 @@ struct common_options {
   double rate = 0;            // messages per second (latency mode)
   double duration_s = 0;      // seconds of fixed-rate load (latency mode)
   double window_s = 0;        // due times spread over this many seconds (delayed mode)
-  long server_pid = 0;        // process whose peak RSS is reported, 0 for none
-  double timeout_s = 0;       // a run that has not finished after this many seconds fails
-  std::string label;          // system label copied into the report
+  // Delayed mode, large (many pending): only every near_every-th message is due within window_s;
+  // the others are due after it, spread over far_window_s, and do not fire during the run.
+  std::int64_t near_every = 1;
+  double far_window_s = 0;
+  long server_pid = 0;   // process whose peak RSS is reported, 0 for none
+  double timeout_s = 0;  // a run that has not finished after this many seconds fails
+  std::string label;     // system label copied into the report
 };
 common_options parse_common(arg_parser& args, std::string_view default_label);
+
+// Delayed mode: due time of message `sequence` relative to its send, in microseconds (see
+// near_every / far_window_s), and how many of the run's messages come due within window_s.
+std::int64_t due_offset_us(const common_options& options, std::int64_t sequence);
+std::int64_t near_messages(const common_options& options);
 
 // Starts the report with the fields every generator emits.
 json_line report_header(const common_options& options, std::string_view generator);

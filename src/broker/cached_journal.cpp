@@ -3,8 +3,8 @@
 namespace outrider::broker {
 
 cached_journal::cached_journal(journal& inner, std::size_t budget_bytes,
-                               std::initializer_list<std::uint8_t> cached_types)
-    : inner_(inner), budget_(budget_bytes) {
+                               std::initializer_list<std::uint8_t> cached_types, admit_fn admit)
+    : inner_(inner), budget_(budget_bytes), admit_(std::move(admit)) {
   for (auto t : cached_types) {
     OUTRIDER_ASSERT(t < 32, "cached record types must be below 32");
     type_mask_ |= 1U << t;
@@ -14,7 +14,8 @@ cached_journal::cached_journal(journal& inner, std::size_t budget_bytes,
 result<std::uint64_t> cached_journal::append(std::uint8_t type, std::string_view payload) {
   auto position = inner_.append(type, payload);
   if (!position) return position;
-  if (type < 32 && (type_mask_ & (1U << type)) != 0 && payload.size() <= budget_) {
+  if (type < 32 && (type_mask_ & (1U << type)) != 0 && payload.size() <= budget_ &&
+      (!admit_ || admit_(type, payload))) {
     evict_to(budget_ - payload.size());
     entries_.emplace(*position, entry{type, std::string(payload)});
     order_.push_back(*position);

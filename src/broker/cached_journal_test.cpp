@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "broker/record_format.h"
+
 namespace outrider::broker {
 namespace {
 
@@ -63,6 +65,33 @@ TEST(cached_journal, failed_append_caches_nothing) {
   base.inner.fail_appends_for_test(true);
   EXPECT_FALSE(j.append(10, "x"));
   EXPECT_EQ(j.cached_records(), 0U);
+}
+
+TEST(cached_journal, admit_predicate_keeps_scheduled_publishes_out) {
+  counting_journal base;
+  cached_journal j(base, 1 << 20, {static_cast<std::uint8_t>(record_type::publish)},
+                   [](std::uint8_t, std::string_view p) { return !is_scheduled_publish(p); });
+  publish_record now;
+  now.id = id128{1, 1};
+  now.published_at_ns = now.deliver_at_ns = 1000;
+  now.destinations = {"q"};
+  now.body = "ready";
+  publish_record later = now;
+  later.id = id128{1, 2};
+  later.deliver_at_ns = 2000;
+  later.body = "scheduled";
+  EXPECT_FALSE(is_scheduled_publish(encode(now)));
+  EXPECT_TRUE(is_scheduled_publish(encode(later)));
+  EXPECT_FALSE(is_scheduled_publish("\x01short"));
+  constexpr auto publish = static_cast<std::uint8_t>(record_type::publish);
+  auto a = j.append(publish, encode(now));
+  auto b = j.append(publish, encode(later));
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(j.cached_records(), 1U);
+  ASSERT_TRUE(j.read(*b));  // read through
+  EXPECT_EQ(base.reads, 1);
+  ASSERT_TRUE(j.read(*a));  // cached
+  EXPECT_EQ(base.reads, 1);
 }
 
 }  // namespace

@@ -91,7 +91,7 @@ status engine::apply(const journal_record& record, bool replaying) {
       return ok_status();
     }
     case record_type::publish: {
-      auto r = decode_publish(bytes);
+      auto r = decode_publish_envelope(bytes);  // replay needs no headers or body
       if (!r) return std::move(r).error();
       return apply_publish(*r, record.position);
     }

@@ -353,13 +353,20 @@ result<std::unique_ptr<host>> host::open(io::file_system& fs, host_options opts,
   if (!old) return std::move(old).error();
   for (const auto& name : *old) OUTRIDER_TRY(fs.remove_file(index_dir + "/" + name));
   timing::disk_scheduler_options sched_opts;
+  // Far entries go to one-hour files (168 for a 7-day spread, not 60,480 ten-second ones):
+  // fewer files to write while scheduling, to delete and rewrite at every start.
+  sched_opts.coarse_width_ns = std::chrono::nanoseconds(std::chrono::hours(1)).count();
+  sched_opts.coarse_lead_ns = std::chrono::nanoseconds(std::chrono::minutes(10)).count();
   auto sched = timing::disk_scheduler::open(fs, index_dir, sched_opts);
   if (!sched) return std::move(sched).error();
   im->scheduler = std::move(sched->scheduler);
 
   im->cache = std::make_unique<cached_journal>(
       *im->journal, im->opts.message_cache_bytes,
-      std::initializer_list<std::uint8_t>{static_cast<std::uint8_t>(record_type::publish)});
+      std::initializer_list<std::uint8_t>{static_cast<std::uint8_t>(record_type::publish)},
+      // A scheduled message is read back when it comes due (maybe days later):
+      // caching its body would only evict the messages delivered next.
+      [](std::uint8_t, std::string_view payload) { return !is_scheduled_publish(payload); });
   auto e = engine::open(*im->cache, *im->scheduler, im->opts.engine);
   if (!e) return std::move(e).error();
   im->eng = std::move(*e);

@@ -89,6 +89,18 @@ class reader {
     return true;
   }
   bool name(std::string& s, const char* field) { return str(s, field, rf::max_name_bytes); }
+  // Validates a str field like str() without copying it.
+  bool skip_str(const char* field, std::uint32_t max) {
+    std::uint32_t size = 0;
+    if (!u32(size, field)) return false;
+    if (size > max) {
+      fail(fmt::format("{} length {} exceeds {}", field, size, max));
+      return false;
+    }
+    if (!need(size, field)) return false;
+    pos_ += size;
+    return true;
+  }
   bool reason(nack_reason& r) {
     std::uint8_t v = 0;
     if (!u8(v, "reason")) return false;
@@ -253,7 +265,8 @@ result<bind_record> decode_bind(std::string_view bytes) {
   return in.finish(std::move(r));
 }
 
-result<publish_record> decode_publish(std::string_view bytes) {
+namespace {
+result<publish_record> decode_publish_impl(std::string_view bytes, bool content) {
   reader in(bytes, "publish");
   publish_record r;
   std::uint32_t count = 0;
@@ -273,14 +286,44 @@ result<publish_record> decode_publish(std::string_view bytes) {
     ok = false;
   }
   for (std::uint32_t i = 0; ok && i < count; ++i) {
+    if (!content) {
+      ok = in.skip_str("header name", rf::max_blob_bytes) &&
+           in.skip_str("header value", rf::max_blob_bytes);
+      continue;
+    }
     std::string key;
     std::string value;
     ok = in.str(key, "header name", rf::max_blob_bytes) &&
          in.str(value, "header value", rf::max_blob_bytes);
     if (ok) r.headers.insert_or_assign(std::move(key), std::move(value));
   }
-  if (ok) in.str(r.body, "body", rf::max_blob_bytes);
+  if (ok && content) in.str(r.body, "body", rf::max_blob_bytes);
+  if (ok && !content) in.skip_str("body", rf::max_blob_bytes);
   return in.finish(std::move(r));
+}
+}  // namespace
+
+result<publish_record> decode_publish(std::string_view bytes) {
+  return decode_publish_impl(bytes, true);
+}
+
+result<publish_record> decode_publish_envelope(std::string_view bytes) {
+  return decode_publish_impl(bytes, false);
+}
+
+bool is_scheduled_publish(std::string_view payload) noexcept {
+  constexpr std::size_t published_at_offset = 1 + 16;  // version, id
+  constexpr std::size_t deliver_at_offset = published_at_offset + 8;
+  if (payload.size() < deliver_at_offset + 8) return false;
+  if (static_cast<std::uint8_t>(payload[0]) != rf::current_version) return false;
+  auto i64_at = [payload](std::size_t offset) {
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < 8; ++i) {
+      v |= static_cast<std::uint64_t>(static_cast<std::uint8_t>(payload[offset + i])) << (8 * i);
+    }
+    return static_cast<std::int64_t>(v);
+  };
+  return i64_at(deliver_at_offset) > i64_at(published_at_offset);
 }
 
 result<ack_record> decode_ack(std::string_view bytes) {

@@ -153,11 +153,19 @@ result<queue_declare_record> decode_queue_declare(std::string_view bytes);
 result<topic_declare_record> decode_topic_declare(std::string_view bytes);
 result<bind_record> decode_bind(std::string_view bytes);
 result<publish_record> decode_publish(std::string_view bytes);
+// decode_publish without headers and body (left empty; still validated): what
+// replay needs to rebuild queue state, without copying every body.
+result<publish_record> decode_publish_envelope(std::string_view bytes);
 result<ack_record> decode_ack(std::string_view bytes);
 result<nack_record> decode_nack(std::string_view bytes);
 result<dead_letter_record> decode_dead_letter(std::string_view bytes);
 result<dlq_replay_record> decode_dlq_replay(std::string_view bytes);
 result<cancel_record> decode_cancel(std::string_view bytes);
+
+// True when `payload` is a publish record (of a version this build reads) whose
+// deliver_at lies after its published_at: a scheduled message. Reads only the
+// fixed-size prefix; false for anything shorter or of another version.
+bool is_scheduled_publish(std::string_view payload) noexcept;
 
 // Encoded size of a publish record without building it (for limits).
 std::size_t encoded_size(const publish_record& r);

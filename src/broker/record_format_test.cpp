@@ -89,6 +89,22 @@ TEST(broker_record_format, huge_lengths_do_not_allocate) {
   EXPECT_NE(r.error().message.find("exceeds"), std::string::npos);
 }
 
+TEST(broker_record_format, publish_envelope_skips_headers_and_body_but_validates_them) {
+  const publish_record full = sample_publish();
+  const std::string bytes = encode(full);
+  auto envelope = decode_publish_envelope(bytes);
+  ASSERT_TRUE(envelope);
+  EXPECT_EQ(envelope->id, full.id);
+  EXPECT_EQ(envelope->published_at_ns, full.published_at_ns);
+  EXPECT_EQ(envelope->deliver_at_ns, full.deliver_at_ns);
+  EXPECT_EQ(envelope->source, full.source);
+  EXPECT_EQ(envelope->destinations, full.destinations);
+  EXPECT_TRUE(envelope->headers.empty());
+  EXPECT_TRUE(envelope->body.empty());
+  EXPECT_FALSE(decode_publish_envelope(bytes.substr(0, bytes.size() - 1)));
+  EXPECT_FALSE(decode_publish_envelope(bytes + "x"));
+}
+
 TEST(broker_record_format, random_bytes_never_crash) {
   xoshiro_random rng(7);
   const std::string valid = encode(sample_publish());
@@ -99,6 +115,7 @@ TEST(broker_record_format, random_bytes_never_crash) {
       bytes[rng.uniform(bytes.size())] = static_cast<char>(rng.next_u64());
     }
     (void)decode_publish(bytes);
+    (void)decode_publish_envelope(bytes);
     (void)decode_nack(bytes);
     (void)decode_queue_declare(bytes);
   }

@@ -8,6 +8,9 @@
 //                             u32 magic = block_magic, u8 version, u8 0, u16 0,
 //                             u32 entry_count, u32 crc (over header bytes [0, 12) + payload),
 //                             entry_count x { i64 due_ns, u64 ref }.
+//   coarse-<start_ns>.dly   coarse tier only (disk_scheduler_options::coarse_width_ns): the same
+//                           blocks for [start_ns, start_ns + coarse_width_ns); scratch files,
+//                           never named by a checkpoint, removed on open.
 //   CHECKPOINT              the last checkpoint (replaced atomically by rename):
 //                             u32 magic = checkpoint_magic, u8 version, u8 0, u16 0,
 //                             u64 high_water, i64 fired_through_ns, i64 bucket_width_ns,
@@ -40,5 +43,6 @@ inline constexpr std::string_view checkpoint_name = "CHECKPOINT";
 inline constexpr std::string_view checkpoint_temp_name = "CHECKPOINT.tmp";
 inline constexpr std::string_view bucket_prefix = "bucket-";
 inline constexpr std::string_view bucket_suffix = ".dly";
+inline constexpr std::string_view coarse_prefix = "coarse-";
 
 }  // namespace outrider::timing::delay_index_format

@@ -174,6 +174,7 @@ disk_scheduler::disk_scheduler(io::file_system& fs, std::string dir, disk_schedu
       dir_(std::move(dir)),
       options_(options),
       wheel_({.tick_ns = options.tick_ns, .start_ns = std::max<std::int64_t>(fired_through, 0)}),
+      cascaded_through_(time_min),
       horizon_(time_min),
       last_now_(fired_through),
       recovered_fired_through_(fired_through) {}
@@ -181,9 +182,12 @@ disk_scheduler::disk_scheduler(io::file_system& fs, std::string dir, disk_schedu
 result<disk_scheduler::opened> disk_scheduler::open(io::file_system& fs, std::string dir,
                                                     disk_scheduler_options options) {
   if (options.bucket_width_ns <= 0 || options.load_ahead_ns < 0 || options.tick_ns <= 0 ||
-      options.max_buffered_entries == 0) {
+      options.max_buffered_entries == 0 || options.coarse_width_ns < 0 ||
+      (options.coarse_width_ns > 0 && (options.coarse_width_ns % options.bucket_width_ns != 0 ||
+                                       options.coarse_lead_ns < options.load_ahead_ns))) {
     return error(errc::invalid_argument, "delay index: bad disk_scheduler_options");
   }
+  const bool coarse = options.coarse_width_ns > 0;
   OUTRIDER_TRY(fs.create_dirs(dir));
   // The directory's own entry (and its parents', create_dirs may have made them) must be
   // durable before anything in it can be.
@@ -204,6 +208,10 @@ result<disk_scheduler::opened> disk_scheduler::open(io::file_system& fs, std::st
     auto parsed = parse_checkpoint(*data, checkpoint_path);
     if (!parsed) return std::move(parsed).error();
     cp = std::move(*parsed);
+    if (coarse && cp.bucket_width != options.bucket_width_ns) {
+      return error(errc::invalid_argument,
+                   "delay index: the coarse tier needs the checkpointed bucket width");
+    }
     options.bucket_width_ns = cp.bucket_width;
   }
 
@@ -214,7 +222,8 @@ result<disk_scheduler::opened> disk_scheduler::open(io::file_system& fs, std::st
   if (!names) return std::move(names).error();
   for (const std::string& name : *names) {
     const auto start = parse_bucket_name(name);
-    if ((start && !listed.contains(*start)) || name == format::checkpoint_temp_name) {
+    if ((start && !listed.contains(*start)) || name == format::checkpoint_temp_name ||
+        name.starts_with(format::coarse_prefix)) {
       OUTRIDER_TRY(ignore_not_found(fs.remove_file(dir + "/" + name)));
     }
   }
@@ -256,6 +265,17 @@ std::int64_t disk_scheduler::bucket_start(std::int64_t due_ns) const {
   return q * width;
 }
 
+std::int64_t disk_scheduler::coarse_start(std::int64_t due_ns) const {
+  const std::int64_t width = options_.coarse_width_ns;
+  std::int64_t q = due_ns / width;
+  if (due_ns % width != 0 && due_ns < 0) --q;
+  return q * width;
+}
+
+std::string disk_scheduler::coarse_path(std::int64_t start) const {
+  return fmt::format("{}/{}{}{}", dir_, format::coarse_prefix, start, format::bucket_suffix);
+}
+
 std::string disk_scheduler::path_of(std::string_view name) const {
   return fmt::format("{}/{}", dir_, name);
 }
@@ -271,6 +291,17 @@ status disk_scheduler::fail(error e) {
 
 status disk_scheduler::insert(std::int64_t due_ns, std::uint64_t ref) {
   if (broken_) return *broken_;
+  if (options_.coarse_width_ns > 0 && due_ns >= cascaded_through_) {
+    if (pending_entries_ >= options_.max_buffered_entries) OUTRIDER_TRY(flush());
+    coarse_[coarse_start(due_ns)].pending.push_back({due_ns, ref});
+    ++pending_entries_;
+    ++coarse_entries_;
+    return ok_status();
+  }
+  return insert_fine(due_ns, ref);
+}
+
+status disk_scheduler::insert_fine(std::int64_t due_ns, std::uint64_t ref) {
   if (pending_entries_ >= options_.max_buffered_entries) OUTRIDER_TRY(flush());
   const std::int64_t start = bucket_start(due_ns);
   auto [it, created] = buckets_.try_emplace(start);
@@ -286,12 +317,11 @@ status disk_scheduler::insert(std::int64_t due_ns, std::uint64_t ref) {
   return ok_status();
 }
 
-status disk_scheduler::flush_bucket(std::int64_t start, bucket& b) {
+status disk_scheduler::flush_bucket(const std::string& path, bucket& b) {
   if (b.pending.empty()) return ok_status();
   std::vector<std::byte> bytes;
   bytes.reserve(b.pending.size() * format::entry_size + format::block_header_size);
   encode_blocks(b.pending, bytes);
-  const std::string path = bucket_path(start);
   auto file = fs_.open_for_append(path);
   if (!file) return std::move(file).error();
   const std::uint64_t before = (*file)->size();
@@ -310,15 +340,26 @@ status disk_scheduler::flush_bucket(std::int64_t start, bucket& b) {
 
 status disk_scheduler::flush() {
   if (broken_) return *broken_;
-  for (auto& [start, b] : buckets_) OUTRIDER_TRY(flush_bucket(start, b));
+  for (auto& [start, b] : buckets_) OUTRIDER_TRY(flush_bucket(bucket_path(start), b));
+  for (auto& [start, b] : coarse_) OUTRIDER_TRY(flush_bucket(coarse_path(start), b));
   return ok_status();
 }
 
 status disk_scheduler::load_bucket(std::int64_t start, bucket& b) {
+  auto read = read_entries(bucket_path(start), b, true);
+  if (!read) return std::move(read).error();
+  for (const due_entry& e : *read) wheel_.add(e.due_ns, e.ref);
+  unloaded_entries_ -= b.file_entries + b.pending.size();
+  b.loaded = true;
+  return ok_status();
+}
+
+result<std::vector<due_entry>> disk_scheduler::read_entries(const std::string& path,
+                                                            const bucket& b,
+                                                            bool filter_recovered) const {
   std::vector<due_entry> entries;
   entries.reserve(b.file_entries + b.pending.size());
   if (b.file_length > 0) {
-    const std::string path = bucket_path(start);
     auto data = read_range(fs_, path, b.file_length);
     if (!data) return std::move(data).error();
     const std::byte* bytes = data->data();
@@ -345,16 +386,46 @@ status disk_scheduler::load_bucket(std::int64_t start, bucket& b) {
         const std::byte* e = header + format::block_header_size + i * format::entry_size;
         const due_entry entry{get<std::int64_t>(e), get<std::uint64_t>(e + 8)};
         // Checkpointed entries at or before fired_through fired before the restart.
-        if (recovered && entry.due_ns <= recovered_fired_through_) continue;
+        if (filter_recovered && recovered && entry.due_ns <= recovered_fired_through_) continue;
         entries.push_back(entry);
       }
       at += format::block_header_size + payload;
     }
   }
   entries.insert(entries.end(), b.pending.begin(), b.pending.end());
-  for (const due_entry& e : entries) wheel_.add(e.due_ns, e.ref);
-  unloaded_entries_ -= b.file_entries + b.pending.size();
-  b.loaded = true;
+  return entries;
+}
+
+status disk_scheduler::cascade_through(std::int64_t target) {
+  while (!coarse_.empty() && coarse_.begin()->first <= target) {
+    auto it = coarse_.begin();
+    const std::int64_t start = it->first;
+    bucket& b = it->second;
+    const std::string path = coarse_path(start);
+    auto entries = read_entries(path, b, false);
+    if (!entries) return std::move(entries).error();
+    // From here on, entries of this range go to fine buckets.
+    cascaded_through_ =
+        std::max(cascaded_through_, saturating_add(start, options_.coarse_width_ns));
+    const std::size_t pending = b.pending.size();
+    const std::uint64_t count = b.file_entries + pending;
+    coarse_.erase(it);
+    pending_entries_ -= pending;
+    coarse_entries_ -= count;
+    for (const due_entry& e : *entries) {
+      // A failure here leaves entries neither in the coarse file's bucket nor in a fine one.
+      if (auto added = insert_fine(e.due_ns, e.ref); !added) return fail(std::move(added).error());
+    }
+    if (count > pending) {
+      if (auto removed = ignore_not_found(fs_.remove_file(path)); !removed) {
+        return fail(std::move(removed).error());
+      }
+    }
+  }
+  if (target != time_max) {
+    cascaded_through_ =
+        std::max(cascaded_through_, saturating_add(coarse_start(target), options_.coarse_width_ns));
+  }
   return ok_status();
 }
 
@@ -374,6 +445,9 @@ result<std::size_t> disk_scheduler::pop_due(std::int64_t now_ns, std::vector<due
   if (broken_) return *broken_;
   last_now_ = std::max(last_now_, now_ns);
   wheel_.advance(now_ns);  // first, so an empty wheel jumps to now before buckets load into it
+  if (options_.coarse_width_ns > 0) {
+    OUTRIDER_TRY(cascade_through(saturating_add(last_now_, options_.coarse_lead_ns)));
+  }
   OUTRIDER_TRY(load_through(saturating_add(last_now_, options_.load_ahead_ns)));
   return wheel_.pop_due(now_ns, out, max);
 }
@@ -384,11 +458,15 @@ std::optional<std::int64_t> disk_scheduler::next_due() const {
     const std::int64_t load_at = saturating_sub(it->first, options_.load_ahead_ns);
     next = next ? std::min(*next, load_at) : load_at;
   }
+  if (!coarse_.empty()) {
+    const std::int64_t cascade_at = saturating_sub(coarse_.begin()->first, options_.coarse_lead_ns);
+    next = next ? std::min(*next, cascade_at) : cascade_at;
+  }
   return next;
 }
 
 std::uint64_t disk_scheduler::size() const {
-  return wheel_.size() + unloaded_entries_;
+  return wheel_.size() + unloaded_entries_ + coarse_entries_;
 }
 
 std::int64_t disk_scheduler::compute_fired_through() const {
@@ -403,6 +481,10 @@ std::int64_t disk_scheduler::compute_fired_through() const {
 }
 
 status disk_scheduler::checkpoint(std::uint64_t high_water) {
+  if (options_.coarse_width_ns > 0) {
+    return error(errc::failed_precondition,
+                 "delay index: checkpoints are not supported with the coarse tier");
+  }
   OUTRIDER_TRY(flush());
   for (auto& [start, b] : buckets_) {
     if (b.synced_length == b.file_length) continue;

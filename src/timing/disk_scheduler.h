@@ -47,6 +47,15 @@ struct disk_scheduler_options {
   std::size_t max_buffered_entries = std::size_t{1} << 19;
   // Tick of the in-memory wheel. REQUIRES: > 0.
   std::int64_t tick_ns = 1'000'000;
+  // Coarse tier (0 = off): entries due beyond the cascaded range go to coarse bucket files of
+  // this width (a multiple of bucket_width_ns), so a 7-day spread touches 168 one-hour files
+  // instead of 60,480 ten-second ones. A coarse bucket is read back and re-inserted as ordinary
+  // (fine) entries once the last `now` is within coarse_lead_ns of its start.
+  // REQUIRES: coarse_lead_ns >= load_ahead_ns when on. With the coarse tier on, the index is a
+  // scratch index (rebuilt from the caller's log): checkpoint() is refused and open() removes
+  // leftover coarse files.
+  std::int64_t coarse_width_ns = 0;
+  std::int64_t coarse_lead_ns = 0;
 };
 
 class disk_scheduler final : public scheduler {
@@ -77,6 +86,7 @@ class disk_scheduler final : public scheduler {
 
   // Makes every entry inserted so far durable and records that they cover the caller's log up to
   // `high_water`. On error the previous checkpoint stays in force.
+  // Errors: failed_precondition with the coarse tier on (see options).
   status checkpoint(std::uint64_t high_water);
   // Writes buffered entries to their bucket files (not durable until checkpoint()).
   status flush();
@@ -84,6 +94,7 @@ class disk_scheduler final : public scheduler {
   // Observability: entries held in memory by the wheel, and bucket files tracked.
   std::uint64_t loaded_entries() const { return wheel_.size(); }
   std::size_t bucket_count() const { return buckets_.size(); }
+  std::size_t coarse_bucket_count() const { return coarse_.size(); }
 
  private:
   struct bucket {
@@ -100,9 +111,15 @@ class disk_scheduler final : public scheduler {
                  std::int64_t fired_through);
 
   std::int64_t bucket_start(std::int64_t due_ns) const;
+  std::int64_t coarse_start(std::int64_t due_ns) const;
   std::string bucket_path(std::int64_t start) const;
+  std::string coarse_path(std::int64_t start) const;
+  status insert_fine(std::int64_t due_ns, std::uint64_t ref);
+  status cascade_through(std::int64_t target);
+  result<std::vector<due_entry>> read_entries(const std::string& path, const bucket& b,
+                                              bool filter_recovered) const;
   std::string path_of(std::string_view name) const;
-  status flush_bucket(std::int64_t start, bucket& b);
+  status flush_bucket(const std::string& path, bucket& b);
   status load_through(std::int64_t horizon);
   status load_bucket(std::int64_t start, bucket& b);
   status write_checkpoint(std::uint64_t high_water, std::int64_t fired_through,
@@ -115,6 +132,11 @@ class disk_scheduler final : public scheduler {
   disk_scheduler_options options_;
   timing_wheel wheel_;
   bucket_map buckets_;
+  bucket_map coarse_;  // coarse tier: buckets not yet cascaded
+  // Coarse tier: entries due before this go to fine buckets; every coarse bucket starting
+  // before it has been cascaded.
+  std::int64_t cascaded_through_;
+  std::uint64_t coarse_entries_ = 0;
   // Every bucket starting at or before horizon_ is loaded; later ones are not.
   std::int64_t horizon_;
   std::int64_t last_now_;

@@ -362,5 +362,129 @@ TEST(disk_scheduler, fired_buckets_are_removed_at_checkpoint) {
             25);
 }
 
+disk_scheduler_options coarse_options() {
+  disk_scheduler_options o = small_options();
+  o.coarse_width_ns = 60 * minute;
+  o.coarse_lead_ns = 10 * minute;
+  return o;
+}
+
+std::size_t files_with_prefix(io::file_system& fs, std::string_view prefix) {
+  auto names = fs.list_dir(dir);
+  EXPECT_TRUE(names.ok());
+  if (!names) return 0;
+  return static_cast<std::size_t>(std::count_if(
+      names->begin(), names->end(), [&](const std::string& n) { return n.starts_with(prefix); }));
+}
+
+TEST(disk_scheduler, coarse_tier_fires_a_seven_day_spread_in_order_from_few_files) {
+  io::mem_file_system fs;
+  auto s = open_ok(fs, 0, coarse_options());
+  ASSERT_TRUE(s);
+  // Inserted before any now is seen (as during the broker's replay), then after.
+  xoshiro_random rng(5);
+  std::multiset<std::pair<std::int64_t, std::uint64_t>> expected;
+  constexpr std::uint64_t count = 20000;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    if (i == count / 2) {
+      EXPECT_TRUE(pop_all(*s, epoch_2026).empty());
+    }
+    const auto due = epoch_2026 + static_cast<std::int64_t>(rng.uniform(7 * day / ms)) * ms;
+    ASSERT_TRUE(s->insert(due, i).ok());
+    expected.emplace(due, i);
+  }
+  EXPECT_EQ(s->size(), count);
+  ASSERT_TRUE(s->flush().ok());
+  // 7 days of one-hour coarse files, and fine files only for the first ~70 minutes.
+  EXPECT_LE(files_with_prefix(fs, delay_index_format::coarse_prefix), 7u * 24 + 1);
+  EXPECT_LE(files_with_prefix(fs, delay_index_format::bucket_prefix), 70u * 6 + 1);
+  EXPECT_LT(s->loaded_entries(), count / 100);
+
+  // Walk time forward in irregular steps, following next_due() as an owner would.
+  std::vector<due_entry> fired;
+  std::int64_t now = epoch_2026;
+  while (now < epoch_2026 + 8 * day) {
+    auto next = s->next_due();
+    ASSERT_TRUE(next.has_value() || fired.size() == count);
+    if (!next) break;
+    EXPECT_LE(*next, expected.empty() ? *next : expected.begin()->first) << "next_due too late";
+    now = std::max(now + static_cast<std::int64_t>(rng.uniform(20 * minute)), *next);
+    for (const due_entry& e : pop_all(*s, now)) {
+      fired.push_back(e);
+      auto it = expected.find({e.due_ns, e.ref});
+      ASSERT_NE(it, expected.end()) << "fired twice or never inserted";
+      expected.erase(it);
+    }
+    EXPECT_LE(s->loaded_entries(), count / 50);  // only the near window is in memory
+  }
+  EXPECT_TRUE(expected.empty());
+  EXPECT_EQ(fired.size(), count);
+  EXPECT_EQ(s->size(), 0u);
+  EXPECT_EQ(files_with_prefix(fs, delay_index_format::coarse_prefix), 0u);
+}
+
+TEST(disk_scheduler, coarse_tier_entries_near_now_fire_on_time) {
+  io::mem_file_system fs;
+  auto s = open_ok(fs, 0, coarse_options());
+  ASSERT_TRUE(s);
+  // Before any now: lands in the coarse tier; next_due() still asks for a tick in time.
+  ASSERT_TRUE(s->insert(epoch_2026 + 5 * ms, 1).ok());
+  ASSERT_TRUE(s->next_due().has_value());
+  EXPECT_LE(*s->next_due(), epoch_2026 + 5 * ms);
+  EXPECT_TRUE(pop_all(*s, epoch_2026).empty());
+  ASSERT_TRUE(s->insert(epoch_2026 + 3 * ms, 2).ok());
+  ASSERT_TRUE(s->insert(epoch_2026 + 2 * day, 3).ok());
+  EXPECT_EQ(pop_all(*s, epoch_2026 + 4 * ms), (std::vector<due_entry>{{epoch_2026 + 3 * ms, 2}}));
+  EXPECT_EQ(pop_all(*s, epoch_2026 + 5 * ms), (std::vector<due_entry>{{epoch_2026 + 5 * ms, 1}}));
+  EXPECT_EQ(s->size(), 1u);
+  EXPECT_EQ(s->coarse_bucket_count(), 1u);
+}
+
+TEST(disk_scheduler, coarse_tier_refuses_checkpoints_and_bad_options) {
+  io::mem_file_system fs;
+  auto s = open_ok(fs, 0, coarse_options());
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(s->insert(epoch_2026 + day, 1).ok());
+  auto cp = s->checkpoint(1);
+  ASSERT_FALSE(cp.ok());
+  EXPECT_EQ(cp.error().code, errc::failed_precondition);
+  disk_scheduler_options bad = coarse_options();
+  bad.coarse_width_ns = 15 * second;  // not a multiple of the 10 s bucket width
+  EXPECT_EQ(disk_scheduler::open(fs, dir, bad).error().code, errc::invalid_argument);
+  bad = coarse_options();
+  bad.coarse_lead_ns = second;  // shorter than load_ahead
+  EXPECT_EQ(disk_scheduler::open(fs, dir, bad).error().code, errc::invalid_argument);
+}
+
+TEST(disk_scheduler, coarse_files_left_by_a_crash_are_removed_on_open) {
+  io::mem_file_system fs;
+  {
+    auto s = open_ok(fs, 0, coarse_options());
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->insert(epoch_2026 + 3 * day, 1).ok());
+    ASSERT_TRUE(s->flush().ok());
+    EXPECT_EQ(files_with_prefix(fs, delay_index_format::coarse_prefix), 1u);
+  }
+  auto s = open_ok(fs, 0, coarse_options());
+  ASSERT_TRUE(s);
+  EXPECT_EQ(files_with_prefix(fs, delay_index_format::coarse_prefix), 0u);
+  EXPECT_EQ(s->size(), 0u);
+}
+
+TEST(disk_scheduler, coarse_tier_io_failure_while_flushing_adds_nothing_and_recovers) {
+  io::mem_file_system fs;
+  disk_scheduler_options o = coarse_options();
+  o.max_buffered_entries = 4;
+  auto s = open_ok(fs, 0, o);
+  ASSERT_TRUE(s);
+  for (std::uint64_t i = 0; i < 4; ++i) ASSERT_TRUE(s->insert(epoch_2026 + 2 * day, i).ok());
+  fs.fail_next_for_test(io::fs_op::append, errc::disk_full);
+  auto failed = s->insert(epoch_2026 + 2 * day, 99);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(s->size(), 4u);
+  ASSERT_TRUE(s->insert(epoch_2026 + 2 * day, 4).ok());
+  EXPECT_EQ(pop_all(*s, epoch_2026 + 3 * day).size(), 5u);
+}
+
 }  // namespace
 }  // namespace outrider::timing

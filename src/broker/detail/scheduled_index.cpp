@@ -14,63 +14,95 @@ std::uint64_t scheduled_index::fingerprint(const id128& id) noexcept {
   return x == 0 ? 1 : x;
 }
 
-void scheduled_index::grow() {
-  std::vector<slot> old = std::move(slots_);
-  slots_.assign(old.empty() ? initial_capacity : old.size() * 2, slot{});
-  size_ = 0;
-  for (const slot& s : old) {
-    if (s.fp != 0) insert(s.fp, s.position);
+scheduled_index::scheduled_index() : shards_(std::size_t{1} << shard_bits) {}
+
+std::size_t scheduled_index::memory_bytes() const noexcept {
+  std::size_t bytes = shards_.capacity() * sizeof(shard);
+  for (const shard& s : shards_) bytes += s.slots.capacity() * sizeof(slot);
+  return bytes;
+}
+
+void scheduled_index::place(shard& s, slot entry) {
+  const std::size_t capacity = s.slots.size();
+  std::size_t i = home(entry.tag, capacity);
+  while (s.slots[i].tag != 0) i = i + 1 == capacity ? 0 : i + 1;
+  s.slots[i] = entry;
+}
+
+void scheduled_index::resize(shard& s, std::size_t capacity) {
+  std::vector<slot> old = std::move(s.slots);
+  s.slots = std::vector<slot>();  // exact capacity, no slack
+  if (capacity == 0) return;
+  s.slots.resize(capacity);
+  for (const slot& e : old) {
+    if (e.tag != 0) place(s, e);
   }
 }
 
 void scheduled_index::insert(std::uint64_t fp, std::uint64_t position) {
-  if ((size_ + 1) * 4 > slots_.size() * 3) grow();
-  const std::size_t mask = slots_.size() - 1;
-  std::size_t i = home(fp);
-  while (slots_[i].fp != 0) i = (i + 1) & mask;
-  slots_[i] = slot{fp, position};
+  shard& s = shard_of(fp);
+  const std::size_t capacity = s.slots.size();
+  if ((s.size + 1) * 8 > capacity * 7) {
+    resize(s, capacity < initial_capacity ? initial_capacity : capacity + capacity / 2);
+  }
+  place(s, slot{tag_of(fp), static_cast<std::uint32_t>(position),
+                static_cast<std::uint32_t>(position >> 32)});
+  ++s.size;
   ++size_;
 }
 
 bool scheduled_index::erase(std::uint64_t fp, std::uint64_t position) {
-  if (slots_.empty()) return false;
-  const std::size_t mask = slots_.size() - 1;
-  std::size_t i = home(fp);
-  while (slots_[i].fp != 0 && !(slots_[i].fp == fp && slots_[i].position == position)) {
-    i = (i + 1) & mask;
+  shard& s = shard_of(fp);
+  const std::size_t capacity = s.slots.size();
+  if (capacity == 0) return false;
+  const std::uint32_t tag = tag_of(fp);
+  auto next = [capacity](std::size_t i) { return i + 1 == capacity ? 0 : i + 1; };
+  std::size_t i = home(tag, capacity);
+  while (s.slots[i].tag != 0 && !(s.slots[i].tag == tag && s.slots[i].position() == position)) {
+    i = next(i);
   }
-  if (slots_[i].fp == 0) return false;
+  if (s.slots[i].tag == 0) return false;
   // Backward-shift deletion: pull later entries of the cluster into the hole
   // when their home does not lie cyclically in (hole, j].
   std::size_t hole = i;
-  for (std::size_t j = (i + 1) & mask; slots_[j].fp != 0; j = (j + 1) & mask) {
-    const std::size_t h = home(slots_[j].fp);
+  for (std::size_t j = next(i); s.slots[j].tag != 0; j = next(j)) {
+    const std::size_t h = home(s.slots[j].tag, capacity);
     const bool stays = hole <= j ? (hole < h && h <= j) : (hole < h || h <= j);
     if (!stays) {
-      slots_[hole] = slots_[j];
+      s.slots[hole] = s.slots[j];
       hole = j;
     }
   }
-  slots_[hole] = slot{};
+  s.slots[hole] = slot{};
+  --s.size;
   --size_;
+  if (s.size * 4 < capacity && capacity > initial_capacity) {
+    resize(s, s.size == 0 ? 0 : std::max(initial_capacity, s.size * 2));
+  }
   return true;
 }
 
 std::vector<std::uint64_t> scheduled_index::find(std::uint64_t fp) const {
   std::vector<std::uint64_t> out;
-  if (slots_.empty()) return out;
-  const std::size_t mask = slots_.size() - 1;
-  for (std::size_t i = home(fp); slots_[i].fp != 0; i = (i + 1) & mask) {
-    if (slots_[i].fp == fp) out.push_back(slots_[i].position);
+  const shard& s = shard_of(fp);
+  const std::size_t capacity = s.slots.size();
+  if (capacity == 0) return out;
+  const std::uint32_t tag = tag_of(fp);
+  for (std::size_t i = home(tag, capacity); s.slots[i].tag != 0;
+       i = i + 1 == capacity ? 0 : i + 1) {
+    if (s.slots[i].tag == tag) out.push_back(s.slots[i].position());
   }
   return out;
 }
 
 bool scheduled_index::contains(std::uint64_t fp, std::uint64_t position) const {
-  if (slots_.empty()) return false;
-  const std::size_t mask = slots_.size() - 1;
-  for (std::size_t i = home(fp); slots_[i].fp != 0; i = (i + 1) & mask) {
-    if (slots_[i].fp == fp && slots_[i].position == position) return true;
+  const shard& s = shard_of(fp);
+  const std::size_t capacity = s.slots.size();
+  if (capacity == 0) return false;
+  const std::uint32_t tag = tag_of(fp);
+  for (std::size_t i = home(tag, capacity); s.slots[i].tag != 0;
+       i = i + 1 == capacity ? 0 : i + 1) {
+    if (s.slots[i].tag == tag && s.slots[i].position() == position) return true;
   }
   return false;
 }

@@ -1,12 +1,21 @@
 // scheduled_index: which message ids are scheduled, and where their publish
-// record is, in 16 bytes a slot.
+// record is, in 12 bytes a slot.
 //
-// A flat open-addressing multimap from a 64-bit fingerprint of the message id
-// to the journal position of its publish record (linear probing, backward-shift
-// deletion, load factor between 3/8 and 3/4, so 21 to 43 bytes per entry). Fingerprints may
-// collide: callers verify a candidate by reading the record at its position.
-// This is what keeps a far-future message at tens of bytes of memory: the id
-// itself lives only in the journal.
+// An open-addressing multimap from a 64-bit fingerprint of the message id to
+// the journal position of its publish record, split into 1024 shards by the
+// fingerprint's top 10 bits. A slot keeps 32 more bits of the fingerprint (the
+// tag) and the position: 12 bytes. Each shard probes linearly from
+// tag * capacity / 2^32 (any capacity, not only powers of two), deletes by
+// backward shift, grows by half when 7/8 full and shrinks when under 1/4, so
+// an entry costs 12 / load = 14 to 21 bytes (17 on average) and growing copies
+// one shard at a time (no transient doubling of the whole index).
+//
+// 42 bits of the fingerprint are kept, so find() may return the position of
+// another id whose fingerprint agrees on them (about N / 2^42 spurious
+// candidates per lookup: 0.2 % of lookups at 10M entries); callers verify a
+// candidate by reading the record at its position. This is what keeps a
+// far-future message at tens of bytes of memory: the id itself lives only in
+// the journal.
 //
 // Thread-safety: none.
 #pragma once
@@ -22,27 +31,52 @@ class scheduled_index {
  public:
   static std::uint64_t fingerprint(const id128& id) noexcept;
 
+  scheduled_index();
+
   void insert(std::uint64_t fp, std::uint64_t position);
   // Removes the one entry (fp, position); returns false if absent.
   bool erase(std::uint64_t fp, std::uint64_t position);
-  // Positions stored under `fp` (usually zero or one).
+  // Positions stored under `fp` (usually zero or one; may include spurious
+  // candidates, see above).
   std::vector<std::uint64_t> find(std::uint64_t fp) const;
   bool contains(std::uint64_t fp, std::uint64_t position) const;
 
   std::size_t size() const noexcept { return size_; }
-  std::size_t memory_bytes() const noexcept { return slots_.capacity() * sizeof(slot); }
+  std::size_t memory_bytes() const noexcept;
 
  private:
+  static constexpr unsigned shard_bits = 10;
+  static constexpr std::size_t initial_capacity = 16;
+
   struct slot {
-    std::uint64_t fp = 0;  // 0 = empty (fingerprint() never returns 0)
-    std::uint64_t position = 0;
+    std::uint32_t tag = 0;  // 0 = empty (tag_of() never returns 0)
+    std::uint32_t position_low = 0;
+    std::uint32_t position_high = 0;
+    std::uint64_t position() const noexcept {
+      return (std::uint64_t{position_high} << 32) | position_low;
+    }
   };
-  static constexpr std::size_t initial_capacity = 64;
+  static_assert(sizeof(slot) == 12);
+  struct shard {
+    std::vector<slot> slots;  // empty or capacity >= initial_capacity
+    std::size_t size = 0;
+  };
 
-  std::size_t home(std::uint64_t fp) const noexcept { return fp & (slots_.size() - 1); }
-  void grow();
+  static std::uint32_t tag_of(std::uint64_t fp) noexcept {
+    const auto t = static_cast<std::uint32_t>(fp);
+    return t == 0 ? 1 : t;
+  }
+  static std::size_t home(std::uint32_t tag, std::size_t capacity) noexcept {
+    return static_cast<std::size_t>((std::uint64_t{tag} * capacity) >> 32);
+  }
+  shard& shard_of(std::uint64_t fp) noexcept { return shards_[fp >> (64 - shard_bits)]; }
+  const shard& shard_of(std::uint64_t fp) const noexcept {
+    return shards_[fp >> (64 - shard_bits)];
+  }
+  static void place(shard& s, slot entry);
+  static void resize(shard& s, std::size_t capacity);
 
-  std::vector<slot> slots_;  // size is 0 or a power of two
+  std::vector<shard> shards_;
   std::size_t size_ = 0;
 };
 

@@ -53,14 +53,36 @@ TEST(broker_scheduled_index, matches_a_reference_multimap_under_random_churn) {
   for (const auto& [fp, position] : reference) ASSERT_TRUE(index.contains(fp, position));
 }
 
-TEST(broker_scheduled_index, costs_at_most_43_bytes_per_entry) {
+TEST(broker_scheduled_index, costs_at_most_21_bytes_per_entry) {
   scheduled_index index;
   constexpr std::uint64_t entries = 1'000'000;
   for (std::uint64_t i = 0; i < entries; ++i) {
-    index.insert(scheduled_index::fingerprint(id128{i, i * 3}), i);
+    index.insert(scheduled_index::fingerprint(id128{i, i * 3}), i << 20);
   }
-  // 16-byte slots at a load factor between 3/8 (just grown) and 3/4.
-  EXPECT_LE(index.memory_bytes() / entries, 43U);
+  // 12-byte slots at a load factor between 7/12 (just grown) and 7/8, plus
+  // 32 KiB of shard headers.
+  EXPECT_LE(index.memory_bytes() / entries, 21U);
+  for (std::uint64_t i = 0; i < entries; i += 997) {
+    ASSERT_TRUE(index.contains(scheduled_index::fingerprint(id128{i, i * 3}), i << 20));
+  }
+}
+
+TEST(broker_scheduled_index, keeps_positions_above_32_bits_and_shrinks_when_emptied) {
+  scheduled_index index;
+  const std::size_t empty_bytes = index.memory_bytes();
+  constexpr std::uint64_t entries = 100'000;
+  constexpr std::uint64_t big = std::uint64_t{0xABCDE} << 40;  // segment << 40 | offset
+  for (std::uint64_t i = 0; i < entries; ++i) {
+    index.insert(scheduled_index::fingerprint(id128{i, 7}), big | i);
+  }
+  EXPECT_EQ(index.find(scheduled_index::fingerprint(id128{5, 7})),
+            std::vector<std::uint64_t>{big | 5});
+  for (std::uint64_t i = 0; i < entries; ++i) {
+    ASSERT_TRUE(index.erase(scheduled_index::fingerprint(id128{i, 7}), big | i));
+  }
+  EXPECT_EQ(index.size(), 0U);
+  // Every shard is back at its minimal 16 slots.
+  EXPECT_LE(index.memory_bytes(), empty_bytes + 1024 * 16 * 12);
 }
 
 TEST(broker_scheduled_index, fingerprint_is_never_zero_and_mixes_both_halves) {

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "analysis/detail/findings.h"
+#include "analysis/detail/stats.h"
 
 namespace outrider::analysis {
 namespace {
@@ -385,6 +386,35 @@ TEST(analysis, a_call_within_one_service_is_no_hop) {
   EXPECT_EQ(find_edge(a.graph, "orders", "orders", edge_kind::sync), nullptr);
   // Waiting counts through the sidecar: 10..90 of 0..100.
   EXPECT_NEAR(e->sync_share, 0.8, 1e-9);
+}
+
+TEST(analysis, a_sidecar_delivering_to_its_own_app_on_loopback_is_no_call) {
+  // As `outrider sidecar` records a delivery: CONSUMER, then a CLIENT span to the app
+  // (server.address 127.0.0.1), whose app records nothing.
+  trace_builder t(1);
+  const auto root =
+      t.add(0, "orders", "POST /v1.0/publish/pubsub/reserved", span_kind::server, 0, 5);
+  const auto send = t.add(root, "orders", "publish reserved", span_kind::producer, 1, 2);
+  t.last().remote_endpoint.service_name = "outrider";
+  const auto consume =
+      t.add(send, "notifications", "process reserved", span_kind::consumer, 10, 30);
+  t.add(consume, "notifications", "POST /reserved", span_kind::client, 11, 29);
+  t.last().remote_endpoint.service_name = "127.0.0.1";
+  t.last().remote_endpoint.port = 5001;
+  const auto a = analyze({t.done()}, window);
+  const auto* e = find_entry(a.coupling, "notifications", "process reserved");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->depth_max, 0u);
+  EXPECT_TRUE(e->blocking_services.empty());
+  EXPECT_TRUE(a.coupling.findings.empty());
+  ASSERT_EQ(a.graph.edges.size(), 1u);
+  EXPECT_EQ(a.graph.edges[0].kind, edge_kind::async);
+  for (const char* host : {"127.0.0.1", "localhost", "::1", "[::1]", "127.1.2.3"}) {
+    EXPECT_TRUE(detail::is_loopback(host)) << host;
+  }
+  for (const char* host : {"10.0.0.1", "orders", "1270.0.0.1", "::2"}) {
+    EXPECT_FALSE(detail::is_loopback(host)) << host;
+  }
 }
 
 TEST(analysis, a_call_the_caller_does_not_wait_for_is_not_awaited) {

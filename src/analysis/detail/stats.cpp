@@ -73,10 +73,17 @@ name_id string_table::intern(std::string_view text) {
   return id;
 }
 
+bool is_loopback(std::string_view host) {
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  return iequals(host, "localhost") || host.starts_with("127.") || host == "::1" ||
+         host == "0:0:0:0:0:0:0:1";
+}
+
 name_id string_table::peer(const tracing::endpoint& e) {
-  if (!e.service_name.empty()) return intern(e.service_name);
+  if (!e.service_name.empty()) return is_loopback(e.service_name) ? 0 : intern(e.service_name);
   std::string address = !e.ipv4.empty() ? e.ipv4 : e.ipv6;
-  if (address.empty()) return 0;
+  if (address.empty() || is_loopback(address)) return 0;
   if (e.port != 0) address += ":" + std::to_string(e.port);
   return intern(address);
 }

@@ -25,7 +25,9 @@ class string_table {
   // A span's service: "unknown" when it has none.
   name_id service(std::string_view text) { return intern(text.empty() ? "unknown" : text); }
   name_id operation(std::string_view text) { return intern(text); }
-  // The remote side of a span: its service name, else its address; 0 when neither is known.
+  // The remote side of a span: its service name, else its address; 0 when neither is
+  // known or it is a loopback address ("localhost", 127.x, ::1): the same host, i.e. a
+  // sidecar and its own app, not another service.
   name_id peer(const tracing::endpoint& e);
   const std::string& text(name_id id) const { return texts_[id]; }
 
@@ -33,6 +35,9 @@ class string_table {
   std::vector<std::string> texts_;
   std::unordered_map<std::string, name_id> ids_;
 };
+
+// "localhost", 127.0.0.0/8 or ::1 (with or without brackets).
+bool is_loopback(std::string_view host);
 
 // Keeps the first `max` distinct trace ids.
 struct example_list {

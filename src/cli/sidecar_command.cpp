@@ -23,22 +23,60 @@ const log::logger logger{"sidecar"};
 struct sidecar_cli_settings {
   std::string broker_address = "127.0.0.1:7450";
   std::uint32_t io_threads = 1;
+  // The rabbitmq backend's component metadata (--pubsub-type rabbitmq).
+  std::string rabbitmq_url = "amqp://127.0.0.1:5672/";
+  std::string rabbitmq_username;
+  std::string rabbitmq_password;
+  std::string rabbitmq_queue_type = "quorum";
+  std::string rabbitmq_ca_cert;
+  std::string rabbitmq_client_cert;
+  std::string rabbitmq_client_key;
 };
 
 void declare(config::settings& s, sidecar_cli_settings& c) {
   s.add("sidecar.brokerAddress", &c.broker_address,
         "the embedded broker's address (host:port or unix:/path) for the pub/sub component",
         "OUTRIDER_BROKER_ADDRESS", "broker");
+  s.add("sidecar.rabbitmq.url", &c.rabbitmq_url,
+        "RabbitMQ for --pubsub-type rabbitmq: amqp://host:port/vhost or amqps://...",
+        "OUTRIDER_RABBITMQ_URL", "rabbitmq-url");
+  s.add("sidecar.rabbitmq.username", &c.rabbitmq_username, "RabbitMQ user (overrides the URL's)",
+        "OUTRIDER_RABBITMQ_USERNAME");
+  s.add("sidecar.rabbitmq.password", &c.rabbitmq_password,
+        "RabbitMQ password (overrides the URL's; never logged)", "OUTRIDER_RABBITMQ_PASSWORD");
+  s.add("sidecar.rabbitmq.queueType", &c.rabbitmq_queue_type,
+        "subscription queue type: quorum or classic", "OUTRIDER_RABBITMQ_QUEUE_TYPE",
+        "rabbitmq-queue-type");
+  s.add("sidecar.rabbitmq.caCert", &c.rabbitmq_ca_cert, "CA bundle (PEM) for amqps",
+        "OUTRIDER_RABBITMQ_CA_CERT");
+  s.add("sidecar.rabbitmq.clientCert", &c.rabbitmq_client_cert,
+        "client certificate (PEM) for amqps", "OUTRIDER_RABBITMQ_CLIENT_CERT");
+  s.add("sidecar.rabbitmq.clientKey", &c.rabbitmq_client_key, "client key (PEM) for amqps",
+        "OUTRIDER_RABBITMQ_CLIENT_KEY");
   s.add("sidecar.ioThreads", &c.io_threads, "threads serving the API and calling the app",
         "OUTRIDER_SIDECAR_IO_THREADS", "io-threads");
 }
 
 // The pub/sub component's metadata map ({address: ...}) as the registry takes it.
-config::node component_metadata(const sidecar_cli_settings& c) {
+config::node component_metadata(const sidecar_cli_settings& c, const std::string& type) {
   config::node root(config::node::kind::map, {}, "sidecar.pubsub");
-  config::node address(config::node::kind::scalar, {}, "sidecar.brokerAddress");
-  address.set_scalar(c.broker_address);
-  root.add_entry("address", std::move(address));
+  auto add = [&root](const char* key, const std::string& value, const char* setting) {
+    if (value.empty()) return;
+    config::node n(config::node::kind::scalar, {}, setting);
+    n.set_scalar(value);
+    root.add_entry(key, std::move(n));
+  };
+  if (type == "rabbitmq") {
+    add("connectionString", c.rabbitmq_url, "sidecar.rabbitmq.url");
+    add("username", c.rabbitmq_username, "sidecar.rabbitmq.username");
+    add("password", c.rabbitmq_password, "sidecar.rabbitmq.password");
+    add("queueType", c.rabbitmq_queue_type, "sidecar.rabbitmq.queueType");
+    add("caCert", c.rabbitmq_ca_cert, "sidecar.rabbitmq.caCert");
+    add("clientCert", c.rabbitmq_client_cert, "sidecar.rabbitmq.clientCert");
+    add("clientKey", c.rabbitmq_client_key, "sidecar.rabbitmq.clientKey");
+    return root;
+  }
+  add("address", c.broker_address, "sidecar.brokerAddress");
   return root;
 }
 
@@ -53,7 +91,8 @@ int run_sidecar(const sidecar_cli_settings& c, const sidecar::sidecar_options& o
     return report_failure(error(errc::config_invalid, "--io-threads must be at least 1"));
   }
   io::runtime rt(c.io_threads);
-  auto made = backends::create(o.pubsub_type, component_metadata(c), {&rt, o.app_id});
+  auto made =
+      backends::create(o.pubsub_type, component_metadata(c, o.pubsub_type), {&rt, o.app_id});
   if (!made) return report_failure(made.error());
   std::shared_ptr<backends::backend> backend = std::move(*made);
   metrics::registry registry;
@@ -73,8 +112,10 @@ int run_sidecar(const sidecar_cli_settings& c, const sidecar::sidecar_options& o
       }
       std::printf("\n");
       std::fflush(stdout);
-      logger.info("app '{}', pub/sub '{}' ({}, broker {}); ready in {} us", o.app_id, o.pubsub_name,
-                  o.pubsub_type, c.broker_address, ready_us);
+      // Never the RabbitMQ URL: it may carry a password.
+      logger.info(
+          "app '{}', pub/sub '{}' ({}{}); ready in {} us", o.app_id, o.pubsub_name, o.pubsub_type,
+          o.pubsub_type == "embedded" ? ", broker " + c.broker_address : std::string(), ready_us);
       const int signal_number = io::wait_for_shutdown_signal();
       logger.info("signal {}: stopping (in-flight deliveries finish or are released)",
                   signal_number);

@@ -18,7 +18,7 @@ void declare_settings(config::settings& s, sidecar_options& o) {
         "OUTRIDER_SIDECAR_SERVE_METRICS", "serve-metrics");
   s.add("sidecar.pubsubName", &o.pubsub_name, "the pub/sub component name apps publish to",
         "OUTRIDER_SIDECAR_PUBSUB_NAME", "pubsub-name");
-  s.add("sidecar.pubsubType", &o.pubsub_type, "the backend type (embedded, ...)",
+  s.add("sidecar.pubsubType", &o.pubsub_type, "the backend type (embedded, rabbitmq)",
         "OUTRIDER_SIDECAR_PUBSUB_TYPE", "pubsub-type");
   s.add("sidecar.appMaxConcurrency", &o.max_in_flight, "deliveries in flight to the app at once",
         "OUTRIDER_SIDECAR_APP_MAX_CONCURRENCY", "app-max-concurrency");

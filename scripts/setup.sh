@@ -15,8 +15,9 @@ build_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 curl python3-py-zipkin
   libcpp-httplib-dev libsqlite3-dev  # examples/store-pickup/orders
+  rabbitmq-server python3-pika
 )
-bench_packages=(wrk nginx-light redis-server rabbitmq-server nats-server gnuplot-nox libhiredis-dev libnats-dev)
+bench_packages=(wrk nginx-light redis-server nats-server gnuplot-nox libhiredis-dev libnats-dev)
 
 # --fuzz: clang for the libFuzzer targets (cmake -DOUTRIDER_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++).
 fuzz_packages=(clang-14)

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/ usr / bin / env python3
 """A plain AMQP client (pika) talking to the queues and exchanges of Outrider's rabbitmq backend.
 
   rabbitmq_pika.py URL prepare EXCHANGE QUEUE    declare QUEUE, bind it to the topic's fanout exchange

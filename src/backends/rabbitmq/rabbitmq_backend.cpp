@@ -294,6 +294,7 @@ struct rabbitmq_backend::impl {
   std::mutex mutex;
   std::deque<std::function<void(impl&)>> commands;  // guarded by mutex
   bool stop_requested = false;                      // guarded by mutex
+  bool finished = false;                            // guarded by mutex: the thread is done
 
   // ---- backend thread only ----
   amqp_connection_state_t conn = nullptr;
@@ -335,7 +336,13 @@ struct rabbitmq_backend::impl {
 
   void post(std::function<void(impl&)> fn) {
     {
-      std::lock_guard lock(mutex);
+      std::unique_lock lock(mutex);
+      if (finished) {
+        // The backend thread is gone: every command refuses at once (shutting_down).
+        lock.unlock();
+        fn(*this);
+        return;
+      }
       commands.push_back(std::move(fn));
     }
     wake();
@@ -392,6 +399,13 @@ struct rabbitmq_backend::impl {
       wait_for_work();
     }
     shut();
+    std::deque<std::function<void(impl&)>> late;
+    {
+      std::lock_guard lock(mutex);
+      finished = true;
+      late.swap(commands);
+    }
+    for (auto& c : late) c(*this);
   }
 
   void wait_for_work() {

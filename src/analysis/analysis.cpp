@@ -37,7 +37,8 @@ using detail::name_id;
 constexpr int no_span = -1;
 constexpr int leaf_call = -2;  // best[i]: the chain ends in i's own call to an uninstrumented peer
 constexpr double nanos_per_milli = 1e6;
-constexpr std::int64_t nanos_per_milli_int = 1'000'000;
+constexpr std::int64_t decimal_base = 10;
+constexpr std::int64_t largest_status_code = 999;
 
 // How a span was reached from its parent.
 enum class hop : std::uint8_t {
@@ -69,8 +70,8 @@ std::int64_t status_code_of(const span& s) {
     std::int64_t out = 0;
     for (char c : v->string_value) {
       if (c < '0' || c > '9') return 0;
-      out = out * 10 + (c - '0');  // NOLINT(readability-magic-numbers): decimal digits
-      if (out > 999) return 0;     // NOLINT(readability-magic-numbers): not a status code
+      out = out * decimal_base + (c - '0');
+      if (out > largest_status_code) return 0;
     }
     return out;
   }
@@ -224,9 +225,8 @@ void analyzer::state::index(std::span<const span> spans) {
     }
     const span& ps = spans[p];
     const bool same_service = service[p] == service[i];
-    if (s.kind == span_kind::consumer) {
-      hops[i] = hop::async;
-    } else if (ps.kind == span_kind::producer && (!same_service || s.kind == span_kind::server)) {
+    if (s.kind == span_kind::consumer ||
+        (ps.kind == span_kind::producer && (!same_service || s.kind == span_kind::server))) {
       hops[i] = hop::async;
     } else if (s.kind == span_kind::server) {
       hops[i] = same_service ? hop::sync_local : hop::sync_remote;

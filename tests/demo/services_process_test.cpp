@@ -41,7 +41,7 @@ std::string status_of(const std::string& body) {
   return std::string(v.at("status").as_string());
 }
 
-class orders_service : public ::testing::Test {
+class demo_orders : public ::testing::Test {
  protected:
   void SetUp() override {
     sidecar_port_ = testing::free_port();
@@ -102,7 +102,7 @@ class orders_service : public ::testing::Test {
   std::unique_ptr<process> sidecar_, orders_;
 };
 
-TEST_F(orders_service, reserve_schedules_the_expiry_in_the_order_trace) {
+TEST_F(demo_orders, reserve_schedules_the_expiry_in_the_order_trace) {
   place_and_reserve("o-1");
   const auto charges = calls("/v1.0/invoke/payments/method/charge");
   ASSERT_EQ(charges.size(), 1u);
@@ -118,7 +118,7 @@ TEST_F(orders_service, reserve_schedules_the_expiry_in_the_order_trace) {
   EXPECT_EQ(order_status("o-1"), "reserved");
 }
 
-TEST_F(orders_service, pickup_cancels_the_expiry_and_a_late_expiry_exits_early) {
+TEST_F(demo_orders, pickup_cancels_the_expiry_and_a_late_expiry_exits_early) {
   place_and_reserve("o-2");
   const auto picked = http(app_port_, "POST", "/orders/o-2/pickup");
   ASSERT_EQ(picked.status, 200) << picked.body;
@@ -132,7 +132,7 @@ TEST_F(orders_service, pickup_cancels_the_expiry_and_a_late_expiry_exits_early) 
   EXPECT_TRUE(calls("/v1.0/publish/pubsub/reservation-expired").empty());
 }
 
-TEST_F(orders_service, a_duplicate_expiry_does_not_refund_again) {
+TEST_F(demo_orders, a_duplicate_expiry_does_not_refund_again) {
   place_and_reserve("o-3");
   EXPECT_EQ(expire("o-3"), "SUCCESS");
   EXPECT_EQ(order_status("o-3"), "cancelled");
@@ -144,7 +144,7 @@ TEST_F(orders_service, a_duplicate_expiry_does_not_refund_again) {
   EXPECT_EQ(http(app_port_, "POST", "/orders/o-3/pickup").status, 409);
 }
 
-TEST_F(orders_service, a_failed_refund_is_retried_by_the_next_delivery) {
+TEST_F(demo_orders, a_failed_refund_is_retried_by_the_next_delivery) {
   place_and_reserve("o-4");
   ASSERT_EQ(http(sidecar_port_, "POST", "/_config", R"({"refundStatus":502})").status, 200);
   EXPECT_EQ(expire("o-4"), "RETRY");
@@ -157,7 +157,7 @@ TEST_F(orders_service, a_failed_refund_is_retried_by_the_next_delivery) {
   EXPECT_EQ(calls("/v1.0/publish/pubsub/reservation-expired").size(), 1u);
 }
 
-TEST_F(orders_service, placing_again_with_the_same_id_is_the_same_order) {
+TEST_F(demo_orders, placing_again_with_the_same_id_is_the_same_order) {
   place_and_reserve("o-5");
   const auto again =
       http(app_port_, "POST", "/orders",
@@ -168,7 +168,7 @@ TEST_F(orders_service, placing_again_with_the_same_id_is_the_same_order) {
 }
 
 // notifications and warehouse are driven directly with CloudEvents.
-class python_service : public ::testing::Test {
+class demo_python_services : public ::testing::Test {
  protected:
   void start(const std::string& script) {
     port_ = testing::free_port();
@@ -190,7 +190,7 @@ class python_service : public ::testing::Test {
   std::unique_ptr<process> app_;
 };
 
-TEST_F(python_service, notifications_email_once_per_order_and_topic) {
+TEST_F(demo_python_services, notifications_email_once_per_order_and_topic) {
   start("notifications/app.py");
   const json::object order{{"orderId", "o-9"},
                            {"customer", "Ada"},
@@ -206,7 +206,8 @@ TEST_F(python_service, notifications_email_once_per_order_and_topic) {
   EXPECT_NE(app_->output().find("already emailed"), std::string::npos);
 }
 
-TEST_F(python_service, warehouse_puts_an_expired_item_back_once_whatever_the_order_of_events) {
+TEST_F(demo_python_services,
+       warehouse_puts_an_expired_item_back_once_whatever_the_order_of_events) {
   start("warehouse/app.py");
   const json::object a{{"orderId", "o-a"}, {"item", "kettle"}};
   const json::object b{{"orderId", "o-b"}, {"item", "kettle"}};

@@ -46,6 +46,13 @@ result<decoded_batch> decode_zipkin_proto(std::string_view body);
 std::string encode_otlp_response_protobuf(std::uint64_t rejected, std::string_view message);
 std::string encode_otlp_response_json(std::uint64_t rejected, std::string_view message);
 
+// OTLP ExportTraceServiceRequest for `spans` (exporters): one ResourceSpans
+// per distinct resource object (spans without one grouped by service name,
+// with service.name as the only resource attribute), in first-seen order.
+std::string encode_otlp_protobuf(const std::vector<span>& spans);
+// The same in OTLP/JSON (hex ids, integer enums, 64-bit integers as strings).
+std::string encode_otlp_json(const std::vector<span>& spans);
+
 // Appends `s` as a Zipkin v2 JSON span (service and span names lower-cased as
 // Zipkin does; OTLP-only data mapped per OpenTelemetry's Zipkin exporter rules:
 // status as otel.status_code/error tags, scope as otel.scope.*, event names as

@@ -7,6 +7,7 @@
 
 #include "base/json_text.h"
 #include "tracing/codec.h"
+#include "tracing/detail/otlp_mapping.h"
 
 namespace outrider::tracing {
 namespace {
@@ -343,6 +344,102 @@ void append_native_json(std::string& out, const span& s) {
   if (s.debug) out += ",\"debug\":true";
   if (s.shared) out += ",\"shared\":true";
   out += '}';
+}
+
+namespace {
+
+void append_hex_id(std::string& out, std::string_view key, std::string hex) {
+  out += ",\"";
+  out += key;
+  out += "\":\"";
+  out += hex;
+  out += '"';
+}
+
+int otlp_kind_number(span_kind k) {
+  return static_cast<int>(k);  // our enum follows OTLP's numbering (0 unspecified .. 5 consumer)
+}
+
+}  // namespace
+
+std::string encode_otlp_json(const std::vector<span>& spans) {
+  std::string out = "{\"resourceSpans\":[";
+  bool first_group = true;
+  detail::for_each_resource_group(
+      spans, [&](const span_resource& res, const std::vector<const span*>& group) {
+        if (!first_group) out += ',';
+        first_group = false;
+        out += "{\"resource\":{\"attributes\":";
+        append_attributes(out, res.attributes);
+        out += "},\"scopeSpans\":[{\"scope\":{\"name\":";
+        append_json_string(out, res.scope_name);
+        out += ",\"version\":";
+        append_json_string(out, res.scope_version);
+        out += "},\"spans\":[";
+        for (std::size_t i = 0; i < group.size(); ++i) {
+          const span& s = *group[i];
+          if (i > 0) out += ',';
+          out += "{\"name\":";
+          append_json_string(out, s.name);
+          append_hex_id(out, "traceId", s.trace_id.to_hex());
+          append_hex_id(out, "spanId", to_hex16(s.span_id));
+          if (s.parent_id != 0) append_hex_id(out, "parentSpanId", to_hex16(s.parent_id));
+          if (!s.trace_state.empty()) {
+            out += ",\"traceState\":";
+            append_json_string(out, s.trace_state);
+          }
+          out += ",\"flags\":";
+          append_int(out, s.flags);
+          out += ",\"kind\":";
+          append_int(out, otlp_kind_number(s.kind));
+          out += ",\"startTimeUnixNano\":";
+          append_quoted_int(out, s.start_ns);
+          out += ",\"endTimeUnixNano\":";
+          append_quoted_int(out, s.end_ns);
+          out += ",\"attributes\":";
+          append_attributes(out, s.attributes);
+          if (!s.events.empty()) {
+            out += ",\"events\":[";
+            for (std::size_t e = 0; e < s.events.size(); ++e) {
+              if (e > 0) out += ',';
+              out += "{\"timeUnixNano\":";
+              append_quoted_int(out, s.events[e].time_ns);
+              out += ",\"name\":";
+              append_json_string(out, s.events[e].name);
+              out += ",\"attributes\":";
+              append_attributes(out, s.events[e].attributes);
+              out += '}';
+            }
+            out += ']';
+          }
+          if (!s.links.empty()) {
+            out += ",\"links\":[";
+            for (std::size_t l = 0; l < s.links.size(); ++l) {
+              const auto& link = s.links[l];
+              if (l > 0) out += ',';
+              out += "{\"traceState\":";
+              append_json_string(out, link.trace_state);
+              append_hex_id(out, "traceId", link.trace_id.to_hex());
+              append_hex_id(out, "spanId", to_hex16(link.span_id));
+              out += ",\"attributes\":";
+              append_attributes(out, link.attributes);
+              out += '}';
+            }
+            out += ']';
+          }
+          if (s.status.code != status_code::unset || !s.status.message.empty()) {
+            out += ",\"status\":{\"code\":";
+            append_int(out, static_cast<int>(s.status.code));
+            out += ",\"message\":";
+            append_json_string(out, s.status.message);
+            out += '}';
+          }
+          out += '}';
+        }
+        out += "]}]}";
+      });
+  out += "]}";
+  return out;
 }
 
 }  // namespace outrider::tracing

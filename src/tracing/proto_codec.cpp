@@ -20,6 +20,7 @@ namespace otlp_collector = opentelemetry::proto::collector::trace::v1;
 constexpr std::size_t ipv4_bytes = 4;
 constexpr std::size_t ipv6_bytes = 16;
 constexpr std::size_t otlp_trace_id_bytes = 16;
+constexpr std::size_t otlp_span_id_bytes = 8;
 constexpr std::int64_t nanos_per_micro = 1000;
 
 bool convert_value(const otlp_common::AnyValue& in, attribute_value& out, int depth);
@@ -183,6 +184,117 @@ std::string encode_otlp_response_protobuf(std::uint64_t rejected, std::string_vi
     partial->set_error_message(std::string(message));
   }
   return resp.SerializeAsString();
+}
+
+namespace {
+
+void to_any_value(const attribute_value& in, otlp_common::AnyValue& out);
+
+void to_attributes(const attribute_list& in,
+                   google::protobuf::RepeatedPtrField<otlp_common::KeyValue>& out) {
+  out.Reserve(static_cast<int>(in.size()));
+  for (const auto& kv : in) {
+    auto* item = out.Add();
+    item->set_key(kv.key);
+    to_any_value(kv.value, *item->mutable_value());
+  }
+}
+
+void to_any_value(const attribute_value& in, otlp_common::AnyValue& out) {
+  using t = attribute_value::type;
+  switch (in.kind) {
+    case t::empty: return;
+    case t::string: out.set_string_value(in.string_value); return;
+    case t::boolean: out.set_bool_value(in.bool_value); return;
+    case t::int64: out.set_int_value(in.int_value); return;
+    case t::float64: out.set_double_value(in.double_value); return;
+    case t::bytes: out.set_bytes_value(in.string_value); return;
+    case t::array:
+      for (const auto& item : in.array)
+        to_any_value(item, *out.mutable_array_value()->add_values());
+      return;
+    case t::kvlist: to_attributes(in.kvlist, *out.mutable_kvlist_value()->mutable_values()); return;
+  }
+}
+
+std::string id_bytes(std::uint64_t v) {
+  std::string out(otlp_span_id_bytes, '\0');
+  for (std::size_t i = 0; i < otlp_span_id_bytes; ++i) {
+    out[otlp_span_id_bytes - 1 - i] = static_cast<char>(v & 0xff);
+    v >>= CHAR_BIT;
+  }
+  return out;
+}
+
+int otlp_kind(span_kind k) {
+  switch (k) {
+    case span_kind::internal: return otlp_trace::Span::SPAN_KIND_INTERNAL;
+    case span_kind::server: return otlp_trace::Span::SPAN_KIND_SERVER;
+    case span_kind::client: return otlp_trace::Span::SPAN_KIND_CLIENT;
+    case span_kind::producer: return otlp_trace::Span::SPAN_KIND_PRODUCER;
+    case span_kind::consumer: return otlp_trace::Span::SPAN_KIND_CONSUMER;
+    case span_kind::unspecified: break;
+  }
+  return otlp_trace::Span::SPAN_KIND_UNSPECIFIED;
+}
+
+int otlp_status(status_code c) {
+  switch (c) {
+    case status_code::ok: return otlp_trace::Status::STATUS_CODE_OK;
+    case status_code::error: return otlp_trace::Status::STATUS_CODE_ERROR;
+    case status_code::unset: break;
+  }
+  return otlp_trace::Status::STATUS_CODE_UNSET;
+}
+
+}  // namespace
+
+std::string encode_otlp_protobuf(const std::vector<span>& spans) {
+  otlp_collector::ExportTraceServiceRequest req;
+  detail::for_each_resource_group(
+      spans, [&](const span_resource& res, const std::vector<const span*>& group) {
+        auto* rs = req.add_resource_spans();
+        to_attributes(res.attributes, *rs->mutable_resource()->mutable_attributes());
+        auto* ss = rs->add_scope_spans();
+        ss->mutable_scope()->set_name(res.scope_name);
+        ss->mutable_scope()->set_version(res.scope_version);
+        ss->mutable_spans()->Reserve(static_cast<int>(group.size()));
+        for (const span* s : group) {
+          auto* out = ss->add_spans();
+          out->set_trace_id(id_bytes(s->trace_id.high) + id_bytes(s->trace_id.low));
+          out->set_span_id(id_bytes(s->span_id));
+          if (s->parent_id != 0) out->set_parent_span_id(id_bytes(s->parent_id));
+          if (!s->trace_state.empty()) out->set_trace_state(s->trace_state);
+          out->set_flags(s->flags);
+          out->set_name(s->name);
+          out->set_kind(static_cast<otlp_trace::Span::SpanKind>(otlp_kind(s->kind)));
+          out->set_start_time_unix_nano(static_cast<std::uint64_t>(s->start_ns));
+          out->set_end_time_unix_nano(static_cast<std::uint64_t>(s->end_ns));
+          to_attributes(s->attributes, *out->mutable_attributes());
+          out->set_dropped_attributes_count(s->dropped_attributes);
+          for (const auto& e : s->events) {
+            auto* ev = out->add_events();
+            ev->set_time_unix_nano(static_cast<std::uint64_t>(e.time_ns));
+            ev->set_name(e.name);
+            to_attributes(e.attributes, *ev->mutable_attributes());
+          }
+          out->set_dropped_events_count(s->dropped_events);
+          for (const auto& l : s->links) {
+            auto* ln = out->add_links();
+            ln->set_trace_id(id_bytes(l.trace_id.high) + id_bytes(l.trace_id.low));
+            ln->set_span_id(id_bytes(l.span_id));
+            if (!l.trace_state.empty()) ln->set_trace_state(l.trace_state);
+            to_attributes(l.attributes, *ln->mutable_attributes());
+          }
+          out->set_dropped_links_count(s->dropped_links);
+          if (s->status.code != status_code::unset || !s->status.message.empty()) {
+            out->mutable_status()->set_code(
+                static_cast<otlp_trace::Status::StatusCode>(otlp_status(s->status.code)));
+            out->mutable_status()->set_message(s->status.message);
+          }
+        }
+      });
+  return req.SerializeAsString();
 }
 
 namespace {

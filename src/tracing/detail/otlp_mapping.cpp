@@ -59,4 +59,43 @@ void accept_otlp_span(decoded_batch& batch, span&& s, bool has_valid_ids) {
   batch.spans.push_back(std::move(s));
 }
 
+void for_each_resource_group(
+    const std::vector<span>& spans,
+    const std::function<void(const span_resource&, const std::vector<const span*>&)>& fn) {
+  struct group {
+    const span_resource* resource = nullptr;  // null: keyed by service name
+    std::string service;
+    std::vector<const span*> members;
+  };
+  std::vector<group> groups;  // few groups per batch: linear search is fine
+  for (const auto& s : spans) {
+    group* g = nullptr;
+    for (auto& candidate : groups) {
+      const bool same =
+          s.resource ? candidate.resource == s.resource.get()
+                     : candidate.resource == nullptr && candidate.service == s.service_name();
+      if (same) {
+        g = &candidate;
+        break;
+      }
+    }
+    if (g == nullptr) {
+      groups.push_back({s.resource.get(), s.resource ? std::string() : s.service_name(), {}});
+      g = &groups.back();
+    }
+    g->members.push_back(&s);
+  }
+  for (const auto& g : groups) {
+    if (g.resource != nullptr) {
+      fn(*g.resource, g.members);
+    } else {
+      span_resource r;
+      r.attributes.push_back(
+          {"service.name",
+           attribute_value::of(g.service.empty() ? std::string(unknown_service) : g.service)});
+      fn(r, g.members);
+    }
+  }
+}
+
 }  // namespace outrider::tracing::detail

@@ -1,0 +1,266 @@
+#include "tracing/exporter.h"
+
+#include <charconv>
+#include <ctime>
+#include <future>
+
+#include "base/log.h"
+#include "io/runtime.h"
+#include "tracing/codec.h"
+
+namespace outrider::tracing {
+namespace {
+
+const log::logger logger{"tracing"};
+
+constexpr std::string_view zipkin_path_suffix = "/api/v2/spans";
+constexpr int status_too_many_requests = 429;
+constexpr int status_bad_gateway = 502;
+constexpr int status_unavailable = 503;
+constexpr int status_gateway_timeout = 504;
+
+bool retryable_status(int s) {
+  return s == status_too_many_requests || s == status_bad_gateway || s == status_unavailable ||
+         s == status_gateway_timeout;
+}
+
+class http_transport final : public export_transport {
+ public:
+  http_transport() : runtime_(1), client_(runtime_.context(0)) { runtime_.start(); }
+  ~http_transport() override {
+    // The client lives on the runtime's context: destroy it there would be
+    // ideal; stopping the runtime first abandons its pending handlers.
+    runtime_.stop();
+  }
+
+  result<http::response> post(const http::url& to, std::string body, std::string_view content_type,
+                              nanoseconds timeout) override {
+    http::request req;
+    req.method = "POST";
+    req.target = to.target;
+    req.headers.set("content-type", content_type);
+    req.body = std::move(body);
+    auto done = std::make_shared<std::promise<result<http::response>>>();
+    auto answer = done->get_future();
+    client_.send(to, std::move(req), timeout,
+                 [done](result<http::response> r) { done->set_value(std::move(r)); });
+    return answer.get();
+  }
+
+ private:
+  io::runtime runtime_;
+  http::client client_;
+};
+
+}  // namespace
+
+result<export_protocol> parse_export_protocol(std::string_view text) {
+  if (text == "otlp" || text == "otlp-proto" || text == "http/protobuf") {
+    return export_protocol::otlp_protobuf;
+  }
+  if (text == "otlp-json" || text == "http/json") return export_protocol::otlp_json;
+  if (text == "zipkin") return export_protocol::zipkin_json;
+  return error(errc::config_invalid,
+               "trace protocol '" + std::string(text) + "' is not one of otlp, otlp-json, zipkin");
+}
+
+export_protocol guess_export_protocol(std::string_view url) {
+  const auto q = url.find('?');
+  const std::string_view path = url.substr(0, q);
+  if (path.size() >= zipkin_path_suffix.size() &&
+      path.substr(path.size() - zipkin_path_suffix.size()) == zipkin_path_suffix) {
+    return export_protocol::zipkin_json;
+  }
+  return export_protocol::otlp_protobuf;
+}
+
+std::string_view content_type_of(export_protocol p) noexcept {
+  switch (p) {
+    case export_protocol::otlp_protobuf: return "application/x-protobuf";
+    case export_protocol::otlp_json:
+    case export_protocol::zipkin_json: return "application/json";
+  }
+  return "application/json";
+}
+
+std::string encode_batch(export_protocol p, const std::vector<span>& spans) {
+  switch (p) {
+    case export_protocol::otlp_protobuf: return encode_otlp_protobuf(spans);
+    case export_protocol::otlp_json: return encode_otlp_json(spans);
+    case export_protocol::zipkin_json: return zipkin_json_list(spans);
+  }
+  return {};
+}
+
+std::unique_ptr<export_transport> make_http_transport() {
+  return std::make_unique<http_transport>();
+}
+
+std::optional<nanoseconds> parse_retry_after(std::string_view value, wall_time now) {
+  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+  if (value.empty()) return std::nullopt;
+  std::uint64_t seconds = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+  if (ec == std::errc() && end == value.data() + value.size()) {
+    constexpr std::uint64_t max_seconds = 24 * 3600;  // a day is plenty; no overflow
+    return std::chrono::seconds(std::min(seconds, max_seconds));
+  }
+  // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT".
+  std::tm tm{};
+  const std::string text(value);
+  const char* rest = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (rest == nullptr || *rest != '\0') return std::nullopt;
+  const auto at = std::chrono::system_clock::from_time_t(timegm(&tm));
+  if (at <= now) return nanoseconds{0};
+  return std::chrono::duration_cast<nanoseconds>(at - now);
+}
+
+exporter::exporter(exporter_options options, std::unique_ptr<export_transport> transport,
+                   metrics::registry* metrics)
+    : options_(std::move(options)), transport_(std::move(transport)) {
+  if (metrics != nullptr) {
+    auto& spans =
+        metrics->add_counter("outrider_tracing_exporter_spans_total",
+                             "Spans handed to the trace exporter, by outcome", {"outcome"});
+    exported_metric_ = spans.with({"exported"});
+    dropped_metric_ = spans.with({"dropped"});
+    failed_metric_ = spans.with({"failed"});
+    queue_metric_ =
+        &metrics->add_gauge("outrider_tracing_exporter_queue_size", "Spans waiting to be exported")
+             .get();
+  }
+}
+
+exporter::~exporter() {
+  stop();
+}
+
+status exporter::start() {
+  auto u = http::url::parse(options_.endpoint);
+  if (!u) {
+    return error(errc::config_invalid,
+                 "trace endpoint '" + options_.endpoint + "': " + u.error().message);
+  }
+  url_ = std::move(*u);
+  if (options_.max_batch == 0) options_.max_batch = 1;
+  if (options_.max_attempts == 0) options_.max_attempts = 1;
+  started_ = true;
+  worker_ = std::thread([this] { run(); });
+  return ok_status();
+}
+
+void exporter::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+    stop_deadline_ = std::chrono::steady_clock::now() + options_.flush_timeout;
+  }
+  wake_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+void exporter::export_span(span&& s) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!stopping_ && started_ && queue_.size() < options_.max_queue) {
+      queue_.push_back(std::move(s));
+      if (queue_metric_ != nullptr) queue_metric_->set(static_cast<double>(queue_.size()));
+      // The worker waits for the first span, then for a full batch.
+      if (queue_.size() == 1 || queue_.size() == options_.max_batch) wake_.notify_one();
+      return;
+    }
+  }
+  dropped_.fetch_add(1, std::memory_order_relaxed);
+  if (dropped_metric_ != nullptr) dropped_metric_->inc();
+}
+
+exporter::counts exporter::stats() const {
+  return {exported_.load(), dropped_.load(), failed_.load(), requests_.load()};
+}
+
+void exporter::run() {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (!stopping_ && queue_.size() < options_.max_batch) {
+      // Give the batch time to fill (or until it is full / we stop).
+      wake_.wait_for(lock, options_.batch_delay,
+                     [&] { return stopping_ || queue_.size() >= options_.max_batch; });
+    }
+    if (queue_.empty()) {
+      if (stopping_) return;
+      continue;
+    }
+    if (stopping_ && std::chrono::steady_clock::now() >= stop_deadline_) {
+      const auto left = queue_.size();
+      queue_.clear();
+      lock.unlock();
+      failed_.fetch_add(left, std::memory_order_relaxed);
+      if (failed_metric_ != nullptr) failed_metric_->inc(left);
+      logger.warn("exporter stopped with {} spans unsent", left);
+      return;
+    }
+    std::vector<span> batch;
+    const std::size_t n = std::min(queue_.size(), options_.max_batch);
+    batch.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    if (queue_metric_ != nullptr) queue_metric_->set(static_cast<double>(queue_.size()));
+    lock.unlock();
+    send(std::move(batch));
+    lock.lock();
+  }
+}
+
+bool exporter::wait_retry(nanoseconds d) {
+  if (retry_hook_) retry_hook_(d);
+  std::unique_lock lock(mutex_);
+  const auto until = std::chrono::steady_clock::now() + d;
+  while (true) {
+    const auto limit = stopping_ ? std::min(until, stop_deadline_) : until;
+    if (std::chrono::steady_clock::now() >= limit) break;
+    wake_.wait_until(lock, limit);
+  }
+  return !(stopping_ && std::chrono::steady_clock::now() >= stop_deadline_);
+}
+
+void exporter::send(std::vector<span> batch) {
+  const std::string body = encode_batch(options_.protocol, batch);
+  const auto type = content_type_of(options_.protocol);
+  nanoseconds backoff = options_.initial_backoff;
+  for (std::uint32_t attempt = 1;; ++attempt) {
+    requests_.fetch_add(1, std::memory_order_relaxed);
+    auto res = transport_->post(url_, body, type, options_.request_timeout);
+    if (res && res->status >= 200 && res->status < 300) {
+      exported_.fetch_add(batch.size(), std::memory_order_relaxed);
+      if (exported_metric_ != nullptr) exported_metric_->inc(batch.size());
+      return;
+    }
+    const bool retry = !res || retryable_status(res->status);
+    if (!retry || attempt >= options_.max_attempts) {
+      logger.warn("exporting {} spans to {} failed: {}", batch.size(), options_.endpoint,
+                  res ? "HTTP " + std::to_string(res->status) : res.error().message);
+      failed_.fetch_add(batch.size(), std::memory_order_relaxed);
+      if (failed_metric_ != nullptr) failed_metric_->inc(batch.size());
+      return;
+    }
+    nanoseconds wait = backoff;
+    if (res) {
+      if (auto ra = res->headers.get("retry-after")) {
+        if (auto d = parse_retry_after(*ra, std::chrono::system_clock::now())) wait = *d;
+      }
+    }
+    backoff = std::min(options_.max_backoff, backoff * 2);
+    if (!wait_retry(wait)) {
+      failed_.fetch_add(batch.size(), std::memory_order_relaxed);
+      if (failed_metric_ != nullptr) failed_metric_->inc(batch.size());
+      return;
+    }
+  }
+}
+
+}  // namespace outrider::tracing

@@ -1,0 +1,138 @@
+// exporter: sends finished spans to a trace backend in batches, on its own
+// thread, over OTLP/HTTP (protobuf or JSON) or Zipkin v2 JSON.
+//
+//   exporter ex(opts, make_http_transport(), &registry);
+//   ex.start();
+//   tracer t(..., &ex, clock);       // spans end -> ex.export_span()
+//   ex.stop();                       // flushes what is queued (bounded by flush_timeout)
+//
+// export_span() never blocks: the queue is bounded (max_queue spans) and a
+// span arriving when it is full is dropped and counted. The worker sends a
+// batch when max_batch spans are queued or batch_delay after the first one;
+// a response 429, 502, 503 or 504 (or a failure to connect) is retried with
+// exponential backoff, or after the server's Retry-After (seconds or an HTTP
+// date) when it gives one, up to max_attempts; other 4xx/5xx fail the batch.
+//
+// Metrics: outrider_tracing_exporter_spans_total{outcome="exported"|"dropped"|"failed"}
+// (dropped: queue full; failed: the batch was given up), and
+// outrider_tracing_exporter_queue_size.
+//
+// Threading: export_span() from any thread; start()/stop() from the owner.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/result.h"
+#include "http/client.h"
+#include "http/message.h"
+#include "metrics/registry.h"
+#include "tracing/tracer.h"
+
+namespace outrider::tracing {
+
+enum class export_protocol : std::uint8_t { otlp_protobuf, otlp_json, zipkin_json };
+
+// "otlp" (protobuf), "otlp-json", "zipkin". Errors: config_invalid.
+result<export_protocol> parse_export_protocol(std::string_view text);
+// The protocol a URL implies: a path ending "/api/v2/spans" means Zipkin,
+// anything else OTLP protobuf.
+export_protocol guess_export_protocol(std::string_view url);
+std::string_view content_type_of(export_protocol p) noexcept;
+// Encodes a batch in `p`'s wire format.
+std::string encode_batch(export_protocol p, const std::vector<span>& spans);
+
+// How the exporter reaches the backend: one blocking POST. Called on the
+// exporter's thread only.
+class export_transport {
+ public:
+  virtual ~export_transport() = default;
+  virtual result<http::response> post(const http::url& to, std::string body,
+                                      std::string_view content_type, nanoseconds timeout) = 0;
+};
+
+// The real transport: an http::client on a thread of its own.
+std::unique_ptr<export_transport> make_http_transport();
+
+struct exporter_options {
+  std::string endpoint;  // full URL, e.g. http://127.0.0.1:4318/v1/traces
+  export_protocol protocol = export_protocol::otlp_protobuf;
+  std::size_t max_queue = 8192;  // spans
+  std::size_t max_batch = 512;   // spans per request
+  nanoseconds batch_delay = std::chrono::milliseconds(200);
+  nanoseconds request_timeout = std::chrono::seconds(10);
+  std::uint32_t max_attempts = 5;  // per batch, the first included
+  nanoseconds initial_backoff = std::chrono::milliseconds(500);
+  nanoseconds max_backoff = std::chrono::seconds(30);
+  nanoseconds flush_timeout = std::chrono::seconds(5);  // stop() waits at most this long
+};
+
+class exporter final : public span_sink {
+ public:
+  // `metrics` may be null. Errors surface from start() (bad endpoint).
+  exporter(exporter_options options, std::unique_ptr<export_transport> transport,
+           metrics::registry* metrics);
+  ~exporter() override;  // stop()
+  exporter(const exporter&) = delete;
+  exporter& operator=(const exporter&) = delete;
+
+  // Errors: config_invalid (the endpoint is not an http(s) URL).
+  status start();
+  // Sends what is queued (for at most flush_timeout), then stops the worker. Idempotent.
+  void stop();
+
+  void export_span(span&& s) override;  // never blocks; drops when the queue is full
+
+  struct counts {
+    std::uint64_t exported = 0;
+    std::uint64_t dropped = 0;
+    std::uint64_t failed = 0;
+    std::uint64_t requests = 0;  // POSTs made, retries included
+  };
+  counts stats() const;
+
+  // Test hook: called with each wait before a retry (the Retry-After or backoff chosen).
+  void on_retry_wait_for_test(std::function<void(nanoseconds)> fn) { retry_hook_ = std::move(fn); }
+
+ private:
+  void run();
+  void send(std::vector<span> batch);
+  // Waits `d` unless stopping; returns false when stopped while waiting.
+  bool wait_retry(nanoseconds d);
+
+  exporter_options options_;
+  std::unique_ptr<export_transport> transport_;
+  http::url url_;
+  metrics::counter* exported_metric_ = nullptr;
+  metrics::counter* dropped_metric_ = nullptr;
+  metrics::counter* failed_metric_ = nullptr;
+  metrics::gauge* queue_metric_ = nullptr;
+  std::function<void(nanoseconds)> retry_hook_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<span> queue_;
+  bool stopping_ = false;
+  bool started_ = false;
+  mono_time stop_deadline_{};
+  std::thread worker_;
+  std::atomic<std::uint64_t> exported_{0};
+  std::atomic<std::uint64_t> dropped_{0};
+  std::atomic<std::uint64_t> failed_{0};
+  std::atomic<std::uint64_t> requests_{0};
+};
+
+// Parses Retry-After: delta-seconds or an HTTP-date (IMF-fixdate), relative to
+// `now`. nullopt when absent or malformed.
+std::optional<nanoseconds> parse_retry_after(std::string_view value, wall_time now);
+
+}  // namespace outrider::tracing

@@ -1,0 +1,319 @@
+#include "tracing/trace_context.h"
+
+#include "tracing/span.h"
+
+namespace outrider::tracing {
+namespace {
+
+constexpr std::size_t trace_id_digits = 32;
+constexpr std::size_t span_id_digits = 16;
+constexpr std::size_t flags_hex = 2;
+constexpr std::size_t version_hex = 2;
+constexpr std::size_t trace_id_pos = version_hex + 1;                      // 3
+constexpr std::size_t parent_id_pos = trace_id_pos + trace_id_digits + 1;  // 36
+constexpr std::size_t flags_pos = parent_id_pos + span_id_digits + 1;      // 53
+constexpr std::uint8_t invalid_version = 0xff;
+constexpr std::size_t max_key_size = 256;
+constexpr std::size_t max_tenant_size = 241;
+constexpr std::size_t max_system_size = 14;
+constexpr std::size_t max_value_size = 256;
+
+bool is_lower_hex(char c) noexcept {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+bool all_lower_hex(std::string_view s) noexcept {
+  for (char c : s) {
+    if (!is_lower_hex(c)) return false;
+  }
+  return true;
+}
+int hex_digit(char c) noexcept {
+  return c <= '9' ? c - '0' : c - 'a' + 10;
+}
+bool is_lcalpha(char c) noexcept {
+  return c >= 'a' && c <= 'z';
+}
+bool is_digit(char c) noexcept {
+  return c >= '0' && c <= '9';
+}
+bool is_keychar(char c) noexcept {
+  return is_lcalpha(c) || is_digit(c) || c == '_' || c == '-' || c == '*' || c == '/';
+}
+bool is_ows(char c) noexcept {
+  return c == ' ' || c == '\t';
+}
+std::string_view trim_ows(std::string_view s) noexcept {
+  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// Lower-case hex of exactly `size` digits to a number (REQUIRES: all_lower_hex).
+std::uint64_t hex_value(std::string_view s) noexcept {
+  std::uint64_t v = 0;
+  for (char c : s) v = (v << 4) | static_cast<std::uint64_t>(hex_digit(c));
+  return v;
+}
+
+void append_hex(std::string& out, std::uint64_t v, int digits) {
+  static constexpr char digits_table[] = "0123456789abcdef";
+  for (int i = digits - 1; i >= 0; --i) out.push_back(digits_table[(v >> (4 * i)) & 0xf]);
+}
+
+}  // namespace
+
+std::optional<traceparent_fields> parse_traceparent(std::string_view value) noexcept {
+  if (value.size() < version_hex + 1) return std::nullopt;
+  const std::string_view version = value.substr(0, version_hex);
+  if (!all_lower_hex(version) || value[version_hex] != '-') return std::nullopt;
+  const auto v = static_cast<std::uint8_t>(hex_value(version));
+  if (v == invalid_version) return std::nullopt;
+  if (v == traceparent_version && value.size() != traceparent_size) return std::nullopt;
+  if (value.size() < traceparent_size) return std::nullopt;
+  const std::string_view trace = value.substr(trace_id_pos, trace_id_digits);
+  const std::string_view parent = value.substr(parent_id_pos, span_id_digits);
+  const std::string_view flags = value.substr(flags_pos, flags_hex);
+  if (!all_lower_hex(trace) || value[parent_id_pos - 1] != '-') return std::nullopt;
+  if (!all_lower_hex(parent) || value[flags_pos - 1] != '-') return std::nullopt;
+  if (!all_lower_hex(flags)) return std::nullopt;
+  // Higher versions: after the flags comes the end or a dash (more fields, ignored).
+  if (value.size() > traceparent_size && value[traceparent_size] != '-') return std::nullopt;
+  traceparent_fields out;
+  out.version = v;
+  out.trace_id =
+      id128{hex_value(trace.substr(0, span_id_digits)), hex_value(trace.substr(span_id_digits))};
+  out.parent_id = hex_value(parent);
+  if (out.trace_id.is_zero() || out.parent_id == 0) return std::nullopt;
+  out.flags = static_cast<std::uint8_t>(hex_value(flags) & trace_flag_sampled);
+  return out;
+}
+
+std::string format_traceparent(const id128& trace_id, std::uint64_t span_id, std::uint8_t flags) {
+  std::string out;
+  out.reserve(traceparent_size);
+  append_hex(out, traceparent_version, version_hex);
+  out.push_back('-');
+  append_hex(out, trace_id.high, span_id_digits);
+  append_hex(out, trace_id.low, span_id_digits);
+  out.push_back('-');
+  append_hex(out, span_id, span_id_digits);
+  out.push_back('-');
+  append_hex(out, flags & trace_flag_sampled, flags_hex);
+  return out;
+}
+
+bool valid_tracestate_key(std::string_view key) noexcept {
+  if (key.empty() || key.size() > max_key_size) return false;
+  const auto at = key.find('@');
+  if (at == std::string_view::npos) {
+    if (!is_lcalpha(key.front())) return false;
+    for (char c : key.substr(1)) {
+      if (!is_keychar(c)) return false;
+    }
+    return true;
+  }
+  const std::string_view tenant = key.substr(0, at);
+  const std::string_view system = key.substr(at + 1);
+  if (tenant.empty() || tenant.size() > max_tenant_size) return false;
+  if (system.empty() || system.size() > max_system_size) return false;
+  if (!is_lcalpha(tenant.front()) && !is_digit(tenant.front())) return false;
+  if (!is_lcalpha(system.front())) return false;
+  for (char c : tenant.substr(1)) {
+    if (!is_keychar(c)) return false;
+  }
+  for (char c : system.substr(1)) {
+    if (!is_keychar(c)) return false;
+  }
+  return true;
+}
+
+bool valid_tracestate_value(std::string_view value) noexcept {
+  if (value.empty() || value.size() > max_value_size) return false;
+  for (char c : value) {
+    if (c < 0x20 || c > 0x7e || c == ',' || c == '=') return false;
+  }
+  return value.back() != ' ';
+}
+
+std::vector<tracestate_member> parse_tracestate(std::string_view combined) {
+  std::vector<tracestate_member> out;
+  while (true) {
+    const auto comma = combined.find(',');
+    const std::string_view member = trim_ows(combined.substr(0, comma));
+    if (!member.empty()) {
+      const auto eq = member.find('=');
+      if (eq != std::string_view::npos) {
+        const std::string_view key = member.substr(0, eq);
+        const std::string_view value = member.substr(eq + 1);
+        bool duplicate = false;
+        for (const auto& m : out) duplicate = duplicate || m.key == key;
+        if (!duplicate && valid_tracestate_key(key) && valid_tracestate_value(value)) {
+          out.push_back({std::string(key), std::string(value)});
+        }
+      }
+    }
+    if (comma == std::string_view::npos) break;
+    combined.remove_prefix(comma + 1);
+  }
+  if (out.size() > tracestate_max_members) out.resize(tracestate_max_members);
+  return out;
+}
+
+std::string format_tracestate(const std::vector<tracestate_member>& members, std::size_t max_size) {
+  std::vector<bool> keep(members.size(), true);
+  auto entry_size = [&](std::size_t i) {
+    return members[i].key.size() + 1 + members[i].value.size();
+  };
+  std::size_t total = 0;
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    total += entry_size(i);
+    ++kept;
+  }
+  auto size_of = [&] { return kept == 0 ? 0 : total + kept - 1; };  // commas between entries
+  // Entries longer than 128 characters go first (right to left), then from the right.
+  for (std::size_t i = members.size(); i-- > 0 && size_of() > max_size;) {
+    if (entry_size(i) > tracestate_long_entry) {
+      keep[i] = false;
+      total -= entry_size(i);
+      --kept;
+    }
+  }
+  for (std::size_t i = members.size(); i-- > 0 && size_of() > max_size;) {
+    if (keep[i]) {
+      keep[i] = false;
+      total -= entry_size(i);
+      --kept;
+    }
+  }
+  std::string out;
+  out.reserve(size_of());
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    if (!keep[i]) continue;
+    if (!out.empty()) out.push_back(',');
+    out += members[i].key;
+    out.push_back('=');
+    out += members[i].value;
+  }
+  return out;
+}
+
+std::optional<span_context> parse_b3_single(std::string_view value) noexcept {
+  value = trim_ows(value);
+  const auto first = value.find('-');
+  if (first == std::string_view::npos) return std::nullopt;  // sampling state only, or junk
+  const std::string_view trace = value.substr(0, first);
+  std::string_view rest = value.substr(first + 1);
+  const auto second = rest.find('-');
+  const std::string_view span = rest.substr(0, second);
+  std::string_view sampling;
+  if (second != std::string_view::npos) {
+    rest.remove_prefix(second + 1);
+    const auto third = rest.find('-');
+    sampling = rest.substr(0, third);
+    if (third != std::string_view::npos) {
+      const std::string_view parent = rest.substr(third + 1);
+      if (parent.size() != span_id_digits || !all_lower_hex(parent)) return std::nullopt;
+    }
+    if (sampling != "0" && sampling != "1" && sampling != "d") return std::nullopt;
+  }
+  if ((trace.size() != trace_id_digits && trace.size() != span_id_digits) ||
+      !all_lower_hex(trace)) {
+    return std::nullopt;
+  }
+  if (span.size() != span_id_digits || !all_lower_hex(span)) return std::nullopt;
+  span_context c;
+  c.trace_id = *parse_trace_id(trace);
+  c.span_id = hex_value(span);
+  c.flags = (sampling.empty() || sampling == "1" || sampling == "d") ? trace_flag_sampled : 0;
+  c.remote = true;
+  if (!c.valid()) return std::nullopt;
+  return c;
+}
+
+std::optional<span_context> parse_b3_multi(std::string_view trace_id, std::string_view span_id,
+                                           std::string_view sampled,
+                                           std::string_view flags) noexcept {
+  trace_id = trim_ows(trace_id);
+  span_id = trim_ows(span_id);
+  sampled = trim_ows(sampled);
+  if ((trace_id.size() != trace_id_digits && trace_id.size() != span_id_digits) ||
+      !all_lower_hex(trace_id)) {
+    return std::nullopt;
+  }
+  if (span_id.size() != span_id_digits || !all_lower_hex(span_id)) return std::nullopt;
+  span_context c;
+  c.trace_id = *parse_trace_id(trace_id);
+  c.span_id = hex_value(span_id);
+  const bool debug = trim_ows(flags) == "1";
+  // Absent sampling: the receiver decides; we continue sampled (as a sampled parent would).
+  const bool yes = sampled.empty() || sampled == "1" || sampled == "true" || sampled == "d";
+  c.flags = (debug || yes) ? trace_flag_sampled : 0;
+  c.remote = true;
+  if (!c.valid()) return std::nullopt;
+  return c;
+}
+
+std::string format_b3_single(const span_context& c) {
+  std::string out;
+  out.reserve(trace_id_digits + span_id_digits + 4);
+  append_hex(out, c.trace_id.high, span_id_digits);
+  append_hex(out, c.trace_id.low, span_id_digits);
+  out.push_back('-');
+  append_hex(out, c.span_id, span_id_digits);
+  out += c.sampled() ? "-1" : "-0";
+  return out;
+}
+
+std::optional<span_context> extract_context(const carrier_headers& h) {
+  if (!h.traceparent.empty()) {
+    // An invalid traceparent is not fixed up by B3: the trace restarts.
+    auto tp = parse_traceparent(h.traceparent);
+    if (!tp) return std::nullopt;
+    span_context c;
+    c.trace_id = tp->trace_id;
+    c.span_id = tp->parent_id;
+    c.flags = tp->flags;
+    c.trace_state = normalize_tracestate(h.tracestate);
+    c.remote = true;
+    return c;
+  }
+  if (!h.b3.empty()) return parse_b3_single(h.b3);
+  if (!h.x_b3_trace_id.empty()) {
+    return parse_b3_multi(h.x_b3_trace_id, h.x_b3_span_id, h.x_b3_sampled, h.x_b3_flags);
+  }
+  return std::nullopt;
+}
+
+carrier_headers carrier_from_fields(const http::fields& fields, std::string& tracestate_storage) {
+  carrier_headers h;
+  std::size_t tracestates = 0;
+  for (const auto& f : fields) {
+    const std::string_view name = f.name;
+    if (http::iequals(name, "traceparent")) {
+      if (h.traceparent.empty()) h.traceparent = f.value;
+    } else if (http::iequals(name, "tracestate")) {
+      if (++tracestates == 1) {
+        h.tracestate = f.value;
+      } else {
+        if (tracestates == 2) tracestate_storage = std::string(h.tracestate);
+        tracestate_storage += ',';
+        tracestate_storage += f.value;
+      }
+    } else if (http::iequals(name, "b3")) {
+      h.b3 = f.value;
+    } else if (http::iequals(name, "x-b3-traceid")) {
+      h.x_b3_trace_id = f.value;
+    } else if (http::iequals(name, "x-b3-spanid")) {
+      h.x_b3_span_id = f.value;
+    } else if (http::iequals(name, "x-b3-sampled")) {
+      h.x_b3_sampled = f.value;
+    } else if (http::iequals(name, "x-b3-flags")) {
+      h.x_b3_flags = f.value;
+    }
+  }
+  if (tracestates > 1) h.tracestate = tracestate_storage;
+  return h;
+}
+
+}  // namespace outrider::tracing

@@ -1,0 +1,132 @@
+// tracer: creates spans (ids from base/random, times from a clock seam),
+// decides sampling (parent-based, ratio for new traces) and hands finished
+// spans to a span_sink (the exporter).
+//
+//   tracer t({.service_name = "orders", .sampling = 1.0}, &exporter, clock);
+//   auto s = t.start_span("POST /orders", span_kind::server, parent_or_null);
+//   s.set("http.request.method", "POST");
+//   downstream.headers.set("traceparent", s.traceparent());
+//   s.end();
+//
+// Thread-safety: a tracer is immutable after construction and may be used
+// from any thread (randomness is per thread unless a source is injected, in
+// which case the caller serialises use). An active_span belongs to one thread
+// at a time (move it between threads, don't share it).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/clock.h"
+#include "base/random.h"
+#include "tracing/span.h"
+#include "tracing/trace_context.h"
+
+namespace outrider::tracing {
+
+// Where finished, sampled spans go. export_span must not block (the exporter
+// queues or drops).
+class span_sink {
+ public:
+  virtual ~span_sink() = default;
+  virtual void export_span(span&& s) = 0;
+};
+
+// Parent-based ratio sampling: a child follows its parent's sampled flag; a
+// new trace is sampled when the low 64 bits of its trace id fall under
+// ratio * 2^64 (deterministic per trace id, as OpenTelemetry's
+// TraceIdRatioBased does), so every hop that starts from the same id agrees.
+bool should_sample(double ratio, const span_context* parent, const id128& trace_id) noexcept;
+
+struct tracer_options {
+  std::string service_name = "outrider";
+  double sampling = 1.0;               // ratio for new traces, 0..1
+  attribute_list resource_attributes;  // besides service.name
+  std::string scope_name = "outrider";
+  std::string scope_version;
+};
+
+class tracer;
+
+// A span being recorded (or, when not sampled, only a context to propagate).
+// Ending is explicit; a span destroyed without end() is ended then.
+class active_span {
+ public:
+  active_span() = default;
+  active_span(active_span&&) noexcept = default;
+  active_span& operator=(active_span&&) noexcept;
+  active_span(const active_span&) = delete;
+  active_span& operator=(const active_span&) = delete;
+  ~active_span();
+
+  // False for spans that are not sampled (setters do nothing) and for empty ones.
+  bool recording() const noexcept { return data_ != nullptr; }
+  const span_context& context() const noexcept { return context_; }
+  // The headers that continue this span's trace downstream.
+  std::string traceparent() const { return format_traceparent(context_); }
+  const std::string& tracestate() const noexcept { return context_.trace_state; }
+
+  void set(std::string key, std::string value);
+  void set(std::string key, const char* value) { set(std::move(key), std::string(value)); }
+  void set(std::string key, std::int64_t value);
+  void set(std::string key, bool value);
+  void set(std::string key, double value);
+  void add_link(const span_context& c, attribute_list attributes = {});
+  void add_event(std::string name, attribute_list attributes = {});
+  // Status ERROR with a description (OTel: description only with ERROR).
+  void set_error(std::string message);
+  void set_name(std::string name);
+  // Ends the span now (or at `end_time`) and hands it to the sink. Idempotent.
+  void end();
+  void end(wall_time end_time);
+
+ private:
+  friend class tracer;
+  const tracer* tracer_ = nullptr;
+  span_context context_;
+  std::unique_ptr<span> data_;  // null when not recording
+};
+
+struct span_start {
+  std::string name;
+  span_kind kind = span_kind::internal;
+  // The parent (remote or local); null or invalid: a new trace.
+  const span_context* parent = nullptr;
+  // When the span started; nullopt: now.
+  std::optional<wall_time> start_time;
+};
+
+class tracer {
+ public:
+  // `sink` and `clk` must outlive the tracer (and every span it starts).
+  // `sink` null: spans are created (contexts propagate) but nothing is recorded.
+  // `rng` null: thread_random().
+  tracer(tracer_options options, span_sink* sink, const clock& clk, random_source* rng = nullptr);
+
+  active_span start_span(span_start start) const;
+  active_span start_span(std::string name, span_kind kind, const span_context* parent) const {
+    return start_span(span_start{std::move(name), kind, parent, std::nullopt});
+  }
+
+  const std::shared_ptr<const span_resource>& resource() const noexcept { return resource_; }
+  const std::string& service_name() const noexcept { return options_.service_name; }
+  double sampling() const noexcept { return options_.sampling; }
+  const clock& time_source() const noexcept { return clock_; }
+
+ private:
+  friend class active_span;
+  void finish(span&& s) const;
+
+  tracer_options options_;
+  span_sink* sink_;
+  const clock& clock_;
+  random_source* rng_;
+  std::shared_ptr<const span_resource> resource_;
+};
+
+std::int64_t to_unix_ns(wall_time t) noexcept;
+
+}  // namespace outrider::tracing

@@ -110,6 +110,10 @@ int run_sidecar(const sidecar_cli_settings& c, const sidecar::sidecar_options& o
       if (sc.metrics_port() != 0) {
         std::printf("; metrics on http://%s:%u/metrics", o.listen_host.c_str(), sc.metrics_port());
       }
+      if (sc.app_otlp_port() != 0) {
+        std::printf("; app OTLP on http://%s:%u/v1/traces", o.listen_host.c_str(),
+                    sc.app_otlp_port());
+      }
       std::printf("\n");
       std::fflush(stdout);
       // Never the RabbitMQ URL: it may carry a password.

@@ -58,6 +58,28 @@ void declare_settings(config::settings& s, sidecar_options& o) {
         "OUTRIDER_SIDECAR_MAX_HEADER_SIZE", "max-header-size");
   s.add("sidecar.shutdownGrace", &o.shutdown_grace, "time in-flight deliveries get at shutdown",
         "OUTRIDER_SIDECAR_SHUTDOWN_GRACE", "shutdown-grace");
+  s.add("tracing.endpoint", &o.tracing.endpoint,
+        "trace export URL: OTLP/HTTP .../v1/traces or Zipkin .../api/v2/spans (empty: off)",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "trace-endpoint");
+  s.add("tracing.protocol", &o.tracing.protocol,
+        "trace export protocol: otlp, otlp-json or zipkin (default: from the endpoint)",
+        "OUTRIDER_TRACE_PROTOCOL", "trace-protocol");
+  s.add("tracing.sampling", &o.tracing.sampling,
+        "share of new traces recorded, 0..1 (children follow their parent)",
+        "OUTRIDER_TRACE_SAMPLING", "trace-sampling");
+  s.add("tracing.appOtlpPort", &o.tracing.app_otlp_port,
+        "port of the OTLP/HTTP receiver for the app's own spans (0: off)", "OUTRIDER_APP_OTLP_PORT",
+        "app-otlp-port");
+  s.add("tracing.consumerParent", &o.tracing.consumer_parent,
+        "delivery spans: child of the message's creation context, or link to it (child|link)",
+        "OUTRIDER_TRACE_CONSUMER_PARENT", "trace-consumer-parent");
+  s.add("tracing.emitB3", &o.tracing.emit_b3, "also send a b3 header to the app",
+        "OUTRIDER_TRACE_EMIT_B3", "trace-emit-b3");
+  s.add("tracing.maxQueue", &o.tracing.max_queue,
+        "spans queued for export at most (beyond: dropped and counted)", "OUTRIDER_TRACE_MAX_QUEUE",
+        "trace-max-queue");
+  s.add("tracing.maxBatch", &o.tracing.max_batch, "spans per export request",
+        "OUTRIDER_TRACE_MAX_BATCH", "trace-max-batch");
   s.add_section(
       "subscriptions",
       [&o](const config::node& n) -> status {

@@ -33,6 +33,21 @@ struct app_health_options {
   std::uint32_t threshold = 3;  // consecutive failures before the app counts as unhealthy
 };
 
+// Tracing (docs/tracing.md). Off unless an endpoint is given; without one the
+// sidecar still passes traceparent/tracestate through unchanged.
+struct trace_options {
+  std::string endpoint;   // OTLP .../v1/traces or Zipkin .../api/v2/spans
+  std::string protocol;   // otlp | otlp-json | zipkin; "" guesses from the endpoint
+  double sampling = 1.0;  // ratio for traces the sidecar starts; children follow their parent
+  std::uint16_t app_otlp_port = 0;  // OTLP/HTTP receiver for the app's spans; 0: off
+  // How a delivery span relates to the message's creation context: "child"
+  // (same trace) or "link" (a new trace linked to the creation context).
+  std::string consumer_parent = "child";
+  bool emit_b3 = false;            // also send a b3 header to the app
+  std::uint32_t max_queue = 8192;  // exporter queue, spans (dropped and counted beyond)
+  std::uint32_t max_batch = 512;
+};
+
 struct sidecar_options {
   std::string app_id;
   std::uint16_t app_port = 0;  // 0: no app (publish only)
@@ -56,6 +71,7 @@ struct sidecar_options {
   std::uint32_t max_header_bytes = 16 * 1024;
   std::string runtime_version = "outrider";
   std::vector<subscription> subscriptions;  // declarative (YAML)
+  trace_options tracing;
 };
 
 // Declares every setting of `o` on `s` (keys "sidecar.appId", ...; the YAML

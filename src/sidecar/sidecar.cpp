@@ -18,6 +18,10 @@
 #include "io/asio_clock.h"
 #include "io/runtime.h"
 #include "sidecar/cloud_event.h"
+#include "tracing/exporter.h"
+#include "tracing/otlp_receiver.h"
+#include "tracing/trace_context.h"
+#include "tracing/tracer.h"
 
 namespace outrider::sidecar {
 namespace json = boost::json;
@@ -29,6 +33,8 @@ constexpr std::string_view token_header = "dapr-api-token";
 constexpr std::string_view message_id_header = "outrider-message-id";
 constexpr std::string_view message_ids_header = "outrider-message-ids";
 constexpr std::string_view original_id_header = "outrider-original-id";
+// Unix ms the publisher asked a delayed message to be delivered at (for the delivery span).
+constexpr std::string_view scheduled_at_header = "outrider-scheduled-at";
 constexpr std::size_t timer_context = 0;
 constexpr double max_backoff_exponent = 62;
 
@@ -42,6 +48,39 @@ std::string lower(std::string_view s) {
 
 http::response error_response(errc code, std::string message) {
   return http::response::from_error(error(code, std::move(message)));
+}
+
+std::int64_t unix_ms(wall_time t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+// http.route for the API's paths (span names stay low-cardinality).
+std::string api_route(std::string_view path) {
+  struct prefix_route {
+    std::string_view prefix;
+    std::string_view route;
+  };
+  static constexpr prefix_route routes[] = {
+      {"/v1.0/publish/", "/v1.0/publish/{pubsub}/{topic}"},
+      {"/v1.0-alpha1/publish/bulk/", "/v1.0-alpha1/publish/bulk/{pubsub}/{topic}"},
+      {"/v1.0-alpha1/outrider/scheduled/", "/v1.0-alpha1/outrider/scheduled/{pubsub}/{id}"},
+      {"/v1.0/invoke/", "/v1.0/invoke/{appId}/method/{*path}"},
+      {"/v1.0/bindings/", "/v1.0/bindings/{name}"},
+  };
+  for (const auto& r : routes) {
+    if (path.substr(0, r.prefix.size()) == r.prefix) return std::string(r.route);
+  }
+  return std::string(path);
+}
+
+struct discard_sink final : tracing::span_sink {
+  void export_span(tracing::span&&) override {}
+};
+
+// The sidecar's value for messaging.system: OTel's well-known names where one
+// exists, else the backend type.
+std::string messaging_system(std::string_view backend_type) {
+  return backend_type == "embedded" ? "outrider" : std::string(backend_type);
 }
 
 }  // namespace
@@ -116,6 +155,12 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
   std::unique_ptr<http::server> metrics_server;
   http::url app_url;
 
+  // Tracing (null when off). The tracer reads time from `timers`.
+  std::shared_ptr<tracing::exporter> exporter;
+  std::unique_ptr<tracing::tracer> tracer;
+  http::router otlp_router;
+  std::unique_ptr<http::server> otlp_server;
+
   mutable std::mutex mutex;
   std::condition_variable drained;
   std::vector<sub_state> subs;  // fixed once subscribed_ is true
@@ -168,6 +213,161 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
       }
       h(std::move(req), std::move(r));
     };
+  }
+
+  // ---------------- tracing ----------------
+
+  static std::optional<tracing::span_context> incoming_context(const http::fields& headers) {
+    std::string storage;
+    return tracing::extract_context(tracing::carrier_from_fields(headers, storage));
+  }
+
+  // Replaces the trace headers of `headers` with `span`'s context, so what is
+  // sent (or handled) next continues the trace as its child.
+  void inject(http::fields& headers, const tracing::active_span& span) const {
+    for (auto name :
+         {"b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "x-b3-flags", "x-b3-parentspanid"}) {
+      headers.erase(name);
+    }
+    headers.set(header_traceparent, span.traceparent());
+    if (span.tracestate().empty()) {
+      headers.erase(header_tracestate);
+    } else {
+      headers.set(header_tracestate, span.tracestate());
+    }
+    if (opts.tracing.emit_b3) headers.set("b3", tracing::format_b3_single(span.context()));
+  }
+
+  static void set_error_from_status(tracing::active_span& span, int status, bool server_side) {
+    span.set("http.response.status_code", std::int64_t{status});
+    // OTel: 5xx is an error for servers; 4xx and 5xx for clients.
+    if (status >= 500 || (!server_side && status >= 400)) {
+      span.set("error.type", std::to_string(status));
+      span.set_error("HTTP " + std::to_string(status));
+    }
+  }
+
+  // A SERVER span around every API call (health checks excepted): a child of
+  // the caller's traceparent/tracestate or b3, a new trace otherwise. The
+  // handler sees the span's own context in the request headers, so publish
+  // makes its PRODUCER span a child of it.
+  http::handler traced(http::handler inner) {
+    return [self = this, inner = std::move(inner)](http::request&& req, http::responder r) {
+      if (!self->tracer || req.path.starts_with("/v1.0/healthz")) {
+        inner(std::move(req), std::move(r));
+        return;
+      }
+      auto parent = incoming_context(req.headers);
+      const std::string route = api_route(req.path);
+      auto span = self->tracer->start_span(req.method + " " + route, tracing::span_kind::server,
+                                           parent ? &*parent : nullptr);
+      if (span.recording()) {
+        span.set("http.request.method", req.method);
+        span.set("http.route", route);
+        span.set("url.path", req.path);
+        span.set("url.scheme", "http");
+        span.set("server.address", self->opts.listen_host);
+        span.set("server.port", std::int64_t{self->server ? self->server->port() : 0});
+        const auto colon = req.remote_address.rfind(':');
+        if (colon != std::string::npos) {
+          span.set("client.address", req.remote_address.substr(0, colon));
+        }
+      }
+      self->inject(req.headers, span);
+      auto shared = std::make_shared<tracing::active_span>(std::move(span));
+      http::responder wrapped([shared, r](http::response&& resp) {
+        set_error_from_status(*shared, resp.status, true);
+        shared->end();
+        r.send(std::move(resp));
+      });
+      inner(std::move(req), std::move(wrapped));
+    };
+  }
+
+  // The PRODUCER span of a publish: a child of the request's context (the
+  // SERVER span's). Its context is the message's creation context: stored in
+  // the message headers and CloudEvent once, never changed afterwards.
+  tracing::active_span start_producer(const http::fields& headers, const pubsub_component& comp,
+                                      std::string_view topic) {
+    if (!tracer) return {};
+    auto parent = incoming_context(headers);
+    auto span = tracer->start_span("publish " + std::string(topic), tracing::span_kind::producer,
+                                   parent ? &*parent : nullptr);
+    if (span.recording()) {
+      span.set("messaging.system", messaging_system(comp.type));
+      span.set("messaging.destination.name", std::string(topic));
+      span.set("messaging.operation.type", "send");
+      span.set("messaging.operation.name", "publish");
+      span.set("outrider.pubsub.name", comp.name);
+    }
+    return span;
+  }
+
+  // Delayed messages carry the time they were scheduled for, so the delivery
+  // span can record the lag.
+  static void mark_scheduled(backends::message& m) {
+    if (m.deliver_at > wall_time{}) {
+      m.headers.emplace_back(scheduled_at_header, std::to_string(unix_ms(m.deliver_at)));
+    }
+  }
+
+  static void note_message(tracing::active_span& span, const backends::message& m) {
+    if (!span.recording()) return;
+    span.set("messaging.message.id", m.id.to_string());
+    span.set("messaging.message.body.size", static_cast<std::int64_t>(m.body.size()));
+    if (m.deliver_at > wall_time{}) {
+      span.set("outrider.message.scheduled_time_ms", unix_ms(m.deliver_at));
+    }
+  }
+
+  // Creates the exporter and tracer when an endpoint is configured, and the
+  // app's OTLP receiver route. Errors: config_invalid.
+  status start_tracing() {
+    const auto& t = opts.tracing;
+    if (t.consumer_parent != "child" && t.consumer_parent != "link") {
+      return error(errc::config_invalid,
+                   "tracing.consumerParent must be child or link, not '" + t.consumer_parent + "'");
+    }
+    if (!(t.sampling >= 0 && t.sampling <= 1)) {
+      return error(errc::config_invalid, "--trace-sampling must be between 0 and 1");
+    }
+    if (!t.endpoint.empty()) {
+      tracing::exporter_options eo;
+      eo.endpoint = t.endpoint;
+      eo.protocol = tracing::guess_export_protocol(t.endpoint);
+      if (!t.protocol.empty()) {
+        auto p = tracing::parse_export_protocol(t.protocol);
+        if (!p) return p.error();
+        eo.protocol = *p;
+      }
+      eo.max_queue = std::max<std::uint32_t>(1, t.max_queue);
+      eo.max_batch = std::max<std::uint32_t>(1, t.max_batch);
+      exporter = std::make_shared<tracing::exporter>(eo, tracing::make_http_transport(), &reg);
+      OUTRIDER_TRY(exporter->start());
+      tracing::tracer_options to;
+      to.service_name = opts.app_id;
+      to.sampling = t.sampling;
+      to.scope_name = "outrider-sidecar";
+      to.scope_version = opts.runtime_version;
+      to.resource_attributes.push_back(
+          {"outrider.component", tracing::attribute_value::of("sidecar")});
+      tracer = std::make_unique<tracing::tracer>(
+          std::move(to), exporter, std::make_shared<io::asio_clock>(rt.context(timer_context)));
+    }
+    if (t.app_otlp_port != 0) {
+      otlp_router.add(
+          "POST", "/v1/traces", [weak = weak_from_this()](http::request&& req, http::responder r) {
+            auto self = weak.lock();
+            if (!self) {
+              r.send(error_response(errc::shutting_down, "sidecar stopped"));
+              return;
+            }
+            discard_sink discard;  // tracing off: accept and discard
+            r.send(self->exporter ? tracing::receive_otlp_traces(std::move(req), *self->exporter)
+                                  : tracing::receive_otlp_traces(std::move(req), discard));
+          });
+    }
+    return ok_status();
   }
 
   void routes() {
@@ -238,24 +438,36 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     }
     auto in = envelope_for(req, pubsub, topic, now);
     in.body = std::move(req.body);
+    auto producer = start_producer(req.headers, *comp, topic);
+    if (tracer) {
+      in.traceparent = producer.traceparent();
+      in.tracestate = producer.tracestate();
+    }
     auto msg = build_message(in, *meta);
     if (!msg) {
+      producer.set_error(msg.error().message);
       r.send(http::response::from_error(msg.error()));
       return;
     }
+    mark_scheduled(*msg);
+    note_message(producer, *msg);
     const auto started_at = std::chrono::steady_clock::now();
     std::vector<backends::message> batch;
     batch.push_back(std::move(*msg));
     comp->backend->publish(
-        std::move(batch), [weak = weak_from_this(), r, pubsub, topic,
-                           started_at](result<std::vector<backends::publish_outcome>> res) {
+        std::move(batch), [weak = weak_from_this(), r, pubsub, topic, started_at,
+                           span = std::make_shared<tracing::active_span>(std::move(producer))](
+                              result<std::vector<backends::publish_outcome>> res) {
           auto self = weak.lock();
           if (!self) {
+            span->set_error("sidecar stopped");
             r.send(error_response(errc::shutting_down, "sidecar stopped"));
             return;
           }
           const status st = !res ? status(res.error()) : res->at(0).outcome;
           if (!st) {
+            span->set_error(st.error().message);
+            span->end();
             self->count_publish(pubsub, "error");
             r.send(error_response(errc::pubsub_publish_message,
                                   publish_failure(topic, pubsub, st.error())));
@@ -264,6 +476,7 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
           self->publish_latency->observe(
               std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at).count());
           self->count_publish(pubsub, "success");
+          span->end();
           auto resp = http::response::no_content();
           resp.headers.set(message_id_header, res->at(0).id.to_string());
           r.send(std::move(resp));
@@ -294,6 +507,7 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     }
     std::vector<backends::message> batch;
     std::vector<std::string> entry_ids;
+    auto producer = start_producer(req.headers, *comp, topic);
     for (const auto& item : doc.get_array()) {
       const auto* o = item.if_object();
       const json::value* entry_id = o ? o->if_contains("entryId") : nullptr;
@@ -329,6 +543,10 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
       if (in.content_type.empty()) {
         in.content_type = event->is_string() ? "text/plain" : "application/json";
       }
+      if (tracer) {
+        in.traceparent = producer.traceparent();
+        in.tracestate = producer.tracestate();
+      }
       auto msg = build_message(in, *meta);
       if (!msg) {
         r.send(http::response::from_error(
@@ -336,8 +554,12 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
                   "entry " + std::string(entry_id->get_string()) + ": " + msg.error().message)));
         return;
       }
+      mark_scheduled(*msg);
       batch.push_back(std::move(*msg));
       entry_ids.emplace_back(entry_id->get_string());
+    }
+    if (producer.recording()) {
+      producer.set("messaging.batch.message_count", static_cast<std::int64_t>(batch.size()));
     }
     if (batch.empty()) {
       r.send(http::response::no_content());
@@ -345,8 +567,9 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     }
     comp->backend->publish(
         std::move(batch),
-        [weak = weak_from_this(), r, pubsub, topic,
-         entry_ids = std::move(entry_ids)](result<std::vector<backends::publish_outcome>> res) {
+        [weak = weak_from_this(), r, pubsub, topic, entry_ids = std::move(entry_ids),
+         span = std::make_shared<tracing::active_span>(std::move(producer))](
+            result<std::vector<backends::publish_outcome>> res) {
           auto self = weak.lock();
           json::array failed;
           json::object ids;
@@ -362,6 +585,11 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
               if (self) self->count_publish(pubsub, "error");
             }
           }
+          if (!failed.empty()) {
+            span->set_error(std::to_string(failed.size()) + " of " +
+                            std::to_string(entry_ids.size()) + " entries failed");
+          }
+          span->end();
           if (failed.empty()) {
             auto resp = http::response::no_content();
             resp.headers.set(message_ids_header, json::serialize(ids));
@@ -670,6 +898,95 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     });
   }
 
+  struct delivery_spans {
+    tracing::active_span consumer;
+    tracing::active_span client;
+  };
+
+  // The CONSUMER span of a delivery (a child of the message's creation
+  // context, or with tracing.consumerParent=link the root of a new trace
+  // linked to it) and the CLIENT span of the call to the app under it.
+  std::shared_ptr<delivery_spans> start_delivery_spans(const subscription& sub,
+                                                       const backends::delivery& d,
+                                                       std::string_view path) {
+    auto spans = std::make_shared<delivery_spans>();
+    tracing::carrier_headers carrier;
+    if (const auto* tp = backends::find_header(d.headers, header_traceparent)) {
+      carrier.traceparent = *tp;
+    }
+    if (const auto* ts = backends::find_header(d.headers, header_tracestate)) {
+      carrier.tracestate = *ts;
+    }
+    const auto creation = tracing::extract_context(carrier);
+    const bool as_link = opts.tracing.consumer_parent == "link";
+    const wall_time now = tracer->time_source().now();
+    spans->consumer = tracer->start_span("process " + sub.topic, tracing::span_kind::consumer,
+                                         creation && !as_link ? &*creation : nullptr);
+    auto& c = spans->consumer;
+    if (c.recording()) {
+      if (creation && as_link) c.add_link(*creation);
+      const auto* comp = find_component(sub.pubsub_name);
+      c.set("messaging.system", messaging_system(comp != nullptr ? comp->type : ""));
+      c.set("messaging.destination.name", sub.topic);
+      c.set("messaging.operation.type", "process");
+      c.set("messaging.operation.name", "process");
+      c.set("messaging.message.id", d.id.to_string());
+      c.set("messaging.consumer.group.name", opts.app_id);
+      c.set("messaging.message.body.size", static_cast<std::int64_t>(d.body.size()));
+      c.set("outrider.pubsub.name", sub.pubsub_name);
+      c.set("outrider.message.attempt", static_cast<std::int64_t>(d.attempt));
+      if (d.published_at > wall_time{}) {
+        c.set("outrider.message.published_time_ms", unix_ms(d.published_at));
+      }
+      if (const auto* at = backends::find_header(d.headers, scheduled_at_header)) {
+        std::int64_t scheduled = 0;
+        std::from_chars(at->data(), at->data() + at->size(), scheduled);
+        if (scheduled > 0) {
+          c.set("outrider.message.scheduled_time_ms", scheduled);
+          c.set("outrider.message.delivered_time_ms", unix_ms(now));
+          c.set("outrider.message.delivery_lag_ms", unix_ms(now) - scheduled);
+        }
+      }
+    }
+    spans->client =
+        tracer->start_span("POST " + std::string(path), tracing::span_kind::client, &c.context());
+    auto& call = spans->client;
+    if (call.recording()) {
+      call.set("http.request.method", "POST");
+      call.set("server.address", opts.app_host);
+      call.set("server.port", static_cast<std::int64_t>(opts.app_port));
+      call.set("url.full",
+               "http://" + opts.app_host + ":" + std::to_string(opts.app_port) + std::string(path));
+      call.set("outrider.message.attempt", static_cast<std::int64_t>(d.attempt));
+    }
+    return spans;
+  }
+
+  static std::string_view outcome_name(outcome o) {
+    switch (o) {
+      case outcome::success: return "success";
+      case outcome::retry: return "retry";
+      case outcome::drop: return "drop";
+    }
+    return "retry";
+  }
+
+  static void finish_delivery_spans(delivery_spans& spans, const result<http::response>& res,
+                                    outcome o) {
+    if (res) {
+      set_error_from_status(spans.client, res->status, false);
+    } else {
+      spans.client.set("error.type", std::string(res.error().info().name));
+      spans.client.set_error(res.error().message);
+    }
+    spans.client.end();
+    spans.consumer.set("outrider.delivery.outcome", std::string(outcome_name(o)));
+    if (o != outcome::success) {
+      spans.consumer.set_error("the app answered " + std::string(outcome_name(o)));
+    }
+    spans.consumer.end();
+  }
+
   void dispatch(std::size_t index, backends::delivery d) {
     const subscription& sub = sub_of(index);
     if (const auto* exp = backends::find_header(d.headers, header_expires_at)) {
@@ -705,8 +1022,14 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     const auto* ct = backends::find_header(d.headers, header_content_type);
     req.headers.set("content-type",
                     raw && ct != nullptr ? *ct : std::string(cloudevents_content_type));
-    for (auto name : {header_traceparent, header_tracestate}) {
-      if (const auto* v = backends::find_header(d.headers, name)) req.headers.set(name, *v);
+    std::shared_ptr<delivery_spans> spans;
+    if (tracer) {
+      spans = start_delivery_spans(sub, d, path);
+      inject(req.headers, spans->client);  // the app continues the trace under our CLIENT span
+    } else {
+      for (auto name : {header_traceparent, header_tracestate}) {
+        if (const auto* v = backends::find_header(d.headers, name)) req.headers.set(name, *v);
+      }
     }
     req.headers.set("pubsubname", sub.pubsub_name);
     req.headers.set("topic", sub.topic);
@@ -715,13 +1038,15 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     const auto started_at = std::chrono::steady_clock::now();
     client->send(
         app_url, std::move(req), opts.app_timeout,
-        [weak = weak_from_this(), index, d = std::move(d),
-         started_at](result<http::response> res) mutable {
+        [weak = weak_from_this(), index, d = std::move(d), started_at,
+         spans = std::move(spans)](result<http::response> res) mutable {
           auto self = weak.lock();
           if (!self) return;
           self->delivery_latency->observe(
               std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at).count());
-          self->conclude(index, std::move(d), classify(res));
+          const outcome o = classify(res);
+          if (spans) finish_delivery_spans(*spans, res, o);
+          self->conclude(index, std::move(d), o);
         });
   }
 
@@ -907,12 +1232,13 @@ status sidecar::start() {
   s.app_url.target = "/";
   s.client = std::make_unique<http::client>(s.rt.context(timer_context));
   s.timers = std::make_unique<io::asio_clock>(s.rt.context(timer_context));
+  OUTRIDER_TRY(s.start_tracing());
   s.routes();
   http::server_options so;
   so.listen = s.opts.listen_host + ":" + std::to_string(s.opts.http_port);
   so.body_limit = s.opts.max_body.bytes;
   so.header_limit = s.opts.max_header_bytes;
-  s.server = std::make_unique<http::server>(s.rt, so, s.api.as_handler());
+  s.server = std::make_unique<http::server>(s.rt, so, s.traced(s.api.as_handler()));
   OUTRIDER_TRY(s.server->start());
   if (s.opts.serve_metrics) {
     http::server_options mo;
@@ -920,6 +1246,17 @@ status sidecar::start() {
     s.metrics_server = std::make_unique<http::server>(s.rt, mo, s.metrics_router.as_handler());
     if (auto st = s.metrics_server->start(); !st) {
       s.server->stop(nanoseconds{});
+      return st;
+    }
+  }
+  if (s.opts.tracing.app_otlp_port != 0) {
+    http::server_options oo;
+    oo.listen = s.opts.listen_host + ":" + std::to_string(s.opts.tracing.app_otlp_port);
+    oo.body_limit = tracing::default_max_otlp_body;
+    s.otlp_server = std::make_unique<http::server>(s.rt, oo, s.otlp_router.as_handler());
+    if (auto st = s.otlp_server->start(); !st) {
+      s.server->stop(nanoseconds{});
+      if (s.metrics_server) s.metrics_server->stop(nanoseconds{});
       return st;
     }
   }
@@ -954,6 +1291,8 @@ void sidecar::stop() {
     s.drained.wait_for(lock, s.opts.shutdown_grace, [&] { return s.in_flight == 0; });
   }
   s.unsubscribe_all();  // releases whatever is still unsettled
+  if (s.otlp_server) s.otlp_server->stop(nanoseconds{});
+  if (s.exporter) s.exporter->stop();  // flushes queued spans (bounded)
   // Timers and the client live on context 0: destroy them there.
   std::mutex m;
   std::condition_variable cv;
@@ -970,6 +1309,9 @@ void sidecar::stop() {
 
 std::uint16_t sidecar::http_port() const {
   return impl_->server ? impl_->server->port() : 0;
+}
+std::uint16_t sidecar::app_otlp_port() const {
+  return impl_->otlp_server ? impl_->otlp_server->port() : 0;
 }
 std::uint16_t sidecar::metrics_port() const {
   return impl_->metrics_server ? impl_->metrics_server->port() : 0;

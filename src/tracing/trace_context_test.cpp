@@ -120,7 +120,8 @@ TEST(Traceparent, HigherVersionMustCheckParentIdIsHexFollowedByDash) {
 // "... MUST check that the 2 characters are either at the end of the string or
 // followed by a dash."
 TEST(Traceparent, HigherVersionMustCheckFlagsEndTheStringOrAreFollowedByDash) {
-  EXPECT_TRUE(parse_traceparent("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-will-be-like"));
+  EXPECT_TRUE(parse_traceparent(
+      "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-will-be-like"));
   EXPECT_FALSE(parse_traceparent("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01.what"));
   EXPECT_FALSE(parse_traceparent("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0"));
 }
@@ -139,7 +140,7 @@ TEST(Traceparent, MustIgnoreUnknownFieldsAndDowngradeToVersion00) {
   struct null_sink final : span_sink {
     void export_span(span&&) override {}
   } sink;
-  tracer t({}, &sink, clk);
+  tracer t({}, borrow(sink), borrow(clk));
   auto child = t.start_span("x", span_kind::server, &*c);
   const std::string out = child.traceparent();
   EXPECT_EQ(out.substr(0, 36), "00-4bf92f3577b34da6a3ce929d0e0e4736-");
@@ -154,7 +155,7 @@ TEST(Traceparent, MustPropagateWithOnlyParentIdUpdated) {
   auto c = extract_w3c(valid);
   ASSERT_TRUE(c);
   simulated_clock clk;
-  tracer t({}, nullptr, clk);
+  tracer t({}, nullptr, borrow(clk));
   auto child = t.start_span("x", span_kind::server, &*c);
   EXPECT_EQ(child.context().trace_id, c->trace_id);
   EXPECT_NE(child.context().span_id, c->span_id);
@@ -213,7 +214,7 @@ TEST(Tracestate, KeyMustBeginWithLowercaseLetterOrDigitAndUseAllowedCharacters) 
   EXPECT_FALSE(valid_tracestate_key("Rojo"));
   EXPECT_FALSE(valid_tracestate_key("_rojo"));
   EXPECT_FALSE(valid_tracestate_key("ro jo"));
-  EXPECT_FALSE(valid_tracestate_key("tenant@1vendor"));    // system-id starts with a letter
+  EXPECT_FALSE(valid_tracestate_key("tenant@1vendor"));          // system-id starts with a letter
   EXPECT_FALSE(valid_tracestate_key("tenant@vendorvendor123"));  // system-id at most 14 characters
   EXPECT_FALSE(valid_tracestate_key("a@b@c"));
   EXPECT_FALSE(valid_tracestate_key(""));
@@ -251,7 +252,8 @@ TEST(Tracestate, OnlyOneEntryPerKey) {
 // "There can be a maximum of 32 list-members in a list": the right-most go.
 TEST(Tracestate, AtMost32ListMembers) {
   std::string header;
-  for (int i = 0; i < 40; ++i) header += (i ? "," : "") + std::string("k") + std::to_string(i) + "=v";
+  for (int i = 0; i < 40; ++i)
+    header += (i ? "," : "") + std::string("k") + std::to_string(i) + "=v";
   auto members = parse_tracestate(header);
   ASSERT_EQ(members.size(), 32U);
   EXPECT_EQ(members.front().key, "k0");
@@ -268,7 +270,7 @@ TEST(Tracestate, TruncationMustRemoveWholeEntriesLongOnesFirst) {
   const std::string out = format_tracestate(members);
   EXPECT_LE(out.size(), tracestate_max_size);
   EXPECT_EQ(out.find("big="), std::string::npos);  // the long one went first
-  EXPECT_EQ(out.substr(0, 3), "k0=");               // then from the right: k0 survives
+  EXPECT_EQ(out.substr(0, 3), "k0=");              // then from the right: k0 survives
   for (const auto& m : parse_tracestate(out)) EXPECT_EQ(m.value.size(), 20U);  // whole entries
   EXPECT_EQ(out.back(), 'v');
 }
@@ -281,7 +283,7 @@ TEST(Tracestate, UnmodifiedTracestateMustBePropagatedInOrder) {
   auto c = extract_w3c(valid, "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
   ASSERT_TRUE(c);
   simulated_clock clk;
-  tracer t({}, nullptr, clk);
+  tracer t({}, nullptr, borrow(clk));
   auto child = t.start_span("x", span_kind::client, &*c);
   EXPECT_EQ(child.tracestate(), "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
 }

@@ -3,6 +3,15 @@
 #include <cmath>
 
 namespace outrider::tracing {
+namespace detail {
+struct tracer_state {
+  tracer_options options;
+  std::shared_ptr<span_sink> sink;
+  std::shared_ptr<const clock> time;
+  random_source* rng = nullptr;
+  std::shared_ptr<const span_resource> resource;
+};
+}  // namespace detail
 
 std::int64_t to_unix_ns(wall_time t) noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
@@ -17,20 +26,39 @@ bool should_sample(double ratio, const span_context* parent, const id128& trace_
   return static_cast<double>(trace_id.low) < bound;
 }
 
-tracer::tracer(tracer_options options, span_sink* sink, const clock& clk, random_source* rng)
-    : options_(std::move(options)), sink_(sink), clock_(clk), rng_(rng) {
+tracer::tracer(tracer_options options, std::shared_ptr<span_sink> sink,
+               std::shared_ptr<const clock> clk, random_source* rng) {
+  auto state = std::make_shared<detail::tracer_state>();
   auto res = std::make_shared<span_resource>();
-  res->attributes.push_back({"service.name", attribute_value::of(options_.service_name)});
-  for (const auto& kv : options_.resource_attributes) res->attributes.push_back(kv);
-  res->scope_name = options_.scope_name;
-  res->scope_version = options_.scope_version;
-  resource_ = std::move(res);
+  res->attributes.push_back({"service.name", attribute_value::of(options.service_name)});
+  for (const auto& kv : options.resource_attributes) res->attributes.push_back(kv);
+  res->scope_name = options.scope_name;
+  res->scope_version = options.scope_version;
+  state->options = std::move(options);
+  state->sink = std::move(sink);
+  state->time = std::move(clk);
+  state->rng = rng;
+  state->resource = std::move(res);
+  state_ = std::move(state);
+}
+
+const std::shared_ptr<const span_resource>& tracer::resource() const noexcept {
+  return state_->resource;
+}
+const std::string& tracer::service_name() const noexcept {
+  return state_->options.service_name;
+}
+double tracer::sampling() const noexcept {
+  return state_->options.sampling;
+}
+const clock& tracer::time_source() const noexcept {
+  return *state_->time;
 }
 
 active_span tracer::start_span(span_start start) const {
-  random_source& rng = rng_ != nullptr ? *rng_ : thread_random();
+  const detail::tracer_state& st = *state_;
+  random_source& rng = st.rng != nullptr ? *st.rng : thread_random();
   active_span out;
-  out.tracer_ = this;
   const span_context* parent = start.parent;
   if (parent != nullptr && parent->valid()) {
     out.context_.trace_id = parent->trace_id;
@@ -44,32 +72,29 @@ active_span tracer::start_span(span_start start) const {
   do {
     out.context_.span_id = rng.next_u64();
   } while (out.context_.span_id == 0);
-  const bool sampled = should_sample(options_.sampling, parent, out.context_.trace_id);
+  const bool sampled = should_sample(st.options.sampling, parent, out.context_.trace_id);
   out.context_.flags = sampled ? trace_flag_sampled : 0;
-  if (!sampled || sink_ == nullptr) return out;
+  if (!sampled || st.sink == nullptr) return out;
+  out.tracer_ = state_;
   auto s = std::make_unique<span>();
   s->trace_id = out.context_.trace_id;
   s->span_id = out.context_.span_id;
   s->parent_id = parent != nullptr ? parent->span_id : 0;
   s->name = std::move(start.name);
   s->kind = start.kind;
-  s->start_ns = to_unix_ns(start.start_time ? *start.start_time : clock_.now());
+  s->start_ns = to_unix_ns(start.start_time ? *start.start_time : st.time->now());
   s->trace_state = out.context_.trace_state;
   s->flags = out.context_.flags;
-  s->local_endpoint.service_name = options_.service_name;
-  s->resource = resource_;
+  s->local_endpoint.service_name = st.options.service_name;
+  s->resource = st.resource;
   out.data_ = std::move(s);
   return out;
-}
-
-void tracer::finish(span&& s) const {
-  sink_->export_span(std::move(s));
 }
 
 active_span& active_span::operator=(active_span&& other) noexcept {
   if (this != &other) {
     end();
-    tracer_ = other.tracer_;
+    tracer_ = std::move(other.tracer_);
     context_ = std::move(other.context_);
     data_ = std::move(other.data_);
   }
@@ -101,7 +126,7 @@ void active_span::add_link(const span_context& c, attribute_list attributes) {
 void active_span::add_event(std::string name, attribute_list attributes) {
   if (!data_) return;
   data_->events.push_back(
-      {to_unix_ns(tracer_->time_source().now()), std::move(name), std::move(attributes)});
+      {to_unix_ns(tracer_->time->now()), std::move(name), std::move(attributes)});
 }
 
 void active_span::set_error(std::string message) {
@@ -116,14 +141,15 @@ void active_span::set_name(std::string name) {
 
 void active_span::end() {
   if (!data_) return;
-  end(tracer_->time_source().now());
+  end(tracer_->time->now());
 }
 
 void active_span::end(wall_time end_time) {
   if (!data_) return;
   std::unique_ptr<span> s = std::move(data_);
   s->end_ns = std::max(s->start_ns, to_unix_ns(end_time));
-  tracer_->finish(std::move(*s));
+  auto owner = std::move(tracer_);
+  owner->sink->export_span(std::move(*s));
 }
 
 }  // namespace outrider::tracing

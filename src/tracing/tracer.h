@@ -2,7 +2,7 @@
 // decides sampling (parent-based, ratio for new traces) and hands finished
 // spans to a span_sink (the exporter).
 //
-//   tracer t({.service_name = "orders", .sampling = 1.0}, &exporter, clock);
+//   tracer t({.service_name = "orders", .sampling = 1.0}, exporter_ptr, clock_ptr);
 //   auto s = t.start_span("POST /orders", span_kind::server, parent_or_null);
 //   s.set("http.request.method", "POST");
 //   downstream.headers.set("traceparent", s.traceparent());
@@ -12,6 +12,10 @@
 // from any thread (randomness is per thread unless a source is injected, in
 // which case the caller serialises use). An active_span belongs to one thread
 // at a time (move it between threads, don't share it).
+//
+// Lifetime: spans share ownership of the tracer's state (options, sink,
+// clock), so a span may end after the tracer is gone (a callback that runs
+// late); its sink then decides (a stopped exporter drops and counts).
 #pragma once
 
 #include <cstdint>
@@ -50,6 +54,9 @@ struct tracer_options {
 };
 
 class tracer;
+namespace detail {
+struct tracer_state;
+}  // namespace detail
 
 // A span being recorded (or, when not sampled, only a context to propagate).
 // Ending is explicit; a span destroyed without end() is ended then.
@@ -85,7 +92,7 @@ class active_span {
 
  private:
   friend class tracer;
-  const tracer* tracer_ = nullptr;
+  std::shared_ptr<const detail::tracer_state> tracer_;
   span_context context_;
   std::unique_ptr<span> data_;  // null when not recording
 };
@@ -101,31 +108,30 @@ struct span_start {
 
 class tracer {
  public:
-  // `sink` and `clk` must outlive the tracer (and every span it starts).
-  // `sink` null: spans are created (contexts propagate) but nothing is recorded.
-  // `rng` null: thread_random().
-  tracer(tracer_options options, span_sink* sink, const clock& clk, random_source* rng = nullptr);
+  // `sink` null: spans are created (contexts propagate) but nothing is
+  // recorded. `rng` null: thread_random(); else it must outlive every span.
+  tracer(tracer_options options, std::shared_ptr<span_sink> sink, std::shared_ptr<const clock> clk,
+         random_source* rng = nullptr);
 
   active_span start_span(span_start start) const;
   active_span start_span(std::string name, span_kind kind, const span_context* parent) const {
     return start_span(span_start{std::move(name), kind, parent, std::nullopt});
   }
 
-  const std::shared_ptr<const span_resource>& resource() const noexcept { return resource_; }
-  const std::string& service_name() const noexcept { return options_.service_name; }
-  double sampling() const noexcept { return options_.sampling; }
-  const clock& time_source() const noexcept { return clock_; }
+  const std::shared_ptr<const span_resource>& resource() const noexcept;
+  const std::string& service_name() const noexcept;
+  double sampling() const noexcept;
+  const clock& time_source() const noexcept;
 
  private:
-  friend class active_span;
-  void finish(span&& s) const;
-
-  tracer_options options_;
-  span_sink* sink_;
-  const clock& clock_;
-  random_source* rng_;
-  std::shared_ptr<const span_resource> resource_;
+  std::shared_ptr<const detail::tracer_state> state_;
 };
+
+// A non-owning shared_ptr, for objects that outlive every span (tests).
+template <class T>
+std::shared_ptr<T> borrow(T& object) {
+  return std::shared_ptr<T>(&object, [](T*) {});
+}
 
 std::int64_t to_unix_ns(wall_time t) noexcept;
 

@@ -18,7 +18,7 @@ TEST(Tracer, RootAndChildSpansWithClockTimes) {
   simulated_clock clk;
   xoshiro_random rng(42);
   collecting_sink sink;
-  tracer t({.service_name = "orders"}, &sink, clk, &rng);
+  tracer t({.service_name = "orders"}, borrow(sink), borrow(clk), &rng);
   auto root = t.start_span("POST /orders", span_kind::server, nullptr);
   ASSERT_TRUE(root.recording());
   EXPECT_TRUE(root.context().valid());
@@ -50,7 +50,7 @@ TEST(Tracer, RootAndChildSpansWithClockTimes) {
 TEST(Tracer, EndIsIdempotentAndDestructorEnds) {
   simulated_clock clk;
   collecting_sink sink;
-  tracer t({}, &sink, clk);
+  tracer t({}, borrow(sink), borrow(clk));
   {
     auto s = t.start_span("a", span_kind::internal, nullptr);
     s.end();
@@ -63,7 +63,7 @@ TEST(Tracer, EndIsIdempotentAndDestructorEnds) {
 TEST(Tracer, ParentBasedSampling) {
   simulated_clock clk;
   collecting_sink sink;
-  tracer never({.sampling = 0.0}, &sink, clk);
+  tracer never({.sampling = 0.0}, borrow(sink), borrow(clk));
   auto root = never.start_span("a", span_kind::server, nullptr);
   EXPECT_FALSE(root.recording());
   EXPECT_FALSE(root.context().sampled());
@@ -74,7 +74,7 @@ TEST(Tracer, ParentBasedSampling) {
   sampled_parent.flags = trace_flag_sampled;
   auto child = never.start_span("b", span_kind::server, &sampled_parent);
   EXPECT_TRUE(child.recording());  // follows the parent
-  tracer always({.sampling = 1.0}, &sink, clk);
+  tracer always({.sampling = 1.0}, borrow(sink), borrow(clk));
   span_context unsampled_parent = sampled_parent;
   unsampled_parent.flags = 0;
   EXPECT_FALSE(always.start_span("c", span_kind::server, &unsampled_parent).recording());
@@ -94,7 +94,7 @@ TEST(Tracer, RatioSamplingIsDeterministicPerTraceIdAndRoughlyTheRatio) {
 TEST(Tracer, LinksAndExplicitTimes) {
   simulated_clock clk;
   collecting_sink sink;
-  tracer t({}, &sink, clk);
+  tracer t({}, borrow(sink), borrow(clk));
   span_context creation;
   creation.trace_id = id128{9, 9};
   creation.span_id = 4;
@@ -113,8 +113,8 @@ TEST(Tracer, LinksAndExplicitTimes) {
 TEST(OtlpEncoding, RoundTripsThroughTheDecoders) {
   simulated_clock clk;
   collecting_sink sink;
-  tracer t({.service_name = "a", .resource_attributes = {{"k", attribute_value::of("v")}}}, &sink,
-           clk);
+  tracer t({.service_name = "a", .resource_attributes = {{"k", attribute_value::of("v")}}},
+           borrow(sink), borrow(clk));
   auto root = t.start_span("root", span_kind::server, nullptr);
   auto child = t.start_span("child", span_kind::client, &root.context());
   child.set("n", std::int64_t{5});

@@ -1,0 +1,365 @@
+// Whole-process tracing test: a real `outrider collector` receives the spans,
+// a real `outrider broker` carries a delayed message between two sidecars.
+//
+//   app A (tests/tracing/app_a.py: its own span, exported to sidecar A's OTLP port)
+//     -> sidecar A: SERVER, PRODUCER (deliverAfter=2s)   -- OTLP/HTTP protobuf -->  collector
+//     -> broker (delay)
+//     -> sidecar B: CONSUMER, CLIENT -> app B (tests/sidecar/app.py)  -- Zipkin v2 JSON -->
+//     collector
+//
+// The collector's native API must show one trace with the right parents,
+// kinds and delay attributes, and app B must receive a traceparent whose
+// parent is sidecar B's CLIENT span.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <gtest/gtest.h>
+#include <map>
+#include <regex>
+#include <thread>
+
+#include "testing/process.h"
+
+namespace outrider {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::outrider_binary;
+using testing::process;
+namespace json = boost::json;
+
+constexpr auto start_timeout = 20s;
+const std::string source_dir = OUTRIDER_SOURCE_DIR;
+
+struct reply {
+  int status = 0;
+  std::string body;
+};
+
+// One HTTP/1.1 exchange on a fresh connection (Connection: close).
+reply http(std::uint16_t port, const std::string& method, const std::string& target,
+           const std::string& body = "") {
+  reply r;
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return r;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return r;
+  }
+  std::string req = method + " " + target +
+                    " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                    "content-type: application/json\r\ncontent-length: " +
+                    std::to_string(body.size()) + "\r\n\r\n" + body;
+  std::size_t sent = 0;
+  while (sent < req.size()) {
+    const auto n = ::send(fd, req.data() + sent, req.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<std::size_t>(n);
+  }
+  std::string in;
+  char buf[8192];
+  for (;;) {
+    const auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    in.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  const auto end = in.find("\r\n\r\n");
+  if (in.size() < 12 || end == std::string::npos) return r;
+  r.status = std::atoi(in.substr(9, 3).c_str());
+  r.body = in.substr(end + 4);
+  return r;
+}
+
+template <class F>
+bool eventually(F cond, std::chrono::milliseconds timeout) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return cond();
+}
+
+std::uint16_t listening_port(const process& p, const std::string& pattern) {
+  std::smatch m;
+  const std::string out = p.output();
+  if (!std::regex_search(out, m, std::regex(pattern))) return 0;
+  return static_cast<std::uint16_t>(std::stoi(m[1].str()));
+}
+
+// The value of attribute `key` in a native span (string form), "" if absent.
+std::string attribute(const json::object& span, std::string_view key) {
+  for (const auto& kv : span.at("attributes").as_array()) {
+    const auto& o = kv.as_object();
+    if (o.at("key").as_string() != key) continue;
+    const auto& v = o.at("value").as_object();
+    if (const auto* s = v.if_contains("stringValue")) return std::string(s->as_string());
+    if (const auto* i = v.if_contains("intValue")) {
+      return i->is_string() ? std::string(i->as_string()) : std::to_string(i->to_number<long>());
+    }
+    return json::serialize(v);
+  }
+  return "";
+}
+
+class tracing_process : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    broker_port_ = testing::free_port();
+    broker_ = std::make_unique<process>(
+        std::vector<std::string>{outrider_binary(), "broker", "--listen",
+                                 "127.0.0.1:" + std::to_string(broker_port_), "--data-dir",
+                                 data_.path() + "/broker", "--metrics-listen", ""},
+        testing::process_options{{}, "", "broker"});
+    ASSERT_TRUE(broker_->wait_for_output("outrider broker listening on", start_timeout))
+        << broker_->output();
+    collector_ = std::make_unique<process>(
+        std::vector<std::string>{outrider_binary(), "collector", "--data-dir",
+                                 data_.path() + "/collector", "--otlp-listen",
+                                 "127.0.0.1:" + std::to_string(otlp_port_), "--zipkin-listen",
+                                 "127.0.0.1:" + std::to_string(zipkin_port_)},
+        testing::process_options{{}, "", "collector"});
+    ASSERT_TRUE(collector_->wait_for_output("outrider collector listening on", start_timeout))
+        << collector_->output();
+  }
+
+  std::unique_ptr<process> sidecar(const std::string& app_id, std::uint16_t app_port,
+                                   std::vector<std::string> extra) {
+    std::vector<std::string> argv{outrider_binary(),  "sidecar",
+                                  "--app-id",         app_id,
+                                  "--app-port",       std::to_string(app_port),
+                                  "--dapr-http-port", "0",
+                                  "--metrics-port",   "0",
+                                  "--broker",         "127.0.0.1:" + std::to_string(broker_port_)};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto p = std::make_unique<process>(argv, testing::process_options{{}, "", app_id});
+    EXPECT_TRUE(p->wait_for_output("outrider sidecar listening on", start_timeout)) << p->output();
+    return p;
+  }
+
+  // The collector's native view of a trace once it holds at least `n` spans.
+  json::array wait_trace(const std::string& trace_id, std::size_t n) {
+    json::array spans;
+    eventually(
+        [&] {
+          auto r = http(zipkin_port_, "GET", "/api/outrider/v1/trace/" + trace_id);
+          if (r.status != 200) return false;
+          spans = json::parse(r.body).at("spans").as_array();
+          return spans.size() >= n;
+        },
+        30s);
+    return spans;
+  }
+
+  testing::temp_dir data_{"outrider-tracing-it"};
+  std::uint16_t broker_port_ = 0;
+  std::uint16_t otlp_port_ = testing::free_port();
+  std::uint16_t zipkin_port_ = testing::free_port();
+  std::unique_ptr<process> broker_;
+  std::unique_ptr<process> collector_;
+};
+
+TEST_F(tracing_process, one_trace_across_a_delayed_hop_with_parents_kinds_and_delay) {
+  // App B and its sidecar (exporting Zipkin v2 JSON).
+  const std::uint16_t app_b_port = testing::free_port();
+  process app_b({"python3", source_dir + "/tests/sidecar/app.py", std::to_string(app_b_port),
+                 R"([{"pubsubname":"pubsub","topic":"orders","route":"/orders"}])"},
+                {{}, "", "app-b"});
+  ASSERT_TRUE(app_b.wait_for_output("test app listening", start_timeout)) << app_b.output();
+  auto sidecar_b = sidecar(
+      "app-b", app_b_port,
+      {"--trace-endpoint", "http://127.0.0.1:" + std::to_string(zipkin_port_) + "/api/v2/spans"});
+  const auto b_port = listening_port(*sidecar_b, "listening on 127\\.0\\.0\\.1:(\\d+)");
+  ASSERT_TRUE(eventually([&] { return http(b_port, "GET", "/v1.0/healthz").status == 204; }, 20s));
+
+  // Sidecar A (publish only; OTLP/HTTP protobuf; the app's OTLP receiver).
+  const std::uint16_t app_otlp = testing::free_port();
+  auto sidecar_a =
+      sidecar("app-a", 0,
+              {"--trace-endpoint", "http://127.0.0.1:" + std::to_string(otlp_port_) + "/v1/traces",
+               "--trace-sampling", "1.0", "--app-otlp-port", std::to_string(app_otlp)});
+  const auto a_port = listening_port(*sidecar_a, "listening on 127\\.0\\.0\\.1:(\\d+)");
+  ASSERT_NE(a_port, 0);
+  EXPECT_NE(sidecar_a->output().find("app OTLP on"), std::string::npos);
+
+  // App A: its span, a delayed publish, its span exported through sidecar A.
+  process app_a({"python3", source_dir + "/tests/tracing/app_a.py", std::to_string(a_port),
+                 std::to_string(app_otlp), "orders", "2s"},
+                {{}, "", "app-a"});
+  ASSERT_TRUE(app_a.wait_for_output("trace=", start_timeout)) << app_a.output();
+  std::smatch m;
+  const std::string out = app_a.output();
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("trace=([0-9a-f]{32}) span=([0-9a-f]{16})")));
+  const std::string trace_id = m[1].str();
+  const std::string app_a_span = m[2].str();
+
+  // App B gets the message (after the delay) with a traceparent of this trace.
+  json::array deliveries;
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto r = http(app_b_port, "GET", "/deliveries");
+        if (r.status != 200) return false;
+        deliveries = json::parse(r.body).as_array();
+        return !deliveries.empty();
+      },
+      30s));
+  const auto& headers = deliveries.at(0).at("headers").as_object();
+  const std::string received = std::string(headers.at("traceparent").as_string());
+  ASSERT_EQ(received.size(), 55U) << received;
+  EXPECT_EQ(received.substr(3, 32), trace_id);
+  EXPECT_EQ(std::string(headers.at("tracestate").as_string()), "appa=1");
+  const std::string app_b_parent = received.substr(36, 16);
+
+  // The collector holds one trace: app A's span, sidecar A's SERVER and
+  // PRODUCER, sidecar B's CONSUMER and CLIENT.
+  auto spans = wait_trace(trace_id, 5);
+  ASSERT_EQ(spans.size(), 5U) << json::serialize(spans) << "\n"
+                              << sidecar_a->output() << sidecar_b->output();
+  std::map<std::string, json::object> by_kind;
+  for (const auto& s : spans) {
+    const auto& o = s.as_object();
+    const std::string kind(o.at("kind").as_string());
+    const std::string service(o.at("serviceName").as_string());
+    by_kind[kind + "/" + service] = o;
+  }
+  auto id = [](const json::object& o) { return std::string(o.at("spanId").as_string()); };
+  auto parent = [](const json::object& o) {
+    const auto* p = o.if_contains("parentSpanId");
+    return p != nullptr ? std::string(p->as_string()) : std::string();
+  };
+  // Two SERVER spans of service app-a: app A's own "checkout" and sidecar A's.
+  json::object app_span;
+  json::object server;
+  for (const auto& s : spans) {
+    const auto& o = s.as_object();
+    if (o.at("kind").as_string() != "SERVER") continue;
+    if (id(o) == app_a_span) {
+      app_span = o;
+    } else {
+      server = o;
+    }
+  }
+  ASSERT_FALSE(app_span.empty()) << json::serialize(spans);
+  ASSERT_FALSE(server.empty()) << json::serialize(spans);
+  ASSERT_TRUE(by_kind.count("PRODUCER/app-a")) << json::serialize(spans);
+  ASSERT_TRUE(by_kind.count("CONSUMER/app-b")) << json::serialize(spans);
+  ASSERT_TRUE(by_kind.count("CLIENT/app-b")) << json::serialize(spans);
+  const auto& producer = by_kind["PRODUCER/app-a"];
+  const auto& consumer = by_kind["CONSUMER/app-b"];
+  const auto& client = by_kind["CLIENT/app-b"];
+
+  EXPECT_EQ(app_span.at("name").as_string(), "checkout");
+  EXPECT_EQ(parent(server), app_a_span);
+  EXPECT_EQ(parent(producer), id(server));
+  EXPECT_EQ(parent(consumer), id(producer));
+  EXPECT_EQ(parent(client), id(consumer));
+  EXPECT_EQ(app_b_parent, id(client));
+
+  EXPECT_EQ(server.at("name").as_string(), "POST /v1.0/publish/{pubsub}/{topic}");
+  EXPECT_EQ(attribute(server, "http.request.method"), "POST");
+  EXPECT_EQ(attribute(server, "http.response.status_code"), "204");
+  EXPECT_EQ(attribute(server, "url.path"), "/v1.0/publish/pubsub/orders");
+  EXPECT_EQ(producer.at("name").as_string(), "publish orders");
+  EXPECT_EQ(attribute(producer, "messaging.system"), "outrider");
+  EXPECT_EQ(attribute(producer, "messaging.destination.name"), "orders");
+  EXPECT_EQ(attribute(producer, "messaging.operation.type"), "send");
+  const std::string message_id = attribute(producer, "messaging.message.id");
+  EXPECT_FALSE(message_id.empty());
+  EXPECT_EQ(consumer.at("name").as_string(), "process orders");
+  EXPECT_EQ(attribute(consumer, "messaging.message.id"), message_id);
+  EXPECT_EQ(attribute(consumer, "messaging.operation.type"), "process");
+  EXPECT_EQ(attribute(consumer, "outrider.message.attempt"), "1");
+  const std::string scheduled = attribute(consumer, "outrider.message.scheduled_time_ms");
+  const std::string delivered = attribute(consumer, "outrider.message.delivered_time_ms");
+  const std::string lag = attribute(consumer, "outrider.message.delivery_lag_ms");
+  ASSERT_FALSE(scheduled.empty()) << json::serialize(consumer);
+  ASSERT_FALSE(delivered.empty());
+  ASSERT_FALSE(lag.empty());
+  EXPECT_EQ(attribute(producer, "outrider.message.scheduled_time_ms"), scheduled);
+  EXPECT_GE(std::stoll(delivered), std::stoll(scheduled));  // never early
+  EXPECT_EQ(std::stoll(delivered) - std::stoll(scheduled), std::stoll(lag));
+  EXPECT_EQ(attribute(client, "http.request.method"), "POST");
+  EXPECT_EQ(attribute(client, "http.response.status_code"), "200");
+  EXPECT_EQ(attribute(client, "server.port"), std::to_string(app_b_port));
+
+  EXPECT_EQ(sidecar_a->stop(10s), 0);
+  EXPECT_EQ(sidecar_b->stop(10s), 0);
+}
+
+TEST_F(tracing_process, delivery_span_links_to_the_creation_context_when_configured) {
+  const std::uint16_t app_b_port = testing::free_port();
+  process app_b({"python3", source_dir + "/tests/sidecar/app.py", std::to_string(app_b_port),
+                 R"([{"pubsubname":"pubsub","topic":"linked","route":"/linked"}])"},
+                {{}, "", "app-b"});
+  ASSERT_TRUE(app_b.wait_for_output("test app listening", start_timeout)) << app_b.output();
+  const std::string endpoint = "http://127.0.0.1:" + std::to_string(otlp_port_) + "/v1/traces";
+  auto sidecar_b = sidecar("linker", app_b_port,
+                           {"--trace-endpoint", endpoint, "--trace-consumer-parent", "link"});
+  const auto b_port = listening_port(*sidecar_b, "listening on 127\\.0\\.0\\.1:(\\d+)");
+  ASSERT_TRUE(eventually([&] { return http(b_port, "GET", "/v1.0/healthz").status == 204; }, 20s));
+  const std::string trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+  std::string req =
+      "POST /v1.0/publish/pubsub/linked HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+      "traceparent: 00-" +
+      trace_id +
+      "-00f067aa0ba902b7-01\r\ncontent-type: application/json\r\n"
+      "content-length: 2\r\n\r\n{}";
+  // The publish goes through sidecar B itself (it publishes and consumes).
+  {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(b_port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+    char buf[512];
+    EXPECT_GT(::recv(fd, buf, sizeof buf, 0), 0);
+    ::close(fd);
+  }
+  auto spans = wait_trace(trace_id, 2);  // SERVER and PRODUCER stay in the caller's trace
+  ASSERT_EQ(spans.size(), 2U) << json::serialize(spans);
+  std::string producer_id;
+  for (const auto& s : spans) {
+    if (s.at("kind").as_string() == "PRODUCER") producer_id = s.at("spanId").as_string();
+  }
+  ASSERT_FALSE(producer_id.empty());
+  // The CONSUMER span starts a trace of its own, linked to the PRODUCER span.
+  json::array deliveries;
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto r = http(app_b_port, "GET", "/deliveries");
+        deliveries = r.status == 200 ? json::parse(r.body).as_array() : json::array{};
+        return !deliveries.empty();
+      },
+      30s));
+  const std::string tp(deliveries.at(0).at("headers").at("traceparent").as_string());
+  const std::string consumer_trace = tp.substr(3, 32);
+  EXPECT_NE(consumer_trace, trace_id);
+  auto consumer_spans = wait_trace(consumer_trace, 2);
+  ASSERT_EQ(consumer_spans.size(), 2U) << json::serialize(consumer_spans);
+  bool linked = false;
+  for (const auto& s : consumer_spans) {
+    if (s.at("kind").as_string() != "CONSUMER") continue;
+    EXPECT_FALSE(s.as_object().contains("parentSpanId"));
+    for (const auto& l : s.at("links").as_array()) {
+      linked = linked || (l.at("traceId").as_string() == trace_id &&
+                          l.at("spanId").as_string() == producer_id);
+    }
+  }
+  EXPECT_TRUE(linked) << json::serialize(consumer_spans);
+}
+
+}  // namespace
+}  // namespace outrider

@@ -50,6 +50,23 @@ install_dapr_sdk() {
   echo "setup: npm ci in tests/sidecar/dapr-sdk (@dapr/dapr $pinned)" >&2
   (cd "$sdk_dir" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
 }
+# The OpenTelemetry JS SDK for the tracing interop test (tests/tracing/otel-js): `npm ci` from the
+# committed package-lock.json when the locked instrumentation-http is not installed (idempotent).
+install_otel_js_app() {
+  local dir app_dir pinned installed
+  dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  app_dir="$dir/tests/tracing/otel-js"
+  command -v npm >/dev/null 2>&1 || return 0
+  [[ -f "$app_dir/package-lock.json" ]] || return 0
+  pinned=$(sed -n 's/.*"@opentelemetry\/instrumentation-http": *"\([^"]*\)".*/\1/p' "$app_dir/package.json")
+  installed=""
+  if [[ -f "$app_dir/node_modules/@opentelemetry/instrumentation-http/package.json" ]]; then
+    installed=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$app_dir/node_modules/@opentelemetry/instrumentation-http/package.json" | head -1)
+  fi
+  [[ -n "$pinned" && "$pinned" == "$installed" ]] && return 0
+  echo "setup: npm ci in tests/tracing/otel-js (OpenTelemetry JS SDK)" >&2
+  (cd "$app_dir" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
+}
 missing=()
 # Node.js and npm (SDK interop tests): the machine image usually ships them (NodeSource); only a
 # machine without them gets Debian's, which would conflict with NodeSource's nodejs otherwise.
@@ -75,3 +92,4 @@ if ((${#missing[@]} > 0)); then
 fi
 
 install_dapr_sdk
+install_otel_js_app

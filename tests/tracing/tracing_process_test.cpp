@@ -13,10 +13,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <cstdio>
 #include <gtest/gtest.h>
 #include <map>
 #include <regex>
@@ -79,6 +81,12 @@ reply http(std::uint16_t port, const std::string& method, const std::string& tar
   r.status = std::atoi(in.substr(9, 3).c_str());
   r.body = in.substr(end + 4);
   return r;
+}
+
+// Runs a shell command; returns its exit code.
+int shell(const std::string& command) {
+  const int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 template <class F>
@@ -359,6 +367,101 @@ TEST_F(tracing_process, delivery_span_links_to_the_creation_context_when_configu
     }
   }
   EXPECT_TRUE(linked) << json::serialize(consumer_spans);
+}
+
+// Interop: a Node.js app instrumented with the OpenTelemetry JS SDK (HTTP auto-instrumentation,
+// OTLP/HTTP protobuf export to the sidecar's app OTLP port) publishes through the sidecar and
+// receives the message back; its spans and the sidecar's form one trace.
+TEST_F(tracing_process, opentelemetry_js_app_shares_the_trace_with_the_sidecar) {
+  if (shell("command -v npm >/dev/null && command -v node >/dev/null") != 0) {
+    GTEST_SKIP() << "node/npm not installed";
+  }
+  const std::string dir = source_dir + "/tests/tracing/otel-js";
+  // Idempotent (scripts/setup.sh does the same): the locked versions, only when missing.
+  ASSERT_EQ(shell("cd '" + dir +
+                  "' && { [ -d node_modules/@opentelemetry/instrumentation-http ] || "
+                  "npm ci --no-audit --no-fund >/dev/null 2>&1; }"),
+            0)
+      << "npm ci failed in " << dir;
+  const std::uint16_t app_port = testing::free_port();
+  const std::uint16_t app_otlp = testing::free_port();
+  auto sc =
+      sidecar("node-app", app_port,
+              {"--trace-endpoint", "http://127.0.0.1:" + std::to_string(otlp_port_) + "/v1/traces",
+               "--app-otlp-port", std::to_string(app_otlp)});
+  const auto sc_port = listening_port(*sc, "listening on 127\\.0\\.0\\.1:(\\d+)");
+  ASSERT_NE(sc_port, 0);
+  process node({"node", dir + "/app.js"},
+               {{{"APP_PORT", std::to_string(app_port)},
+                 {"DAPR_HTTP_PORT", std::to_string(sc_port)},
+                 {"OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:" + std::to_string(app_otlp)}},
+                "",
+                "node-app"});
+  ASSERT_TRUE(node.wait_for_output("node app listening", start_timeout)) << node.output();
+  ASSERT_TRUE(eventually([&] { return http(sc_port, "GET", "/v1.0/healthz").status == 204; }, 30s))
+      << sc->output();
+  auto started = http(app_port, "POST", "/start");
+  ASSERT_EQ(started.status, 200) << started.body << node.output();
+  const auto doc = json::parse(started.body).as_object();
+  ASSERT_EQ(doc.at("status").as_int64(), 204) << started.body;
+  const std::string trace_id(doc.at("traceId").as_string());
+  const std::string checkout_id(doc.at("spanId").as_string());
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto r = http(app_port, "GET", "/deliveries");
+        return r.status == 200 && !json::parse(r.body).as_array().empty();
+      },
+      30s));
+  // Node: checkout, the publish CLIENT call, the SERVER span of the delivery; sidecar: SERVER,
+  // PRODUCER, CONSUMER, CLIENT.
+  json::array spans;
+  ASSERT_TRUE(eventually(
+      [&] {
+        http(app_port, "POST", "/flush");
+        spans = wait_trace(trace_id, 0);
+        return spans.size() >= 7;
+      },
+      30s))
+      << json::serialize(spans) << node.output();
+  std::map<std::string, json::object> by_id;
+  for (const auto& s : spans) by_id[std::string(s.at("spanId").as_string())] = s.as_object();
+  auto parent_of = [&](const json::object& o) -> const json::object* {
+    const auto* p = o.if_contains("parentSpanId");
+    if (p == nullptr) return nullptr;
+    auto it = by_id.find(std::string(p->as_string()));
+    return it == by_id.end() ? nullptr : &it->second;
+  };
+  const json::object* sidecar_server = nullptr;
+  const json::object* node_server = nullptr;
+  for (const auto& [id, o] : by_id) {
+    if (o.at("kind").as_string() != "SERVER") continue;
+    if (o.at("name").as_string() == "POST /v1.0/publish/{pubsub}/{topic}") {
+      sidecar_server = &o;
+    } else {
+      node_server = &o;
+    }
+  }
+  ASSERT_NE(sidecar_server, nullptr) << json::serialize(spans);
+  ASSERT_NE(node_server, nullptr) << json::serialize(spans);
+  // The sidecar's SERVER span continues the Node SDK's CLIENT span, itself under "checkout".
+  const auto* node_client = parent_of(*sidecar_server);
+  ASSERT_NE(node_client, nullptr) << json::serialize(spans);
+  EXPECT_EQ(node_client->at("kind").as_string(), "CLIENT");
+  const auto* checkout = parent_of(*node_client);
+  ASSERT_NE(checkout, nullptr);
+  EXPECT_EQ(std::string(checkout->at("spanId").as_string()), checkout_id);
+  EXPECT_EQ(checkout->at("name").as_string(), "checkout");
+  // The Node SDK's SERVER span for the delivery continues the sidecar's CLIENT span.
+  const auto* sidecar_client = parent_of(*node_server);
+  ASSERT_NE(sidecar_client, nullptr) << json::serialize(spans);
+  EXPECT_EQ(sidecar_client->at("kind").as_string(), "CLIENT");
+  const auto* consumer = parent_of(*sidecar_client);
+  ASSERT_NE(consumer, nullptr);
+  EXPECT_EQ(consumer->at("kind").as_string(), "CONSUMER");
+  const auto* producer = parent_of(*consumer);
+  ASSERT_NE(producer, nullptr);
+  EXPECT_EQ(producer->at("kind").as_string(), "PRODUCER");
+  EXPECT_EQ(parent_of(*producer), sidecar_server);
 }
 
 }  // namespace

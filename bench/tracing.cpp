@@ -1,0 +1,179 @@
+// bench_tracing: what tracing costs.
+//
+//   bench_tracing --mode exporter [--rate 100000] [--duration-s 10] [--protocol otlp]
+//       Forks a sink process (an HTTP server answering 200 to every POST), then
+//       creates spans with the sidecar's tracer at a fixed rate (8 attributes each,
+//       like a CONSUMER span) and exports them to the sink. Reports the tracer's
+//       CPU per span (the feeding thread) and the exporter's CPU as a share of one
+//       core (process CPU minus the feeding thread's, over the wall time), plus
+//       exported/dropped counts.
+//   bench_tracing --mode sink --port N
+//       Only the sink (for bench/tracing_overhead.py).
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <thread>
+
+#include "common/driver.h"
+#include "http/server.h"
+#include "io/runtime.h"
+#include "tracing/exporter.h"
+#include "tracing/tracer.h"
+
+namespace {
+
+using namespace outrider;
+
+constexpr double micros_per_second = 1e6;
+
+double process_cpu_s() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / micros_per_second;
+}
+
+double thread_cpu_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+int run_sink(std::uint16_t port) {
+  io::runtime rt(1);
+  http::server_options so;
+  so.listen = "127.0.0.1:" + std::to_string(port);
+  so.body_limit = 64 * 1024 * 1024;
+  http::server server(rt, so, [](http::request&&, http::responder r) {
+    r.send(http::response{200, {}, {}});
+  });
+  rt.start();
+  if (auto st = server.start(); !st) {
+    std::fprintf(stderr, "sink: %s\n", st.error().message.c_str());
+    return 1;
+  }
+  std::printf("sink listening on 127.0.0.1:%u\n", server.port());
+  std::fflush(stdout);
+  io::block_shutdown_signals();
+  io::wait_for_shutdown_signal();
+  server.stop(std::chrono::seconds(1));
+  rt.stop();
+  return 0;
+}
+
+// A real-time clock for the tracer (no timers needed).
+class wall_clock final : public clock {
+ public:
+  wall_time now() const override { return std::chrono::system_clock::now(); }
+  mono_time monotonic_now() const override { return std::chrono::steady_clock::now(); }
+  timer_id call_after(nanoseconds, callback) override { return 0; }
+  bool cancel(timer_id) override { return false; }
+};
+
+int run_exporter(bench::arg_parser& args) {
+  const double rate = args.get_double("rate", 100000);
+  const double duration_s = args.get_double("duration-s", 10);
+  const std::string protocol_name = args.get("protocol", "otlp");
+  const auto sink_port = static_cast<std::uint16_t>(args.get_int("sink-port", 0));
+  auto protocol = tracing::parse_export_protocol(protocol_name);
+  if (!protocol) args.add_problem(protocol.error().message);
+  if (sink_port == 0) args.add_problem("--sink-port is required (a free port for the sink)");
+  if (!args.finish()) return 2;
+
+  // The sink runs in a child process so its CPU is not ours. Fork before any thread exists.
+  const pid_t child = fork();
+  if (child == 0) _exit(run_sink(sink_port));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+
+  tracing::exporter_options eo;
+  eo.endpoint =
+      "http://127.0.0.1:" + std::to_string(sink_port) +
+      (*protocol == tracing::export_protocol::zipkin_json ? "/api/v2/spans" : "/v1/traces");
+  eo.protocol = *protocol;
+  auto ex = std::make_shared<tracing::exporter>(eo, tracing::make_http_transport(), nullptr);
+  if (auto st = ex->start(); !st) {
+    std::fprintf(stderr, "exporter: %s\n", st.error().message.c_str());
+    kill(child, SIGTERM);
+    return 1;
+  }
+  tracing::tracer tracer({.service_name = "bench", .sampling = 1.0}, ex,
+                         std::make_shared<wall_clock>());
+  const auto count = static_cast<std::uint64_t>(rate * duration_s);
+  double feeder_cpu = 0;
+  const double cpu_before = process_cpu_s();
+  const std::int64_t start = bench::now_ns();
+  std::thread feeder([&] {
+    const double t0 = thread_cpu_s();
+    bench::rate_pacer pacer(rate);
+    tracing::span_context parent;
+    parent.trace_id = id128{1, 2};
+    parent.span_id = 3;
+    parent.flags = tracing::trace_flag_sampled;
+    for (std::uint64_t i = 0; i < count; ++i) {
+      pacer.wait_for(i);
+      auto s = tracer.start_span("process orders", tracing::span_kind::consumer, &parent);
+      s.set("messaging.system", "outrider");
+      s.set("messaging.destination.name", "orders");
+      s.set("messaging.operation.type", "process");
+      s.set("messaging.message.id", "01jq2x8d7k3m4n5p6q7r8s9t0v");
+      s.set("messaging.consumer.group.name", "shipping");
+      s.set("outrider.message.attempt", std::int64_t{1});
+      s.set("http.response.status_code", std::int64_t{200});
+      s.set("server.address", "127.0.0.1");
+      s.end();
+    }
+    feeder_cpu = thread_cpu_s() - t0;
+  });
+  feeder.join();
+  // Let the exporter drain what was queued at the end of the run.
+  const auto drain_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < drain_deadline) {
+    const auto c = ex->stats();
+    if (c.exported + c.dropped + c.failed >= count) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const double wall_s = static_cast<double>(bench::now_ns() - start) / 1e9;
+  const double cpu_s = process_cpu_s() - cpu_before;
+  const auto c = ex->stats();
+  ex->stop();
+  kill(child, SIGTERM);
+  waitpid(child, nullptr, 0);
+
+  bench::json_line line;
+  line.str("generator", "bench_tracing").str("mode", "exporter").str("protocol", protocol_name);
+  line.num("rate_spans_s", rate).num("wall_s", wall_s);
+  line.integer("spans", static_cast<std::int64_t>(count));
+  line.integer("exported", static_cast<std::int64_t>(c.exported));
+  line.integer("dropped", static_cast<std::int64_t>(c.dropped));
+  line.integer("failed", static_cast<std::int64_t>(c.failed));
+  line.integer("requests", static_cast<std::int64_t>(c.requests));
+  line.num("tracer_us_per_span", feeder_cpu * micros_per_second / static_cast<double>(count));
+  line.num("exporter_core_percent", 100.0 * (cpu_s - feeder_cpu) / wall_s);
+  line.num("exporter_us_per_span",
+           (cpu_s - feeder_cpu) * micros_per_second / static_cast<double>(count));
+  line.print();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bench::arg_parser args(argc, argv);
+  const std::string mode = args.get("mode", "exporter");
+  if (mode == "sink") {
+    const auto port = args.get_int("port", 0);
+    if (!args.finish()) return 2;
+    return run_sink(static_cast<std::uint16_t>(port));
+  }
+  if (mode != "exporter") {
+    args.add_problem("--mode must be exporter or sink");
+    args.finish();
+    return 2;
+  }
+  return run_exporter(args);
+}

@@ -16,6 +16,7 @@ build_packages=(
   python3 curl python3-py-zipkin
   libcpp-httplib-dev libsqlite3-dev  # examples/store-pickup/orders
   rabbitmq-server python3-pika
+  chromium
 )
 bench_packages=(wrk nginx-light redis-server nats-server gnuplot-nox libhiredis-dev libnats-dev)
 
@@ -67,6 +68,20 @@ install_otel_js_app() {
   echo "setup: npm ci in tests/tracing/otel-js (OpenTelemetry JS SDK)" >&2
   (cd "$app_dir" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
 }
+# The web UI (ui/): `npm ci` from its package-lock.json when node_modules does not hold exactly
+# the locked packages (npm writes node_modules/.package-lock.json; it must be newer than the lock).
+install_ui_packages() {
+  local dir ui_dir
+  dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  ui_dir="$dir/ui"
+  command -v npm >/dev/null 2>&1 || { echo "setup: npm not found; the web UI will be a placeholder page" >&2; return 0; }
+  [[ -f "$ui_dir/package-lock.json" ]] || return 0
+  if [[ -f "$ui_dir/node_modules/.package-lock.json" && "$ui_dir/node_modules/.package-lock.json" -nt "$ui_dir/package-lock.json" ]]; then
+    return 0
+  fi
+  echo "setup: npm ci in ui/ (the web UI's bundler, libraries and test tools)" >&2
+  (cd "$ui_dir" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
+}
 missing=()
 # Node.js and npm (SDK interop tests): the machine image usually ships them (NodeSource); only a
 # machine without them gets Debian's, which would conflict with NodeSource's nodejs otherwise.
@@ -93,3 +108,4 @@ fi
 
 install_dapr_sdk
 install_otel_js_app
+install_ui_packages

@@ -16,6 +16,7 @@
 #include "metrics/registry.h"
 #include "tracing/collector.h"
 #include "tracing/span_store.h"
+#include "ui_assets/ui_assets.h"
 
 namespace outrider::cli {
 namespace {
@@ -37,6 +38,7 @@ struct collector_settings {
   std::uint64_t max_queued_spans = 200000;
   std::string autocomplete_keys;
   std::uint32_t io_threads = 1;
+  std::string ui_dir;
 };
 
 void declare(config::settings& s, collector_settings& c) {
@@ -66,6 +68,9 @@ void declare(config::settings& s, collector_settings& c) {
         "autocomplete-keys");
   s.add("collector.ioThreads", &c.io_threads, "threads serving HTTP connections",
         "OUTRIDER_COLLECTOR_IO_THREADS", "io-threads");
+  s.add("collector.uiDir", &c.ui_dir,
+        "serve the web UI from this directory instead of the built-in copy (development)", "",
+        "ui-dir");
 }
 
 std::vector<std::string> split_list(const std::string& text) {
@@ -122,6 +127,8 @@ int run_collector(const collector_settings& c) {
   zipkin_routes.add_sync("GET", "/metrics", [&registry](const http::request&) {
     return http::response::with_body(200, registry.expose(), "text/plain; version=0.0.4");
   });
+  // The web UI at / (lowest precedence: every API route above wins).
+  ui_assets::add_ui_routes(zipkin_routes, ui_assets::ui_options{c.ui_dir}, io::posix_file_system());
   // One port for both when they are configured the same.
   if (c.otlp_listen == c.zipkin_listen) collector.add_otlp_routes(zipkin_routes);
 
@@ -147,6 +154,8 @@ int run_collector(const collector_settings& c) {
   std::printf("outrider collector listening on http://%s (OTLP/HTTP) and http://%s (Zipkin API)\n",
               otlp_address.c_str(), zipkin_server.address().c_str());
   std::fflush(stdout);
+  logger.info("web UI on http://{}/{}", zipkin_server.address(),
+              c.ui_dir.empty() ? std::string() : " (files from " + c.ui_dir + ")");
   if (!c.ready_file.empty()) {
     if (auto s = write_ready_file(c.ready_file, otlp_address, zipkin_server.address()); !s) {
       logger.warn("{}", s.error().message);

@@ -3,7 +3,7 @@
 // latency, over a chosen time window (GET /api/outrider/v1/graph).
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { api, type GraphResponse } from "../lib/api";
-import { formatPercent } from "../lib/format";
+import { formatDuration, formatPercent } from "../lib/format";
 import { layoutGraph } from "../lib/graph_layout";
 import { navigate } from "../router";
 import { ErrorBox, type Load, WindowPicker } from "./common";
@@ -11,7 +11,7 @@ import { serviceColor } from "./trace";
 
 function ratePerMinute(calls: number, lookbackMs: number): string {
   const perMin = calls / (lookbackMs / 60e3);
-  return perMin >= 10 ? `${perMin.toFixed(0)}/min` : perMin >= 0.1 ? `${perMin.toFixed(1)}/min` : `${calls} calls`;
+  return perMin >= 10 ? `${perMin.toFixed(0)}/min` : perMin >= 0.1 ? `${perMin.toFixed(1)}/min` : `${calls} ${calls === 1 ? "call" : "calls"}`;
 }
 
 export function GraphPage(props: { query: URLSearchParams }) {
@@ -68,7 +68,7 @@ function Graph(props: { graph: GraphResponse; lookback: number }) {
             {e.kind} · {ratePerMinute(e.calls, props.lookback)} · {formatPercent(e.calls ? e.errors / e.calls : 0)} err
           </text>
           <text x={e.labelX} y={e.labelY + 8} class="edge-label">
-            p50 {e.p50Ms.toFixed(1)} ms · p99 {e.p99Ms.toFixed(1)} ms
+            p50 {formatDuration(e.p50Ms * 1e6)} · p99 {formatDuration(e.p99Ms * 1e6)}
           </text>
         </g>
       ))}

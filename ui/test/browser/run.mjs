@@ -7,7 +7,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { postScenario } from "./synthetic.mjs";
+import { postLarge, postScenario } from "./synthetic.mjs";
 
 const [base, outDir, executablePath = "/usr/bin/chromium"] = process.argv.slice(2);
 if (!base || !outDir) {
@@ -23,7 +23,8 @@ function check(ok, what) {
   if (!ok) failures++;
 }
 
-const s = await postScenario(base);
+// The 10,000-span trace comes last, so the graph and coupling pages show the small scenario.
+const s = await postScenario(base, false);
 console.log(`posted traces checkout=${s.checkoutId} report=${s.reportId} large=${s.largeId}`);
 
 const browser = await chromium.launch({
@@ -94,10 +95,11 @@ try {
     const shown = (await page.locator(ready).count()) > 0;
     const unavailable = (await page.locator('[data-testid="unavailable"]').count()) > 0;
     check(shown || unavailable, `${name} page shows ${shown ? "its data" : "a clear 'not available' state"}`);
-    await page.screenshot({ path: join(outDir, `${name.replace(" ", "-")}.png`), fullPage: true });
+    await page.screenshot({ path: join(outDir, `${name.replace(" ", "-")}.png`) });
   }
 
   // The 10,000-span trace: time from navigation to the first rows drawn.
+  await postLarge(base, s);
   const started = Date.now();
   await page.goto(`${base}/trace/${s.largeId}`);
   await page.waitForSelector('[data-testid="waterfall"] .row');

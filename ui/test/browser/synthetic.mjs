@@ -148,11 +148,16 @@ export async function post(otlpBase, spans) {
   if (!resp.ok) throw new Error(`POST /v1/traces: ${resp.status} ${await resp.text()}`);
 }
 
-export async function postScenario(otlpBase) {
+export async function postLarge(otlpBase, s) {
+  for (let i = 0; i < s.large.length; i += 2500) await post(otlpBase, s.large.slice(i, i + 2500));
+}
+
+/** Posts the checkout and report traces; with `large`, the 10,000-span trace too. */
+export async function postScenario(otlpBase, large = true) {
   const s = scenario();
   await post(otlpBase, s.checkout);
   await post(otlpBase, s.report);
-  for (let i = 0; i < s.large.length; i += 2500) await post(otlpBase, s.large.slice(i, i + 2500));
+  if (large) await postLarge(otlpBase, s);
   return s;
 }
 

@@ -7,6 +7,8 @@
 //       CPU per span (the feeding thread) and the exporter's CPU as a share of one
 //       core (process CPU minus the feeding thread's, over the wall time), plus
 //       exported/dropped counts.
+//   bench_tracing --mode encode [--protocol otlp] [--batches 200]
+//       CPU per span of encoding 512-span batches (no network).
 //   bench_tracing --mode sink --port N
 //       Only the sink (for bench/tracing_overhead.py).
 #include <sys/resource.h>
@@ -160,6 +162,44 @@ int run_exporter(bench::arg_parser& args) {
   return 0;
 }
 
+int run_encode(bench::arg_parser& args) {
+  const std::string protocol_name = args.get("protocol", "otlp");
+  const auto batches = args.get_int("batches", 200);
+  auto protocol = tracing::parse_export_protocol(protocol_name);
+  if (!protocol) args.add_problem(protocol.error().message);
+  if (!args.finish()) return 2;
+  struct keep final : tracing::span_sink {
+    std::vector<tracing::span> spans;
+    void export_span(tracing::span&& s) override { spans.push_back(std::move(s)); }
+  };
+  auto sink = std::make_shared<keep>();
+  tracing::tracer tracer({.service_name = "bench"}, sink, std::make_shared<wall_clock>());
+  constexpr int batch_size = 512;
+  for (int i = 0; i < batch_size; ++i) {
+    auto s = tracer.start_span("process orders", tracing::span_kind::consumer, nullptr);
+    s.set("messaging.system", "outrider");
+    s.set("messaging.destination.name", "orders");
+    s.set("messaging.operation.type", "process");
+    s.set("messaging.message.id", "01jq2x8d7k3m4n5p6q7r8s9t0v");
+    s.set("messaging.consumer.group.name", "shipping");
+    s.set("outrider.message.attempt", std::int64_t{1});
+    s.set("http.response.status_code", std::int64_t{200});
+    s.set("server.address", "127.0.0.1");
+  }
+  std::size_t bytes = 0;
+  const double t0 = thread_cpu_s();
+  for (std::int64_t b = 0; b < batches; ++b)
+    bytes += tracing::encode_batch(*protocol, sink->spans).size();
+  const double cpu = thread_cpu_s() - t0;
+  bench::json_line line;
+  line.str("generator", "bench_tracing").str("mode", "encode").str("protocol", protocol_name);
+  line.num("us_per_span", cpu * micros_per_second / static_cast<double>(batches * batch_size));
+  line.integer("bytes_per_batch",
+               static_cast<std::int64_t>(bytes / static_cast<std::size_t>(batches)));
+  line.print();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -170,8 +210,9 @@ int main(int argc, char** argv) {
     if (!args.finish()) return 2;
     return run_sink(static_cast<std::uint16_t>(port));
   }
+  if (mode == "encode") return run_encode(args);
   if (mode != "exporter") {
-    args.add_problem("--mode must be exporter or sink");
+    args.add_problem("--mode must be exporter, encode or sink");
     args.finish();
     return 2;
   }

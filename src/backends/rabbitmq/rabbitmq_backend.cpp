@@ -849,7 +849,11 @@ struct rabbitmq_backend::impl {
       key += ((units >> level) & 1U) != 0 ? '1' : '0';
       if (level != 0) key += '.';
     }
-    publish_confirmed(level_name(opts.delay_levels - 1), key, w, std::move(fn));
+    // Enter at the highest level whose bit is set: the levels above would only pass the
+    // message on (each exchange hop costs RabbitMQ a topic match).
+    std::uint32_t top = 0;
+    while (top + 1 < opts.delay_levels && (units >> (top + 1)) != 0) ++top;
+    publish_confirmed(level_name(top), key, w, std::move(fn));
   }
 
   void do_publish(std::vector<message> batch, callback<result<std::vector<publish_outcome>>> done) {

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdio>
@@ -367,6 +368,51 @@ TEST_F(tracing_process, delivery_span_links_to_the_creation_context_when_configu
     }
   }
   EXPECT_TRUE(linked) << json::serialize(consumer_spans);
+}
+
+// A redelivered message: each attempt is a CONSUMER span (with its CLIENT call) under the
+// same creation context, numbered by outrider.message.attempt.
+TEST_F(tracing_process, redeliveries_are_sibling_consumer_spans_with_attempt_numbers) {
+  const std::uint16_t app_port = testing::free_port();
+  process app({"python3", source_dir + "/tests/sidecar/app.py", std::to_string(app_port),
+               R"([{"pubsubname":"pubsub","topic":"flaky","route":"/flaky/retry"}])"},
+              {{}, "", "app"});
+  ASSERT_TRUE(app.wait_for_output("test app listening", start_timeout)) << app.output();
+  auto sc =
+      sidecar("retrier", app_port,
+              {"--trace-endpoint", "http://127.0.0.1:" + std::to_string(otlp_port_) + "/v1/traces",
+               "--retry-max-attempts", "2", "--retry-initial-interval", "50ms",
+               "--retry-max-interval", "100ms"});
+  const auto port = listening_port(*sc, "listening on 127\\.0\\.0\\.1:(\\d+)");
+  ASSERT_TRUE(eventually([&] { return http(port, "GET", "/v1.0/healthz").status == 204; }, 20s));
+  ASSERT_EQ(http(port, "POST", "/v1.0/publish/pubsub/flaky", "{}").status, 204);
+  json::array deliveries;
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto r = http(app_port, "GET", "/deliveries");
+        deliveries = r.status == 200 ? json::parse(r.body).as_array() : json::array{};
+        return deliveries.size() >= 2;
+      },
+      30s));
+  const std::string tp(deliveries.at(0).at("headers").at("traceparent").as_string());
+  const std::string trace_id = tp.substr(3, 32);
+  // SERVER, PRODUCER, and per attempt a CONSUMER and a CLIENT span.
+  auto spans = wait_trace(trace_id, 6);
+  ASSERT_EQ(spans.size(), 6U) << json::serialize(spans);
+  std::string producer_id;
+  for (const auto& s : spans) {
+    if (s.at("kind").as_string() == "PRODUCER") producer_id = s.at("spanId").as_string();
+  }
+  std::vector<std::string> attempts;
+  for (const auto& s : spans) {
+    const auto& o = s.as_object();
+    if (o.at("kind").as_string() != "CONSUMER") continue;
+    EXPECT_EQ(std::string(o.at("parentSpanId").as_string()), producer_id);
+    EXPECT_EQ(attribute(o, "outrider.delivery.outcome"), "retry");
+    attempts.push_back(attribute(o, "outrider.message.attempt"));
+  }
+  std::sort(attempts.begin(), attempts.end());
+  EXPECT_EQ(attempts, (std::vector<std::string>{"1", "2"}));
 }
 
 // Interop: a Node.js app instrumented with the OpenTelemetry JS SDK (HTTP auto-instrumentation,

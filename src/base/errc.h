@@ -95,7 +95,11 @@ namespace outrider {
   X(pubsub_cloud_events_ser, 604, 400, "ERR_PUBSUB_CLOUD_EVENTS_SER", false,                       \
     "An application/cloudevents+json body is not a JSON object with the required attributes.")     \
   X(health_not_ready, 605, 500, "ERR_HEALTH_NOT_READY", true,                                      \
-    "The sidecar is not ready: the backend or the app is not healthy yet; retry shortly.")
+    "The sidecar is not ready: the backend or the app is not healthy yet; retry shortly.")         \
+  X(configuration_store_not_found, 630, 400, "ERR_CONFIGURATION_STORE_NOT_FOUND", false,           \
+    "The named configuration store is not declared in the sidecar's configurationStores.")         \
+  X(configuration_subscription_not_found, 631, 404, "ERR_CONFIGURATION_SUBSCRIPTION_NOT_FOUND",    \
+    false, "No configuration subscription with that id on that store.")
 
 enum class errc : std::uint16_t {
 #define OUTRIDER_X_ENUM(id, value, status, name, retryable, meaning) id = value,

@@ -114,6 +114,9 @@ int run_sidecar(const sidecar_cli_settings& c, const sidecar::sidecar_options& o
         std::printf("; app OTLP on http://%s:%u/v1/traces", o.listen_host.c_str(),
                     sc.app_otlp_port());
       }
+      if (sc.statsd_port() != 0) {
+        std::printf("; statsd on udp %s:%u", o.listen_host.c_str(), sc.statsd_port());
+      }
       std::printf("\n");
       std::fflush(stdout);
       // Never the RabbitMQ URL: it may carry a password.

@@ -80,6 +80,27 @@ void declare_settings(config::settings& s, sidecar_options& o) {
         "trace-max-queue");
   s.add("tracing.maxBatch", &o.tracing.max_batch, "spans per export request",
         "OUTRIDER_TRACE_MAX_BATCH", "trace-max-batch");
+  s.add("sidecar.statsd.enabled", &o.statsd.enabled, "receive the app's StatsD metrics over UDP",
+        "OUTRIDER_SIDECAR_STATSD", "enable-statsd");
+  s.add("sidecar.statsd.port", &o.statsd.port, "StatsD UDP port (0 picks a free one)",
+        "OUTRIDER_SIDECAR_STATSD_PORT", "statsd-port");
+  s.add("sidecar.statsd.maxMetrics", &o.statsd.max_metrics, "StatsD metric names kept at most",
+        "OUTRIDER_SIDECAR_STATSD_MAX_METRICS", "statsd-max-metrics");
+  s.add("sidecar.statsd.maxSeriesPerMetric", &o.statsd.max_series_per_metric,
+        "StatsD tag combinations kept per metric", "OUTRIDER_SIDECAR_STATSD_MAX_SERIES",
+        "statsd-max-series");
+  s.add("sidecar.configurationPollInterval", &o.configuration_poll,
+        "how often file configuration stores are re-read", "OUTRIDER_SIDECAR_CONFIGURATION_POLL",
+        "configuration-poll-interval");
+  s.add_section(
+      "configurationStores",
+      [&o](const config::node& n) -> status {
+        auto stores = parse_config_stores_yaml(n);
+        if (!stores) return stores.error();
+        o.configuration_stores = std::move(*stores);
+        return ok_status();
+      },
+      "configuration API stores: [{name, file | envPrefix}]");
   s.add_section(
       "subscriptions",
       [&o](const config::node& n) -> status {

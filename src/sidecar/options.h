@@ -9,6 +9,7 @@
 
 #include "base/clock.h"
 #include "config/settings.h"
+#include "sidecar/configuration.h"
 #include "sidecar/subscription.h"
 
 namespace outrider::sidecar {
@@ -48,6 +49,15 @@ struct trace_options {
   std::uint32_t max_batch = 512;
 };
 
+// StatsD from the app (UDP on listen_host), exposed on /metrics with the
+// prefix `app_`; bounded (see metrics/statsd.h).
+struct statsd_listen_options {
+  bool enabled = false;
+  std::uint16_t port = 8125;  // 0 picks a free port
+  std::uint32_t max_metrics = 200;
+  std::uint32_t max_series_per_metric = 100;
+};
+
 struct sidecar_options {
   std::string app_id;
   std::uint16_t app_port = 0;  // 0: no app (publish only)
@@ -72,6 +82,9 @@ struct sidecar_options {
   std::string runtime_version = "outrider";
   std::vector<subscription> subscriptions;  // declarative (YAML)
   trace_options tracing;
+  statsd_listen_options statsd;
+  std::vector<config_store_spec> configuration_stores;              // YAML configurationStores
+  nanoseconds configuration_poll = std::chrono::milliseconds(500);  // file store re-read interval
 };
 
 // Declares every setting of `o` on `s` (keys "sidecar.appId", ...; the YAML

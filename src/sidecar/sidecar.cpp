@@ -1,5 +1,7 @@
 #include "sidecar/sidecar.h"
 
+#include <unistd.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/json.hpp>
@@ -22,6 +24,8 @@
 #include "tracing/otlp_receiver.h"
 #include "tracing/trace_context.h"
 #include "tracing/tracer.h"
+#include "sidecar/configuration.h"
+#include "sidecar/statsd_listener.h"
 
 namespace outrider::sidecar {
 namespace json = boost::json;
@@ -154,6 +158,9 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
   std::unique_ptr<http::server> server;
   std::unique_ptr<http::server> metrics_server;
   http::url app_url;
+  std::unique_ptr<metrics::statsd_sink> statsd_sink;
+  std::unique_ptr<statsd_listener> statsd;
+  std::unique_ptr<configuration_stores> configuration;
 
   // Tracing (null when off). The tracer reads time from `timers`.
   std::shared_ptr<tracing::exporter> exporter;
@@ -389,9 +396,62 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     api.add("GET", "/v1.0/metadata",
             guard(http::sync_handler([self](const http::request&) { return self->metadata(); }),
                   false));
+    if (configuration) configuration_routes();
     metrics_router.add_sync("GET", "/metrics", [self](const http::request&) {
       return http::response::with_body(200, self->reg.expose(), "text/plain; version=0.0.4");
     });
+  }
+
+  // Dapr's configuration API, stable and alpha paths (see configuration.h).
+  void configuration_routes() {
+    auto* c = configuration.get();
+    for (std::string_view base : {"/v1.0/configuration/", "/v1.0-alpha1/configuration/"}) {
+      const std::string b(base);
+      api.add("GET", b + "{store}",
+              guard(http::sync_handler([c](const http::request& q) { return c->handle_get(q); }),
+                    false));
+      api.add(
+          "GET", b + "{store}/subscribe",
+          guard(http::sync_handler([c](const http::request& q) { return c->handle_subscribe(q); }),
+                false));
+      api.add("GET", b + "{store}/{id}/unsubscribe",
+              guard(http::sync_handler(
+                        [c](const http::request& q) { return c->handle_unsubscribe(q); }),
+                    false));
+    }
+  }
+
+  // Re-reads file configuration stores every configuration_poll (context 0).
+  void poll_configuration() {
+    configuration->poll();
+    after(opts.configuration_poll, [](impl& self) {
+      if (!self.stopping_now()) self.poll_configuration();
+    });
+  }
+
+  // A configuration change notification to the app (context 0).
+  void notify_configuration(std::string path, std::string body) {
+    if (opts.app_port == 0) return;
+    http::request req;
+    req.method = "POST";
+    req.target = std::move(path);
+    req.headers.set("content-type", "application/json");
+    if (!opts.app_api_token.empty()) req.headers.set(token_header, opts.app_api_token);
+    req.body = std::move(body);
+    const std::string target = req.target;
+    client->send(app_url, std::move(req), opts.app_timeout, [target](result<http::response> r) {
+      if (!r) {
+        logger.warn("configuration update {} not delivered to the app: {}", target,
+                    r.error().message);
+      } else if (r->status / 100 != 2) {
+        logger.warn("app answered {} to configuration update {}", r->status, target);
+      }
+    });
+  }
+
+  bool stopping_now() {
+    std::lock_guard lock(mutex);
+    return stopping;
   }
 
   result<publish_metadata> query_metadata(const http::request& req, wall_time now) {
@@ -1233,6 +1293,16 @@ status sidecar::start() {
   s.client = std::make_unique<http::client>(s.rt.context(timer_context));
   s.timers = std::make_unique<io::asio_clock>(s.rt.context(timer_context));
   OUTRIDER_TRY(s.start_tracing());
+  if (!s.opts.configuration_stores.empty()) {
+    std::vector<std::string> env;
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) env.emplace_back(*e);
+    s.configuration = std::make_unique<configuration_stores>(
+        s.opts.configuration_stores, io::posix_file_system(), std::move(env),
+        [weak = std::weak_ptr<impl>(impl_)](std::string path, std::string body) {
+          if (auto self = weak.lock()) self->notify_configuration(std::move(path), std::move(body));
+        });
+    OUTRIDER_TRY(s.configuration->load());
+  }
   s.routes();
   http::server_options so;
   so.listen = s.opts.listen_host + ":" + std::to_string(s.opts.http_port);
@@ -1260,7 +1330,22 @@ status sidecar::start() {
       return st;
     }
   }
+  if (s.opts.statsd.enabled) {
+    s.statsd_sink = std::make_unique<metrics::statsd_sink>(
+        s.reg, metrics::statsd_options{"app_", s.opts.statsd.max_metrics,
+                                       s.opts.statsd.max_series_per_metric});
+    s.statsd = std::make_unique<statsd_listener>(s.rt.context(timer_context), *s.statsd_sink);
+    if (auto st = s.statsd->start(s.opts.listen_host, s.opts.statsd.port); !st) {
+      if (s.otlp_server) s.otlp_server->stop(nanoseconds{});
+      s.server->stop(nanoseconds{});
+      if (s.metrics_server) s.metrics_server->stop(nanoseconds{});
+      return st;
+    }
+  }
   s.started = true;
+  if (s.configuration) {
+    s.after(s.opts.configuration_poll, [](impl& self) { self.poll_configuration(); });
+  }
   s.on_timer_context([](impl& self) {
     self.discover();
     if (self.opts.app_health.enabled && self.opts.app_port != 0) self.probe();
@@ -1279,6 +1364,7 @@ void sidecar::stop() {
   if (!s.started) return;
   s.server->stop(s.opts.shutdown_grace);
   if (s.metrics_server) s.metrics_server->stop(nanoseconds{});
+  if (s.statsd) s.statsd->stop();
   // Deliveries not started yet go back at once; those in flight get the grace period.
   std::deque<impl::waiting_delivery> waiting;
   {
@@ -1315,6 +1401,9 @@ std::uint16_t sidecar::app_otlp_port() const {
 }
 std::uint16_t sidecar::metrics_port() const {
   return impl_->metrics_server ? impl_->metrics_server->port() : 0;
+}
+std::uint16_t sidecar::statsd_port() const {
+  return impl_->statsd ? impl_->statsd->port() : 0;
 }
 bool sidecar::subscribed() const {
   std::lock_guard lock(impl_->mutex);

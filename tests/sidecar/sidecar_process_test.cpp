@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <gtest/gtest.h>
 #include <map>
 #include <regex>
@@ -370,6 +371,105 @@ TEST_F(sidecar_process, official_dapr_js_sdk_publishes_and_subscribes) {
   process sdk({node, "test.mjs"}, {env, sdk_dir, "node-sdk"});
   EXPECT_EQ(sdk.wait(60s), 0) << sdk.output();
   EXPECT_NE(sdk.output().find("SDK OK"), std::string::npos) << sdk.output();
+}
+
+namespace statsd_and_configuration {
+
+// Sends one UDP datagram to 127.0.0.1:port.
+void send_udp(std::uint16_t port, const std::string& payload) {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::sendto(fd, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::close(fd);
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fwrite(text.data(), 1, text.size(), f);
+  std::fclose(f);
+  ASSERT_EQ(std::rename(tmp.c_str(), path.c_str()), 0);
+}
+
+}  // namespace statsd_and_configuration
+
+TEST_F(sidecar_process, app_statsd_metrics_appear_on_the_metrics_endpoint) {
+  start_app("[]");
+  start_sidecar("metered", {"--enable-statsd", "true", "--statsd-port", "0"});
+  const std::string out = sidecar_->output();
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("statsd on udp 127\\.0\\.0\\.1:(\\d+)"))) << out;
+  const auto statsd_port = static_cast<std::uint16_t>(std::stoi(m[1].str()));
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("metrics on http://127\\.0\\.0\\.1:(\\d+)")))
+      << out;
+  const auto metrics_port = static_cast<std::uint16_t>(std::stoi(m[1].str()));
+
+  statsd_and_configuration::send_udp(
+      statsd_port, "orders.placed:2|c|#store:berlin\nqueue.depth:7|g\ncheckout:120|ms\nbad line");
+  const auto end = std::chrono::steady_clock::now() + 15s;
+  std::string text;
+  while (std::chrono::steady_clock::now() < end) {
+    text = http(metrics_port, "GET", "/metrics").body;
+    if (text.find("app_checkout_seconds_count 1") != std::string::npos) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_NE(text.find("app_orders_placed_total{store=\"berlin\"} 2"), std::string::npos) << text;
+  EXPECT_NE(text.find("app_queue_depth 7"), std::string::npos) << text;
+  EXPECT_NE(text.find("app_checkout_seconds_count 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("outrider_statsd_dropped_total{reason=\"malformed\"} 1"), std::string::npos)
+      << text;
+}
+
+TEST_F(sidecar_process, configuration_api_reads_a_file_store_and_notifies_on_change) {
+  start_app("[]");
+  const std::string dir = data_->path() + "/configuration";
+  std::filesystem::create_directories(dir);
+  const std::string store_file = dir + "/app.yaml";
+  statsd_and_configuration::write_text(store_file, "greeting: hello\nlimits:\n  max: 3\n");
+  statsd_and_configuration::write_text(
+      dir + "/sidecar.yaml",
+      "configurationStores:\n  - name: appconfig\n    file: " + store_file + "\n");
+  start_sidecar("configured",
+                {"--config", dir + "/sidecar.yaml", "--configuration-poll-interval", "50ms"});
+
+  auto got = http(port_, "GET", "/v1.0/configuration/appconfig?key=greeting&key=limits.max");
+  ASSERT_EQ(got.status, 200) << got.body;
+  auto items = json::parse(got.body).as_object();
+  EXPECT_EQ(items.at("greeting").at("value"), "hello");
+  EXPECT_EQ(items.at("limits.max").at("value"), "3");
+  EXPECT_EQ(http(port_, "GET", "/v1.0/configuration/nostore").status, 400);
+
+  auto sub = http(port_, "GET", "/v1.0/configuration/appconfig/subscribe?key=greeting");
+  ASSERT_EQ(sub.status, 200) << sub.body;
+  const std::string id(json::parse(sub.body).at("id").as_string());
+
+  statsd_and_configuration::write_text(store_file, "greeting: bonjour\nlimits:\n  max: 4\n");
+  ASSERT_TRUE(wait_deliveries("/configuration/appconfig/greeting", 1, 15s));
+  auto note =
+      json::parse(deliveries("/configuration/appconfig/greeting")[0].at("body").as_string());
+  EXPECT_EQ(note.at("id").as_string(), id);
+  EXPECT_EQ(note.at("items").at("greeting").at("value"), "bonjour");
+  EXPECT_EQ(note.at("items").at("greeting").at("version"), "2");
+  EXPECT_TRUE(deliveries("/configuration/appconfig/limits.max").empty());  // not subscribed
+
+  EXPECT_EQ(http(port_, "GET", "/v1.0/configuration/appconfig/" + id + "/unsubscribe").status, 200);
+  EXPECT_EQ(http(port_, "GET", "/v1.0/configuration/appconfig/" + id + "/unsubscribe").status, 404);
+
+  // A bad store declaration stops the sidecar with a message naming the file and key.
+  statsd_and_configuration::write_text(dir + "/bad.yaml",
+                                       "configurationStores:\n  - name: x\n    colour: red\n");
+  process bad({outrider_binary(), "sidecar", "--app-id", "bad", "--config", dir + "/bad.yaml",
+               "--dapr-http-port", "0", "--metrics-port", "0", "--broker",
+               "127.0.0.1:" + std::to_string(broker_port_)},
+              {{}, "", "bad-sidecar"});
+  const auto code = bad.wait(start_timeout);
+  EXPECT_EQ(code, std::optional<int>(2)) << bad.output();
+  EXPECT_NE(bad.output().find("bad.yaml:3"), std::string::npos) << bad.output();
 }
 
 }  // namespace

@@ -43,7 +43,7 @@ void scheduled_index::insert(std::uint64_t fp, std::uint64_t position) {
   shard& s = shard_of(fp);
   const std::size_t capacity = s.slots.size();
   if ((s.size + 1) * 8 > capacity * 7) {
-    resize(s, capacity < initial_capacity ? initial_capacity : capacity + capacity / 2);
+    resize(s, capacity < initial_capacity ? initial_capacity : capacity + capacity / 4);
   }
   place(s, slot{tag_of(fp), static_cast<std::uint32_t>(position),
                 static_cast<std::uint32_t>(position >> 32)});

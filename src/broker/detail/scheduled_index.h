@@ -6,9 +6,9 @@
 // fingerprint's top 10 bits. A slot keeps 32 more bits of the fingerprint (the
 // tag) and the position: 12 bytes. Each shard probes linearly from
 // tag * capacity / 2^32 (any capacity, not only powers of two), deletes by
-// backward shift, grows by half when 7/8 full and shrinks when under 1/4, so
-// an entry costs 12 / load = 14 to 21 bytes (17 on average) and growing copies
-// one shard at a time (no transient doubling of the whole index).
+// backward shift, grows by a quarter when 7/8 full and shrinks when under 1/4,
+// so an entry costs 12 / load = 14 to 17 bytes and growing copies one shard at
+// a time (no transient doubling of the whole index).
 //
 // 42 bits of the fingerprint are kept, so find() may return the position of
 // another id whose fingerprint agrees on them (about N / 2^42 spurious

@@ -53,15 +53,15 @@ TEST(broker_scheduled_index, matches_a_reference_multimap_under_random_churn) {
   for (const auto& [fp, position] : reference) ASSERT_TRUE(index.contains(fp, position));
 }
 
-TEST(broker_scheduled_index, costs_at_most_21_bytes_per_entry) {
+TEST(broker_scheduled_index, costs_at_most_18_bytes_per_entry) {
   scheduled_index index;
   constexpr std::uint64_t entries = 1'000'000;
   for (std::uint64_t i = 0; i < entries; ++i) {
     index.insert(scheduled_index::fingerprint(id128{i, i * 3}), i << 20);
   }
-  // 12-byte slots at a load factor between 7/12 (just grown) and 7/8, plus
+  // 12-byte slots at a load factor between 7/10 (just grown) and 7/8, plus
   // 32 KiB of shard headers.
-  EXPECT_LE(index.memory_bytes() / entries, 21U);
+  EXPECT_LE(index.memory_bytes() / entries, 18U);
   for (std::uint64_t i = 0; i < entries; i += 997) {
     ASSERT_TRUE(index.contains(scheduled_index::fingerprint(id128{i, i * 3}), i << 20));
   }

@@ -17,7 +17,8 @@ set(OUTRIDER_ALLOWED_tracing base io http storage config metrics)
 set(OUTRIDER_ALLOWED_analysis base io http storage config metrics tracing)
 set(OUTRIDER_ALLOWED_sidecar base io http config metrics backends tracing)
 set(OUTRIDER_ALLOWED_ui_assets base io http)
-set(OUTRIDER_ALLOWED_cli base io config metrics http storage timing broker broker_client backends tracing analysis sidecar ui_assets)
+set(OUTRIDER_ALLOWED_dev base io config http broker_client)
+set(OUTRIDER_ALLOWED_cli base io config metrics http storage timing broker broker_client backends tracing analysis sidecar ui_assets dev)
 set(OUTRIDER_ALLOWED_testing base io http storage timing broker broker_client backends config)
 
 set(OUTRIDER_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# The main job of `make run`: today the embedded broker in the foreground, data in
-# ./outrider-data/broker, clients on 127.0.0.1:7450, Prometheus metrics on 127.0.0.1:7451.
-# Ctrl-C stops it cleanly (nothing confirmed is lost). The store-pickup demo under
-# `outrider dev` will take this place when it lands.
+# The main job of `make run`: the store-pickup demo under `outrider dev` (every service with its
+# sidecar, the broker, the collector and its trace UI) once examples/store-pickup/outrider.yaml
+# exists; until then the embedded broker in the foreground (data in ./outrider-data/broker,
+# clients on 127.0.0.1:7450, Prometheus metrics on 127.0.0.1:7451). Ctrl-C stops it cleanly.
 set -euo pipefail
 build_dir=${1:-build/release}
+demo=examples/store-pickup/outrider.yaml
+if [[ -f $demo ]]; then
+  echo "Starting the store-pickup demo ($demo). Try, in another terminal:"
+  echo "  $build_dir/outrider dev status -f $demo   # apps, health, restarts, queue depths"
+  exec "$build_dir/outrider" dev -f "$demo"
+fi
 echo "Starting the embedded broker. Try, in another terminal:"
 echo "  $build_dir/outrider queues            # queues with depth, in flight, scheduled, dead letters"
 echo "  curl -s 127.0.0.1:7451/metrics | head  # Prometheus metrics"

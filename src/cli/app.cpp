@@ -6,6 +6,7 @@
 #include "cli/analyze_command.h"
 #include "cli/broker_command.h"
 #include "cli/collector_command.h"
+#include "cli/dev_command.h"
 #include "cli/sidecar_command.h"
 #include "cli/version.h"
 
@@ -23,6 +24,7 @@ int run(int argc, char** argv) {
   add_collector_commands(app, &exit_code);
   add_analyze_command(app, &exit_code);
   add_sidecar_command(app, &exit_code);
+  add_dev_command(app, &exit_code);
 
   try {
     app.parse(argc, argv);

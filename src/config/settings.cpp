@@ -49,6 +49,19 @@ std::string lower(std::string_view s) {
 
 }  // namespace
 
+std::string closest_match(std::string_view word, const std::vector<std::string>& candidates) {
+  std::string best;
+  std::size_t best_distance = 4;
+  for (const auto& c : candidates) {
+    const auto d = edit_distance(lower(c), lower(word));
+    if (d < best_distance) {
+      best_distance = d;
+      best = c;
+    }
+  }
+  return best;
+}
+
 status parse_value(std::string_view text, std::string& out) {
   out.assign(text);
   return {};

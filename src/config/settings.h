@@ -46,6 +46,10 @@ status parse_value(std::string_view text, byte_size& out);
 status parse_value(std::string_view text, log::level& out);
 status parse_value(std::string_view text, log::format& out);
 
+// The candidate closest to `word` (case-insensitive edit distance below 4), or
+// "" when none is close: the "did you mean" of unknown-key errors.
+std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);
+
 class settings {
  public:
   struct entry {

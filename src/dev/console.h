@@ -1,0 +1,53 @@
+// console: the runner's terminal output. Every process's lines are written
+// whole, prefixed "[name] " (padded to the longest name) and, when colour is
+// on, coloured per source; on a TTY a status block stays at the bottom: it is
+// erased before log lines are written and drawn again below them.
+//
+// Thread-safe: the child readers and the runner write concurrently.
+#pragma once
+
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace outrider::dev {
+
+class console {
+ public:
+  // `out` stays owned by the caller. `block` enables the status block (a TTY).
+  console(std::FILE* out, bool color, bool block);
+
+  // Declares a source so prefixes line up and each gets its own colour.
+  void add_source(const std::string& name);
+  // Writes one line from `source`.
+  void line(const std::string& source, std::string_view text);
+  // Replaces the status block (drawn at once when block mode is on; ignored otherwise).
+  void set_status(std::vector<std::string> lines);
+  // Erases the block for good (at exit).
+  void clear_status();
+
+  bool color() const noexcept { return color_; }
+
+  // True when colour should be used for `fd`: a TTY and NO_COLOR unset or empty.
+  static bool color_wanted(int fd);
+  // Columns of the terminal on `fd` (80 when unknown).
+  static int terminal_width(int fd);
+
+ private:
+  void erase_block_locked();
+  void draw_block_locked();
+
+  std::FILE* out_;
+  bool color_;
+  bool block_;
+  std::mutex mutex_;
+  std::map<std::string, int> colors_;  // source -> palette index
+  std::size_t width_ = 0;              // longest source name
+  std::vector<std::string> status_;
+  std::size_t drawn_ = 0;  // lines of the block on screen
+};
+
+}  // namespace outrider::dev

@@ -75,6 +75,21 @@ std::string seconds_text(nanoseconds d) {
   return fmt::format("{:.1f}s", std::chrono::duration<double>(d).count());
 }
 
+// The pid in a dev.json whose runner still runs, else 0.
+int running_runner_pid(const std::string& dev_file) {
+  std::ifstream in(dev_file);
+  if (!in) return 0;
+  std::stringstream text;
+  text << in.rdbuf();
+  boost::system::error_code ec;
+  const auto doc = json::parse(text.str(), ec);
+  if (ec || !doc.is_object()) return 0;
+  const auto* pid = doc.as_object().if_contains("pid");
+  if (pid == nullptr || !pid->is_int64()) return 0;
+  const auto p = static_cast<pid_t>(pid->as_int64());
+  return p > 0 && p != ::getpid() && ::kill(p, 0) == 0 ? p : 0;
+}
+
 enum class role { broker, collector, sidecar, app };
 
 // One supervised process (restarted as its policy says).
@@ -160,6 +175,10 @@ struct runner::impl {
     broker_ready = run_dir + "/broker.ready";
     collector_ready = run_dir + "/collector.ready";
     dev_file = cfg.state_dir + "/dev.json";
+    if (const int other = running_runner_pid(dev_file); other != 0)
+      return error(errc::already_exists,
+                   fmt::format("`outrider dev` already runs for {} (pid {}); stop it first",
+                               cfg.state_dir, other));
     features = probe_sidecar_features(opts.outrider_binary);
 
     if (cfg.broker.enabled) {

@@ -34,6 +34,10 @@ int main(int argc, char** argv) {
   routes.add_sync("GET", "/", [&body](const http::request&) {
     return http::response::with_body(200, body, "text/plain");
   });
+  // For the invoke suite's app: answers a POST with the same small body.
+  routes.add_sync("POST", "/", [&body](const http::request&) {
+    return http::response::with_body(200, body, "text/plain");
+  });
   http::server_options opts;
   opts.listen = listen;
   http::server srv(rt, opts, routes.as_handler());

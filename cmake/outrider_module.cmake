@@ -15,10 +15,11 @@ set(OUTRIDER_ALLOWED_broker base io storage timing config http metrics broker_cl
 set(OUTRIDER_ALLOWED_backends base io broker broker_client config)
 set(OUTRIDER_ALLOWED_tracing base io http storage config metrics)
 set(OUTRIDER_ALLOWED_analysis base io http storage config metrics tracing)
-set(OUTRIDER_ALLOWED_sidecar base io http config metrics backends tracing)
+set(OUTRIDER_ALLOWED_ambassador base io http config metrics)
+set(OUTRIDER_ALLOWED_sidecar base io http config metrics backends tracing ambassador)
 set(OUTRIDER_ALLOWED_ui_assets base io http)
 set(OUTRIDER_ALLOWED_dev base io config http broker_client)
-set(OUTRIDER_ALLOWED_cli base io config metrics http storage timing broker broker_client backends tracing analysis sidecar ui_assets dev)
+set(OUTRIDER_ALLOWED_cli base io config metrics http storage timing broker broker_client backends tracing analysis ambassador sidecar ui_assets dev)
 set(OUTRIDER_ALLOWED_testing base io http storage timing broker broker_client backends config)
 
 set(OUTRIDER_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor

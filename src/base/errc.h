@@ -99,7 +99,19 @@ namespace outrider {
   X(configuration_store_not_found, 630, 400, "ERR_CONFIGURATION_STORE_NOT_FOUND", false,           \
     "The named configuration store is not declared in the sidecar's configurationStores.")         \
   X(configuration_subscription_not_found, 631, 404, "ERR_CONFIGURATION_SUBSCRIPTION_NOT_FOUND",    \
-    false, "No configuration subscription with that id on that store.")
+    false, "No configuration subscription with that id on that store.") \
+  /* 7xx: ambassador (invocation, bindings, forward proxy) */                                      \
+  X(circuit_open, 700, 503, "ERR_CIRCUIT_OPEN", true,                                              \
+    "The target's circuit breaker is open after repeated failures; retry after Retry-After.")      \
+  X(invoke_output_binding, 701, 500, "ERR_INVOKE_OUTPUT_BINDING", false,                           \
+    "An output binding call failed: unknown binding or operation, a bad request body, or a "       \
+    "non-2xx answer from the bound service.")                                                      \
+  X(direct_invoke, 702, 500, "ERR_DIRECT_INVOKE", true,                                            \
+    "Service invocation could not resolve or reach the target app's sidecar; check the app id "    \
+    "and the name resolution (--resolve-file).")                                                   \
+  X(proxy_connect_unsupported, 703, 501, "ERR_PROXY_CONNECT_UNSUPPORTED", false,                   \
+    "The forward proxy does not tunnel CONNECT (https); call https services through an output "    \
+    "binding or an HTTPEndpoint so the sidecar originates TLS.")
 
 enum class errc : std::uint16_t {
 #define OUTRIDER_X_ENUM(id, value, status, name, retryable, meaning) id = value,

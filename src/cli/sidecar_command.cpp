@@ -146,13 +146,19 @@ void add_sidecar_command(CLI::App& app, int* exit_code) {
   sidecar::declare_settings(*settings, *options);
   declare(*settings, *values);
   auto bound = bound_settings::bind(*cmd, *settings);
-  cmd->callback([bound, options, values, settings, exit_code] {
+  auto resources_paths = std::make_shared<std::vector<std::string>>();
+  cmd->add_option("--resources-path", *resources_paths,
+                  "directory of Dapr-shaped resources (bindings.http components, Resiliency, "
+                  "HTTPEndpoint); repeatable");
+  cmd->callback([bound, options, values, settings, resources_paths, exit_code] {
     // Start-to-ready is measured from here (argument parsing done).
     const auto started = std::chrono::steady_clock::now();
     if (auto s = bound->resolve(); !s) {
       *exit_code = report_failure(s.error());
       return;
     }
+    options->resources_paths.insert(options->resources_paths.end(), resources_paths->begin(),
+                                    resources_paths->end());
     *exit_code = run_sidecar(*values, *options, started);
   });
 }

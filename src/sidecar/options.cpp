@@ -101,6 +101,40 @@ void declare_settings(config::settings& s, sidecar_options& o) {
         return ok_status();
       },
       "configuration API stores: [{name, file | envPrefix}]");
+  s.add("sidecar.resolveFile", &o.resolve_file,
+        "name resolution file for service invocation (YAML apps: {id: \"host:port\"}), re-read "
+        "when it changes",
+        "OUTRIDER_SIDECAR_RESOLVE_FILE", "resolve-file");
+  s.add("sidecar.proxyPort", &o.proxy_port, "forward-proxy port for the app's HTTP_PROXY (0: off)",
+        "OUTRIDER_SIDECAR_PROXY_PORT", "proxy-port");
+  s.add("sidecar.invokeTimeout", &o.invoke_timeout,
+        "timeout of an outbound call (invocation, binding, proxy) without a timeout policy",
+        "OUTRIDER_SIDECAR_INVOKE_TIMEOUT", "invoke-timeout");
+  s.add_section(
+      "sidecar.resourcesPaths",
+      [&o](const config::node& n) -> status {
+        if (!n.is_sequence()) return n.fail("expected a list of directories");
+        for (const auto& item : n.items()) {
+          if (!item.is_scalar()) return item.fail("expected a directory path");
+          o.resources_paths.push_back(item.scalar());
+        }
+        return ok_status();
+      },
+      "directories of Dapr-shaped resources (Component bindings.http, Resiliency, HTTPEndpoint); "
+      "the flag --resources-path may be repeated");
+  s.add_section(
+      "apps",
+      [&o](const config::node& n) -> status {
+        if (!n.is_map()) return n.fail("expected a map of app id to \"host:port\"");
+        for (const auto& [id, v] : n.entries()) {
+          if (!v.is_scalar() || v.scalar().find(':') == std::string::npos) {
+            return v.fail("expected \"host:port\" of the app's sidecar");
+          }
+          o.apps[id] = v.scalar();
+        }
+        return ok_status();
+      },
+      "static name resolution for service invocation: {app-id: \"host:port\"}");
   s.add_section(
       "subscriptions",
       [&o](const config::node& n) -> status {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,12 @@ struct sidecar_options {
   statsd_listen_options statsd;
   std::vector<config_store_spec> configuration_stores;              // YAML configurationStores
   nanoseconds configuration_poll = std::chrono::milliseconds(500);  // file store re-read interval
+  // Ambassador and invocation (see outbound.h).
+  std::vector<std::string> resources_paths;  // --resources-path DIR (repeatable)
+  std::string resolve_file;                  // YAML apps: {id: "host:port"}, re-read on change
+  std::map<std::string, std::string> apps;   // static name resolution (YAML `apps:`)
+  std::uint16_t proxy_port = 0;              // forward proxy; 0: off
+  nanoseconds invoke_timeout = std::chrono::seconds(60);  // calls without a timeout policy
 };
 
 // Declares every setting of `o` on `s` (keys "sidecar.appId", ...; the YAML

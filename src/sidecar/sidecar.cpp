@@ -20,12 +20,13 @@
 #include "io/asio_clock.h"
 #include "io/runtime.h"
 #include "sidecar/cloud_event.h"
+#include "sidecar/configuration.h"
+#include "sidecar/outbound.h"
+#include "sidecar/statsd_listener.h"
 #include "tracing/exporter.h"
 #include "tracing/otlp_receiver.h"
 #include "tracing/trace_context.h"
 #include "tracing/tracer.h"
-#include "sidecar/configuration.h"
-#include "sidecar/statsd_listener.h"
 
 namespace outrider::sidecar {
 namespace json = boost::json;
@@ -161,6 +162,7 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
   std::unique_ptr<metrics::statsd_sink> statsd_sink;
   std::unique_ptr<statsd_listener> statsd;
   std::unique_ptr<configuration_stores> configuration;
+  std::unique_ptr<outbound> ambassador;  // invocation, bindings, forward proxy
 
   // Tracing (null when off). The tracer reads time from `timers`.
   std::shared_ptr<tracing::exporter> exporter;
@@ -1308,7 +1310,12 @@ status sidecar::start() {
   so.listen = s.opts.listen_host + ":" + std::to_string(s.opts.http_port);
   so.body_limit = s.opts.max_body.bytes;
   so.header_limit = s.opts.max_header_bytes;
-  s.server = std::make_unique<http::server>(s.rt, so, s.traced(s.api.as_handler()));
+  s.ambassador =
+      std::make_unique<outbound>(s.rt, outbound_options_for(s.opts, s.app_url, so), s.reg);
+  OUTRIDER_TRY(s.ambassador->start());
+  s.ambassador->add_routes(s.api, [&s](http::handler h) { return s.guard(std::move(h), false); });
+  s.server =
+      std::make_unique<http::server>(s.rt, so, s.traced(s.ambassador->wrap(s.api.as_handler())));
   OUTRIDER_TRY(s.server->start());
   if (s.opts.serve_metrics) {
     http::server_options mo;
@@ -1365,6 +1372,7 @@ void sidecar::stop() {
   s.server->stop(s.opts.shutdown_grace);
   if (s.metrics_server) s.metrics_server->stop(nanoseconds{});
   if (s.statsd) s.statsd->stop();
+  s.ambassador->stop();
   // Deliveries not started yet go back at once; those in flight get the grace period.
   std::deque<impl::waiting_delivery> waiting;
   {

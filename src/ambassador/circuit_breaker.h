@@ -1,0 +1,83 @@
+// circuit_breaker: the state machine of one target's circuit (the gobreaker
+// model Dapr uses), clock-free: every call takes `now`.
+//
+//   closed    --trip condition true-->  open
+//   open      --timeout elapsed------>  half-open (next allow())
+//   half-open --max_requests successes in a row--> closed
+//   half-open --any failure--------->  open
+//
+// Closed: counters reset every `interval` (0: only on a state change). Each
+// state change starts a new generation; results of attempts admitted in an
+// older generation are ignored, so a slow attempt from before the circuit
+// opened cannot close it again.
+//
+// Threading: not thread-safe; the engine owns it on one thread.
+#pragma once
+
+#include <cstdint>
+
+#include "ambassador/policy.h"
+
+namespace outrider::ambassador {
+
+class circuit_breaker {
+ public:
+  enum class state { closed = 0, open = 1, half_open = 2 };
+
+  explicit circuit_breaker(breaker_policy policy, mono_time now);
+
+  // Admits an attempt, or refuses it (open, or half-open with max_requests
+  // probes already out). On admission returns the generation to report with.
+  struct admission {
+    bool allowed = false;
+    std::uint64_t generation = 0;
+    nanoseconds retry_after{};  // when refused: time until the circuit half-opens (0 if unknown)
+  };
+  admission allow(mono_time now);
+  void on_success(std::uint64_t generation, mono_time now);
+  void on_failure(std::uint64_t generation, mono_time now);
+
+  state current(mono_time now);  // advances open -> half-open when due
+  std::uint32_t consecutive_failures() const noexcept { return consecutive_failures_; }
+
+ private:
+  void refresh(mono_time now);
+  void enter(state s, mono_time now);
+
+  breaker_policy policy_;
+  state state_ = state::closed;
+  std::uint64_t generation_ = 0;
+  mono_time expiry_{};  // closed: counter reset (if interval > 0); open: when half-open
+  bool has_expiry_ = false;
+  std::uint32_t requests_ = 0;  // admitted in this generation
+  std::uint32_t total_failures_ = 0;
+  std::uint32_t consecutive_failures_ = 0;
+  std::uint32_t consecutive_successes_ = 0;
+};
+
+// Retry budget (Envoy's retry_budget): retries in flight for a target may not
+// exceed max(min_retry_concurrency, budget_percent% of its active calls), so a
+// failing dependency sees a bounded retry load instead of a retry storm.
+// A call holds one retry slot from its first retry until it ends.
+class retry_budget {
+ public:
+  explicit retry_budget(budget_policy policy = {}) : policy_(policy) {}
+  void set_policy(budget_policy policy) { policy_ = policy; }
+
+  void call_started() noexcept { ++active_calls_; }
+  void call_ended() noexcept { --active_calls_; }
+  // Takes a retry slot if the budget allows.
+  bool try_acquire();
+  void release() noexcept { --active_retries_; }
+
+  std::uint32_t active_calls() const noexcept { return active_calls_; }
+  std::uint32_t active_retries() const noexcept { return active_retries_; }
+  std::uint32_t limit() const;
+
+ private:
+  budget_policy policy_;
+  std::uint32_t active_calls_ = 0;
+  std::uint32_t active_retries_ = 0;
+};
+
+}  // namespace outrider::ambassador

@@ -1,0 +1,276 @@
+#include "ambassador/engine.h"
+
+#include <fmt/core.h>
+
+#include "base/log.h"
+
+namespace outrider::ambassador {
+namespace {
+
+const log::logger logger{"ambassador"};
+
+double seconds(nanoseconds d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+// Retry-After in whole seconds, at least 1.
+int retry_after_seconds(nanoseconds d) {
+  const auto s = std::chrono::ceil<std::chrono::seconds>(d).count();
+  return static_cast<int>(std::max<std::int64_t>(1, s));
+}
+
+}  // namespace
+
+bool idempotent_method(std::string_view method) noexcept {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
+         method == "DELETE" || method == "TRACE";
+}
+
+struct engine::target_state {
+  std::string name;
+  std::optional<circuit_breaker> breaker;
+  retry_budget budget;
+  metrics::counter* calls_success = nullptr;
+  metrics::counter* attempts = nullptr;
+  metrics::counter* retries = nullptr;
+  metrics::counter* timeouts = nullptr;
+  metrics::counter* budget_exhausted = nullptr;
+  metrics::counter* circuit_opened = nullptr;
+  metrics::gauge* circuit = nullptr;
+  metrics::histogram* duration = nullptr;
+};
+
+struct engine::call_state {
+  call_spec spec;
+  done_fn done;
+  target_state* target = nullptr;
+  mono_time started{};
+  mono_time deadline{};
+  clock::timer_id deadline_timer = 0;
+  clock::timer_id backoff_timer = 0;
+  std::uint32_t attempts = 0;
+  bool holds_retry_slot = false;
+  bool finished = false;
+  std::optional<http::response> last_response;  // the latest failed upstream answer
+  std::optional<error> last_error;
+};
+
+engine::engine(clock& clk, random_source& random, metrics::registry& m, engine_options opts)
+    : clock_(clk),
+      random_(random),
+      opts_(opts),
+      calls_(m.add_counter("outrider_ambassador_calls_total",
+                           "Outbound calls through the ambassador, by target and outcome",
+                           {"target", "outcome"})),
+      attempts_(m.add_counter("outrider_ambassador_attempts_total",
+                              "Attempts sent upstream (first tries and retries)", {"target"})),
+      retries_(
+          m.add_counter("outrider_ambassador_retries_total", "Retries sent upstream", {"target"})),
+      timeouts_(m.add_counter("outrider_ambassador_timeouts_total",
+                              "Calls that ended because their timeout passed", {"target"})),
+      budget_exhausted_(m.add_counter("outrider_ambassador_retry_budget_exhausted_total",
+                                      "Retries not made because the retry budget was spent",
+                                      {"target"})),
+      circuit_opened_(m.add_counter("outrider_ambassador_circuit_opened_total",
+                                    "Times the target's circuit opened", {"target"})),
+      circuit_state_(m.add_gauge("outrider_ambassador_circuit_state",
+                                 "Circuit state: 0 closed, 1 open, 2 half-open", {"target"})),
+      duration_(m.add_histogram("outrider_ambassador_call_duration_seconds",
+                                "Time from the app's request to the ambassador's answer",
+                                {"target"})) {}
+
+engine::~engine() {
+  *alive_ = false;
+}
+
+engine::target_state& engine::state_of(const std::string& target, const target_policy& policy) {
+  auto it = targets_.find(target);
+  if (it == targets_.end()) {
+    auto t = std::make_unique<target_state>();
+    t->name = target;
+    t->budget.set_policy(opts_.budget);
+    t->calls_success = calls_.with({target, "success"});
+    t->attempts = attempts_.with({target});
+    t->retries = retries_.with({target});
+    t->timeouts = timeouts_.with({target});
+    t->budget_exhausted = budget_exhausted_.with({target});
+    t->circuit_opened = circuit_opened_.with({target});
+    t->circuit = circuit_state_.with({target});
+    t->duration = duration_.with({target});
+    it = targets_.emplace(target, std::move(t)).first;
+  }
+  auto& t = *it->second;
+  if (policy.breaker && !t.breaker) t.breaker.emplace(*policy.breaker, clock_.monotonic_now());
+  return t;
+}
+
+circuit_breaker::state engine::circuit_state(const std::string& target) {
+  auto it = targets_.find(target);
+  if (it == targets_.end() || !it->second->breaker) return circuit_breaker::state::closed;
+  return it->second->breaker->current(clock_.monotonic_now());
+}
+
+void engine::call(call_spec spec, done_fn done) {
+  auto c = std::make_shared<call_state>();
+  c->spec = std::move(spec);
+  c->done = std::move(done);
+  c->target = &state_of(c->spec.target, c->spec.policy);
+  c->started = clock_.monotonic_now();
+  const nanoseconds timeout = c->spec.policy.timeout.value_or(opts_.default_timeout);
+  c->deadline = c->started + timeout;
+  c->target->budget.call_started();
+  ++in_flight_;
+  c->deadline_timer = clock_.call_after(timeout, [this, weak = std::weak_ptr(c), alive = alive_] {
+    auto call = weak.lock();
+    if (!*alive || !call || call->finished) return;
+    call->deadline_timer = 0;
+    if (call->target->timeouts) call->target->timeouts->inc();
+    finish(call,
+           http::response::from_error(error(
+               errc::deadline_exceeded,
+               fmt::format("{} did not answer within {} ms ({} attempts)", call->spec.target,
+                           std::chrono::duration_cast<std::chrono::milliseconds>(call->deadline -
+                                                                                 call->started)
+                               .count(),
+                           call->attempts))),
+           "timeout");
+  });
+  attempt(c);
+}
+
+void engine::attempt(const std::shared_ptr<call_state>& c) {
+  c->backoff_timer = 0;
+  if (c->finished) return;
+  auto& t = *c->target;
+  const mono_time now = clock_.monotonic_now();
+  std::uint64_t generation = 0;
+  if (t.breaker) {
+    auto a = t.breaker->allow(now);
+    if (t.circuit) t.circuit->set(static_cast<double>(t.breaker->current(now)));
+    if (!a.allowed) {
+      if (c->last_response) {
+        finish(c, std::move(*c->last_response), "error", true);
+      } else {
+        finish(c,
+               http::response::from_error(
+                   error(errc::circuit_open,
+                         fmt::format("the circuit for {} is open; not calling it", c->spec.target)),
+                   retry_after_seconds(a.retry_after)),
+               "circuit_open");
+      }
+      return;
+    }
+    generation = a.generation;
+  }
+  ++c->attempts;
+  if (t.attempts) t.attempts->inc();
+  if (c->attempts > 1 && t.retries) t.retries->inc();
+  // Each attempt sends a copy when a retry may follow; otherwise the request itself.
+  http::request req = c->spec.policy.retry ? c->spec.request : std::move(c->spec.request);
+  if (req.target.empty()) req.target = c->spec.destination.target;
+  if (observer_) observer_->before_attempt({t.name, c->attempts, &c->spec.destination}, req);
+  const nanoseconds remaining = c->deadline - now;
+  c->spec.via->send(c->spec.destination, std::move(req), remaining,
+                    [this, c, generation, alive = alive_](result<http::response> r) {
+                      if (!*alive) return;
+                      on_attempt_result(c, generation, std::move(r));
+                    });
+}
+
+void engine::on_attempt_result(const std::shared_ptr<call_state>& c, std::uint64_t generation,
+                               result<http::response> r) {
+  auto& t = *c->target;
+  const mono_time now = clock_.monotonic_now();
+  if (observer_) observer_->after_attempt({t.name, c->attempts, &c->spec.destination}, r);
+  const retry_policy* retry = c->spec.policy.retry ? &*c->spec.policy.retry : nullptr;
+  const bool failed =
+      !r || (retry != nullptr ? retry->retries_status(r->status) : r->status >= 500);
+  if (t.breaker) {
+    const auto before = t.breaker->current(now);
+    if (failed) {
+      t.breaker->on_failure(generation, now);
+    } else {
+      t.breaker->on_success(generation, now);
+    }
+    const auto after = t.breaker->current(now);
+    if (after == circuit_breaker::state::open && before != after) {
+      logger.warn("circuit for {} opened", t.name);
+      if (t.circuit_opened) t.circuit_opened->inc();
+    }
+    if (t.circuit) t.circuit->set(static_cast<double>(after));
+  }
+  if (c->finished) return;  // the deadline answered already
+  if (!failed) {
+    finish(c, std::move(*r), "success", true);
+    return;
+  }
+  if (r) {
+    c->last_response = std::move(*r);
+    c->last_error.reset();
+  } else {
+    c->last_error = std::move(r).error();
+    c->last_response.reset();
+  }
+  auto give_up = [&] {
+    if (c->last_response) {
+      finish(c, std::move(*c->last_response), "error", true);
+    } else if (c->last_error->code == errc::deadline_exceeded) {
+      if (t.timeouts) t.timeouts->inc();
+      finish(c, http::response::from_error(*c->last_error), "timeout");
+    } else {
+      finish(c, http::response::from_error(*c->last_error), "error");
+    }
+  };
+  const bool may_retry =
+      retry != nullptr &&
+      (idempotent_method(c->spec.request.method) || retry->retry_non_idempotent) &&
+      (retry->max_retries < 0 || static_cast<std::int64_t>(c->attempts) <= retry->max_retries);
+  if (!may_retry) {
+    give_up();
+    return;
+  }
+  if (!c->holds_retry_slot) {
+    if (!t.budget.try_acquire()) {
+      if (t.budget_exhausted) t.budget_exhausted->inc();
+      logger.debug("retry budget for {} spent ({} retrying of {} calls); not retrying", t.name,
+                   t.budget.active_retries(), t.budget.active_calls());
+      give_up();
+      return;
+    }
+    c->holds_retry_slot = true;
+  }
+  const nanoseconds delay = retry->backoff(c->attempts, random_.unit());
+  if (now + delay >= c->deadline) {
+    give_up();  // the next attempt could not start before the deadline
+    return;
+  }
+  // The timer owns the call while it waits (the deadline timer only observes it).
+  c->backoff_timer = clock_.call_after(delay, [this, c, alive = alive_] {
+    if (!*alive) return;
+    attempt(c);
+  });
+}
+
+void engine::finish(const std::shared_ptr<call_state>& c, http::response resp,
+                    std::string_view outcome, bool from_upstream) {
+  if (c->finished) return;
+  c->finished = true;
+  auto& t = *c->target;
+  if (c->deadline_timer != 0) clock_.cancel(c->deadline_timer);
+  if (c->backoff_timer != 0) clock_.cancel(c->backoff_timer);
+  c->deadline_timer = 0;
+  c->backoff_timer = 0;
+  if (c->holds_retry_slot) t.budget.release();
+  t.budget.call_ended();
+  --in_flight_;
+  if (outcome == "success") {
+    if (t.calls_success) t.calls_success->inc();
+  } else if (auto* counter = calls_.with({t.name, outcome})) {
+    counter->inc();
+  }
+  if (t.duration) t.duration->observe(seconds(clock_.monotonic_now() - c->started));
+  auto done = std::move(c->done);
+  done(std::move(resp), from_upstream);
+}
+
+}  // namespace outrider::ambassador

@@ -1,0 +1,148 @@
+// engine: runs one logical outbound call under its target's policies —
+// overall timeout, retries with backoff and jitter, retry budget, circuit
+// breaker — and turns the outcome into the response the app sees:
+//   - the upstream's answer (also a failed one once retries are exhausted);
+//   - 504 ERR_TIMEOUT when the call's timeout passes (it covers every attempt
+//     and the backoff between them);
+//   - 503 ERR_CIRCUIT_OPEN with Retry-After, at once, while the circuit is open;
+//   - the transport's error otherwise (503 ERR_UNAVAILABLE: cannot connect;
+//     502 ERR_UPSTREAM: a broken response or a connection reset mid-answer).
+//
+// An attempt fails when the transport fails or the status is retryable for the
+// policy (default: 5xx except 501/505; `matching.httpStatusCodes`). Only
+// idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) are retried
+// unless the policy says `retryNonIdempotent: true`.
+//
+// Seams: time and timers come from a `clock`, jitter from a `random_source`,
+// the network from an `upstream`, so unit tests drive everything with a
+// simulated clock and a scripted upstream.
+//
+// Threading: an engine belongs to its clock's thread (for io::asio_clock, that
+// context's thread). call() must be made there; `done` runs there; upstream
+// callbacks must come back there.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "ambassador/circuit_breaker.h"
+#include "ambassador/policy.h"
+#include "base/clock.h"
+#include "base/random.h"
+#include "http/client.h"
+#include "http/message.h"
+#include "metrics/registry.h"
+
+namespace outrider::ambassador {
+
+// Where attempts go. The production one wraps an http::client.
+class upstream {
+ public:
+  using callback = std::function<void(result<http::response>)>;
+  virtual ~upstream() = default;
+  // Sends one attempt; `timeout` bounds the whole exchange. `done` runs once.
+  virtual void send(const http::url& destination, http::request req, nanoseconds timeout,
+                    callback done) = 0;
+};
+
+// An upstream over an http::client (the client must outlive it).
+class client_upstream final : public upstream {
+ public:
+  explicit client_upstream(http::client& c) : client_(c) {}
+  void send(const http::url& destination, http::request req, nanoseconds timeout,
+            callback done) override {
+    client_.send(destination, std::move(req), timeout, std::move(done));
+  }
+
+ private:
+  http::client& client_;
+};
+
+// What the observer sees of one attempt.
+struct attempt_info {
+  std::string_view target;    // "app:orders", "endpoint:api.example.com", "component:payments"
+  std::uint32_t attempt = 1;  // 1 = first try
+  const http::url* destination = nullptr;
+};
+
+// Hooks for tracing (a CLIENT span per attempt) and logging. Called on the
+// engine's thread; must not block.
+class call_observer {
+ public:
+  virtual ~call_observer() = default;
+  // Before an attempt is sent; may add headers (traceparent).
+  virtual void before_attempt(const attempt_info& info, http::request& req) = 0;
+  // After it ended (the result before policy classification).
+  virtual void after_attempt(const attempt_info& info, const result<http::response>& outcome) = 0;
+};
+
+struct call_spec {
+  std::string target;  // policy/metrics key, "kind:name"
+  target_policy policy;
+  upstream* via = nullptr;  // must outlive the call
+  http::url destination;
+  http::request request;  // target (path and query) empty: destination.target
+};
+
+struct engine_options {
+  // Deadline of a call whose target has no timeout policy.
+  nanoseconds default_timeout = std::chrono::seconds(60);
+  budget_policy budget;
+};
+
+class engine {
+ public:
+  // `from_upstream`: the response is the upstream's answer (not one the
+  // engine made: timeout, open circuit, transport error).
+  using done_fn = std::function<void(http::response, bool from_upstream)>;
+
+  // `clock`, `random` and `metrics` must outlive the engine.
+  engine(clock& clk, random_source& random, metrics::registry& metrics, engine_options opts = {});
+  ~engine();
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
+
+  void call(call_spec spec, done_fn done);
+
+  // Optional tracing/logging hooks (set before the first call).
+  void set_observer(std::shared_ptr<call_observer> observer) { observer_ = std::move(observer); }
+
+  // For tests and /v1.0/metadata: the circuit state of `target` (closed if unknown).
+  circuit_breaker::state circuit_state(const std::string& target);
+  std::uint32_t calls_in_flight() const noexcept { return in_flight_; }
+
+  struct target_state;
+  struct call_state;
+
+ private:
+  target_state& state_of(const std::string& target, const target_policy& policy);
+  void attempt(const std::shared_ptr<call_state>& c);
+  void on_attempt_result(const std::shared_ptr<call_state>& c, std::uint64_t generation,
+                         result<http::response> r);
+  void finish(const std::shared_ptr<call_state>& c, http::response resp, std::string_view outcome,
+              bool from_upstream = false);
+
+  clock& clock_;
+  random_source& random_;
+  engine_options opts_;
+  std::shared_ptr<call_observer> observer_;
+  std::map<std::string, std::unique_ptr<target_state>> targets_;
+  std::uint32_t in_flight_ = 0;
+
+  metrics::family<metrics::counter>& calls_;
+  metrics::family<metrics::counter>& attempts_;
+  metrics::family<metrics::counter>& retries_;
+  metrics::family<metrics::counter>& timeouts_;
+  metrics::family<metrics::counter>& budget_exhausted_;
+  metrics::family<metrics::counter>& circuit_opened_;
+  metrics::family<metrics::gauge>& circuit_state_;
+  metrics::family<metrics::histogram>& duration_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+// True for methods that may be repeated without changing the outcome (RFC 9110).
+bool idempotent_method(std::string_view method) noexcept;
+
+}  // namespace outrider::ambassador

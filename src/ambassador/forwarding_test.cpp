@@ -1,0 +1,94 @@
+#include "ambassador/forwarding.h"
+
+#include <gtest/gtest.h>
+
+namespace outrider::ambassador {
+namespace {
+
+TEST(forwarding, strips_hop_by_hop_fields_and_those_connection_names) {
+  http::fields h;
+  h.add("Connection", "keep-alive, X-Secret");
+  h.add("X-Secret", "1");
+  h.add("Keep-Alive", "timeout=5");
+  h.add("Transfer-Encoding", "chunked");
+  h.add("Proxy-Authorization", "Basic x");
+  h.add("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  h.add("X-Kept", "yes");
+  strip_hop_by_hop(h);
+  EXPECT_FALSE(h.contains("X-Secret"));
+  EXPECT_FALSE(h.contains("Keep-Alive"));
+  EXPECT_FALSE(h.contains("Transfer-Encoding"));
+  EXPECT_FALSE(h.contains("Proxy-Authorization"));
+  EXPECT_TRUE(h.contains("traceparent"));
+  EXPECT_TRUE(h.contains("X-Kept"));
+}
+
+TEST(forwarding, parses_invocation_targets) {
+  auto t = parse_invoke_target("/v1.0/invoke/orders/method/api/v1/items?x=1%202");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->app_id, "orders");
+  EXPECT_EQ(t->method_target, "/api/v1/items?x=1%202");
+  t = parse_invoke_target("/v1.0/invoke/orders/method/");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->method_target, "/");
+  t = parse_invoke_target("/v1.0/invoke/orders/method?q=1");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->method_target, "/?q=1");
+  EXPECT_FALSE(parse_invoke_target("/v1.0/invoke//method/x"));
+  EXPECT_FALSE(parse_invoke_target("/v1.0/invoke/orders/x"));
+  EXPECT_FALSE(parse_invoke_target("/v1.0/invoke/or%zzders/method/x"));
+}
+
+TEST(forwarding, binding_request_becomes_an_http_call) {
+  auto in = parse_binding_request(
+      R"({"operation":"POST","data":{"amount":5},"metadata":{"path":"/refunds?x=1","X-Req":"7"}})");
+  ASSERT_TRUE(in) << in.error().message;
+  http_binding b;
+  b.name = "payments";
+  b.url = "http://127.0.0.1:8080/api/";
+  b.headers = {{"X-Client", "outrider"}};
+  auto call = make_binding_call(b, *in);
+  ASSERT_TRUE(call) << call.error().message;
+  EXPECT_EQ(call->request.method, "POST");
+  EXPECT_EQ(call->destination.target, "/api/refunds?x=1");
+  EXPECT_EQ(call->request.headers.get("X-Req"), "7");
+  EXPECT_EQ(call->request.headers.get("X-Client"), "outrider");
+  EXPECT_EQ(call->request.headers.get("Content-Type"), "application/json");
+  EXPECT_EQ(call->request.body, R"({"amount":5})");
+
+  in = parse_binding_request(R"({"operation":"fly"})");
+  ASSERT_TRUE(in);
+  EXPECT_FALSE(make_binding_call(b, *in));
+  in = parse_binding_request(R"({"operation":"get","metadata":{"X-Bad\r\nInjected":"1"}})");
+  ASSERT_TRUE(in);
+  EXPECT_FALSE(make_binding_call(b, *in));
+  EXPECT_FALSE(parse_binding_request("[1,2]"));
+  EXPECT_FALSE(parse_binding_request(R"({"data":"x"})"));
+  EXPECT_FALSE(parse_binding_request(R"({"operation":"get","metadata":{"n":1}})"));
+}
+
+TEST(forwarding, binding_response_carries_status_metadata) {
+  http_binding b;
+  b.name = "payments";
+  http::response up;
+  up.status = 201;
+  up.body = "created";
+  up.headers.add("Content-Type", "text/plain");
+  auto r = binding_response(b, up);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "created");
+  EXPECT_EQ(r.headers.get("metadata.statusCode"), "201");
+  EXPECT_EQ(r.headers.get("metadata.Content-Type"), "text/plain");
+
+  up.status = 404;
+  r = binding_response(b, up);
+  EXPECT_EQ(r.status, 500);
+  EXPECT_NE(r.body.find("ERR_INVOKE_OUTPUT_BINDING"), std::string::npos);
+  b.error_if_not_2xx = false;
+  r = binding_response(b, up);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers.get("metadata.statusCode"), "404");
+}
+
+}  // namespace
+}  // namespace outrider::ambassador

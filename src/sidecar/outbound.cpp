@@ -1,0 +1,414 @@
+#include "sidecar/outbound.h"
+
+#include <boost/asio/io_context.hpp>
+#include <condition_variable>
+#include <fmt/core.h>
+#include <mutex>
+
+#include "ambassador/forwarding.h"
+#include "ambassador/resolver.h"
+#include "base/log.h"
+#include "base/random.h"
+#include "io/asio_clock.h"
+#include "io/file_system.h"
+#include "io/runtime.h"
+#include "sidecar/options.h"
+
+namespace outrider::sidecar {
+namespace {
+
+const log::logger logger{"sidecar.outbound"};
+
+constexpr std::size_t engine_context = 0;
+constexpr std::string_view app_id_header = "dapr-app-id";
+constexpr std::string_view caller_header = "dapr-caller-app-id";
+constexpr std::string_view token_header = "dapr-api-token";
+constexpr std::string_view invoke_prefix = "/v1.0/invoke/";
+
+http::response fail(errc code, std::string message) {
+  return http::response::from_error(error(code, std::move(message)));
+}
+
+ambassador::target_policy policy_for(const std::map<std::string, ambassador::target_policy>& m,
+                                     const std::string& key) {
+  auto it = m.find(key);
+  return it == m.end() ? ambassador::target_policy{} : it->second;
+}
+
+// base + "/path?query" without doubling the slash.
+std::string join_url(std::string base, std::string_view target) {
+  if (!base.empty() && base.back() == '/' && target.starts_with('/')) base.pop_back();
+  base += target;
+  return base;
+}
+
+}  // namespace
+
+struct outbound::state : std::enable_shared_from_this<state> {
+  struct binding_entry {
+    ambassador::http_binding binding;
+    std::unique_ptr<http::client> client;
+    std::unique_ptr<ambassador::client_upstream> via;
+  };
+
+  state(io::runtime& r, outbound_options o, metrics::registry& m)
+      : rt(r), opts(std::move(o)), reg(m) {}
+
+  io::runtime& rt;
+  outbound_options opts;
+  metrics::registry& reg;
+  std::shared_ptr<ambassador::call_observer> observer;
+  ambassador::resources res;
+  std::map<std::string, ambassador::http_endpoint> endpoints;
+  ambassador::chain_resolver resolver;
+  std::unique_ptr<http::server> proxy;
+  // Owned by context 0 once started (built on the starting thread before any use).
+  std::unique_ptr<io::asio_clock> clock;
+  std::unique_ptr<xoshiro_random> random;
+  std::unique_ptr<ambassador::engine> engine;
+  std::unique_ptr<http::client> client;
+  std::unique_ptr<ambassador::client_upstream> via;
+  std::map<std::string, binding_entry> bindings;
+  std::atomic<bool> stopped{false};
+
+  // Runs `call` on the engine's context; answers 503 if stopped meanwhile.
+  void on_engine(ambassador::call_spec spec, http::responder r,
+                 std::function<http::response(http::response, bool)> shape) {
+    rt.post(engine_context, [self = shared_from_this(), spec = std::move(spec), r,
+                             shape = std::move(shape)]() mutable {
+      if (self->stopped || !self->engine) {
+        r.send(fail(errc::shutting_down, "the sidecar is stopping"));
+        return;
+      }
+      self->engine->call(std::move(spec),
+                         [r, shape = std::move(shape)](http::response resp, bool from_upstream) {
+                           r.send(shape ? shape(std::move(resp), from_upstream) : std::move(resp));
+                         });
+    });
+  }
+
+  static http::response pass_back(http::response resp, bool from_upstream) {
+    if (from_upstream) ambassador::strip_hop_by_hop(resp.headers);
+    return resp;
+  }
+
+  // ------------------------------------------------------------ invocation
+
+  void invoke(http::request&& req, const http::responder& r, const std::string& app_id,
+              const std::string& method_target) {
+    const auto from = req.headers.get(invoke_from_header);
+    const bool from_sidecar = from.has_value();
+    const std::string caller(from_sidecar ? *from : std::string_view(opts.app_id));
+    if (!from_sidecar && !opts.api_token.empty()) {
+      auto got = req.headers.get(token_header);
+      if (!got || *got != opts.api_token) {
+        r.send(fail(errc::unauthenticated, "missing or invalid dapr-api-token header"));
+        return;
+      }
+    }
+    ambassador::strip_hop_by_hop(req.headers);
+    req.headers.erase(app_id_header);
+    req.headers.erase(invoke_from_header);
+    req.headers.erase(token_header);  // never leak the caller's token to the callee
+
+    if (app_id == opts.app_id) {
+      if (opts.app_url.port == 0) {
+        r.send(fail(errc::direct_invoke, "app '" + app_id + "' has no app port configured"));
+        return;
+      }
+      req.target = method_target;
+      if (!opts.app_api_token.empty()) req.headers.set(token_header, opts.app_api_token);
+      req.headers.set(caller_header, caller);
+      if (from_sidecar) {
+        // The calling sidecar applies the policies; this hop only delivers.
+        client->send(opts.app_url, std::move(req), opts.inbound_timeout,
+                     [r](result<http::response> answer) {
+                       r.send(answer ? pass_back(std::move(*answer), true)
+                                     : http::response::from_error(answer.error()));
+                     });
+        return;
+      }
+      ambassador::call_spec spec;
+      spec.target = "app:" + app_id;
+      spec.policy = policy_for(res.policies.apps, app_id);
+      spec.via = via.get();
+      spec.destination = opts.app_url;
+      spec.request = std::move(req);
+      on_engine(std::move(spec), r, pass_back);
+      return;
+    }
+    if (from_sidecar) {
+      r.send(fail(errc::direct_invoke, "this sidecar serves app '" + opts.app_id + "', not '" +
+                                           app_id + "' (stale name resolution?)"));
+      return;
+    }
+    ambassador::call_spec spec;
+    spec.via = via.get();
+    if (auto ep = endpoints.find(app_id); ep != endpoints.end()) {
+      auto url = http::url::parse(join_url(ep->second.base_url, method_target));
+      if (!url) {
+        r.send(fail(errc::invalid_argument, url.error().message));
+        return;
+      }
+      for (const auto& h : ep->second.headers) req.headers.set(h.name, h.value);
+      spec.target = "endpoint:" + app_id;
+      spec.policy = policy_for(res.policies.endpoints, app_id);
+      spec.destination = std::move(*url);
+      req.target = spec.destination.target;
+    } else {
+      auto address = resolver.resolve(app_id);
+      if (!address) {
+        r.send(fail(errc::direct_invoke,
+                    "failed to invoke app '" + app_id + "': " + address.error().message));
+        return;
+      }
+      auto url = http::url::parse("http://" + *address + "/");
+      if (!url) {
+        r.send(fail(errc::direct_invoke,
+                    "app '" + app_id + "' resolves to a bad address '" + *address + "'"));
+        return;
+      }
+      spec.target = "app:" + app_id;
+      spec.policy = policy_for(res.policies.apps, app_id);
+      spec.destination = std::move(*url);
+      req.target = std::string(invoke_prefix) + app_id + "/method" + method_target;
+      req.headers.set(invoke_from_header, opts.app_id);
+    }
+    spec.request = std::move(req);
+    on_engine(std::move(spec), r, pass_back);
+  }
+
+  // -------------------------------------------------------------- bindings
+
+  void binding(http::request&& req, const http::responder& r) {
+    const std::string name(req.params.at("name"));
+    auto it = bindings.find(name);
+    if (it == bindings.end()) {
+      r.send(fail(errc::invoke_output_binding, "output binding '" + name + "' not found"));
+      return;
+    }
+    auto in = ambassador::parse_binding_request(req.body);
+    if (!in) {
+      r.send(fail(errc::malformed_request, "binding '" + name + "': " + in.error().message));
+      return;
+    }
+    auto call = ambassador::make_binding_call(it->second.binding, *in);
+    if (!call) {
+      r.send(http::response::from_error(call.error()));
+      return;
+    }
+    for (std::string_view h : {"traceparent", "tracestate"}) {
+      if (auto v = req.headers.get(h)) call->request.headers.set(h, *v);
+    }
+    ambassador::call_spec spec;
+    spec.target = "component:" + name;
+    spec.policy = policy_for(res.policies.components, name);
+    spec.via = it->second.via.get();
+    spec.destination = std::move(call->destination);
+    spec.request = std::move(call->request);
+    const ambassador::http_binding* b = &it->second.binding;  // fixed after start()
+    on_engine(std::move(spec), r, [b](http::response resp, bool from_upstream) {
+      return from_upstream ? ambassador::binding_response(*b, std::move(resp)) : resp;
+    });
+  }
+
+  // ----------------------------------------------------------------- proxy
+
+  void forward(http::request&& req, const http::responder& r) {
+    if (req.method == "CONNECT") {
+      r.send(fail(errc::proxy_connect_unsupported,
+                  "the Outrider forward proxy does not tunnel CONNECT (https): use an output "
+                  "binding (POST /v1.0/bindings/{name}) or an HTTPEndpoint "
+                  "(/v1.0/invoke/{endpoint}/method/...) for https services, so the sidecar "
+                  "originates TLS and applies the policies"));
+      return;
+    }
+    if (!req.target.starts_with("http://")) {
+      r.send(fail(errc::invalid_argument,
+                  req.target.starts_with("https://")
+                      ? "https:// URLs cannot go through the forward proxy; use an output binding"
+                      : "a forward proxy request needs an absolute http:// URL as its target "
+                        "(set HTTP_PROXY=http://127.0.0.1:<proxy-port>)"));
+      return;
+    }
+    auto url = http::url::parse(req.target);
+    if (!url) {
+      r.send(http::response::from_error(url.error()));
+      return;
+    }
+    ambassador::strip_hop_by_hop(req.headers);
+    const std::string host_port = url->host + ":" + std::to_string(url->port);
+    ambassador::call_spec spec;
+    spec.target = "endpoint:" + host_port;
+    auto& targets = res.policies.endpoints;
+    if (targets.count(host_port) != 0) {
+      spec.policy = targets.at(host_port);
+    } else if (targets.count(url->host) != 0) {
+      spec.target = "endpoint:" + url->host;
+      spec.policy = targets.at(url->host);
+    } else {
+      for (const auto& [name, ep] : endpoints) {
+        auto base = http::url::parse(ep.base_url);
+        if (base && base->scheme == "http" && base->host == url->host && base->port == url->port) {
+          spec.target = "endpoint:" + name;
+          spec.policy = policy_for(targets, name);
+          for (const auto& h : ep.headers) req.headers.set(h.name, h.value);
+          break;
+        }
+      }
+    }
+    req.target = url->target;
+    spec.via = via.get();
+    spec.destination = std::move(*url);
+    spec.request = std::move(req);
+    on_engine(std::move(spec), r, pass_back);
+  }
+};
+
+outbound_options outbound_options_for(const sidecar_options& o, const http::url& app_url,
+                                      const http::server_options& limits) {
+  outbound_options out;
+  out.app_id = o.app_id;
+  out.app_url = app_url;
+  if (o.app_port == 0) out.app_url.port = 0;
+  out.app_api_token = o.app_api_token;
+  out.api_token = o.api_token;
+  out.inbound_timeout = o.invoke_timeout;
+  out.default_timeout = o.invoke_timeout;
+  out.resources_paths = o.resources_paths;
+  out.resolve_file = o.resolve_file;
+  out.apps = o.apps;
+  out.proxy_port = o.proxy_port;
+  out.listen_host = o.listen_host;
+  out.server_limits = limits;
+  return out;
+}
+
+outbound::outbound(io::runtime& rt, outbound_options opts, metrics::registry& metrics)
+    : state_(std::make_shared<state>(rt, std::move(opts), metrics)) {}
+
+outbound::~outbound() {
+  stop();
+}
+
+void outbound::set_observer(std::shared_ptr<ambassador::call_observer> observer) {
+  state_->observer = std::move(observer);
+}
+
+status outbound::start() {
+  auto& s = *state_;
+  if (!s.opts.resources_paths.empty()) {
+    auto loaded = ambassador::load_resources(s.opts.resources_paths);
+    if (!loaded) return loaded.error();
+    s.res = std::move(*loaded);
+  }
+  auto& ctx = s.rt.context(engine_context);
+  s.clock = std::make_unique<io::asio_clock>(ctx);
+  std::uint64_t seed = 0;
+  os_random_bytes(&seed, sizeof seed);
+  s.random = std::make_unique<xoshiro_random>(seed);
+  ambassador::engine_options eo;
+  eo.default_timeout = s.opts.default_timeout;
+  eo.budget = s.res.policies.budget;
+  s.engine = std::make_unique<ambassador::engine>(*s.clock, *s.random, s.reg, eo);
+  if (s.observer) s.engine->set_observer(s.observer);
+  s.client = std::make_unique<http::client>(ctx);
+  s.via = std::make_unique<ambassador::client_upstream>(*s.client);
+  for (const auto& b : s.res.bindings) {
+    http::client_options co;
+    co.tls_ca_file = b.ca_file;
+    co.tls_client_cert_file = b.client_cert_file;
+    co.tls_client_key_file = b.client_key_file;
+    co.tls_verify_peer = !b.insecure_skip_verify;
+    state::binding_entry e{b, std::make_unique<http::client>(ctx, co), nullptr};
+    e.via = std::make_unique<ambassador::client_upstream>(*e.client);
+    if (!s.bindings.emplace(b.name, std::move(e)).second) {
+      return error(errc::config_invalid, "output binding '" + b.name + "' is defined twice");
+    }
+  }
+  for (const auto& e : s.res.endpoints) s.endpoints[e.name] = e;
+  if (!s.opts.resolve_file.empty()) {
+    s.resolver.add(std::make_shared<ambassador::file_resolver>(io::posix_file_system(),
+                                                               s.opts.resolve_file, *s.clock));
+  }
+  if (!s.opts.apps.empty())
+    s.resolver.add(std::make_shared<ambassador::static_resolver>(s.opts.apps));
+  if (s.opts.proxy_port != 0) {
+    http::server_options po = s.opts.server_limits;
+    po.listen = s.opts.listen_host + ":" + std::to_string(s.opts.proxy_port);
+    s.proxy = std::make_unique<http::server>(
+        s.rt, po, [weak = std::weak_ptr(state_)](http::request&& req, http::responder r) {
+          if (auto self = weak.lock()) self->forward(std::move(req), r);
+        });
+    OUTRIDER_TRY(s.proxy->start());
+    logger.info("forward proxy listening on {}", s.proxy->address());
+  }
+  logger.debug("{} output bindings, {} HTTP endpoints", s.bindings.size(), s.endpoints.size());
+  return ok_status();
+}
+
+void outbound::add_routes(http::router& api,
+                          const std::function<http::handler(http::handler)>& guard) {
+  api.add("POST", "/v1.0/bindings/{name}",
+          guard([weak = std::weak_ptr(state_)](http::request&& req, http::responder r) {
+            if (auto self = weak.lock()) self->binding(std::move(req), r);
+          }));
+}
+
+http::handler outbound::wrap(http::handler next) {
+  return [weak = std::weak_ptr(state_), next = std::move(next)](http::request&& req,
+                                                                http::responder r) {
+    auto self = weak.lock();
+    if (self && req.path.starts_with(invoke_prefix)) {
+      auto t = ambassador::parse_invoke_target(req.target);
+      if (!t) {
+        r.send(http::response::from_error(t.error()));
+        return;
+      }
+      self->invoke(std::move(req), r, t->app_id, t->method_target);
+      return;
+    }
+    if (self) {
+      if (auto id = req.headers.get(app_id_header); id && !id->empty()) {
+        const std::string app_id(*id);
+        const std::string target = req.target;
+        self->invoke(std::move(req), r, app_id, target);
+        return;
+      }
+    }
+    next(std::move(req), std::move(r));
+  };
+}
+
+void outbound::stop() {
+  auto& s = *state_;
+  if (s.stopped.exchange(true)) return;
+  if (s.proxy) s.proxy->stop(std::chrono::seconds(1));
+  if (!s.engine) return;
+  // The engine, its timers and the clients belong to context 0: retire them there.
+  struct latch {
+    std::mutex m;
+    std::condition_variable cv;
+    bool done = false;
+  };
+  auto l = std::make_shared<latch>();
+  s.rt.post(engine_context, [self = state_, l] {
+    self->engine.reset();
+    self->clock.reset();
+    std::lock_guard lock(l->m);
+    l->done = true;
+    l->cv.notify_all();
+  });
+  std::unique_lock lock(l->m);
+  l->cv.wait_for(lock, std::chrono::seconds(5), [&] { return l->done; });
+}
+
+std::uint16_t outbound::proxy_port() const {
+  return state_->proxy ? state_->proxy->port() : 0;
+}
+
+std::size_t outbound::binding_count() const {
+  return state_->bindings.size();
+}
+
+}  // namespace outrider::sidecar

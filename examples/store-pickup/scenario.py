@@ -100,7 +100,9 @@ def main():
         if status == 200:
             seen = {o["orderId"]: o for o in listing.get("orders", []) if o["orderId"] in want}
             done = all(oid in seen and seen[oid]["status"] == s and
-                       (s != "cancelled" or seen[oid].get("payment") == "refunded") for oid, s in want.items())
+                       (s != "cancelled" or (seen[oid].get("payment") == "refunded" and
+                                             seen[oid].get("shelf") == "returned"))
+                       for oid, s in want.items())
             if done:
                 break
         time.sleep(0.5)

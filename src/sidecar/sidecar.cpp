@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <unordered_map>
 
 #include "base/json_text.h"
 #include "base/log.h"
@@ -255,6 +256,61 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
       span.set_error("HTTP " + std::to_string(status));
     }
   }
+
+  // Tracing hook of the ambassador (invocation, bindings, proxy): one CLIENT
+  // span per attempt, a child of the context the request carries (the SERVER
+  // span of the inbound call), so retries are sibling CLIENT spans numbered by
+  // http.request.resend_count. The engine calls both hooks on its thread;
+  // attempts of one call are sequential, so the call's destination object
+  // (stable for its lifetime) keys the span in flight.
+  class trace_observer final : public ambassador::call_observer {
+   public:
+    explicit trace_observer(impl& owner) : owner_(owner) {}
+    void before_attempt(const ambassador::attempt_info& info, http::request& req) override {
+      auto parent = incoming_context(req.headers);
+      std::string target(info.target);
+      auto span = owner_.tracer->start_span(req.method + " " + target, tracing::span_kind::client,
+                                            parent ? &*parent : nullptr);
+      if (span.recording()) {
+        span.set("http.request.method", req.method);
+        span.set("outrider.target", target);
+        if (info.destination != nullptr) {
+          span.set("server.address", info.destination->host);
+          span.set("server.port", static_cast<std::int64_t>(info.destination->port));
+          span.set("url.full", info.destination->origin() + req.target);
+        }
+        if (info.attempt > 1) {
+          span.set("http.request.resend_count", static_cast<std::int64_t>(info.attempt - 1));
+        }
+      }
+      owner_.inject(req.headers, span);
+      std::lock_guard lock(mutex_);
+      spans_[info.destination] = std::move(span);
+    }
+    void after_attempt(const ambassador::attempt_info& info,
+                       const result<http::response>& outcome) override {
+      tracing::active_span span;
+      {
+        std::lock_guard lock(mutex_);
+        auto it = spans_.find(info.destination);
+        if (it == spans_.end()) return;
+        span = std::move(it->second);
+        spans_.erase(it);
+      }
+      if (outcome) {
+        set_error_from_status(span, outcome->status, false);
+      } else {
+        span.set("error.type", std::string(outcome.error().info().name));
+        span.set_error(outcome.error().message);
+      }
+      span.end();
+    }
+
+   private:
+    impl& owner_;
+    std::mutex mutex_;
+    std::unordered_map<const http::url*, tracing::active_span> spans_;
+  };
 
   // A SERVER span around every API call (health checks excepted): a child of
   // the caller's traceparent/tracestate or b3, a new trace otherwise. The
@@ -1312,6 +1368,7 @@ status sidecar::start() {
   so.header_limit = s.opts.max_header_bytes;
   s.ambassador =
       std::make_unique<outbound>(s.rt, outbound_options_for(s.opts, s.app_url, so), s.reg);
+  if (s.tracer) s.ambassador->set_observer(std::make_shared<impl::trace_observer>(s));
   OUTRIDER_TRY(s.ambassador->start());
   s.ambassador->add_routes(s.api, [&s](http::handler h) { return s.guard(std::move(h), false); });
   s.server =

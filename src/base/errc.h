@@ -99,7 +99,7 @@ namespace outrider {
   X(configuration_store_not_found, 630, 400, "ERR_CONFIGURATION_STORE_NOT_FOUND", false,           \
     "The named configuration store is not declared in the sidecar's configurationStores.")         \
   X(configuration_subscription_not_found, 631, 404, "ERR_CONFIGURATION_SUBSCRIPTION_NOT_FOUND",    \
-    false, "No configuration subscription with that id on that store.") \
+    false, "No configuration subscription with that id on that store.")                            \
   /* 7xx: ambassador (invocation, bindings, forward proxy) */                                      \
   X(circuit_open, 700, 503, "ERR_CIRCUIT_OPEN", true,                                              \
     "The target's circuit breaker is open after repeated failures; retry after Retry-After.")      \

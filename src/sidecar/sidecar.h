@@ -60,7 +60,7 @@ class sidecar {
   std::uint16_t http_port() const;
   std::uint16_t metrics_port() const;   // 0 when metrics are not served
   std::uint16_t app_otlp_port() const;  // 0 when the app OTLP receiver is off
-  std::uint16_t statsd_port() const;   // 0 when StatsD is not received
+  std::uint16_t statsd_port() const;    // 0 when StatsD is not received
   // True once subscriptions are established (what /v1.0/healthz reports with
   // backend and app health).
   bool subscribed() const;

@@ -18,76 +18,23 @@
 #include <regex>
 #include <thread>
 
+#include "testing/http_call.h"
 #include "testing/process.h"
 
 namespace outrider {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::http_call;
+using testing::http_reply;
 using testing::outrider_binary;
 using testing::process;
+using testing::raw_http;
 namespace json = boost::json;
 
 constexpr auto start_timeout = 20s;
 const std::string upstream_script =
     std::string(OUTRIDER_SOURCE_DIR) + "/tests/ambassador/fault_upstream.py";
-
-struct reply {
-  int status = 0;
-  std::string head;
-  std::string body;
-};
-
-reply raw_call(std::uint16_t port, const std::string& bytes) {
-  reply r;
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return r;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{30, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return r;
-  }
-  std::size_t sent = 0;
-  while (sent < bytes.size()) {
-    const auto n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    sent += static_cast<std::size_t>(n);
-  }
-  std::string in;
-  char buf[8192];
-  for (;;) {
-    const auto n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    in.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  const auto end = in.find("\r\n\r\n");
-  if (in.size() < 12 || end == std::string::npos) return r;
-  r.status = std::atoi(in.substr(9, 3).c_str());
-  r.head = in.substr(0, end);
-  r.body = in.substr(end + 4);
-  return r;
-}
-
-reply http(std::uint16_t port, const std::string& method, const std::string& target,
-           const std::string& body = "",
-           const std::vector<std::pair<std::string, std::string>>& headers = {}) {
-  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
-  for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
-  req += "content-length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  return raw_call(port, req);
-}
-
-std::string header_of(const reply& r, const std::string& name) {
-  std::regex re("\\r\\n" + name + ":\\s*([^\\r]*)", std::regex::icase);
-  std::smatch m;
-  return std::regex_search(r.head, m, re) ? m[1].str() : "";
-}
 
 std::uint16_t port_from_output(const process& p, const std::string& marker) {
   std::regex re(marker + "[^\\n]*?:([0-9]+)");
@@ -209,13 +156,13 @@ spec:
   }
 
   static int upstream_count(const std::string& key) {
-    return std::atoi(http(upstream_port_, "GET", "/_count/" + key).body.c_str());
+    return std::atoi(http_call(upstream_port_, "GET", "/_count/" + key).body.c_str());
   }
 
-  static reply invoke(const std::string& method, const std::string& path,
-                      const std::string& body = "",
-                      const std::vector<std::pair<std::string, std::string>>& headers = {}) {
-    return http(frontend_port_, method, "/v1.0/invoke/backend/method" + path, body, headers);
+  static http_reply invoke(const std::string& method, const std::string& path,
+                           const std::string& body = "",
+                           const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+    return http_call(frontend_port_, method, "/v1.0/invoke/backend/method" + path, body, headers);
   }
 
   static inline testing::temp_dir* data_ = nullptr;
@@ -241,7 +188,7 @@ TEST_F(ambassador_process, invocation_goes_sidecar_to_sidecar_to_app) {
                    {"Connection", "close, x-hop"},
                    {"x-hop", "dropped"}});
   ASSERT_EQ(r.status, 200) << r.head << r.body;
-  EXPECT_EQ(header_of(r, "X-Upstream"), "echo");  // response headers pass through
+  EXPECT_EQ(r.header("X-Upstream"), "echo");  // response headers pass through
   auto doc = json::parse(r.body).as_object();
   EXPECT_EQ(doc.at("method").as_string(), "PUT");
   EXPECT_EQ(doc.at("path").as_string(), "/echo/items/7?x=1%202");
@@ -256,7 +203,7 @@ TEST_F(ambassador_process, invocation_goes_sidecar_to_sidecar_to_app) {
 }
 
 TEST_F(ambassador_process, dapr_app_id_header_and_upstream_statuses_pass_through) {
-  auto r = http(frontend_port_, "GET", "/echo/by-header", "", {{"dapr-app-id", "backend"}});
+  auto r = http_call(frontend_port_, "GET", "/echo/by-header", "", {{"dapr-app-id", "backend"}});
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_NE(r.body.find("/echo/by-header"), std::string::npos);
   r = invoke("DELETE", "/status/404");
@@ -265,7 +212,7 @@ TEST_F(ambassador_process, dapr_app_id_header_and_upstream_statuses_pass_through
 }
 
 TEST_F(ambassador_process, self_invocation_goes_straight_to_the_app) {
-  auto r = http(backend_port_, "GET", "/v1.0/invoke/backend/method/echo/self");
+  auto r = http_call(backend_port_, "GET", "/v1.0/invoke/backend/method/echo/self");
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_NE(r.body.find("/echo/self"), std::string::npos);
 }
@@ -292,8 +239,8 @@ TEST_F(ambassador_process, non_idempotent_requests_are_retried_only_when_the_pol
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(upstream_count("flaky/d/"), 1);
   // The binding's policy opts in (retryNonIdempotent: true).
-  r = http(frontend_port_, "POST", "/v1.0/bindings/upstream",
-           R"({"operation":"post","metadata":{"path":"/flaky/e/1"}})");
+  r = http_call(frontend_port_, "POST", "/v1.0/bindings/upstream",
+                R"({"operation":"post","metadata":{"path":"/flaky/e/1"}})");
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(upstream_count("flaky/e/"), 2);
 }
@@ -302,7 +249,7 @@ TEST_F(ambassador_process, a_stalled_upstream_gets_504_within_the_overall_timeou
   auto r = invoke("GET", "/stall");
   EXPECT_EQ(r.status, 504) << r.body;
   EXPECT_NE(r.body.find("ERR_TIMEOUT"), std::string::npos);
-  EXPECT_EQ(header_of(r, "content-type"), "application/json");
+  EXPECT_EQ(r.header("content-type"), "application/json");
 }
 
 TEST_F(ambassador_process, reset_mid_body_is_retried_then_reported) {
@@ -322,12 +269,12 @@ TEST_F(ambassador_process, slow_trickle_arrives_whole_or_times_out) {
 }
 
 TEST_F(ambassador_process, output_binding_calls_the_http_service) {
-  auto r =
-      http(frontend_port_, "POST", "/v1.0/bindings/upstream",
-           R"({"operation":"put","data":{"amount":5},"metadata":{"path":"/echo/pay","X-Req":"7"}})",
-           {{"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}});
+  auto r = http_call(
+      frontend_port_, "POST", "/v1.0/bindings/upstream",
+      R"({"operation":"put","data":{"amount":5},"metadata":{"path":"/echo/pay","X-Req":"7"}})",
+      {{"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}});
   ASSERT_EQ(r.status, 200) << r.body;
-  EXPECT_EQ(header_of(r, "metadata.statusCode"), "200");
+  EXPECT_EQ(r.header("metadata.statusCode"), "200");
   auto doc = json::parse(r.body).as_object();
   EXPECT_EQ(doc.at("method").as_string(), "PUT");
   EXPECT_EQ(doc.at("path").as_string(), "/echo/pay");
@@ -337,57 +284,59 @@ TEST_F(ambassador_process, output_binding_calls_the_http_service) {
   EXPECT_EQ(h.at("x-default").as_string(), "from-binding");
   EXPECT_TRUE(h.contains("traceparent"));
 
-  r = http(frontend_port_, "POST", "/v1.0/bindings/nope", R"({"operation":"get"})");
+  r = http_call(frontend_port_, "POST", "/v1.0/bindings/nope", R"({"operation":"get"})");
   EXPECT_EQ(r.status, 500);
   EXPECT_NE(r.body.find("ERR_INVOKE_OUTPUT_BINDING"), std::string::npos);
-  r = http(frontend_port_, "POST", "/v1.0/bindings/upstream", "not json");
+  r = http_call(frontend_port_, "POST", "/v1.0/bindings/upstream", "not json");
   EXPECT_EQ(r.status, 400);
 }
 
 TEST_F(ambassador_process, circuit_opens_fails_fast_then_half_opens_and_closes) {
   const std::string failing = R"({"operation":"get","metadata":{"path":"/status/500"}})";
   for (int i = 0; i < 3; ++i) {
-    auto r = http(frontend_port_, "POST", "/v1.0/bindings/guarded", failing);
+    auto r = http_call(frontend_port_, "POST", "/v1.0/bindings/guarded", failing);
     EXPECT_EQ(r.status, 500) << r.body;
     EXPECT_NE(r.body.find("status 500"), std::string::npos);
   }
-  auto fast = http(frontend_port_, "POST", "/v1.0/bindings/guarded", failing);
+  auto fast = http_call(frontend_port_, "POST", "/v1.0/bindings/guarded", failing);
   EXPECT_EQ(fast.status, 503) << fast.body;
   EXPECT_NE(fast.body.find("ERR_CIRCUIT_OPEN"), std::string::npos);
-  EXPECT_FALSE(header_of(fast, "Retry-After").empty());
+  EXPECT_FALSE(fast.header("Retry-After").empty());
   EXPECT_EQ(upstream_count("status/500"), 3);  // the open circuit never called it
-  auto metrics = http(metrics_port_, "GET", "/metrics").body;
+  auto metrics = http_call(metrics_port_, "GET", "/metrics").body;
   EXPECT_NE(metrics.find("outrider_ambassador_circuit_state{target=\"component:guarded\"} 1"),
             std::string::npos);
   // After the open interval (1 s) one probe goes through; a success closes the circuit.
   const std::string healthy = R"({"operation":"get","metadata":{"path":"/echo/probe"}})";
-  reply r;
+  http_reply r;
   const auto deadline = std::chrono::steady_clock::now() + 30s;
   do {
     std::this_thread::sleep_for(100ms);
-    r = http(frontend_port_, "POST", "/v1.0/bindings/guarded", healthy);
+    r = http_call(frontend_port_, "POST", "/v1.0/bindings/guarded", healthy);
   } while (r.status == 503 && std::chrono::steady_clock::now() < deadline);
   EXPECT_EQ(r.status, 200) << r.body;
-  metrics = http(metrics_port_, "GET", "/metrics").body;
+  metrics = http_call(metrics_port_, "GET", "/metrics").body;
   EXPECT_NE(metrics.find("outrider_ambassador_circuit_state{target=\"component:guarded\"} 0"),
             std::string::npos);
 }
 
 TEST_F(ambassador_process, forward_proxy_applies_the_host_policy) {
   const std::string origin = "http://127.0.0.1:" + std::to_string(upstream_port_);
-  auto r =
-      http(proxy_port_, "GET", origin + "/flaky/p/1", "", {{"Proxy-Connection", "keep-alive"}});
+  auto r = http_call(proxy_port_, "GET", origin + "/flaky/p/1", "",
+                     {{"Proxy-Connection", "keep-alive"}});
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(upstream_count("flaky/p/"), 2);
-  r = http(proxy_port_, "GET", origin + "/echo/proxied", "", {{"Proxy-Authorization", "x"}});
+  r = http_call(proxy_port_, "GET", origin + "/echo/proxied", "", {{"Proxy-Authorization", "x"}});
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(r.body.find("proxy-authorization"), std::string::npos);  // hop-by-hop, not forwarded
-  r = raw_call(proxy_port_, "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nConnection: close\r\n\r\n");
+  r = raw_http(
+      proxy_port_,
+      "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(r.status, 501);
   EXPECT_NE(r.body.find("binding"), std::string::npos);
-  r = http(proxy_port_, "GET", "/not-absolute");
+  r = http_call(proxy_port_, "GET", "/not-absolute");
   EXPECT_EQ(r.status, 400);
-  r = http(proxy_port_, "GET", "http://[::1/bad");
+  r = http_call(proxy_port_, "GET", "http://[::1/bad");
   EXPECT_EQ(r.status, 400);
 }
 
@@ -396,27 +345,27 @@ TEST_F(ambassador_process, hostile_requests_get_4xx_and_never_reach_the_upstream
     const std::string target =
         port == proxy_port_ ? "http://127.0.0.1:" + std::to_string(upstream_port_) + "/echo/smuggle"
                             : "/v1.0/invoke/backend/method/echo/smuggle";
-    auto r = raw_call(
+    auto r = raw_http(
         port, "POST " + target +
                   " HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
                   "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /echo/smuggled HTTP/1.1\r\n\r\n");
     EXPECT_GE(r.status, 400);
     EXPECT_LT(r.status, 500);
-    r = raw_call(port,
+    r = raw_http(port,
                  "POST " + target +
                      " HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 9\r\n\r\nabcd");
     EXPECT_GE(r.status, 400);
     EXPECT_LT(r.status, 500);
-    r = http(port, "GET", target, "", {{"x-huge", std::string(20 * 1024, 'a')}});
+    r = http_call(port, "GET", target, "", {{"x-huge", std::string(20 * 1024, 'a')}});
     EXPECT_EQ(r.status, 431);
-    r = raw_call(port, "GET " + target + " HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n");
+    r = raw_http(port, "GET " + target + " HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n");
     EXPECT_EQ(r.status, 400);
   }
   EXPECT_EQ(upstream_count("echo/smuggle"), 0);
 }
 
 TEST_F(ambassador_process, name_resolution_follows_the_resolve_file) {
-  auto r = http(frontend_port_, "GET", "/v1.0/invoke/ghost/method/echo");
+  auto r = http_call(frontend_port_, "GET", "/v1.0/invoke/ghost/method/echo");
   EXPECT_EQ(r.status, 500);
   EXPECT_NE(r.body.find("ERR_DIRECT_INVOKE"), std::string::npos);
   write_file(*resolve_file_, "apps:\n  backend: \"127.0.0.1:" + std::to_string(backend_port_) +
@@ -426,7 +375,7 @@ TEST_F(ambassador_process, name_resolution_follows_the_resolve_file) {
   const auto deadline = std::chrono::steady_clock::now() + 30s;
   do {
     std::this_thread::sleep_for(100ms);
-    r = http(frontend_port_, "GET", "/v1.0/invoke/ghost/method/echo");
+    r = http_call(frontend_port_, "GET", "/v1.0/invoke/ghost/method/echo");
   } while (r.status != 200 && std::chrono::steady_clock::now() < deadline);
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_NE(r.body.find("/v1.0/invoke/ghost/method/echo"), std::string::npos);
@@ -435,7 +384,7 @@ TEST_F(ambassador_process, name_resolution_follows_the_resolve_file) {
 
 TEST_F(ambassador_process, metrics_count_attempts_retries_and_timeouts_per_target) {
   invoke("GET", "/flaky/m/1");
-  auto text = http(metrics_port_, "GET", "/metrics").body;
+  auto text = http_call(metrics_port_, "GET", "/metrics").body;
   EXPECT_NE(text.find("outrider_ambassador_attempts_total{target=\"app:backend\"}"),
             std::string::npos);
   EXPECT_NE(text.find("outrider_ambassador_retries_total{target=\"app:backend\"}"),

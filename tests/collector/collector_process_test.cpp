@@ -12,59 +12,18 @@
 #include <gtest/gtest.h>
 #include <string>
 
+#include "testing/http_call.h"
 #include "testing/process.h"
 
 namespace outrider {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::http_call;
+using testing::http_reply;
 using testing::outrider_binary;
 using testing::process;
-
-struct http_reply {
-  int status = 0;
-  std::string body;
-};
-
-// A blocking HTTP/1.1 exchange on a fresh connection (Connection: close).
-http_reply http_call(std::uint16_t port, const std::string& method, const std::string& target,
-                     const std::string& body = {},
-                     const std::string& content_type = "application/json") {
-  http_reply reply;
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return reply;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return reply;
-  }
-  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
-  if (!body.empty() || method == "POST") {
-    req += "Content-Type: " + content_type + "\r\nContent-Length: " + std::to_string(body.size()) +
-           "\r\n";
-  }
-  req += "\r\n" + body;
-  for (std::size_t sent = 0; sent < req.size();) {
-    const auto n = ::send(fd, req.data() + sent, req.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    sent += static_cast<std::size_t>(n);
-  }
-  std::string raw;
-  char buf[16384];
-  while (true) {
-    const auto n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    raw.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  if (raw.size() > 12) reply.status = std::atoi(raw.c_str() + 9);
-  if (const auto split = raw.find("\r\n\r\n"); split != std::string::npos)
-    reply.body = raw.substr(split + 4);
-  return reply;
-}
+using testing::raw_http;
 
 // Runs a shell command; returns its stdout and sets `exit_code`.
 std::string run(const std::string& command, int& exit_code) {

@@ -15,81 +15,22 @@
 #include <regex>
 #include <thread>
 
+#include "testing/http_call.h"
 #include "testing/process.h"
 
 namespace outrider {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::http_call;
+using testing::http_reply;
 using testing::outrider_binary;
 using testing::process;
+using testing::raw_http;
 namespace json = boost::json;
 
 constexpr auto start_timeout = 20s;
 const std::string app_script = std::string(OUTRIDER_SOURCE_DIR) + "/tests/sidecar/app.py";
-
-struct reply {
-  int status = 0;
-  std::string head;  // status line and headers
-  std::string body;
-};
-
-// Sends raw bytes to 127.0.0.1:port and reads the answer until the peer closes.
-reply raw_call(std::uint16_t port, const std::string& bytes) {
-  reply r;
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return r;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return r;
-  }
-  std::size_t sent = 0;
-  while (sent < bytes.size()) {
-    const auto n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    sent += static_cast<std::size_t>(n);
-  }
-  std::string in;
-  char buf[8192];
-  for (;;) {
-    const auto n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    in.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  const auto end = in.find("\r\n\r\n");
-  if (in.size() < 12 || end == std::string::npos) return r;
-  r.status = std::atoi(in.substr(9, 3).c_str());
-  r.head = in.substr(0, end);
-  r.body = in.substr(end + 4);
-  return r;
-}
-
-reply http(std::uint16_t port, const std::string& method, const std::string& target,
-           const std::string& body = "",
-           const std::vector<std::pair<std::string, std::string>>& headers = {}) {
-  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
-  bool has_type = false;
-  for (const auto& [k, v] : headers) {
-    req += k + ": " + v + "\r\n";
-    has_type = has_type || k == "content-type";
-  }
-  if (!has_type && !body.empty()) req += "content-type: application/json\r\n";
-  req += "content-length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  return raw_call(port, req);
-}
-
-std::string header_of(const reply& r, const std::string& name) {
-  std::regex re("\\r\\n" + name + ":\\s*([^\\r]*)", std::regex::icase);
-  std::smatch m;
-  return std::regex_search(r.head, m, re) ? m[1].str() : "";
-}
 
 class sidecar_process : public ::testing::Test {
  protected:
@@ -151,21 +92,22 @@ class sidecar_process : public ::testing::Test {
   bool wait_healthy(std::chrono::milliseconds timeout = 15s, int want = 204) {
     const auto end = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < end) {
-      if (http(port_, "GET", "/v1.0/healthz").status == want) return true;
+      if (http_call(port_, "GET", "/v1.0/healthz").status == want) return true;
       std::this_thread::sleep_for(20ms);
     }
     return false;
   }
 
-  reply publish(const std::string& topic, const std::string& body, const std::string& query = "",
-                const std::vector<std::pair<std::string, std::string>>& headers = {}) {
-    return http(port_, "POST", "/v1.0/publish/pubsub/" + topic + query, body, headers);
+  http_reply publish(const std::string& topic, const std::string& body,
+                     const std::string& query = "",
+                     const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+    return http_call(port_, "POST", "/v1.0/publish/pubsub/" + topic + query, body, headers);
   }
 
   // Deliveries the app recorded on `path` (all paths when empty).
   json::array deliveries(const std::string& path = "") {
     json::array out;
-    auto r = http(app_port_, "GET", "/deliveries");
+    auto r = http_call(app_port_, "GET", "/deliveries");
     if (r.status != 200) return out;
     const json::value all = json::parse(r.body);
     for (const auto& d : all.as_array()) {
@@ -197,7 +139,7 @@ TEST_F(sidecar_process, publish_and_subscribe_through_the_sidecar) {
   ASSERT_TRUE(wait_healthy());
   auto r = publish("orders", R"({"orderId":42})");
   ASSERT_EQ(r.status, 204) << r.body;
-  const std::string id = header_of(r, "outrider-message-id");
+  const std::string id = r.header("outrider-message-id");
   EXPECT_FALSE(id.empty());
   ASSERT_TRUE(wait_deliveries("/orders", 1, 10s));
   auto d = deliveries("/orders").at(0);
@@ -209,7 +151,7 @@ TEST_F(sidecar_process, publish_and_subscribe_through_the_sidecar) {
   EXPECT_EQ(d.at("headers").at("content-type").as_string(), "application/cloudevents+json");
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ(deliveries("/orders").size(), 1U);  // acked: delivered once
-  auto metrics = http(port_, "GET", "/v1.0/metadata");
+  auto metrics = http_call(port_, "GET", "/v1.0/metadata");
   EXPECT_EQ(metrics.status, 200);
   EXPECT_NE(metrics.body.find("\"topic\":\"orders\""), std::string::npos) << metrics.body;
   EXPECT_EQ(sidecar_->stop(10s), 0);
@@ -260,10 +202,10 @@ TEST_F(sidecar_process, delayed_publish_arrives_after_the_delay_and_cancel_stops
   ASSERT_EQ(kept.status, 204) << kept.body;
   auto dropped = publish("reminders", R"({"keep":false})", "?metadata.deliverAfter=2s");
   ASSERT_EQ(dropped.status, 204);
-  const std::string dropped_id = header_of(dropped, "outrider-message-id");
-  auto c = http(port_, "DELETE", "/v1.0-alpha1/outrider/scheduled/pubsub/" + dropped_id);
+  const std::string dropped_id = dropped.header("outrider-message-id");
+  auto c = http_call(port_, "DELETE", "/v1.0-alpha1/outrider/scheduled/pubsub/" + dropped_id);
   EXPECT_EQ(c.status, 204) << c.body;
-  auto again = http(port_, "DELETE", "/v1.0-alpha1/outrider/scheduled/pubsub/" + dropped_id);
+  auto again = http_call(port_, "DELETE", "/v1.0-alpha1/outrider/scheduled/pubsub/" + dropped_id);
   EXPECT_EQ(again.status, 404) << again.body;
   std::this_thread::sleep_for(1500ms);
   EXPECT_TRUE(deliveries("/reminders").empty());  // never early
@@ -274,8 +216,8 @@ TEST_F(sidecar_process, delayed_publish_arrives_after_the_delay_and_cancel_stops
   ASSERT_EQ(got.size(), 1U);
   EXPECT_NE(got.at(0).at("body").as_string().find("\"keep\":true"), std::string::npos);
   auto late =
-      http(port_, "DELETE",
-           "/v1.0-alpha1/outrider/scheduled/pubsub/" + header_of(kept, "outrider-message-id"));
+      http_call(port_, "DELETE",
+                "/v1.0-alpha1/outrider/scheduled/pubsub/" + kept.header("outrider-message-id"));
   EXPECT_NE(late.status, 204);  // due already
   EXPECT_EQ(publish("reminders", "{}", "?metadata.deliverAfter=soon").status, 400);
 }
@@ -285,12 +227,12 @@ TEST_F(sidecar_process, deliveries_pause_while_the_app_is_unhealthy) {
   start_sidecar("pinger", {"--enable-app-health-check", "true", "--app-health-probe-interval",
                            "100ms", "--app-health-threshold", "2"});
   ASSERT_TRUE(wait_healthy());
-  ASSERT_EQ(http(app_port_, "POST", "/control/health", "fail").status, 204);
+  ASSERT_EQ(http_call(app_port_, "POST", "/control/health", "fail").status, 204);
   ASSERT_TRUE(wait_healthy(10s, 500));
   ASSERT_EQ(publish("pings", R"({"while":"unhealthy"})").status, 204);  // publishing still works
   std::this_thread::sleep_for(800ms);
   EXPECT_TRUE(deliveries("/pings").empty());
-  ASSERT_EQ(http(app_port_, "POST", "/control/health", "ok").status, 204);
+  ASSERT_EQ(http_call(app_port_, "POST", "/control/health", "ok").status, 204);
   ASSERT_TRUE(wait_healthy());
   ASSERT_TRUE(wait_deliveries("/pings", 1, 10s));
 }
@@ -303,7 +245,7 @@ TEST_F(sidecar_process, api_token_is_required_and_app_token_is_sent) {
   EXPECT_EQ(denied.status, 401);
   EXPECT_NE(denied.body.find("ERR_UNAUTHENTICATED"), std::string::npos) << denied.body;
   EXPECT_EQ(publish("secure", "{}", "", {{"dapr-api-token", "wrong"}}).status, 401);
-  EXPECT_EQ(http(port_, "GET", "/v1.0/metadata").status, 401);
+  EXPECT_EQ(http_call(port_, "GET", "/v1.0/metadata").status, 401);
   ASSERT_EQ(publish("secure", R"({"ok":1})", "", {{"dapr-api-token", "s3cret"}}).status, 204);
   ASSERT_TRUE(wait_deliveries("/secure", 1, 10s));
   EXPECT_EQ(deliveries("/secure").at(0).at("headers").at("dapr-api-token").as_string(),
@@ -314,19 +256,19 @@ TEST_F(sidecar_process, malformed_requests_get_json_errors_and_the_sidecar_lives
   start_app("[]");
   start_sidecar("robust", {"--max-body-size", "64KiB"});
   ASSERT_TRUE(wait_healthy());
-  auto unknown = http(port_, "POST", "/v1.0/publish/nope/t", "{}");
+  auto unknown = http_call(port_, "POST", "/v1.0/publish/nope/t", "{}");
   EXPECT_EQ(unknown.status, 404);
   EXPECT_NE(unknown.body.find("ERR_PUBSUB_NOT_FOUND"), std::string::npos) << unknown.body;
   auto bad_ce = publish("t", "{not json", "", {{"content-type", "application/cloudevents+json"}});
   EXPECT_EQ(bad_ce.status, 400) << bad_ce.body;
   EXPECT_NE(bad_ce.body.find("errorCode"), std::string::npos);
   EXPECT_EQ(publish("t", "{}", "?metadata.deliverAt=yesterday").status, 400);
-  EXPECT_EQ(http(port_, "POST", "/v1.0-alpha1/publish/bulk/pubsub/t", "[{\"entryId\":").status,
+  EXPECT_EQ(http_call(port_, "POST", "/v1.0-alpha1/publish/bulk/pubsub/t", "[{\"entryId\":").status,
             400);
   EXPECT_EQ(publish("t", std::string(100 * 1024, 'x')).status, 413);
-  auto garbage = raw_call(port_, "\x01\x02 not http at all\r\n\r\n");
+  auto garbage = raw_http(port_, "\x01\x02 not http at all\r\n\r\n");
   EXPECT_TRUE(garbage.status == 0 || garbage.status == 400) << garbage.status;
-  EXPECT_EQ(http(port_, "GET", "/v1.0/nothing-here").status, 404);
+  EXPECT_EQ(http_call(port_, "GET", "/v1.0/nothing-here").status, 404);
   // Still serving.
   EXPECT_EQ(publish("t", R"({"after":"garbage"})").status, 204);
   EXPECT_TRUE(sidecar_->running());
@@ -414,7 +356,7 @@ TEST_F(sidecar_process, app_statsd_metrics_appear_on_the_metrics_endpoint) {
   const auto end = std::chrono::steady_clock::now() + 15s;
   std::string text;
   while (std::chrono::steady_clock::now() < end) {
-    text = http(metrics_port, "GET", "/metrics").body;
+    text = http_call(metrics_port, "GET", "/metrics").body;
     if (text.find("app_checkout_seconds_count 1") != std::string::npos) break;
     std::this_thread::sleep_for(20ms);
   }
@@ -437,14 +379,14 @@ TEST_F(sidecar_process, configuration_api_reads_a_file_store_and_notifies_on_cha
   start_sidecar("configured",
                 {"--config", dir + "/sidecar.yaml", "--configuration-poll-interval", "50ms"});
 
-  auto got = http(port_, "GET", "/v1.0/configuration/appconfig?key=greeting&key=limits.max");
+  auto got = http_call(port_, "GET", "/v1.0/configuration/appconfig?key=greeting&key=limits.max");
   ASSERT_EQ(got.status, 200) << got.body;
   auto items = json::parse(got.body).as_object();
   EXPECT_EQ(items.at("greeting").at("value"), "hello");
   EXPECT_EQ(items.at("limits.max").at("value"), "3");
-  EXPECT_EQ(http(port_, "GET", "/v1.0/configuration/nostore").status, 400);
+  EXPECT_EQ(http_call(port_, "GET", "/v1.0/configuration/nostore").status, 400);
 
-  auto sub = http(port_, "GET", "/v1.0/configuration/appconfig/subscribe?key=greeting");
+  auto sub = http_call(port_, "GET", "/v1.0/configuration/appconfig/subscribe?key=greeting");
   ASSERT_EQ(sub.status, 200) << sub.body;
   const std::string id(json::parse(sub.body).at("id").as_string());
 
@@ -457,8 +399,10 @@ TEST_F(sidecar_process, configuration_api_reads_a_file_store_and_notifies_on_cha
   EXPECT_EQ(note.at("items").at("greeting").at("version"), "2");
   EXPECT_TRUE(deliveries("/configuration/appconfig/limits.max").empty());  // not subscribed
 
-  EXPECT_EQ(http(port_, "GET", "/v1.0/configuration/appconfig/" + id + "/unsubscribe").status, 200);
-  EXPECT_EQ(http(port_, "GET", "/v1.0/configuration/appconfig/" + id + "/unsubscribe").status, 404);
+  EXPECT_EQ(http_call(port_, "GET", "/v1.0/configuration/appconfig/" + id + "/unsubscribe").status,
+            200);
+  EXPECT_EQ(http_call(port_, "GET", "/v1.0/configuration/appconfig/" + id + "/unsubscribe").status,
+            404);
 
   // A bad store declaration stops the sidecar with a message naming the file and key.
   statsd_and_configuration::write_text(dir + "/bad.yaml",

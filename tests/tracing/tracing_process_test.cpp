@@ -25,64 +25,22 @@
 #include <regex>
 #include <thread>
 
+#include "testing/http_call.h"
 #include "testing/process.h"
 
 namespace outrider {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::http_call;
+using testing::http_reply;
 using testing::outrider_binary;
 using testing::process;
+using testing::raw_http;
 namespace json = boost::json;
 
 constexpr auto start_timeout = 20s;
 const std::string source_dir = OUTRIDER_SOURCE_DIR;
-
-struct reply {
-  int status = 0;
-  std::string body;
-};
-
-// One HTTP/1.1 exchange on a fresh connection (Connection: close).
-reply http(std::uint16_t port, const std::string& method, const std::string& target,
-           const std::string& body = "") {
-  reply r;
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return r;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return r;
-  }
-  std::string req = method + " " + target +
-                    " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                    "content-type: application/json\r\ncontent-length: " +
-                    std::to_string(body.size()) + "\r\n\r\n" + body;
-  std::size_t sent = 0;
-  while (sent < req.size()) {
-    const auto n = ::send(fd, req.data() + sent, req.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    sent += static_cast<std::size_t>(n);
-  }
-  std::string in;
-  char buf[8192];
-  for (;;) {
-    const auto n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    in.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  const auto end = in.find("\r\n\r\n");
-  if (in.size() < 12 || end == std::string::npos) return r;
-  r.status = std::atoi(in.substr(9, 3).c_str());
-  r.body = in.substr(end + 4);
-  return r;
-}
 
 // Runs a shell command; returns its exit code.
 int shell(const std::string& command) {
@@ -162,7 +120,7 @@ class tracing_process : public ::testing::Test {
     json::array spans;
     eventually(
         [&] {
-          auto r = http(zipkin_port_, "GET", "/api/outrider/v1/trace/" + trace_id);
+          auto r = http_call(zipkin_port_, "GET", "/api/outrider/v1/trace/" + trace_id);
           if (r.status != 200) return false;
           spans = json::parse(r.body).at("spans").as_array();
           return spans.size() >= n;
@@ -190,7 +148,8 @@ TEST_F(tracing_process, one_trace_across_a_delayed_hop_with_parents_kinds_and_de
       "app-b", app_b_port,
       {"--trace-endpoint", "http://127.0.0.1:" + std::to_string(zipkin_port_) + "/api/v2/spans"});
   const auto b_port = listening_port(*sidecar_b, "listening on 127\\.0\\.0\\.1:(\\d+)");
-  ASSERT_TRUE(eventually([&] { return http(b_port, "GET", "/v1.0/healthz").status == 204; }, 20s));
+  ASSERT_TRUE(
+      eventually([&] { return http_call(b_port, "GET", "/v1.0/healthz").status == 204; }, 20s));
 
   // Sidecar A (publish only; OTLP/HTTP protobuf; the app's OTLP receiver).
   const std::uint16_t app_otlp = testing::free_port();
@@ -217,7 +176,7 @@ TEST_F(tracing_process, one_trace_across_a_delayed_hop_with_parents_kinds_and_de
   json::array deliveries;
   ASSERT_TRUE(eventually(
       [&] {
-        auto r = http(app_b_port, "GET", "/deliveries");
+        auto r = http_call(app_b_port, "GET", "/deliveries");
         if (r.status != 200) return false;
         deliveries = json::parse(r.body).as_array();
         return !deliveries.empty();
@@ -316,7 +275,8 @@ TEST_F(tracing_process, delivery_span_links_to_the_creation_context_when_configu
   auto sidecar_b = sidecar("linker", app_b_port,
                            {"--trace-endpoint", endpoint, "--trace-consumer-parent", "link"});
   const auto b_port = listening_port(*sidecar_b, "listening on 127\\.0\\.0\\.1:(\\d+)");
-  ASSERT_TRUE(eventually([&] { return http(b_port, "GET", "/v1.0/healthz").status == 204; }, 20s));
+  ASSERT_TRUE(
+      eventually([&] { return http_call(b_port, "GET", "/v1.0/healthz").status == 204; }, 20s));
   const std::string trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
   std::string req =
       "POST /v1.0/publish/pubsub/linked HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
@@ -348,7 +308,7 @@ TEST_F(tracing_process, delivery_span_links_to_the_creation_context_when_configu
   json::array deliveries;
   ASSERT_TRUE(eventually(
       [&] {
-        auto r = http(app_b_port, "GET", "/deliveries");
+        auto r = http_call(app_b_port, "GET", "/deliveries");
         deliveries = r.status == 200 ? json::parse(r.body).as_array() : json::array{};
         return !deliveries.empty();
       },
@@ -384,12 +344,13 @@ TEST_F(tracing_process, redeliveries_are_sibling_consumer_spans_with_attempt_num
                "--retry-max-attempts", "2", "--retry-initial-interval", "50ms",
                "--retry-max-interval", "100ms"});
   const auto port = listening_port(*sc, "listening on 127\\.0\\.0\\.1:(\\d+)");
-  ASSERT_TRUE(eventually([&] { return http(port, "GET", "/v1.0/healthz").status == 204; }, 20s));
-  ASSERT_EQ(http(port, "POST", "/v1.0/publish/pubsub/flaky", "{}").status, 204);
+  ASSERT_TRUE(
+      eventually([&] { return http_call(port, "GET", "/v1.0/healthz").status == 204; }, 20s));
+  ASSERT_EQ(http_call(port, "POST", "/v1.0/publish/pubsub/flaky", "{}").status, 204);
   json::array deliveries;
   ASSERT_TRUE(eventually(
       [&] {
-        auto r = http(app_port, "GET", "/deliveries");
+        auto r = http_call(app_port, "GET", "/deliveries");
         deliveries = r.status == 200 ? json::parse(r.body).as_array() : json::array{};
         return deliveries.size() >= 2;
       },
@@ -444,9 +405,10 @@ TEST_F(tracing_process, opentelemetry_js_app_shares_the_trace_with_the_sidecar) 
                 "",
                 "node-app"});
   ASSERT_TRUE(node.wait_for_output("node app listening", start_timeout)) << node.output();
-  ASSERT_TRUE(eventually([&] { return http(sc_port, "GET", "/v1.0/healthz").status == 204; }, 30s))
+  ASSERT_TRUE(
+      eventually([&] { return http_call(sc_port, "GET", "/v1.0/healthz").status == 204; }, 30s))
       << sc->output();
-  auto started = http(app_port, "POST", "/start");
+  auto started = http_call(app_port, "POST", "/start");
   ASSERT_EQ(started.status, 200) << started.body << node.output();
   const auto doc = json::parse(started.body).as_object();
   ASSERT_EQ(doc.at("status").as_int64(), 204) << started.body;
@@ -454,7 +416,7 @@ TEST_F(tracing_process, opentelemetry_js_app_shares_the_trace_with_the_sidecar) 
   const std::string checkout_id(doc.at("spanId").as_string());
   ASSERT_TRUE(eventually(
       [&] {
-        auto r = http(app_port, "GET", "/deliveries");
+        auto r = http_call(app_port, "GET", "/deliveries");
         return r.status == 200 && !json::parse(r.body).as_array().empty();
       },
       30s));
@@ -463,7 +425,7 @@ TEST_F(tracing_process, opentelemetry_js_app_shares_the_trace_with_the_sidecar) 
   json::array spans;
   ASSERT_TRUE(eventually(
       [&] {
-        http(app_port, "POST", "/flush");
+        http_call(app_port, "POST", "/flush");
         spans = wait_trace(trace_id, 0);
         return spans.size() >= 7;
       },

@@ -100,6 +100,21 @@ namespace outrider {
     "The named configuration store is not declared in the sidecar's configurationStores.")         \
   X(configuration_subscription_not_found, 631, 404, "ERR_CONFIGURATION_SUBSCRIPTION_NOT_FOUND",    \
     false, "No configuration subscription with that id on that store.")                            \
+  /* 64x: jobs API (/v1.0-alpha1/jobs), Dapr's scheduler error codes */                            \
+  X(job_schedule, 640, 500, "DAPR_SCHEDULER_SCHEDULE_JOB", true,                                   \
+    "The job could not be stored with the scheduler (the broker is unavailable or refused it).")   \
+  X(job_name, 641, 400, "DAPR_SCHEDULER_JOB_NAME", false,                                          \
+    "The job name is invalid, or a name was given in the body; set it only in the URL.")           \
+  X(job_name_empty, 642, 400, "DAPR_SCHEDULER_JOB_NAME_EMPTY", false, "The job name is empty.")    \
+  X(job_get, 643, 500, "DAPR_SCHEDULER_GET_JOB", false,                                            \
+    "The job could not be read: no job with that name, or the job table failed.")                  \
+  X(job_delete, 644, 500, "DAPR_SCHEDULER_DELETE_JOB", false,                                      \
+    "The job could not be deleted: no job with that name, or the job table failed.")               \
+  X(job_request_empty, 645, 400, "DAPR_SCHEDULER_EMPTY", false,                                    \
+    "A required argument of the job (its body or a field) is empty or malformed.")                 \
+  X(job_schedule_empty, 646, 400, "DAPR_SCHEDULER_SCHEDULE_EMPTY", false,                          \
+    "The job has neither a schedule nor a dueTime, or one of them does not parse.")                \
+  X(job_list, 647, 500, "DAPR_SCHEDULER_LIST_JOBS", false, "The jobs could not be listed.")        \
   /* 7xx: ambassador (invocation, bindings, forward proxy) */                                      \
   X(circuit_open, 700, 503, "ERR_CIRCUIT_OPEN", true,                                              \
     "The target's circuit breaker is open after repeated failures; retry after Retry-After.")      \

@@ -105,22 +105,77 @@ std::optional<std::uint32_t> span_store::find_string(std::string_view text) cons
   return it->second;
 }
 
-void span_store::index_tags(const span& s) {
+// REQUIRES: index_mutex_ held exclusively (as for the two below).
+void span_store::index_tags(const span& s, segment_entry& seg) {
+  std::string scratch;
   for (const auto& kv : s.attributes) {
     if (!opts_.autocomplete_keys.empty() &&
         std::find(opts_.autocomplete_keys.begin(), opts_.autocomplete_keys.end(), kv.key) ==
             opts_.autocomplete_keys.end()) {
       continue;
     }
-    auto it = tag_values_.find(kv.key);
-    if (it == tag_values_.end()) {
+    auto key = tag_values_.find(kv.key);
+    if (key == tag_values_.end()) {
       if (tag_values_.size() >= opts_.max_autocomplete_keys) continue;
-      it = tag_values_.emplace(kv.key, std::set<std::string>{}).first;
+      key = tag_values_.emplace(kv.key, tag_key_entry{}).first;
     }
-    if (it->second.size() >= opts_.max_values_per_key) continue;
-    std::string text = kv.value.to_text();
+    if (seg.tag_keys.insert(&*key).second) ++key->second.segments;
+    std::string_view text;
+    if (kv.value.kind == attribute_value::type::string) {
+      text = kv.value.string_value;  // to_text() of a string is the string
+    } else {
+      scratch = kv.value.to_text();
+      text = scratch;
+    }
     if (text.size() > opts_.max_autocomplete_value_bytes) continue;
-    it->second.insert(std::move(text));
+    auto& values = key->second.values;
+    auto value = values.find(text);
+    if (value == values.end()) {
+      if (values.size() >= opts_.max_values_per_key) continue;
+      value = values.emplace(std::string(text), 0).first;
+    }
+    if (seg.tag_values.emplace(&*value, &*key).second) ++value->second;
+  }
+}
+
+void span_store::index_names(const span_key& key, segment_entry& seg) {
+  if (key.service == 0) return;
+  constexpr int id_bits = 32;
+  const std::uint64_t high = std::uint64_t{key.service} << id_bits;
+  if (seg.services.insert(key.service).second) ++services_[key.service].segments;
+  if (key.name != 0 && seg.span_names.insert(high | key.name).second)
+    ++services_[key.service].span_names[key.name];
+  if (key.remote != 0 && seg.remote_services.insert(high | key.remote).second)
+    ++services_[key.service].remote_services[key.remote];
+}
+
+// Releases what a dropped segment held of the name and tag lists.
+void span_store::forget_segment(segment_entry& seg) {
+  constexpr int id_bits = 32;
+  constexpr std::uint64_t id_mask = 0xffffffffU;
+  auto release = [](std::map<std::uint32_t, std::uint32_t>& counts, std::uint32_t id) {
+    auto it = counts.find(id);
+    if (it != counts.end() && --it->second == 0) counts.erase(it);
+  };
+  for (const std::uint64_t pair : seg.span_names) {
+    auto svc = services_.find(static_cast<std::uint32_t>(pair >> id_bits));
+    if (svc != services_.end())
+      release(svc->second.span_names, static_cast<std::uint32_t>(pair & id_mask));
+  }
+  for (const std::uint64_t pair : seg.remote_services) {
+    auto svc = services_.find(static_cast<std::uint32_t>(pair >> id_bits));
+    if (svc != services_.end())
+      release(svc->second.remote_services, static_cast<std::uint32_t>(pair & id_mask));
+  }
+  for (const std::uint32_t id : seg.services) {
+    auto svc = services_.find(id);
+    if (svc != services_.end() && --svc->second.segments == 0) services_.erase(svc);
+  }
+  for (const auto& [value, key] : seg.tag_values) {
+    if (--value->second == 0) key->second.values.erase(key->second.values.find(value->first));
+  }
+  for (auto* key : seg.tag_keys) {
+    if (--key->second.segments == 0) tag_values_.erase(tag_values_.find(key->first));
   }
 }
 
@@ -147,7 +202,7 @@ void span_store::index_record(storage::position pos, std::int64_t ingest_ms, con
   }
   trace_entry& t = traces_[slot];
   const std::int64_t old_timestamp = t.timestamp_us;
-  t.records.push_back(pos);
+  t.records.push_back(record_ref{pos, static_cast<std::uint32_t>(spans.size())});
   for (const span* s : spans) {
     span_key key{};
     key.service = intern(s->service_name());
@@ -156,11 +211,7 @@ void span_store::index_record(storage::position pos, std::int64_t ingest_ms, con
     const std::int64_t d = duration_us(*s);
     key.duration_us = d >= saturated_duration ? saturated_duration : static_cast<std::uint32_t>(d);
     t.keys.push_back(key);
-    if (key.service != 0) {
-      auto& svc = services_[key.service];
-      if (key.name != 0) svc.span_names.insert(key.name);
-      if (key.remote != 0) svc.remote_services.insert(key.remote);
-    }
+    index_names(key, seg);
     const std::int64_t start_us = s->start_ns / nanos_per_micro;
     if (start_us > 0) {
       if (s->parent_id == 0 && !t.has_root) {
@@ -170,7 +221,7 @@ void span_store::index_record(storage::position pos, std::int64_t ingest_ms, con
         t.timestamp_us = start_us;
       }
     }
-    index_tags(*s);
+    index_tags(*s, seg);
   }
   key_count_ += spans.size();
   span_count_ += spans.size();
@@ -267,16 +318,23 @@ result<std::size_t> span_store::enforce_retention(wall_time now) {
   }
   for (auto it = segments_.begin(); it != segments_.end() && it->first < cut_segment;) {
     span_count_ -= std::min(span_count_, it->second.spans);
+    forget_segment(it->second);
     it = segments_.erase(it);
   }
   for (auto it = trace_slots_.begin(); it != trace_slots_.end();) {
     trace_entry& t = traces_[it->second];
+    // A trace's records are in log order: the dropped ones, and their span
+    // keys, are a prefix.
     auto& recs = t.records;
-    const auto before = recs.size();
-    recs.erase(
-        std::remove_if(recs.begin(), recs.end(), [cut](storage::position p) { return p < cut; }),
-        recs.end());
-    record_count_ -= before - recs.size();
+    std::size_t gone = 0;
+    std::size_t gone_keys = 0;
+    while (gone < recs.size() && recs[gone].pos < cut) gone_keys += recs[gone++].keys;
+    recs.erase(recs.begin(), recs.begin() + static_cast<std::ptrdiff_t>(gone));
+    record_count_ -= gone;
+    if (!recs.empty() && gone_keys > 0) {
+      t.keys.erase(t.keys.begin(), t.keys.begin() + static_cast<std::ptrdiff_t>(gone_keys));
+      key_count_ -= gone_keys;
+    }
     if (recs.empty()) {
       key_count_ -= t.keys.size();
       by_time_.erase({t.timestamp_us, it->second});
@@ -294,8 +352,8 @@ result<std::size_t> span_store::enforce_retention(wall_time now) {
 result<std::vector<span>> span_store::read_trace(const trace_entry& t) const {
   std::vector<span> out;
   std::lock_guard log_lock(log_mutex_);
-  for (storage::position pos : t.records) {
-    auto rec = log_->read(pos);
+  for (const record_ref& ref : t.records) {
+    auto rec = log_->read(ref.pos);
     if (!rec) {
       if (rec.error().code == errc::not_found) continue;  // reclaimed meanwhile
       return std::move(rec).error();
@@ -436,7 +494,7 @@ std::vector<std::string> span_store::span_names(std::string_view service) const 
   if (!id) return out;
   auto it = services_.find(*id);
   if (it == services_.end()) return out;
-  for (auto n : it->second.span_names) out.push_back(strings_[n]);
+  for (const auto& [n, segments] : it->second.span_names) out.push_back(strings_[n]);
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -448,7 +506,7 @@ std::vector<std::string> span_store::remote_service_names(std::string_view servi
   if (!id) return out;
   auto it = services_.find(*id);
   if (it == services_.end()) return out;
-  for (auto n : it->second.remote_services) out.push_back(strings_[n]);
+  for (const auto& [n, segments] : it->second.remote_services) out.push_back(strings_[n]);
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -464,8 +522,10 @@ std::vector<std::string> span_store::autocomplete_keys() const {
 std::vector<std::string> span_store::autocomplete_values(std::string_view key) const {
   std::shared_lock lock(index_mutex_);
   auto it = tag_values_.find(key);
-  if (it == tag_values_.end()) return {};
-  return {it->second.begin(), it->second.end()};
+  std::vector<std::string> out;
+  if (it == tag_values_.end()) return out;
+  for (const auto& [value, segments] : it->second.values) out.push_back(value);
+  return out;
 }
 
 result<std::vector<dependency_link>> span_store::dependencies(std::int64_t end_ts_ms,
@@ -542,9 +602,9 @@ span_store_stats span_store::stats() const {
   // Estimate: entries, their vectors, the hash map and the time-ordered set (per node overheads).
   constexpr std::uint64_t hash_node_bytes = 48;
   constexpr std::uint64_t tree_node_bytes = 48;
-  st.index_bytes = traces_.size() * sizeof(trace_entry) +
-                   record_count_ * sizeof(storage::position) + key_count_ * sizeof(span_key) +
-                   trace_slots_.size() * hash_node_bytes + by_time_.size() * tree_node_bytes;
+  st.index_bytes = traces_.size() * sizeof(trace_entry) + record_count_ * sizeof(record_ref) +
+                   key_count_ * sizeof(span_key) + trace_slots_.size() * hash_node_bytes +
+                   by_time_.size() * tree_node_bytes;
   for (const auto& s : strings_) st.index_bytes += s.size() + sizeof(std::string) + hash_node_bytes;
   return st;
 }

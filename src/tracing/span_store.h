@@ -8,10 +8,11 @@
 //  - trace id -> record positions (a trace's spans arriving days apart are one
 //    trace; lookup needs no time window),
 //  - per trace: its timestamp (root span's start, else the earliest) and one
-//    12-byte key per span (service, name, remote service, duration) for search,
+//    16-byte key per span (service, name, remote service, duration) for search,
 //  - service names, span names and remote services per service,
 //  - tag keys and values for autocomplete (bounded),
-//  - per log segment: newest ingest time and byte size, for retention.
+//  - per log segment: newest ingest time, byte size and the names and tag
+//    values its spans use (retention prunes names no retained span uses).
 // Names in the Zipkin-facing indexes are lower-cased, as Zipkin does.
 //
 // Retention drops whole segments: those whose newest record is older than
@@ -34,6 +35,7 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "base/clock.h"
@@ -132,21 +134,40 @@ class span_store {
     std::uint32_t remote;
     std::uint32_t duration_us;  // saturated
   };
+  struct record_ref {
+    storage::position pos;
+    std::uint32_t keys;  // span keys this record added (a trace's keys are in record order)
+  };
   struct trace_entry {
     id128 id;
     std::int64_t timestamp_us = 0;  // root's start, else earliest start
     bool has_root = false;
-    std::vector<storage::position> records;
+    std::vector<record_ref> records;
     std::vector<span_key> keys;
   };
+  // Names and tag values are reference-counted by the segments holding a span
+  // that uses them; a name leaves the lists when its last segment is dropped.
   struct service_entry {
-    std::set<std::uint32_t> span_names;
-    std::set<std::uint32_t> remote_services;
+    std::uint32_t segments = 0;
+    std::map<std::uint32_t, std::uint32_t> span_names;       // name id -> segments
+    std::map<std::uint32_t, std::uint32_t> remote_services;  // name id -> segments
   };
+  using tag_value_map = std::map<std::string, std::uint32_t, std::less<>>;  // value -> segments
+  struct tag_key_entry {
+    std::uint32_t segments = 0;
+    tag_value_map values;
+  };
+  using tag_map = std::map<std::string, tag_key_entry, std::less<>>;
   struct segment_entry {
     std::int64_t newest_ingest_ms = 0;
     std::uint64_t bytes = 0;
     std::uint64_t spans = 0;
+    // What this segment's spans use (each counted once in the global lists).
+    std::unordered_set<std::uint32_t> services;
+    std::unordered_set<std::uint64_t> span_names;       // service << 32 | name
+    std::unordered_set<std::uint64_t> remote_services;  // service << 32 | remote
+    std::unordered_set<tag_map::value_type*> tag_keys;
+    std::unordered_map<tag_value_map::value_type*, tag_map::value_type*> tag_values;  // -> key
   };
 
   span_store(io::file_system& fs, span_store_options opts);
@@ -158,7 +179,9 @@ class span_store {
   result<std::vector<span>> read_trace(const trace_entry& t) const;
   bool keys_match(const trace_query& q, const trace_entry& t, std::uint32_t service,
                   std::uint32_t remote, std::uint32_t name) const;
-  void index_tags(const span& s);
+  void index_tags(const span& s, segment_entry& seg);
+  void index_names(const span_key& key, segment_entry& seg);
+  void forget_segment(segment_entry& seg);
 
   io::file_system& fs_;
   const span_store_options opts_;
@@ -174,7 +197,7 @@ class span_store {
   std::unordered_map<id128, std::uint32_t> trace_slots_;
   std::set<std::pair<std::int64_t, std::uint32_t>> by_time_;  // (timestamp_us, slot)
   std::map<std::uint32_t, service_entry> services_;
-  std::map<std::string, std::set<std::string>, std::less<>> tag_values_;
+  tag_map tag_values_;
   std::map<std::uint64_t, segment_entry> segments_;
   std::uint64_t span_count_ = 0;
   std::uint64_t record_count_ = 0;

@@ -289,6 +289,81 @@ TEST(span_store, retention_by_size_keeps_the_store_under_the_limit) {
   EXPECT_EQ(store->get_trace(id128{0xabc, 400})->size(), 10u);
 }
 
+// Names and autocomplete values leave the lists with the last retained span
+// that uses them; a trace partly dropped is no longer found by what it lost.
+TEST(span_store, retention_prunes_names_and_values_no_retained_span_uses) {
+  io::mem_file_system fs;
+  simulated_clock clock(day0);
+  auto opts = options();
+  opts.max_age = 24h;
+  auto store = *span_store::open(fs, opts);
+  auto tagged = [](span s, std::string key, std::string value) {
+    s.attributes.push_back({std::move(key), attribute_value::of(std::move(value))});
+    return s;
+  };
+  // Day 0: services old-svc and both; trace 1 starts here.
+  for (int i = 0; i < 40; ++i) {
+    const auto t = static_cast<std::uint64_t>(i) + 1;
+    auto client = make_span(t, 1, 0, "old-svc", "old-op", clock.now(), 5us, span_kind::client);
+    client.remote_endpoint.service_name = "old-remote";
+    ASSERT_TRUE(store->append(
+        std::vector<span>{
+            tagged(tagged(std::move(client), "old.key", "x"), "k", "old"),
+            tagged(make_span(t, 2, 1, "both", "shared-op", clock.now(), 5us), "k", "both")},
+        clock.now()));
+  }
+  // More of day 0 without those names, so that the segment where day 0 ends
+  // (kept: it also holds newer spans) holds none of them.
+  for (int i = 0; i < 150; ++i) {
+    const auto t = static_cast<std::uint64_t>(i) + 500;
+    ASSERT_TRUE(store->append(
+        std::vector<span>{make_span(t, 1, 0, "both", "shared-op", clock.now(), 5us)}, clock.now()));
+  }
+  clock.advance(48h);
+  // Two days later: trace 1 gets a late span; new segments only hold new names.
+  ASSERT_TRUE(store->append(
+      std::vector<span>{make_span(1, 3, 1, "late-svc", "late-op", clock.now(), 5us)}, clock.now()));
+  for (int i = 0; i < 40; ++i) {
+    const auto t = static_cast<std::uint64_t>(i) + 1000;
+    ASSERT_TRUE(
+        store->append(std::vector<span>{tagged(
+                          make_span(t, 1, 0, "both", "shared-op", clock.now(), 5us), "k", "new")},
+                      clock.now()));
+  }
+  ASSERT_TRUE(store->sync());
+  EXPECT_EQ(store->service_names(), (std::vector<std::string>{"both", "late-svc", "old-svc"}));
+  ASSERT_TRUE(store->enforce_retention(clock.now()));
+
+  auto check = [&](const span_store& s) {
+    EXPECT_EQ(s.service_names(), (std::vector<std::string>{"both", "late-svc"}));
+    EXPECT_TRUE(s.span_names("old-svc").empty());
+    EXPECT_TRUE(s.remote_service_names("old-svc").empty());
+    EXPECT_EQ(s.span_names("both"), (std::vector<std::string>{"shared-op"}));
+    EXPECT_EQ(s.autocomplete_keys(), (std::vector<std::string>{"k"}));
+    EXPECT_EQ(s.autocomplete_values("k"), (std::vector<std::string>{"new"}));
+    EXPECT_TRUE(s.autocomplete_values("old.key").empty());
+    // Trace 1 keeps only its late span, and is found by it only.
+    auto trace = s.get_trace(id128{0xabc, 1});
+    ASSERT_TRUE(trace);
+    ASSERT_EQ(trace->size(), 1u);
+    EXPECT_EQ((*trace)[0].name, "late-op");
+    trace_query q;
+    q.end_ts_ms = ms(clock.now());
+    q.lookback_ms = 7LL * 24 * 3600 * 1000;
+    q.limit = 100;
+    q.service_name = "old-svc";
+    EXPECT_TRUE(s.find_traces(q)->empty());
+    q.service_name = "late-svc";
+    EXPECT_EQ(s.find_traces(q)->size(), 1u);
+  };
+  check(*store);
+  const auto before = store->stats();
+  store.reset();
+  auto reopened = *span_store::open(fs, opts);  // the same lists when rebuilt from the log
+  check(*reopened);
+  EXPECT_EQ(reopened->stats().spans, before.spans);
+}
+
 TEST(span_store, reports_disk_and_memory_per_span) {
   io::mem_file_system fs;
   auto store = *span_store::open(fs, options());

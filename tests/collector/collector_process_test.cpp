@@ -58,20 +58,36 @@ std::size_t count(const std::string& text, const std::string& needle) {
 const std::filesystem::path here =
     std::filesystem::path(OUTRIDER_SOURCE_DIR) / "tests" / "collector";
 
+// The port of the first "http://127.0.0.1:PORT" after `after` in `text` (0 if none).
+std::uint16_t port_after(const std::string& text, const std::string& after) {
+  const std::string prefix = "http://127.0.0.1:";
+  const auto at = text.find(prefix, text.find(after));
+  if (at == std::string::npos) return 0;
+  return static_cast<std::uint16_t>(std::stoi(text.substr(at + prefix.size(), 5)));
+}
+
 class collector_process : public ::testing::Test {
  protected:
+  // The collector binds port 0 and the test reads the ports back from its
+  // start-up line: ports picked before the process binds them can be taken by
+  // another test meanwhile (this made py_zipkin_client flaky under load).
   std::unique_ptr<process> start() {
     auto p = std::make_unique<process>(
         std::vector<std::string>{outrider_binary(), "collector", "--data-dir", data_.path(),
-                                 "--otlp-listen", "127.0.0.1:" + std::to_string(otlp_port_),
-                                 "--zipkin-listen", "127.0.0.1:" + std::to_string(zipkin_port_)});
-    EXPECT_TRUE(p->wait_for_output("outrider collector listening on", 20s)) << p->output();
+                                 "--otlp-listen", "127.0.0.1:0", "--zipkin-listen", "127.0.0.1:0"});
+    const std::string ready = "outrider collector listening on";
+    EXPECT_TRUE(p->wait_for_output(ready, 120s)) << p->output();
+    const std::string out = p->output();
+    otlp_port_ = port_after(out, ready);
+    zipkin_port_ = port_after(out, "(OTLP/HTTP) and");
+    EXPECT_NE(otlp_port_, 0) << out;
+    EXPECT_NE(zipkin_port_, 0) << out;
     return p;
   }
 
   testing::temp_dir data_;
-  std::uint16_t otlp_port_ = testing::free_port();
-  std::uint16_t zipkin_port_ = testing::free_port();
+  std::uint16_t otlp_port_ = 0;
+  std::uint16_t zipkin_port_ = 0;
 };
 
 TEST_F(collector_process, stores_durably_and_answers_after_restart) {
@@ -199,8 +215,10 @@ TEST_F(collector_process, py_zipkin_client) {
   const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
-  auto deps = http_call(zipkin_port_, "GET",
-                        "/api/v2/dependencies?endTs=" + std::to_string(now_ms) + "&lookback=60000");
+  // A wide window: under load the client may take long to start and send.
+  auto deps = http_call(
+      zipkin_port_, "GET",
+      "/api/v2/dependencies?endTs=" + std::to_string(now_ms + 60000) + "&lookback=3600000");
   EXPECT_EQ(deps.body, R"([{"parent":"py-orders","child":"postgres","callCount":1}])");
 }
 

@@ -82,13 +82,15 @@ void circuit_breaker::on_failure(std::uint64_t generation, mono_time now) {
 
 std::uint32_t retry_budget::limit() const {
   const auto share = static_cast<std::uint32_t>(
-      std::floor(policy_.budget_percent / 100.0 * static_cast<double>(active_calls_)));
+      std::floor(policy_.budget_percent / 100.0 * static_cast<double>(active_calls())));
   return std::max(policy_.min_retry_concurrency, share);
 }
 
 bool retry_budget::try_acquire() {
-  if (active_retries_ >= limit()) return false;
-  ++active_retries_;
+  std::uint32_t held = active_retries_.load(std::memory_order_relaxed);
+  do {
+    if (held >= limit()) return false;
+  } while (!active_retries_.compare_exchange_weak(held, held + 1, std::memory_order_relaxed));
   return true;
 }
 

@@ -11,9 +11,11 @@
 // older generation are ignored, so a slow attempt from before the circuit
 // opened cannot close it again.
 //
-// Threading: not thread-safe; the engine owns it on one thread.
+// Threading: the breaker is not thread-safe (the target table guards it with the
+// target's lock); retry_budget is.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include "ambassador/policy.h"
@@ -59,25 +61,31 @@ class circuit_breaker {
 // exceed max(min_retry_concurrency, budget_percent% of its active calls), so a
 // failing dependency sees a bounded retry load instead of a retry storm.
 // A call holds one retry slot from its first retry until it ends.
+// Thread-safe (atomic counters: the engines of every I/O context share one
+// budget per target); set_policy() only before use.
 class retry_budget {
  public:
   explicit retry_budget(budget_policy policy = {}) : policy_(policy) {}
   void set_policy(budget_policy policy) { policy_ = policy; }
 
-  void call_started() noexcept { ++active_calls_; }
-  void call_ended() noexcept { --active_calls_; }
+  void call_started() noexcept { active_calls_.fetch_add(1, std::memory_order_relaxed); }
+  void call_ended() noexcept { active_calls_.fetch_sub(1, std::memory_order_relaxed); }
   // Takes a retry slot if the budget allows.
   bool try_acquire();
-  void release() noexcept { --active_retries_; }
+  void release() noexcept { active_retries_.fetch_sub(1, std::memory_order_relaxed); }
 
-  std::uint32_t active_calls() const noexcept { return active_calls_; }
-  std::uint32_t active_retries() const noexcept { return active_retries_; }
+  std::uint32_t active_calls() const noexcept {
+    return active_calls_.load(std::memory_order_relaxed);
+  }
+  std::uint32_t active_retries() const noexcept {
+    return active_retries_.load(std::memory_order_relaxed);
+  }
   std::uint32_t limit() const;
 
  private:
   budget_policy policy_;
-  std::uint32_t active_calls_ = 0;
-  std::uint32_t active_retries_ = 0;
+  std::atomic<std::uint32_t> active_calls_{0};
+  std::atomic<std::uint32_t> active_retries_{0};
 };
 
 }  // namespace outrider::ambassador

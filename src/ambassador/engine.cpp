@@ -1,6 +1,8 @@
 #include "ambassador/engine.h"
 
+#include <atomic>
 #include <fmt/core.h>
+#include <mutex>
 
 #include "base/log.h"
 
@@ -26,10 +28,44 @@ bool idempotent_method(std::string_view method) noexcept {
          method == "DELETE" || method == "TRACE";
 }
 
-struct engine::target_state {
+struct target_table::families {
+  explicit families(metrics::registry& m)
+      : calls(m.add_counter("outrider_ambassador_calls_total",
+                            "Outbound calls through the ambassador, by target and outcome",
+                            {"target", "outcome"})),
+        attempts(m.add_counter("outrider_ambassador_attempts_total",
+                               "Attempts sent upstream (first tries and retries)", {"target"})),
+        retries(m.add_counter("outrider_ambassador_retries_total", "Retries sent upstream",
+                              {"target"})),
+        timeouts(m.add_counter("outrider_ambassador_timeouts_total",
+                               "Calls that ended because their timeout passed", {"target"})),
+        budget_exhausted(m.add_counter("outrider_ambassador_retry_budget_exhausted_total",
+                                       "Retries not made because the retry budget was spent",
+                                       {"target"})),
+        circuit_opened(m.add_counter("outrider_ambassador_circuit_opened_total",
+                                     "Times the target's circuit opened", {"target"})),
+        circuit_state(m.add_gauge("outrider_ambassador_circuit_state",
+                                  "Circuit state: 0 closed, 1 open, 2 half-open", {"target"})),
+        duration(m.add_histogram("outrider_ambassador_call_duration_seconds",
+                                 "Time from the app's request to the ambassador's answer",
+                                 {"target"})) {}
+  metrics::family<metrics::counter>& calls;
+  metrics::family<metrics::counter>& attempts;
+  metrics::family<metrics::counter>& retries;
+  metrics::family<metrics::counter>& timeouts;
+  metrics::family<metrics::counter>& budget_exhausted;
+  metrics::family<metrics::counter>& circuit_opened;
+  metrics::family<metrics::gauge>& circuit_state;
+  metrics::family<metrics::histogram>& duration;
+};
+
+struct target_table::target {
   std::string name;
+  std::mutex mutex;  // guards breaker
   std::optional<circuit_breaker> breaker;
-  retry_budget budget;
+  std::atomic<bool> has_breaker{false};  // set once breaker exists (it never goes away)
+  retry_budget budget;                   // thread-safe itself
+  metrics::family<metrics::counter>* calls = nullptr;
   metrics::counter* calls_success = nullptr;
   metrics::counter* attempts = nullptr;
   metrics::counter* retries = nullptr;
@@ -39,6 +75,52 @@ struct engine::target_state {
   metrics::gauge* circuit = nullptr;
   metrics::histogram* duration = nullptr;
 };
+
+target_table::target_table(metrics::registry& m, budget_policy budget)
+    : budget_(budget), families_(std::make_unique<families>(m)) {}
+
+target_table::~target_table() = default;
+
+target_table::target& target_table::get(const std::string& name, const target_policy& policy,
+                                        mono_time now) {
+  std::lock_guard lock(mutex_);
+  auto it = targets_.find(name);
+  if (it == targets_.end()) {
+    auto t = std::make_unique<target>();
+    auto& f = *families_;
+    t->name = name;
+    t->budget.set_policy(budget_);
+    t->calls = &f.calls;
+    t->calls_success = f.calls.with({name, "success"});
+    t->attempts = f.attempts.with({name});
+    t->retries = f.retries.with({name});
+    t->timeouts = f.timeouts.with({name});
+    t->budget_exhausted = f.budget_exhausted.with({name});
+    t->circuit_opened = f.circuit_opened.with({name});
+    t->circuit = f.circuit_state.with({name});
+    t->duration = f.duration.with({name});
+    it = targets_.emplace(name, std::move(t)).first;
+  }
+  auto& t = *it->second;
+  if (policy.breaker && !t.has_breaker.load(std::memory_order_acquire)) {
+    std::lock_guard target_lock(t.mutex);
+    if (!t.breaker) t.breaker.emplace(*policy.breaker, now);
+    t.has_breaker.store(true, std::memory_order_release);
+  }
+  return t;
+}
+
+circuit_breaker::state target_table::circuit_state(const std::string& name, mono_time now) {
+  target* t = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = targets_.find(name);
+    if (it == targets_.end()) return circuit_breaker::state::closed;
+    t = it->second.get();
+  }
+  std::lock_guard lock(t->mutex);
+  return t->breaker ? t->breaker->current(now) : circuit_breaker::state::closed;
+}
 
 struct engine::call_state {
   call_spec spec;
@@ -56,28 +138,11 @@ struct engine::call_state {
 };
 
 engine::engine(clock& clk, random_source& random, metrics::registry& m, engine_options opts)
-    : clock_(clk),
-      random_(random),
-      opts_(opts),
-      calls_(m.add_counter("outrider_ambassador_calls_total",
-                           "Outbound calls through the ambassador, by target and outcome",
-                           {"target", "outcome"})),
-      attempts_(m.add_counter("outrider_ambassador_attempts_total",
-                              "Attempts sent upstream (first tries and retries)", {"target"})),
-      retries_(
-          m.add_counter("outrider_ambassador_retries_total", "Retries sent upstream", {"target"})),
-      timeouts_(m.add_counter("outrider_ambassador_timeouts_total",
-                              "Calls that ended because their timeout passed", {"target"})),
-      budget_exhausted_(m.add_counter("outrider_ambassador_retry_budget_exhausted_total",
-                                      "Retries not made because the retry budget was spent",
-                                      {"target"})),
-      circuit_opened_(m.add_counter("outrider_ambassador_circuit_opened_total",
-                                    "Times the target's circuit opened", {"target"})),
-      circuit_state_(m.add_gauge("outrider_ambassador_circuit_state",
-                                 "Circuit state: 0 closed, 1 open, 2 half-open", {"target"})),
-      duration_(m.add_histogram("outrider_ambassador_call_duration_seconds",
-                                "Time from the app's request to the ambassador's answer",
-                                {"target"})) {}
+    : engine(clk, random, std::make_shared<target_table>(m, opts.budget), opts) {}
+
+engine::engine(clock& clk, random_source& random, std::shared_ptr<target_table> targets,
+               engine_options opts)
+    : clock_(clk), random_(random), opts_(opts), table_(std::move(targets)) {}
 
 engine::~engine() {
   *alive_ = false;
@@ -85,29 +150,20 @@ engine::~engine() {
 
 engine::target_state& engine::state_of(const std::string& target, const target_policy& policy) {
   auto it = targets_.find(target);
-  if (it == targets_.end()) {
-    auto t = std::make_unique<target_state>();
-    t->name = target;
-    t->budget.set_policy(opts_.budget);
-    t->calls_success = calls_.with({target, "success"});
-    t->attempts = attempts_.with({target});
-    t->retries = retries_.with({target});
-    t->timeouts = timeouts_.with({target});
-    t->budget_exhausted = budget_exhausted_.with({target});
-    t->circuit_opened = circuit_opened_.with({target});
-    t->circuit = circuit_state_.with({target});
-    t->duration = duration_.with({target});
-    it = targets_.emplace(target, std::move(t)).first;
+  if (it != targets_.end()) {
+    // A breaker policy seen for the first time after the target was cached.
+    if (policy.breaker && !it->second->has_breaker.load(std::memory_order_acquire)) {
+      return table_->get(target, policy, clock_.monotonic_now());
+    }
+    return *it->second;
   }
-  auto& t = *it->second;
-  if (policy.breaker && !t.breaker) t.breaker.emplace(*policy.breaker, clock_.monotonic_now());
+  auto& t = table_->get(target, policy, clock_.monotonic_now());
+  targets_.emplace(target, &t);
   return t;
 }
 
 circuit_breaker::state engine::circuit_state(const std::string& target) {
-  auto it = targets_.find(target);
-  if (it == targets_.end() || !it->second->breaker) return circuit_breaker::state::closed;
-  return it->second->breaker->current(clock_.monotonic_now());
+  return table_->circuit_state(target, clock_.monotonic_now());
 }
 
 void engine::call(call_spec spec, done_fn done) {
@@ -120,6 +176,7 @@ void engine::call(call_spec spec, done_fn done) {
   c->deadline = c->started + timeout;
   c->target->budget.call_started();
   ++in_flight_;
+  table_->in_flight_.fetch_add(1, std::memory_order_relaxed);
   c->deadline_timer = clock_.call_after(timeout, [this, weak = std::weak_ptr(c), alive = alive_] {
     auto call = weak.lock();
     if (!*alive || !call || call->finished) return;
@@ -144,9 +201,13 @@ void engine::attempt(const std::shared_ptr<call_state>& c) {
   auto& t = *c->target;
   const mono_time now = clock_.monotonic_now();
   std::uint64_t generation = 0;
-  if (t.breaker) {
-    auto a = t.breaker->allow(now);
-    if (t.circuit) t.circuit->set(static_cast<double>(t.breaker->current(now)));
+  if (t.has_breaker.load(std::memory_order_acquire)) {
+    circuit_breaker::admission a;
+    {
+      std::lock_guard lock(t.mutex);
+      a = t.breaker->allow(now);
+      if (t.circuit) t.circuit->set(static_cast<double>(t.breaker->current(now)));
+    }
     if (!a.allowed) {
       if (c->last_response) {
         finish(c, std::move(*c->last_response), "error", true);
@@ -185,19 +246,24 @@ void engine::on_attempt_result(const std::shared_ptr<call_state>& c, std::uint64
   const retry_policy* retry = c->spec.policy.retry ? &*c->spec.policy.retry : nullptr;
   const bool failed =
       !r || (retry != nullptr ? retry->retries_status(r->status) : r->status >= 500);
-  if (t.breaker) {
-    const auto before = t.breaker->current(now);
-    if (failed) {
-      t.breaker->on_failure(generation, now);
-    } else {
-      t.breaker->on_success(generation, now);
+  if (t.has_breaker.load(std::memory_order_acquire)) {
+    circuit_breaker::state before{};
+    circuit_breaker::state after{};
+    {
+      std::lock_guard lock(t.mutex);
+      before = t.breaker->current(now);
+      if (failed) {
+        t.breaker->on_failure(generation, now);
+      } else {
+        t.breaker->on_success(generation, now);
+      }
+      after = t.breaker->current(now);
+      if (t.circuit) t.circuit->set(static_cast<double>(after));
     }
-    const auto after = t.breaker->current(now);
     if (after == circuit_breaker::state::open && before != after) {
       logger.warn("circuit for {} opened", t.name);
       if (t.circuit_opened) t.circuit_opened->inc();
     }
-    if (t.circuit) t.circuit->set(static_cast<double>(after));
   }
   if (c->finished) return;  // the deadline answered already
   if (!failed) {
@@ -263,9 +329,10 @@ void engine::finish(const std::shared_ptr<call_state>& c, http::response resp,
   if (c->holds_retry_slot) t.budget.release();
   t.budget.call_ended();
   --in_flight_;
+  table_->in_flight_.fetch_sub(1, std::memory_order_relaxed);
   if (outcome == "success") {
     if (t.calls_success) t.calls_success->inc();
-  } else if (auto* counter = calls_.with({t.name, outcome})) {
+  } else if (auto* counter = t.calls->with({t.name, outcome})) {
     counter->inc();
   }
   if (t.duration) t.duration->observe(seconds(clock_.monotonic_now() - c->started));

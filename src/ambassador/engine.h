@@ -19,13 +19,19 @@
 //
 // Threading: an engine belongs to its clock's thread (for io::asio_clock, that
 // context's thread). call() must be made there; `done` runs there; upstream
-// callbacks must come back there.
+// callbacks must come back there. The sidecar runs one engine per I/O context;
+// they share a `target_table` (circuit breakers, retry budgets and metrics per
+// target), which is thread-safe, so a circuit opened by calls on one thread is
+// open for every thread and the budget counts every thread's calls.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "ambassador/circuit_breaker.h"
 #include "ambassador/policy.h"
@@ -92,14 +98,53 @@ struct engine_options {
   budget_policy budget;
 };
 
+// Per-target state shared by the engines of several threads: the circuit
+// breaker, the retry budget and the metric series. Finding a target takes the
+// table's lock (an engine caches what it found); breaker and budget updates
+// take the target's own lock. Thread-safe.
+class target_table {
+ public:
+  // `metrics` must outlive the table (the families are declared here, once).
+  explicit target_table(metrics::registry& metrics, budget_policy budget = {});
+  ~target_table();
+  target_table(const target_table&) = delete;
+  target_table& operator=(const target_table&) = delete;
+
+  struct target;
+  // The target `name`, created on first use; its breaker is made from the
+  // first policy that has one. The reference stays valid as long as the table.
+  target& get(const std::string& name, const target_policy& policy, mono_time now);
+  // The circuit state of `name` (closed if unknown or without a breaker).
+  circuit_breaker::state circuit_state(const std::string& name, mono_time now);
+  // Calls in flight over every engine.
+  std::uint32_t calls_in_flight() const noexcept {
+    return in_flight_.load(std::memory_order_relaxed);
+  }
+
+  struct families;
+
+ private:
+  friend class engine;
+  budget_policy budget_;
+  std::unique_ptr<families> families_;
+  std::mutex mutex_;  // guards targets_ (not the targets themselves)
+  std::map<std::string, std::unique_ptr<target>, std::less<>> targets_;
+  std::atomic<std::uint32_t> in_flight_{0};
+};
+
 class engine {
  public:
   // `from_upstream`: the response is the upstream's answer (not one the
   // engine made: timeout, open circuit, transport error).
   using done_fn = std::function<void(http::response, bool from_upstream)>;
 
-  // `clock`, `random` and `metrics` must outlive the engine.
+  // `clock`, `random` and `metrics` must outlive the engine. The engine has a
+  // target table of its own (with opts.budget).
   engine(clock& clk, random_source& random, metrics::registry& metrics, engine_options opts = {});
+  // An engine sharing `targets` with others (opts.budget is ignored: the
+  // table's applies).
+  engine(clock& clk, random_source& random, std::shared_ptr<target_table> targets,
+         engine_options opts = {});
   ~engine();
   engine(const engine&) = delete;
   engine& operator=(const engine&) = delete;
@@ -111,12 +156,13 @@ class engine {
 
   // For tests and /v1.0/metadata: the circuit state of `target` (closed if unknown).
   circuit_breaker::state circuit_state(const std::string& target);
+  // Calls in flight on this engine.
   std::uint32_t calls_in_flight() const noexcept { return in_flight_; }
 
-  struct target_state;
   struct call_state;
 
  private:
+  using target_state = target_table::target;
   target_state& state_of(const std::string& target, const target_policy& policy);
   void attempt(const std::shared_ptr<call_state>& c);
   void on_attempt_result(const std::shared_ptr<call_state>& c, std::uint64_t generation,
@@ -128,17 +174,9 @@ class engine {
   random_source& random_;
   engine_options opts_;
   std::shared_ptr<call_observer> observer_;
-  std::map<std::string, std::unique_ptr<target_state>> targets_;
+  std::shared_ptr<target_table> table_;
+  std::unordered_map<std::string, target_state*> targets_;  // cache of table_ lookups
   std::uint32_t in_flight_ = 0;
-
-  metrics::family<metrics::counter>& calls_;
-  metrics::family<metrics::counter>& attempts_;
-  metrics::family<metrics::counter>& retries_;
-  metrics::family<metrics::counter>& timeouts_;
-  metrics::family<metrics::counter>& budget_exhausted_;
-  metrics::family<metrics::counter>& circuit_opened_;
-  metrics::family<metrics::gauge>& circuit_state_;
-  metrics::family<metrics::histogram>& duration_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -284,6 +284,48 @@ TEST_F(engine_test, retry_budget_caps_retries_across_calls) {
   EXPECT_EQ(metric("outrider_ambassador_retry_budget_exhausted_total{target=\"app:orders\"}"), "3");
 }
 
+// Engines of different I/O contexts share one target table: a circuit opened
+// by one engine's calls is open for the other's, the retry budget counts both
+// engines' calls, and metrics are declared once.
+TEST_F(engine_test, engines_sharing_a_target_table_share_breakers_and_budgets) {
+  reg = std::make_unique<metrics::registry>();
+  auto table = std::make_shared<target_table>(*reg, budget_policy{20.0, 1});
+  eng = std::make_unique<engine>(clk, random, table);
+  engine other(clk, random, table);
+  up.fallback = {500};
+  target_policy p;
+  breaker_policy b;
+  b.trip.threshold = 1;  // consecutiveFailures > 1
+  b.timeout = 30s;
+  p.breaker = b;
+  start(spec(p));
+  other.call(spec(p), [](http::response, bool) {});
+  EXPECT_EQ(up.seen.size(), 2u);
+  EXPECT_EQ(other.circuit_state("app:orders"), circuit_breaker::state::open);
+  auto fast = start(spec(p));
+  ASSERT_TRUE(fast->has_value());
+  EXPECT_EQ((*fast)->status, 503);
+  EXPECT_EQ(up.seen.size(), 2u);
+  EXPECT_EQ(metric("outrider_ambassador_attempts_total{target=\"app:orders\"}"), "2");
+
+  // Budget: one retry slot (min 1, 20% of 2 calls) over both engines.
+  up.fallback = {503, std::nullopt, false, 10ms};
+  up.seen.clear();
+  target_policy r;
+  r.retry = constant_retry(2, 100ms);
+  auto first = start(spec(r, "GET", "app:budget"));
+  std::optional<http::response> second;
+  other.call(spec(r, "GET", "app:budget"),
+             [&second](http::response resp, bool) { second = std::move(resp); });
+  EXPECT_EQ(table->calls_in_flight(), 2u);
+  clk.advance(5s);
+  ASSERT_TRUE(first->has_value());
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(up.seen.size(), 2u + 2u);  // only one of the two calls retried (twice)
+  EXPECT_EQ(metric("outrider_ambassador_retry_budget_exhausted_total{target=\"app:budget\"}"), "1");
+  EXPECT_EQ(table->calls_in_flight(), 0u);
+}
+
 TEST_F(engine_test, transport_errors_map_to_catalog_statuses) {
   up.script = {{0, errc::unavailable}, {0, errc::upstream_error}};
   auto r = start(spec({}));

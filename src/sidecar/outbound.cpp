@@ -19,7 +19,6 @@ namespace {
 
 const log::logger logger{"sidecar.outbound"};
 
-constexpr std::size_t engine_context = 0;
 constexpr std::string_view app_id_header = "dapr-app-id";
 constexpr std::string_view caller_header = "dapr-caller-app-id";
 constexpr std::string_view token_header = "dapr-api-token";
@@ -47,6 +46,17 @@ std::string join_url(std::string base, std::string_view target) {
 struct outbound::state : std::enable_shared_from_this<state> {
   struct binding_entry {
     ambassador::http_binding binding;
+    // One client (and its connection pool) per I/O context, indexed like `slots`.
+    std::vector<std::unique_ptr<http::client>> clients;
+    std::vector<std::unique_ptr<ambassador::client_upstream>> vias;
+  };
+  // What one I/O context owns: an engine with its clock and randomness, and a
+  // client with its keep-alive pool. Touched only on that context's thread
+  // once started (built on the starting thread before any use).
+  struct context_slot {
+    std::unique_ptr<io::asio_clock> clock;
+    std::unique_ptr<xoshiro_random> random;
+    std::unique_ptr<ambassador::engine> engine;
     std::unique_ptr<http::client> client;
     std::unique_ptr<ambassador::client_upstream> via;
   };
@@ -62,29 +72,54 @@ struct outbound::state : std::enable_shared_from_this<state> {
   std::map<std::string, ambassador::http_endpoint> endpoints;
   ambassador::chain_resolver resolver;
   std::unique_ptr<http::server> proxy;
-  // Owned by context 0 once started (built on the starting thread before any use).
-  std::unique_ptr<io::asio_clock> clock;
-  std::unique_ptr<xoshiro_random> random;
-  std::unique_ptr<ambassador::engine> engine;
-  std::unique_ptr<http::client> client;
-  std::unique_ptr<ambassador::client_upstream> via;
+  std::shared_ptr<ambassador::target_table> shared_targets;  // breakers, budgets, metrics
+  std::vector<context_slot> slots;                           // one per runtime context
+  std::unique_ptr<io::asio_clock> resolver_clock;            // the file resolver's (reads only)
   std::map<std::string, binding_entry> bindings;
   std::atomic<bool> stopped{false};
 
-  // Runs `call` on the engine's context; answers 503 if stopped meanwhile.
-  void on_engine(ambassador::call_spec spec, http::responder r,
-                 std::function<http::response(http::response, bool)> shape) {
-    rt.post(engine_context, [self = shared_from_this(), spec = std::move(spec), r,
-                             shape = std::move(shape)]() mutable {
-      if (self->stopped || !self->engine) {
-        r.send(fail(errc::shutting_down, "the sidecar is stopping"));
-        return;
-      }
-      self->engine->call(std::move(spec),
-                         [r, shape = std::move(shape)](http::response resp, bool from_upstream) {
-                           r.send(shape ? shape(std::move(resp), from_upstream) : std::move(resp));
-                         });
+  // The index of the runtime context running the caller, if any.
+  std::optional<std::size_t> current_context() const {
+    for (std::size_t i = 0; i < slots.size(); ++i) {
+      if (rt.context(i).get_executor().running_in_this_thread()) return i;
+    }
+    return std::nullopt;
+  }
+
+  // The client of the caller's context (context 0's off the runtime).
+  http::client& local_client() { return *slots[current_context().value_or(0)].client; }
+
+  using shape_fn = std::function<http::response(http::response, bool)>;
+
+  // Runs the call on the caller's context's engine (handlers run on their
+  // connection's context, so there is no thread hop), or on context 0's when
+  // called off the runtime. Answers 503 if stopped meanwhile. `b`: the
+  // binding whose clients carry the call (else the slot's client).
+  void on_engine(ambassador::call_spec spec, http::responder r, shape_fn shape,
+                 const binding_entry* b = nullptr) {
+    if (auto i = current_context()) {
+      run_call(*i, std::move(spec), std::move(r), std::move(shape), b);
+      return;
+    }
+    rt.post(0, [self = shared_from_this(), spec = std::move(spec), r = std::move(r),
+                shape = std::move(shape), b]() mutable {
+      self->run_call(0, std::move(spec), std::move(r), std::move(shape), b);
     });
+  }
+
+  // On context i's thread.
+  void run_call(std::size_t i, ambassador::call_spec spec, http::responder r, shape_fn shape,
+                const binding_entry* b) {
+    auto& slot = slots[i];
+    if (stopped || !slot.engine) {
+      r.send(fail(errc::shutting_down, "the sidecar is stopping"));
+      return;
+    }
+    spec.via = b != nullptr ? b->vias[i].get() : slot.via.get();
+    slot.engine->call(std::move(spec),
+                      [r, shape = std::move(shape)](http::response resp, bool from_upstream) {
+                        r.send(shape ? shape(std::move(resp), from_upstream) : std::move(resp));
+                      });
   }
 
   static http::response pass_back(http::response resp, bool from_upstream) {
@@ -121,17 +156,16 @@ struct outbound::state : std::enable_shared_from_this<state> {
       req.headers.set(caller_header, caller);
       if (from_sidecar) {
         // The calling sidecar applies the policies; this hop only delivers.
-        client->send(opts.app_url, std::move(req), opts.inbound_timeout,
-                     [r](result<http::response> answer) {
-                       r.send(answer ? pass_back(std::move(*answer), true)
-                                     : http::response::from_error(answer.error()));
-                     });
+        local_client().send(opts.app_url, std::move(req), opts.inbound_timeout,
+                            [r](result<http::response> answer) {
+                              r.send(answer ? pass_back(std::move(*answer), true)
+                                            : http::response::from_error(answer.error()));
+                            });
         return;
       }
       ambassador::call_spec spec;
       spec.target = "app:" + app_id;
       spec.policy = policy_for(res.policies.apps, app_id);
-      spec.via = via.get();
       spec.destination = opts.app_url;
       spec.request = std::move(req);
       on_engine(std::move(spec), r, pass_back);
@@ -143,7 +177,6 @@ struct outbound::state : std::enable_shared_from_this<state> {
       return;
     }
     ambassador::call_spec spec;
-    spec.via = via.get();
     if (auto ep = endpoints.find(app_id); ep != endpoints.end()) {
       auto url = http::url::parse(join_url(ep->second.base_url, method_target));
       if (!url) {
@@ -203,13 +236,15 @@ struct outbound::state : std::enable_shared_from_this<state> {
     ambassador::call_spec spec;
     spec.target = "component:" + name;
     spec.policy = policy_for(res.policies.components, name);
-    spec.via = it->second.via.get();
     spec.destination = std::move(call->destination);
     spec.request = std::move(call->request);
-    const ambassador::http_binding* b = &it->second.binding;  // fixed after start()
-    on_engine(std::move(spec), r, [b](http::response resp, bool from_upstream) {
-      return from_upstream ? ambassador::binding_response(*b, std::move(resp)) : resp;
-    });
+    const binding_entry* entry = &it->second;  // fixed after start()
+    on_engine(
+        std::move(spec), r,
+        [b = &entry->binding](http::response resp, bool from_upstream) {
+          return from_upstream ? ambassador::binding_response(*b, std::move(resp)) : resp;
+        },
+        entry);
   }
 
   // ----------------------------------------------------------------- proxy
@@ -258,7 +293,6 @@ struct outbound::state : std::enable_shared_from_this<state> {
       }
     }
     req.target = url->target;
-    spec.via = via.get();
     spec.destination = std::move(*url);
     spec.request = std::move(req);
     on_engine(std::move(spec), r, pass_back);
@@ -302,34 +336,43 @@ status outbound::start() {
     if (!loaded) return loaded.error();
     s.res = std::move(*loaded);
   }
-  auto& ctx = s.rt.context(engine_context);
-  s.clock = std::make_unique<io::asio_clock>(ctx);
-  std::uint64_t seed = 0;
-  os_random_bytes(&seed, sizeof seed);
-  s.random = std::make_unique<xoshiro_random>(seed);
   ambassador::engine_options eo;
   eo.default_timeout = s.opts.default_timeout;
-  eo.budget = s.res.policies.budget;
-  s.engine = std::make_unique<ambassador::engine>(*s.clock, *s.random, s.reg, eo);
-  if (s.observer) s.engine->set_observer(s.observer);
-  s.client = std::make_unique<http::client>(ctx);
-  s.via = std::make_unique<ambassador::client_upstream>(*s.client);
+  s.shared_targets = std::make_shared<ambassador::target_table>(s.reg, s.res.policies.budget);
+  s.slots.resize(s.rt.size());
+  for (std::size_t i = 0; i < s.slots.size(); ++i) {
+    auto& ctx = s.rt.context(i);
+    auto& slot = s.slots[i];
+    slot.clock = std::make_unique<io::asio_clock>(ctx);
+    std::uint64_t seed = 0;
+    os_random_bytes(&seed, sizeof seed);
+    slot.random = std::make_unique<xoshiro_random>(seed);
+    slot.engine =
+        std::make_unique<ambassador::engine>(*slot.clock, *slot.random, s.shared_targets, eo);
+    if (s.observer) slot.engine->set_observer(s.observer);
+    slot.client = std::make_unique<http::client>(ctx);
+    slot.via = std::make_unique<ambassador::client_upstream>(*slot.client);
+  }
+  s.resolver_clock = std::make_unique<io::asio_clock>(s.rt.context(0));
   for (const auto& b : s.res.bindings) {
     http::client_options co;
     co.tls_ca_file = b.ca_file;
     co.tls_client_cert_file = b.client_cert_file;
     co.tls_client_key_file = b.client_key_file;
     co.tls_verify_peer = !b.insecure_skip_verify;
-    state::binding_entry e{b, std::make_unique<http::client>(ctx, co), nullptr};
-    e.via = std::make_unique<ambassador::client_upstream>(*e.client);
+    state::binding_entry e{b, {}, {}};
+    for (std::size_t i = 0; i < s.slots.size(); ++i) {
+      e.clients.push_back(std::make_unique<http::client>(s.rt.context(i), co));
+      e.vias.push_back(std::make_unique<ambassador::client_upstream>(*e.clients.back()));
+    }
     if (!s.bindings.emplace(b.name, std::move(e)).second) {
       return error(errc::config_invalid, "output binding '" + b.name + "' is defined twice");
     }
   }
   for (const auto& e : s.res.endpoints) s.endpoints[e.name] = e;
   if (!s.opts.resolve_file.empty()) {
-    s.resolver.add(std::make_shared<ambassador::file_resolver>(io::posix_file_system(),
-                                                               s.opts.resolve_file, *s.clock));
+    s.resolver.add(std::make_shared<ambassador::file_resolver>(
+        io::posix_file_system(), s.opts.resolve_file, *s.resolver_clock));
   }
   if (!s.opts.apps.empty())
     s.resolver.add(std::make_shared<ambassador::static_resolver>(s.opts.apps));
@@ -384,23 +427,25 @@ void outbound::stop() {
   auto& s = *state_;
   if (s.stopped.exchange(true)) return;
   if (s.proxy) s.proxy->stop(std::chrono::seconds(1));
-  if (!s.engine) return;
-  // The engine, its timers and the clients belong to context 0: retire them there.
+  if (s.slots.empty()) return;
+  // Each engine and its timers belong to their context: retire them there.
   struct latch {
     std::mutex m;
     std::condition_variable cv;
-    bool done = false;
+    std::size_t left = 0;
   };
   auto l = std::make_shared<latch>();
-  s.rt.post(engine_context, [self = state_, l] {
-    self->engine.reset();
-    self->clock.reset();
-    std::lock_guard lock(l->m);
-    l->done = true;
-    l->cv.notify_all();
-  });
+  l->left = s.slots.size();
+  for (std::size_t i = 0; i < s.slots.size(); ++i) {
+    s.rt.post(i, [self = state_, l, i] {
+      self->slots[i].engine.reset();
+      self->slots[i].clock.reset();
+      std::lock_guard lock(l->m);
+      if (--l->left == 0) l->cv.notify_all();
+    });
+  }
   std::unique_lock lock(l->m);
-  l->cv.wait_for(lock, std::chrono::seconds(5), [&] { return l->done; });
+  l->cv.wait_for(lock, std::chrono::seconds(5), [&] { return l->left == 0; });
 }
 
 std::uint16_t outbound::proxy_port() const {
@@ -409,6 +454,18 @@ std::uint16_t outbound::proxy_port() const {
 
 std::size_t outbound::binding_count() const {
   return state_->bindings.size();
+}
+
+std::vector<outbound::component_info> outbound::output_bindings() const {
+  std::vector<component_info> out;
+  for (const auto& [name, b] : state_->bindings) out.push_back({name, "bindings.http"});
+  return out;
+}
+
+std::vector<std::string> outbound::http_endpoints() const {
+  std::vector<std::string> out;
+  for (const auto& [name, e] : state_->endpoints) out.push_back(name);
+  return out;
 }
 
 }  // namespace outrider::sidecar

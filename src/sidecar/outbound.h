@@ -12,8 +12,11 @@
 // same /v1.0/invoke path with the `outrider-invoke-from` marker header and
 // calls its own app at /{path} (with `dapr-caller-app-id`).
 //
-// Threading: the engine, its clock, randomness and HTTP clients live on
-// runtime context 0; handlers post there. stop() tears them down there.
+// Threading: every runtime context has its own engine (with its clock and
+// randomness) and HTTP clients (keep-alive pools); a call runs on the context
+// of the connection that received it, with no thread hop. The engines share
+// one ambassador::target_table, so circuit breakers, retry budgets and metrics
+// are per target across contexts. stop() tears each engine down on its context.
 #pragma once
 
 #include <cstdint>
@@ -82,6 +85,14 @@ class outbound {
   // Tracing hook (a CLIENT span per attempt); set before start().
   void set_observer(std::shared_ptr<ambassador::call_observer> observer);
   std::size_t binding_count() const;
+  // For /v1.0/metadata: the loaded output bindings ({name, type}) and
+  // HTTPEndpoint names, sorted by name. Valid after start().
+  struct component_info {
+    std::string name;
+    std::string type;  // "bindings.http"
+  };
+  std::vector<component_info> output_bindings() const;
+  std::vector<std::string> http_endpoints() const;
 
   struct state;
 

@@ -791,6 +791,14 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
                                    {"version", "v1"},
                                    {"capabilities", json::array{}}});
     }
+    if (ambassador) {
+      for (const auto& b : ambassador->output_bindings()) {
+        comps.push_back(json::object{{"name", b.name},
+                                     {"type", b.type},
+                                     {"version", "v1"},
+                                     {"capabilities", json::array{"OUTPUT_BINDING"}}});
+      }
+    }
     doc["components"] = std::move(comps);
     json::array subs_json;
     {
@@ -815,7 +823,13 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
       }
     }
     doc["subscriptions"] = std::move(subs_json);
-    doc["httpEndpoints"] = json::array{};
+    json::array endpoints;
+    if (ambassador) {
+      for (const auto& name : ambassador->http_endpoints()) {
+        endpoints.push_back(json::object{{"name", name}});
+      }
+    }
+    doc["httpEndpoints"] = std::move(endpoints);
     doc["extended"] = json::object{{"appHealthy", healthy_now() ? "true" : "false"}};
     json::object app{{"port", opts.app_port},
                      {"protocol", "http"},

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <map>
 #include <regex>
 #include <thread>
 
@@ -130,6 +131,10 @@ spec:
                    "kind: Component\nmetadata:\n  name: guarded\n"
                    "spec:\n  type: bindings.http\n  metadata:\n"
                    "  - name: url\n    value: " +
+                   up + "\n");
+    write_file(resources + "/endpoints.yaml",
+               "apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\n"
+               "metadata:\n  name: ext\nspec:\n  baseUrl: " +
                    up + "\n");
     resolve_file_ = new std::string(data_->path() + "/apps.yaml");
     write_file(*resolve_file_,
@@ -391,6 +396,31 @@ TEST_F(ambassador_process, metrics_count_attempts_retries_and_timeouts_per_targe
             std::string::npos);
   EXPECT_NE(text.find("outrider_ambassador_timeouts_total{target=\"app:backend\"}"),
             std::string::npos);
+}
+
+TEST_F(ambassador_process, metadata_lists_output_bindings_and_http_endpoints) {
+  auto r = http_call(frontend_port_, "GET", "/v1.0/metadata");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto doc = json::parse(r.body).as_object();
+  std::map<std::string, json::object> bindings;
+  for (const auto& c : doc.at("components").as_array()) {
+    const auto& o = c.as_object();
+    if (o.at("type").as_string().starts_with("bindings.")) {
+      bindings[std::string(o.at("name").as_string())] = o;
+    }
+  }
+  ASSERT_EQ(bindings.size(), 2U) << r.body;
+  for (const auto& name : {"guarded", "upstream"}) {
+    ASSERT_EQ(bindings.count(name), 1U) << name << " missing: " << r.body;
+    const auto& b = bindings.at(name);
+    EXPECT_EQ(b.at("type").as_string(), "bindings.http");
+    EXPECT_EQ(b.at("version").as_string(), "v1");
+    EXPECT_EQ(json::serialize(b.at("capabilities")), R"(["OUTPUT_BINDING"])");
+  }
+  EXPECT_EQ(json::serialize(doc.at("httpEndpoints")), R"([{"name":"ext"}])");
+  // The listed endpoint is callable by its name.
+  auto e = http_call(frontend_port_, "GET", "/v1.0/invoke/ext/method/echo");
+  EXPECT_EQ(e.status, 200) << e.body;
 }
 
 }  // namespace

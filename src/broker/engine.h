@@ -37,6 +37,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -51,6 +52,7 @@
 #include "base/id.h"
 #include "base/random.h"
 #include "base/result.h"
+#include "broker/checkpoint_file.h"
 #include "broker/detail/scheduled_index.h"
 #include "broker/journal.h"
 #include "broker/record_format.h"
@@ -151,6 +153,18 @@ class engine {
   // record that does not decode.
   static result<std::unique_ptr<engine>> open(journal& log, timing::scheduler& sched,
                                               engine_options options = {});
+
+  // Like open(), but starts from a checkpoint written by write_checkpoint()
+  // (`in` positioned after its header, whose high-water is `high_water`) and
+  // replays only the journal from `high_water` on. On error the engine is not
+  // usable and `sched` holds entries: discard both and fall back to open() on a
+  // fresh scheduler. Errors: data_corruption (a damaged checkpoint: the
+  // reader's), the journal's, the scheduler's.
+  static result<std::unique_ptr<engine>> open_from_checkpoint(journal& log,
+                                                              timing::scheduler& sched,
+                                                              checkpoint_reader& in,
+                                                              std::uint64_t high_water,
+                                                              engine_options options = {});
 
   engine(const engine&) = delete;
   engine& operator=(const engine&) = delete;
@@ -266,6 +280,20 @@ class engine {
   // Scheduled messages pending (cancelled ones excluded).
   std::size_t scheduled_count() const noexcept { return scheduled_.size(); }
 
+  // --- checkpoint ---
+
+  // Enumerates every entry of the scheduler passed to open() (the engine only
+  // knows the scheduler interface, which cannot list its entries).
+  using scheduler_entries =
+      std::function<status(const std::function<status(const timing::due_entry&)>&)>;
+  // Writes the engine's whole state after out's header: topology, every queue's
+  // messages (leased ones as ready: a restart ends their leases, as replay does),
+  // the scheduled index, retry and cancelled references and `entries` (the
+  // scheduler's). It must describe the journal up to its current end, i.e. the
+  // header's high-water is the journal end now. docs/formats/broker-checkpoint.md.
+  // Errors: `entries`' (out's errors surface at out.finish()).
+  status write_checkpoint(const scheduler_entries& entries, checkpoint_writer& out) const;
+
   // --- reclamation ---
 
   // Lowest journal position any live message or topology record still
@@ -335,6 +363,7 @@ class engine {
   engine(journal& log, timing::scheduler& sched, engine_options options);
 
   status apply(const journal_record& record, bool replaying);
+  status load_checkpoint(checkpoint_reader& in);
   void apply_queue_declare(const queue_declare_record& r, std::uint64_t position);
   void apply_topic_declare(const topic_declare_record& r, std::uint64_t position);
   void apply_bind(const bind_record& r, std::uint64_t position);

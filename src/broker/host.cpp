@@ -77,6 +77,13 @@ struct host::impl {
   std::unordered_map<consumer_id, consumer_entry> consumers;
   std::unordered_map<delivery_tag, consumer_id> tag_owner;  // deliveries not yet settled
   std::vector<delivery> dispatch_buffer;
+  // Checkpoints: the high-water of the one in place (0: none), its size, and
+  // whether one is written but waits for the log to be durable up to it.
+  std::optional<std::uint64_t> recovered_from;
+  std::uint64_t checkpoint_high_water = 0;
+  bool has_checkpoint = false;
+  std::uint64_t checkpoint_bytes = 0;
+  bool checkpoint_waiting = false;
   std::promise<void> stopped;
   bool started = false;
   bool joined = false;
@@ -256,10 +263,124 @@ struct host::impl {
     tag_owner.erase(it);
   }
 
+  std::string checkpoint_path() const { return opts.data_dir + "/checkpoint"; }
+  std::string checkpoint_tmp_path() const { return opts.data_dir + "/checkpoint.tmp"; }
+
+  // A fresh, empty delay index (its directory wiped).
+  status open_scheduler() {
+    const std::string index_dir = opts.data_dir + "/delay-index";
+    OUTRIDER_TRY(fs.create_dirs(index_dir));
+    auto old = fs.list_dir(index_dir);
+    if (!old) return std::move(old).error();
+    for (const auto& name : *old) OUTRIDER_TRY(fs.remove_file(index_dir + "/" + name));
+    timing::disk_scheduler_options sched_opts;
+    // Far entries go to one-hour files (168 for a 7-day spread, not 60,480 ten-second ones):
+    // fewer files to write while scheduling, to delete and rewrite at every start.
+    sched_opts.coarse_width_ns = std::chrono::nanoseconds(std::chrono::hours(1)).count();
+    sched_opts.coarse_lead_ns = std::chrono::nanoseconds(std::chrono::minutes(10)).count();
+    auto sched = timing::disk_scheduler::open(fs, index_dir, sched_opts);
+    if (!sched) return std::move(sched).error();
+    scheduler = std::move(sched->scheduler);
+    return ok_status();
+  }
+
+  // Recovery from the checkpoint in place, if any, usable, and not older than
+  // the log's first record. Errors: not_found (no checkpoint), anything else
+  // means "replay the whole log instead".
+  status open_from_checkpoint() {
+    if (auto tmp = fs.exists(checkpoint_tmp_path()); tmp && *tmp) {
+      (void)fs.remove_file(checkpoint_tmp_path());  // a checkpoint write cut short
+    }
+    if (opts.checkpoint_log_bytes == 0) return error(errc::not_found, "checkpoints are off");
+    auto in = checkpoint_reader::open(fs, checkpoint_path());
+    if (!in) return std::move(in).error();
+    auto high_water = (*in)->get_header();
+    if (!high_water) return std::move(high_water).error();
+    if (*high_water < log->begin() || *high_water > log->end()) {
+      return error(errc::failed_precondition,
+                   fmt::format("its high-water {} is outside the log [{}, {})", *high_water,
+                               log->begin(), log->end()));
+    }
+    auto e = engine::open_from_checkpoint(*cache, *scheduler, **in, *high_water, opts.engine);
+    if (!e) return std::move(e).error();
+    eng = std::move(*e);
+    recovered_from = *high_water;
+    checkpoint_high_water = *high_water;
+    has_checkpoint = true;
+    checkpoint_bytes = fs.file_size(checkpoint_path()).value_or(0);
+    return ok_status();
+  }
+
+  // Writes the engine's state as of the log end to checkpoint.tmp; returns its
+  // high-water. REQUIRES engine thread.
+  result<std::uint64_t> write_checkpoint() {
+    const std::uint64_t high_water = log->end();
+    auto out = checkpoint_writer::create(fs, checkpoint_tmp_path());
+    if (!out) return std::move(out).error();
+    (*out)->put_header(high_water);
+    OUTRIDER_TRY(eng->write_checkpoint(
+        [this](const std::function<status(const timing::due_entry&)>& fn) {
+          return scheduler->for_each_entry(fn);
+        },
+        **out));
+    OUTRIDER_TRY((*out)->finish());
+    return high_water;
+  }
+
+  // Renames checkpoint.tmp into place. REQUIRES: the log is durable up to
+  // `high_water` (the checkpoint never describes records a crash could undo).
+  status install_checkpoint(std::uint64_t high_water) {
+    OUTRIDER_TRY(fs.rename(checkpoint_tmp_path(), checkpoint_path()));
+    OUTRIDER_TRY(fs.sync_dir(opts.data_dir));
+    checkpoint_high_water = high_water;
+    has_checkpoint = true;
+    checkpoint_bytes = fs.file_size(checkpoint_path()).value_or(0);
+    return ok_status();
+  }
+
+  // Writes a checkpoint and installs it once the log is durable up to it.
+  void take_checkpoint(std::function<void(status)> done) {
+    if (auto e = refuse()) return done(*e);
+    if (checkpoint_waiting) {
+      return done(error(errc::unavailable, "a checkpoint is being written"));
+    }
+    const auto began = std::chrono::steady_clock::now();
+    auto high_water = write_checkpoint();
+    if (!high_water) {
+      logger.warn("checkpoint: {}", high_water.error().message);
+      return done(std::move(high_water).error());
+    }
+    checkpoint_waiting = true;
+    auto install = [this, hw = *high_water, began, done = std::move(done)](status s) mutable {
+      checkpoint_waiting = false;
+      if (s) s = install_checkpoint(hw);
+      if (!s) {
+        logger.warn("checkpoint: {}", s.error().message);
+      } else {
+        logger.info("checkpoint at log position {} ({} bytes) in {} ms", hw, checkpoint_bytes,
+                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - began)
+                        .count());
+      }
+      done(std::move(s));
+    };
+    if (*high_water == 0) return install({});
+    when_durable(*high_water - 1, std::move(install));
+    after_work();
+  }
+
+  void maybe_checkpoint() {
+    if (opts.checkpoint_log_bytes == 0 || checkpoint_waiting || failed) return;
+    const std::uint64_t grown = log->end() - std::min(log->end(), checkpoint_high_water);
+    if (grown < std::max(opts.checkpoint_log_bytes, 4 * checkpoint_bytes)) return;
+    take_checkpoint([](status) {});
+  }
+
   void schedule_reclaim() {
     reclaim_timer.expires_after(opts.reclaim_interval);
     reclaim_timer.async_wait([this](const boost::system::error_code& ec) {
       if (ec || stopping) return;
+      maybe_checkpoint();
       reclaim();
       schedule_reclaim();
     });
@@ -274,6 +395,8 @@ struct host::impl {
     }
     // Everything below both the lowest live reference and the durable end can go.
     auto limit = std::min(eng->lowest_live_position().value_or(log->end()), durable.load());
+    // The checkpoint in place needs the log from its high-water on.
+    if (has_checkpoint) limit = std::min(limit, checkpoint_high_water);
     auto before = log->segment_count();
     if (auto s = log->remove_segments_before(limit); !s) {
       logger.warn("reclaim: {}", s.error().message);
@@ -311,6 +434,14 @@ struct host::impl {
       auto r = log->sync();
       if (r) durable.store(*r);
     }
+    // A clean stop leaves a checkpoint of everything, so the next start is quick.
+    if (!failed && opts.checkpoint_log_bytes != 0 && opts.checkpoint_at_stop &&
+        !checkpoint_waiting && durable.load() >= log->end() &&
+        log->end() != checkpoint_high_water) {
+      auto hw = write_checkpoint();
+      status s = hw ? install_checkpoint(*hw) : status(std::move(hw).error());
+      if (!s) logger.warn("checkpoint at stop: {}", s.error().message);
+    }
     auto pending = std::move(waiters);
     waiters.clear();
     for (auto& [pos, done] : pending) {
@@ -345,37 +476,37 @@ result<std::unique_ptr<host>> host::open(io::file_system& fs, host_options opts,
   im->durable.store(im->log->durable_end());
   im->journal = std::make_unique<log_journal>(*im->log);
 
-  // The delay index is rebuilt from the log on every start (the engine replays
-  // the whole log); far-future entries go to its on-disk buckets, not memory.
-  const std::string index_dir = dir + "/delay-index";
-  OUTRIDER_TRY(fs.create_dirs(index_dir));
-  auto old = fs.list_dir(index_dir);
-  if (!old) return std::move(old).error();
-  for (const auto& name : *old) OUTRIDER_TRY(fs.remove_file(index_dir + "/" + name));
-  timing::disk_scheduler_options sched_opts;
-  // Far entries go to one-hour files (168 for a 7-day spread, not 60,480 ten-second ones):
-  // fewer files to write while scheduling, to delete and rewrite at every start.
-  sched_opts.coarse_width_ns = std::chrono::nanoseconds(std::chrono::hours(1)).count();
-  sched_opts.coarse_lead_ns = std::chrono::nanoseconds(std::chrono::minutes(10)).count();
-  auto sched = timing::disk_scheduler::open(fs, index_dir, sched_opts);
-  if (!sched) return std::move(sched).error();
-  im->scheduler = std::move(sched->scheduler);
-
+  // The delay index is rebuilt on every start (from the checkpoint and the log
+  // written after it, or from the whole log); far-future entries go to its
+  // on-disk buckets, not memory.
+  OUTRIDER_TRY(im->open_scheduler());
   im->cache = std::make_unique<cached_journal>(
       *im->journal, im->opts.message_cache_bytes,
       std::initializer_list<std::uint8_t>{static_cast<std::uint8_t>(record_type::publish)},
       // A scheduled message is read back when it comes due (maybe days later):
       // caching its body would only evict the messages delivered next.
       [](std::uint8_t, std::string_view payload) { return !is_scheduled_publish(payload); });
-  auto e = engine::open(*im->cache, *im->scheduler, im->opts.engine);
-  if (!e) return std::move(e).error();
-  im->eng = std::move(*e);
+  if (auto from = im->open_from_checkpoint(); !from) {
+    if (from.error().code != errc::not_found) {
+      logger.warn("not using the checkpoint ({}); replaying the whole log", from.error().message);
+    }
+    im->eng.reset();
+    im->scheduler.reset();
+    OUTRIDER_TRY(im->open_scheduler());
+    auto e = engine::open(*im->cache, *im->scheduler, im->opts.engine);
+    if (!e) return std::move(e).error();
+    im->eng = std::move(*e);
+  }
   im->init_metrics();
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - began);
-  logger.info("recovered {} queue(s), {} scheduled message(s), {} log segment(s) in {} ms",
+  logger.info("recovered {} queue(s), {} scheduled message(s), {} log segment(s) in {} ms ({})",
               im->eng->queue_names().size(), im->eng->scheduled_count(), im->log->segment_count(),
-              took.count());
+              took.count(),
+              im->recovered_from
+                  ? fmt::format("checkpoint at {} + {} log bytes", *im->recovered_from,
+                                im->log->end() - *im->recovered_from)
+                  : std::string("whole log replayed"));
   return std::unique_ptr<host>(new host(std::move(im)));
 }
 
@@ -414,6 +545,16 @@ void host::stop() {
 
 std::uint64_t host::durable_end() const {
   return impl_->durable.load();
+}
+
+void host::checkpoint(std::function<void(status)> done) {
+  impl_->post([im = impl_.get(), done = std::move(done)]() mutable {
+    im->take_checkpoint(std::move(done));
+  });
+}
+
+std::optional<std::uint64_t> host::recovered_from_checkpoint() const {
+  return impl_->recovered_from;
 }
 
 void host::publish(std::vector<publish_request> batch,

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,8 +43,17 @@ struct host_options {
   std::size_t message_cache_bytes = 8 * 1024 * 1024;
   // Deliveries handed out per dispatch round.
   std::size_t dispatch_batch = 512;
-  // How often fully consumed log segments are looked for and deleted.
+  // How often fully consumed log segments are looked for and deleted (and
+  // whether a checkpoint is due is checked).
   nanoseconds reclaim_interval = std::chrono::seconds(10);
+  // Checkpoints (docs/formats/broker-checkpoint.md): a restart reads the last
+  // one plus the log written after it instead of the whole log. One is written
+  // at a clean stop and whenever the log has grown by checkpoint_log_bytes or by
+  // 4x the last checkpoint's size since the last one, whichever is more (a big
+  // index is not rewritten too often). 0 turns checkpoints off.
+  std::uint64_t checkpoint_log_bytes = std::uint64_t{256} << 20;
+  // Whether stop() writes one (crash tests turn it off to keep a log tail).
+  bool checkpoint_at_stop = true;
 };
 
 struct queue_summary {
@@ -125,6 +135,13 @@ class host {
 
   // For tests and metrics: the durable end of the log.
   std::uint64_t durable_end() const;
+
+  // Writes a checkpoint now; `done` runs once it is in place (after the log is
+  // durable up to its high-water). For tests and operators.
+  void checkpoint(std::function<void(status)> done);
+  // How open() recovered: the checkpoint's high-water it started from, or
+  // nullopt for a replay of the whole log (no checkpoint, or a damaged one).
+  std::optional<std::uint64_t> recovered_from_checkpoint() const;
 
  private:
   struct impl;

@@ -49,7 +49,7 @@ enum class record_type : std::uint8_t {
   dead_letter = 13,
   dlq_replay = 14,
   cancel = 15,
-  // 20: reserved for checkpoint (snapshot of queue state and a high-water position).
+  // 20: reserved, never written (the checkpoint is a file: checkpoint_file.h).
 };
 
 // Why a delivery ended without an ack (recorded in nack records).

@@ -396,6 +396,27 @@ result<std::vector<due_entry>> disk_scheduler::read_entries(const std::string& p
   return entries;
 }
 
+status disk_scheduler::for_each_entry(const std::function<status(const due_entry&)>& fn) const {
+  if (broken_) return *broken_;
+  status failed;
+  wheel_.for_each([&](const due_entry& e) {
+    if (failed) failed = fn(e);
+  });
+  OUTRIDER_TRY(failed);
+  for (const auto& [start, b] : buckets_) {
+    if (b.loaded) continue;  // its entries are in the wheel
+    auto entries = read_entries(bucket_path(start), b, true);
+    if (!entries) return std::move(entries).error();
+    for (const due_entry& e : *entries) OUTRIDER_TRY(fn(e));
+  }
+  for (const auto& [start, b] : coarse_) {
+    auto entries = read_entries(coarse_path(start), b, false);
+    if (!entries) return std::move(entries).error();
+    for (const due_entry& e : *entries) OUTRIDER_TRY(fn(e));
+  }
+  return ok_status();
+}
+
 status disk_scheduler::cascade_through(std::int64_t target) {
   while (!coarse_.empty() && coarse_.begin()->first <= target) {
     auto it = coarse_.begin();

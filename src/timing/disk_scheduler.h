@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -88,6 +89,11 @@ class disk_scheduler final : public scheduler {
   // `high_water`. On error the previous checkpoint stays in force.
   // Errors: failed_precondition with the coarse tier on (see options).
   status checkpoint(std::uint64_t high_water);
+  // Calls `fn` for every entry held (the wheel's, then each unloaded bucket's, fine and coarse),
+  // in no particular order, reading the bucket files; stops at the first error `fn` returns.
+  // For snapshots by the owner (the broker's checkpoint), not hot paths. Errors: io_error,
+  // data_corruption from a bucket file, or `fn`'s.
+  status for_each_entry(const std::function<status(const due_entry&)>& fn) const;
   // Writes buffered entries to their bucket files (not durable until checkpoint()).
   status flush();
 

@@ -488,3 +488,47 @@ TEST(disk_scheduler, coarse_tier_io_failure_while_flushing_adds_nothing_and_reco
 
 }  // namespace
 }  // namespace outrider::timing
+
+namespace outrider::timing {
+namespace {
+
+TEST(disk_scheduler, for_each_entry_lists_exactly_what_is_still_held) {
+  io::mem_file_system fs;
+  auto s = open_ok(fs, 0, coarse_options());
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(pop_all(*s, epoch_2026).empty());
+  std::multiset<std::pair<std::int64_t, std::uint64_t>> expected;
+  xoshiro_random rng(11);
+  for (std::uint64_t ref = 0; ref < 3000; ++ref) {
+    // Near (wheel), within the fine range, and days ahead (coarse files).
+    const std::int64_t spans[] = {3 * second, 40 * minute, 6 * day};
+    const std::int64_t due =
+        epoch_2026 + 1 +
+        static_cast<std::int64_t>(rng.uniform(static_cast<std::uint64_t>(spans[ref % 3])));
+    ASSERT_TRUE(s->insert(due, ref).ok());
+    expected.emplace(due, ref);
+  }
+  ASSERT_TRUE(s->insert(epoch_2026 + 3 * second, 9999).ok());  // a duplicate due time
+  expected.emplace(epoch_2026 + 3 * second, 9999);
+  for (const due_entry& e : pop_all(*s, epoch_2026 + 2 * second)) {
+    expected.erase(expected.find({e.due_ns, e.ref}));
+  }
+  std::multiset<std::pair<std::int64_t, std::uint64_t>> listed;
+  ASSERT_TRUE(s->for_each_entry([&](const due_entry& e) {
+                 listed.emplace(e.due_ns, e.ref);
+                 return ok_status();
+               }).ok());
+  EXPECT_EQ(listed, expected);
+  EXPECT_EQ(listed.size(), s->size());
+  // An error from the callback stops the walk and is returned.
+  std::size_t seen = 0;
+  auto stopped = s->for_each_entry([&](const due_entry&) {
+    ++seen;
+    return status(error(errc::cancelled, "enough"));
+  });
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_EQ(seen, 1u);
+}
+
+}  // namespace
+}  // namespace outrider::timing

@@ -32,6 +32,15 @@ status timing_wheel::insert(std::int64_t due_ns, std::uint64_t ref) {
   return ok_status();
 }
 
+void timing_wheel::for_each(const std::function<void(const due_entry&)>& fn) const {
+  for (const auto& level : slots_) {
+    for (const slot& s : level) {
+      for (const due_entry& e : s) fn(e);
+    }
+  }
+  for (const due_entry& e : ready_) fn(e);
+}
+
 void timing_wheel::add(std::int64_t due_ns, std::uint64_t ref) {
   place(due_entry{due_ns, ref});
   ++size_;

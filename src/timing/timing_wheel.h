@@ -20,6 +20,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -63,6 +64,9 @@ class timing_wheel final : public scheduler {
   std::optional<std::int64_t> earliest_due_exact() const;
 
   std::uint64_t size() const override { return size_; }
+
+  // Calls `fn` for every entry held, in no particular order (for snapshots; not hot paths).
+  void for_each(const std::function<void(const due_entry&)>& fn) const;
 
   // Moves every entry whose tick is <= now's tick into the ready set. A `now_ns` earlier than a
   // previous one is a no-op (the wheel never moves backwards).

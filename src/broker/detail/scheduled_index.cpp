@@ -107,4 +107,14 @@ bool scheduled_index::contains(std::uint64_t fp, std::uint64_t position) const {
   return false;
 }
 
+void scheduled_index::for_each(
+    const std::function<void(std::uint64_t fp, std::uint64_t position)>& fn) const {
+  for (std::size_t shard_no = 0; shard_no < shards_.size(); ++shard_no) {
+    const std::uint64_t high = std::uint64_t{shard_no} << (64 - shard_bits);
+    for (const slot& s : shards_[shard_no].slots) {
+      if (s.tag != 0) fn(high | s.tag, s.position());
+    }
+  }
+}
+
 }  // namespace outrider::broker::detail

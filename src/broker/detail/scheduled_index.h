@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "base/id.h"
@@ -40,6 +41,10 @@ class scheduled_index {
   // candidates, see above).
   std::vector<std::uint64_t> find(std::uint64_t fp) const;
   bool contains(std::uint64_t fp, std::uint64_t position) const;
+
+  // Calls `fn(fp, position)` for every entry; `fp` keeps only the 42 stored bits, which is all
+  // insert() needs to put the entry back where it was (for checkpoints).
+  void for_each(const std::function<void(std::uint64_t fp, std::uint64_t position)>& fn) const;
 
   std::size_t size() const noexcept { return size_; }
   std::size_t memory_bytes() const noexcept;

@@ -540,6 +540,18 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
            std::string(pubsub) + ": " + std::string(e.info().name) + ": " + e.message;
   }
 
+  // A publish the backend refused: Dapr's 500 ERR_PUBSUB_PUBLISH_MESSAGE, but
+  // 503 with Retry-After when the backend is unavailable (broker unreachable):
+  // nothing was accepted, the app should retry.
+  static http::response publish_error(std::string message, bool unavailable) {
+    auto resp = error_response(errc::pubsub_publish_message, std::move(message));
+    if (unavailable) {
+      resp.status = 503;
+      resp.headers.set("Retry-After", "1");
+    }
+    return resp;
+  }
+
   void publish(http::request&& req, http::responder r) {
     const std::string pubsub(req.params.at("pubsub"));
     const std::string topic(req.params.at("topic"));
@@ -587,8 +599,8 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
             span->set_error(st.error().message);
             span->end();
             self->count_publish(pubsub, "error");
-            r.send(error_response(errc::pubsub_publish_message,
-                                  publish_failure(topic, pubsub, st.error())));
+            r.send(publish_error(publish_failure(topic, pubsub, st.error()),
+                                 st.error().code == errc::unavailable));
             return;
           }
           self->publish_latency->observe(

@@ -307,6 +307,22 @@ TEST(sidecar, malformed_requests_get_dapr_errors) {
   EXPECT_EQ(bad_id.status, 400);
 }
 
+TEST(sidecar, publish_answers_503_with_retry_after_when_the_backend_is_unavailable) {
+  harness h(orders_subscription);
+  h.backend_->set_publish_filter_for_test([](const backends::message& m) {
+    return m.body.find("down") != std::string::npos
+               ? status(error(errc::unavailable, "not connected"))
+               : status(error(errc::message_too_large, "too large"));
+  });
+  auto down = h.call("POST", "/v1.0/publish/pubsub/orders", R"({"down":true})");
+  EXPECT_EQ(down.status, 503);
+  EXPECT_EQ(down.headers.get("Retry-After").value_or(""), "1");
+  EXPECT_EQ(json::parse(down.body).at("errorCode"), "ERR_PUBSUB_PUBLISH_MESSAGE");
+  auto refused = h.call("POST", "/v1.0/publish/pubsub/orders", R"({"big":true})");
+  EXPECT_EQ(refused.status, 500);
+  EXPECT_FALSE(refused.headers.get("Retry-After").has_value());
+}
+
 TEST(sidecar, bulk_publish_reports_per_entry_failures) {
   harness h(orders_subscription);
   h.backend_->set_publish_filter_for_test([](const backends::message& m) {

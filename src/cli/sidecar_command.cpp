@@ -28,6 +28,7 @@ struct sidecar_cli_settings {
   std::string rabbitmq_username;
   std::string rabbitmq_password;
   std::string rabbitmq_queue_type = "quorum";
+  std::string rabbitmq_cloudevents_mode = "structured";
   std::string rabbitmq_ca_cert;
   std::string rabbitmq_client_cert;
   std::string rabbitmq_client_key;
@@ -47,6 +48,10 @@ void declare(config::settings& s, sidecar_cli_settings& c) {
   s.add("sidecar.rabbitmq.queueType", &c.rabbitmq_queue_type,
         "subscription queue type: quorum or classic", "OUTRIDER_RABBITMQ_QUEUE_TYPE",
         "rabbitmq-queue-type");
+  s.add("sidecar.rabbitmq.cloudEventsMode", &c.rabbitmq_cloudevents_mode,
+        "CloudEvents in AMQP: structured (the event as the body) or binary (cloudEvents: "
+        "application properties, the data as the body)",
+        "OUTRIDER_RABBITMQ_CLOUDEVENTS_MODE", "rabbitmq-cloudevents-mode");
   s.add("sidecar.rabbitmq.caCert", &c.rabbitmq_ca_cert, "CA bundle (PEM) for amqps",
         "OUTRIDER_RABBITMQ_CA_CERT");
   s.add("sidecar.rabbitmq.clientCert", &c.rabbitmq_client_cert,
@@ -71,6 +76,7 @@ config::node component_metadata(const sidecar_cli_settings& c, const std::string
     add("username", c.rabbitmq_username, "sidecar.rabbitmq.username");
     add("password", c.rabbitmq_password, "sidecar.rabbitmq.password");
     add("queueType", c.rabbitmq_queue_type, "sidecar.rabbitmq.queueType");
+    add("cloudEventsMode", c.rabbitmq_cloudevents_mode, "sidecar.rabbitmq.cloudEventsMode");
     add("caCert", c.rabbitmq_ca_cert, "sidecar.rabbitmq.caCert");
     add("clientCert", c.rabbitmq_client_cert, "sidecar.rabbitmq.clientCert");
     add("clientKey", c.rabbitmq_client_key, "sidecar.rabbitmq.clientKey");

@@ -68,9 +68,11 @@ std::vector<std::string> queue_bodies(const std::string& queue) {
 }
 
 // A backend once connected (the first connection declares the delay topology).
-std::shared_ptr<backends::backend> make_backend(const std::string& url) {
+std::shared_ptr<backends::backend> make_backend(const std::string& url,
+                                                bool cloud_events_binary = false) {
   backends::rabbitmq_backend_options o;
   o.url = url;
+  o.cloud_events_binary = cloud_events_binary;
   o.max_reconnect_interval = 500ms;
   o.client_name = "outrider-conformance";
   auto b = std::make_shared<backends::rabbitmq_backend>(o);
@@ -201,6 +203,131 @@ TEST(rabbitmq_interop, pika_consumes_what_outrider_publishes_and_publishes_what_
                 b->settle(s.at(1).handle, backends::settle_action::ack(), done);
               }).ok());
   b->close();
+}
+
+// CloudEvents in AMQP binary mode (the CloudEvents AMQP binding): an Outrider
+// app's event reaches pika with its attributes as `cloudEvents:` application
+// properties and its data as the body; a binary-mode event from pika reaches
+// an Outrider app as the structured event the sidecar hands apps.
+TEST(rabbitmq_interop, cloud_events_binary_mode_both_ways_with_pika) {
+  if (!testing::rabbitmq_installed()) GTEST_SKIP() << "rabbitmq-server is not installed";
+  if (!pika_installed()) GTEST_SKIP() << "python3-pika is not installed";
+  auto b = make_backend(rabbitmq_environment::url(), /*cloud_events_binary=*/true);
+  const std::string traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  const std::string event =
+      R"({"specversion":"1.0","id":"e2","source":"orders","type":"com.dapr.event.sent",)"
+      R"("datacontenttype":"application/json","data":{"orderId":43},"topic":"binary-out",)"
+      R"("traceparent":")" +
+      traceparent + R"("})";
+  EXPECT_EQ(pika({"prepare", "binary-out", "pika-binary-out"}), "ready");
+  auto out = call<result<std::vector<backends::publish_outcome>>>([&](auto done) {
+    b->publish({backends::message{
+                   "binary-out",
+                   {},
+                   {{"content-type", "application/cloudevents+json"}, {"traceparent", traceparent}},
+                   event,
+                   {}}},
+               done);
+  });
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  ASSERT_TRUE(out->at(0).outcome.ok());
+  const auto got = boost::json::parse(pika({"get", "pika-binary-out"})).as_object();
+  EXPECT_EQ(got.at("content_type").as_string(), "application/json");
+  EXPECT_EQ(boost::json::parse(got.at("body").as_string()).at("orderId").as_int64(), 43);
+  const auto& headers = got.at("headers").as_object();
+  EXPECT_EQ(headers.at("cloudEvents:specversion").as_string(), "1.0");
+  EXPECT_EQ(headers.at("cloudEvents:id").as_string(), "e2");
+  EXPECT_EQ(headers.at("cloudEvents:source").as_string(), "orders");
+  EXPECT_EQ(headers.at("cloudEvents:type").as_string(), "com.dapr.event.sent");
+  EXPECT_EQ(headers.at("cloudEvents:traceparent").as_string(), traceparent);
+  EXPECT_FALSE(headers.contains("cloudEvents:datacontenttype"));
+  EXPECT_EQ(got.at("traceparent").as_string(), traceparent);
+
+  // pika (binary) -> a structured-mode backend (receiving does not depend on the mode).
+  auto structured = make_backend(rabbitmq_environment::url());
+  sink s;
+  auto sub = call<result<backends::subscription_handle>>([&](auto done) {
+    structured->subscribe({"binary-in", "consumer", 3, 30s, 10}, s.fn(), done);
+  });
+  ASSERT_TRUE(sub.ok()) << sub.error().message;
+  EXPECT_EQ(pika({"publish", "binary-in", traceparent, "binary"}), "published");
+  ASSERT_TRUE(s.wait_for(1, 20s));
+  const backends::delivery d = s.at(0);
+  ASSERT_NE(backends::find_header(d.headers, "content-type"), nullptr);
+  EXPECT_EQ(*backends::find_header(d.headers, "content-type"), "application/cloudevents+json");
+  ASSERT_NE(backends::find_header(d.headers, "traceparent"), nullptr);
+  const auto in = boost::json::parse(d.body).as_object();
+  EXPECT_EQ(in.at("specversion").as_string(), "1.0");
+  EXPECT_EQ(in.at("id").as_string(), "from-pika-binary");
+  EXPECT_EQ(in.at("source").as_string(), "pika");
+  EXPECT_EQ(in.at("datacontenttype").as_string(), "application/json");
+  EXPECT_EQ(in.at("traceparent").as_string(), traceparent);
+  EXPECT_EQ(in.at("data").at("from").as_string(), "pika");
+  EXPECT_TRUE(call<status>([&](auto done) {
+                structured->settle(d.handle, backends::settle_action::ack(), done);
+              }).ok());
+  structured->close();
+  b->close();
+}
+
+// Cancel works from any backend of the system, also once the publishing one is
+// gone (a sidecar restart): the schedule journal, a RabbitMQ stream every
+// backend reads, is the durable index of scheduled and cancelled ids.
+TEST(rabbitmq_cancel, from_another_backend_and_after_the_publisher_is_gone) {
+  if (!testing::rabbitmq_installed()) GTEST_SKIP() << "rabbitmq-server is not installed";
+  const std::string url = rabbitmq_environment::url();
+  const std::string topic = "cancel-any-backend";
+  auto consumer = make_backend(url);
+  sink s;
+  auto sub = call<result<backends::subscription_handle>>([&](auto done) {
+    consumer->subscribe({topic, "cancel-any", 3, 30s, 10}, s.fn(), done);
+  });
+  ASSERT_TRUE(sub.ok()) << sub.error().message;
+
+  auto publisher = make_backend(url);
+  const auto due = std::chrono::system_clock::now() + 20s;
+  auto out = call<result<std::vector<backends::publish_outcome>>>([&](auto done) {
+    publisher->publish({backends::message{topic, {}, {}, "kept", due},
+                        backends::message{topic, {}, {}, "cancelled-elsewhere", due},
+                        backends::message{topic, {}, {}, "cancelled-after-restart", due}},
+                       done);
+  });
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  for (const auto& o : *out) ASSERT_TRUE(o.outcome.ok()) << o.outcome.error().message;
+  publisher->close();  // the publishing sidecar is gone; its memory with it
+
+  // Another running backend: it learns of the schedule from the journal
+  // (within moments; poll rather than assume how soon).
+  auto cancel = [](backends::backend& b, const id128& id) {
+    return call<status>([&](auto done) { b.cancel_scheduled(id, done); });
+  };
+  status first = cancel(*consumer, out->at(1).id);
+  for (int i = 0; i < 100 && !first.ok() && first.error().code == errc::message_not_found; ++i) {
+    std::this_thread::sleep_for(50ms);
+    first = cancel(*consumer, out->at(1).id);
+  }
+  EXPECT_TRUE(first.ok()) << first.error().message;
+  EXPECT_EQ(cancel(*consumer, out->at(1).id).error().code, errc::message_not_found);
+  EXPECT_EQ(cancel(*consumer, id128{9, 9}).error().code, errc::message_not_found);
+
+  // A backend started after the publisher went away (a restart): it reads the
+  // journal from its start before it answers.
+  auto restarted = make_backend(url);
+  EXPECT_TRUE(cancel(*restarted, out->at(2).id).ok());
+  EXPECT_EQ(cancel(*restarted, out->at(1).id).error().code, errc::message_not_found);
+
+  ASSERT_TRUE(s.wait_for(1, 120s));
+  EXPECT_EQ(s.at(0).body, "kept");
+  EXPECT_GE(std::chrono::system_clock::now(), due);
+  EXPECT_TRUE(call<status>([&](auto done) {
+                consumer->settle(s.at(0).handle, backends::settle_action::ack(), done);
+              }).ok());
+  EXPECT_EQ(cancel(*restarted, out->at(0).id).error().code, errc::message_not_scheduled);
+  // The cancelled ones came due with the kept one; give them time to show up.
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(s.size(), 1U);
+  restarted->close();
+  consumer->close();
 }
 
 }  // namespace

@@ -1,9 +1,12 @@
-#!/ usr / bin / env python3
+#!/usr/bin/env python3
 """A plain AMQP client (pika) talking to the queues and exchanges of Outrider's rabbitmq backend.
 
   rabbitmq_pika.py URL prepare EXCHANGE QUEUE    declare QUEUE, bind it to the topic's fanout exchange
   rabbitmq_pika.py URL get QUEUE                 one message as JSON (body, content_type, message_id, headers)
-  rabbitmq_pika.py URL publish EXCHANGE TRACEPARENT   a structured CloudEvent, as any AMQP app would
+  rabbitmq_pika.py URL publish EXCHANGE TRACEPARENT [structured|binary]
+                                                 a CloudEvent, as any AMQP app would, in structured mode
+                                                 (the event as the body) or binary mode (AMQP binding:
+                                                 cloudEvents: application properties, the data as the body)
 """
 import json
 import sys
@@ -35,17 +38,30 @@ def main():
         print(json.dumps({"body": body.decode(), "content_type": props.content_type,
                           "message_id": props.message_id,
                           "traceparent": headers.get("traceparent"),
-                          "tracestate": headers.get("tracestate")}))
+                          "tracestate": headers.get("tracestate"),
+                          "headers": {k: str(v) for k, v in headers.items()}}))
     elif verb == "publish":
-        exchange, traceparent = args
+        exchange, traceparent, *mode = args
         ch.confirm_delivery()
-        event = {"specversion": "1.0", "id": "from-pika-1", "source": "pika",
-                 "type": "com.example.sent", "datacontenttype": "application/json",
-                 "data": {"from": "pika"}}
-        ch.basic_publish(exchange=exchange, routing_key="", body=json.dumps(event).encode(),
-                         properties=pika.BasicProperties(
-                             content_type="application/cloudevents+json", delivery_mode=2,
-                             headers={"traceparent": traceparent}))
+        if mode == ["binary"]:
+            ch.basic_publish(exchange=exchange, routing_key="",
+                             body=json.dumps({"from": "pika"}).encode(),
+                             properties=pika.BasicProperties(
+                                 content_type="application/json", delivery_mode=2,
+                                 headers={"cloudEvents:specversion": "1.0",
+                                          "cloudEvents:id": "from-pika-binary",
+                                          "cloudEvents:source": "pika",
+                                          "cloudEvents:type": "com.example.sent",
+                                          "cloudEvents:traceparent": traceparent,
+                                          "traceparent": traceparent}))
+        else:
+            event = {"specversion": "1.0", "id": "from-pika-1", "source": "pika",
+                     "type": "com.example.sent", "datacontenttype": "application/json",
+                     "data": {"from": "pika"}}
+            ch.basic_publish(exchange=exchange, routing_key="", body=json.dumps(event).encode(),
+                             properties=pika.BasicProperties(
+                                 content_type="application/cloudevents+json", delivery_mode=2,
+                                 headers={"traceparent": traceparent}))
         print("published")
     conn.close()
 

@@ -19,7 +19,9 @@
 #include <thread>
 #include <unordered_map>
 
+#include "backends/rabbitmq/cloud_events_amqp.h"
 #include "base/log.h"
+#include "base/random.h"
 #include "base/time_format.h"
 
 namespace outrider::backends {
@@ -32,17 +34,21 @@ using std::chrono::milliseconds;
 
 // Channels of the one connection: publishing (confirm mode), declarations
 // (synchronous RPCs whose errors close only that channel), the due-queue
-// consumer, the cancellation-journal consumer; subscriptions from 10 on.
+// consumer, the schedule-journal consumer; subscriptions from 10 on.
 constexpr amqp_channel_t publish_channel = 1;
 constexpr amqp_channel_t topology_channel = 2;
 constexpr amqp_channel_t due_channel = 3;
-constexpr amqp_channel_t cancel_channel = 4;
+constexpr amqp_channel_t journal_channel = 4;
 constexpr amqp_channel_t first_subscription_channel = 10;
 constexpr amqp_channel_t last_subscription_channel = 2000;
 
 constexpr std::string_view delay_prefix = "outrider.delay.";
 constexpr std::string_view due_name = "outrider.delay.due";
-constexpr std::string_view cancellations_name = "outrider.delay.cancellations";
+// The schedule journal (a stream): one record per delayed message and per
+// cancel; the keeper lock (an exclusive queue) elects the backend that
+// re-appends records older than half the journal's retention.
+constexpr std::string_view journal_name = "outrider.delay.journal";
+constexpr std::string_view keeper_name = "outrider.delay.journal-keeper";
 
 // Internal headers (stripped from deliveries).
 constexpr std::string_view h_attempt = "outrider-attempt";
@@ -51,6 +57,7 @@ constexpr std::string_view h_deliver_at = "outrider-deliver-at";
 constexpr std::string_view h_delay_to = "outrider-delay-to";
 constexpr std::string_view h_topic = "outrider-topic";
 constexpr std::string_view h_delivery_count = "x-delivery-count";
+constexpr std::string_view h_journal = "outrider-journal";  // scheduled | cancelled | marker
 
 constexpr unsigned generation_shift = 32;
 constexpr std::uint64_t local_handle_mask = 0xffffffffULL;
@@ -60,7 +67,9 @@ constexpr auto prune_interval = std::chrono::seconds(30);
 // Scheduled and cancelled ids are remembered this long after they came due.
 constexpr auto keep_after_due = std::chrono::hours(1);
 constexpr auto rpc_timeout = std::chrono::seconds(10);
-constexpr std::uint32_t cancel_prefetch = 1000;
+constexpr std::uint32_t journal_prefetch = 2000;
+// Journal segments: retention (x-max-age) removes whole closed segments.
+constexpr std::int64_t journal_segment_bytes = 1'000'000;
 
 amqp_bytes_t bytes(std::string_view s) {
   return amqp_bytes_t{s.size(), const_cast<char*>(s.data())};
@@ -143,6 +152,7 @@ struct wire {
   std::int64_t deliver_at_ms = 0;
   std::string delay_to;              // "x:<exchange>" or "q:<queue>"
   std::uint32_t delivery_count = 0;  // x-delivery-count on receipt (quorum queues)
+  std::string journal;               // schedule-journal records: the record's kind
 };
 
 bool field_to_string(const amqp_field_value_t& v, std::string& out) {
@@ -211,6 +221,8 @@ wire decode(const amqp_message_t& m, const std::string& exchange) {
         w.delay_to = value;
       } else if (key == h_topic) {
         w.topic = value;
+      } else if (key == h_journal) {
+        w.journal = value;
       } else if (key == h_delivery_count) {
         w.delivery_count = static_cast<std::uint32_t>(std::max<std::int64_t>(0, parse_i64(value)));
       } else if (key.starts_with("x-")) {
@@ -226,6 +238,9 @@ wire decode(const amqp_message_t& m, const std::string& exchange) {
                          : now_ms();
   }
   if (w.topic.empty()) w.topic = exchange;
+  // A binary-mode CloudEvent (from a binary-mode sidecar or a plain AMQP
+  // client): back to the structured event the sidecar expects.
+  cloud_events_amqp::to_structured(w.headers, w.body);
   return w;
 }
 
@@ -316,10 +331,24 @@ struct rabbitmq_backend::impl {
   subscription_handle next_handle = 1;
   std::uint64_t next_timer = 1;
   std::map<std::pair<steady::time_point, std::uint64_t>, std::function<void()>> timers;
-  // Ids of delayed messages this backend published (deliver_at, ms) and every
-  // cancelled id (from the cancellation journal).
-  std::unordered_map<id128, std::int64_t> scheduled;
-  std::unordered_map<id128, std::int64_t> cancelled;
+  // The schedule journal as read back (every backend reads all of it): each
+  // delayed message not yet due + keep_after_due, whether it was cancelled,
+  // and when its newest journal record was appended (for the keeper).
+  struct journal_entry {
+    std::int64_t deliver_at_ms = 0;
+    std::int64_t appended_ms = 0;
+    bool cancelled = false;
+  };
+  std::unordered_map<id128, journal_entry> index;
+  // False from connecting until this backend read back its own marker record:
+  // until then cancels wait and due messages are held (a cancel recorded by
+  // another backend may not be known yet).
+  bool caught_up = false;
+  id128 marker;
+  std::vector<std::pair<std::uint64_t, wire>> held_due;
+  std::vector<std::pair<id128, callback<status>>> waiting_cancels;
+  bool keeper = false;  // holds the keeper lock (this connection)
+  steady::time_point next_refresh{};
   // Ids published recently (duplicate refusal) and when.
   std::unordered_map<id128, steady::time_point> recent;
   std::deque<std::pair<steady::time_point, id128>> recent_order;
@@ -396,6 +425,7 @@ struct rabbitmq_backend::impl {
       if (usable()) pump();
       if (connected && broken) teardown();
       if (steady::now() >= next_prune) prune();
+      if (usable() && caught_up && steady::now() >= next_refresh) refresh_journal();
       wait_for_work();
     }
     shut();
@@ -433,8 +463,7 @@ struct rabbitmq_backend::impl {
     next_prune = steady::now() + prune_interval;
     const std::int64_t horizon =
         now_ms() - std::chrono::duration_cast<milliseconds>(keep_after_due).count();
-    std::erase_if(scheduled, [&](const auto& e) { return e.second < horizon; });
-    std::erase_if(cancelled, [&](const auto& e) { return e.second < horizon; });
+    std::erase_if(index, [&](const auto& e) { return e.second.deliver_at_ms < horizon; });
     const auto oldest = steady::now() - opts.dedupe_window;
     while (!recent_order.empty() && recent_order.front().first < oldest) {
       auto it = recent.find(recent_order.front().second);
@@ -624,18 +653,37 @@ struct rabbitmq_backend::impl {
     {
       table_builder args;
       args.add("x-queue-type", "stream");
-      OUTRIDER_TRY(declare_queue(cancellations_name, args));
+      args.add(
+          "x-max-age",
+          std::to_string(std::max<std::int64_t>(
+              1,
+              std::chrono::duration_cast<std::chrono::seconds>(opts.journal_retention).count())) +
+              "s");
+      args.add_i64("x-stream-max-segment-size-bytes", journal_segment_bytes);
+      OUTRIDER_TRY(declare_queue(journal_name, args));
     }
-    // The cancellation journal, read from its start (every cancelled id).
-    OUTRIDER_TRY(open_channel(cancel_channel));
-    amqp_basic_qos(conn, cancel_channel, 0, cancel_prefetch, 0);
-    OUTRIDER_TRY(rpc_status("basic.qos", cancel_channel));
+    // The schedule journal, read from its start; caught up once this
+    // backend's marker record comes back.
+    caught_up = false;
+    keeper = false;
+    next_refresh = steady::now() + refresh_interval();
+    OUTRIDER_TRY(open_channel(journal_channel));
+    amqp_basic_qos(conn, journal_channel, 0, journal_prefetch, 0);
+    OUTRIDER_TRY(rpc_status("basic.qos", journal_channel));
     {
       table_builder args;
       args.add("x-stream-offset", "first");
-      amqp_basic_consume(conn, cancel_channel, bytes(cancellations_name), amqp_empty_bytes, 0, 0, 0,
+      amqp_basic_consume(conn, journal_channel, bytes(journal_name), amqp_empty_bytes, 0, 0, 0,
                          args.table());
-      OUTRIDER_TRY(rpc_status("consuming the cancellation journal", cancel_channel));
+      OUTRIDER_TRY(rpc_status("consuming the schedule journal", journal_channel));
+    }
+    {
+      wire m;
+      marker = id128::random();
+      m.id = marker;
+      m.journal = "marker";
+      m.published_ms = now_ms();
+      publish_confirmed("", journal_name, m, [](status) {});
     }
     OUTRIDER_TRY(open_channel(due_channel));
     amqp_basic_qos(conn, due_channel, 0,
@@ -678,6 +726,12 @@ struct rabbitmq_backend::impl {
     auto pending = std::move(confirms);
     confirms.clear();
     for (auto& [seq, fn] : pending) fn(not_connected());
+    held_due.clear();  // RabbitMQ redelivers them
+    caught_up = false;
+    keeper = false;
+    auto cancels = std::move(waiting_cancels);
+    waiting_cancels.clear();
+    for (auto& [id, done] : cancels) done(not_connected());
     backoff = backoff == nanoseconds{} ? opts.min_reconnect_interval
                                        : std::min(backoff * 2, opts.max_reconnect_interval);
     next_connect = steady::now() + backoff;
@@ -687,6 +741,9 @@ struct rabbitmq_backend::impl {
     auto pending = std::move(confirms);
     confirms.clear();
     for (auto& [seq, fn] : pending) fn(shutting_down_error());
+    auto cancels = std::move(waiting_cancels);
+    waiting_cancels.clear();
+    for (auto& [id, done] : cancels) done(shutting_down_error());
     timers.clear();
     if (conn != nullptr) {
       if (connected && !broken) amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
@@ -732,10 +789,9 @@ struct rabbitmq_backend::impl {
         wire w = decode(msg, exchange);
         amqp_destroy_message(&msg);
         if (ch == due_channel) return on_due(tag, std::move(w));
-        if (ch == cancel_channel) {
-          cancelled[w.id] = w.deliver_at_ms;
+        if (ch == journal_channel) {
           amqp_basic_ack(conn, ch, tag, 0);
-          return;
+          return on_journal(std::move(w));
         }
         return on_subscription_delivery(ch, tag, std::move(w));
       }
@@ -804,6 +860,20 @@ struct rabbitmq_backend::impl {
   void publish_confirmed(std::string_view exchange, std::string_view routing_key, const wire& w,
                          std::function<void(status)> fn) {
     if (!usable()) return fn(not_connected());
+    if (opts.cloud_events_binary && w.journal.empty()) {
+      header_list headers = w.headers;
+      std::string body = w.body;
+      if (cloud_events_amqp::to_binary(headers, body)) {
+        return send(exchange, routing_key, w, headers, body, std::move(fn));
+      }
+    }
+    send(exchange, routing_key, w, w.headers, w.body, std::move(fn));
+  }
+
+  // Publishes `w` with these user headers and body (its own, or their binary-mode form).
+  void send(std::string_view exchange, std::string_view routing_key, const wire& w,
+            const header_list& user_headers, const std::string& body,
+            std::function<void(status)> fn) {
     amqp_basic_properties_t props{};
     props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG |
                    AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_HEADERS_FLAG;
@@ -812,7 +882,7 @@ struct rabbitmq_backend::impl {
     props.message_id = bytes(id_text);
     props.timestamp = static_cast<std::uint64_t>(w.published_ms / 1000);
     table_builder headers;
-    for (const auto& [k, v] : w.headers) {
+    for (const auto& [k, v] : user_headers) {
       if (iequals(k, "content-type")) {
         props._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
         props.content_type = bytes(v);
@@ -825,9 +895,10 @@ struct rabbitmq_backend::impl {
     headers.add(h_published, std::to_string(w.published_ms));
     if (w.deliver_at_ms != 0) headers.add(h_deliver_at, std::to_string(w.deliver_at_ms));
     if (!w.delay_to.empty()) headers.add(h_delay_to, w.delay_to);
+    if (!w.journal.empty()) headers.add(h_journal, w.journal);
     props.headers = headers.table();
     const int rc = amqp_basic_publish(conn, publish_channel, bytes(exchange), bytes(routing_key), 0,
-                                      0, &props, bytes(w.body));
+                                      0, &props, bytes(body));
     if (rc != AMQP_STATUS_OK) {
       broken = true;
       broken_reason = amqp_error_string2(rc);
@@ -902,15 +973,23 @@ struct rabbitmq_backend::impl {
           auto it = recent.find(id);
           if (it != recent.end() && it->second == stamp) recent.erase(it);
         } else if (at != 0) {
-          scheduled[id] = at;
+          note_scheduled(id, at, now_ms(), false);
         }
         st->out[i].outcome = std::move(s);
         finish_one();
       };
       if (at != 0) {
+        // Two confirmed publishes, pipelined: the journal record (so that any
+        // backend can cancel it, across restarts) and the message itself.
+        auto both = std::make_shared<std::pair<int, status>>(2, ok_status());
+        auto one = [both, fn = std::move(fn)](status s) mutable {
+          if (!s && both->second) both->second = std::move(s);
+          if (--both->first == 0) fn(std::move(both->second));
+        };
+        append_journal("scheduled", id, at, one);
         w.deliver_at_ms = at;
         w.delay_to = "x:" + m.topic;
-        publish_delayed(std::move(w), std::move(fn));
+        publish_delayed(std::move(w), std::move(one));
       } else {
         publish_confirmed(m.topic, "", w, std::move(fn));
       }
@@ -920,12 +999,99 @@ struct rabbitmq_backend::impl {
 
   // ---------------- delayed delivery: the due queue ----------------
 
+  bool is_cancelled(const id128& id) const {
+    auto it = index.find(id);
+    return it != index.end() && it->second.cancelled;
+  }
+
+  // ---------------- the schedule journal ----------------
+
+  nanoseconds refresh_interval() const {
+    const nanoseconds base =
+        std::max<nanoseconds>(opts.journal_retention / 8, std::chrono::minutes(1));
+    // Jitter (±25%) so that backends rarely race for the keeper lock together.
+    const auto jitter = static_cast<std::int64_t>((thread_random().unit() - 0.5) * 0.5 *
+                                                  static_cast<double>(base.count()));
+    return base + nanoseconds(jitter);
+  }
+
+  void append_journal(std::string_view kind, const id128& id, std::int64_t deliver_at_ms,
+                      std::function<void(status)> fn) {
+    wire r;
+    r.id = id;
+    r.journal = std::string(kind);
+    r.deliver_at_ms = deliver_at_ms;
+    r.published_ms = now_ms();
+    publish_confirmed("", journal_name, r, std::move(fn));
+  }
+
+  void note_scheduled(const id128& id, std::int64_t at, std::int64_t appended, bool cancel) {
+    if (at + std::chrono::duration_cast<milliseconds>(keep_after_due).count() < now_ms()) return;
+    journal_entry& e = index[id];
+    e.deliver_at_ms = at;
+    e.appended_ms = std::max(e.appended_ms, appended);
+    e.cancelled = e.cancelled || cancel;
+  }
+
+  void on_journal(wire r) {
+    if (r.journal == "marker") {
+      if (r.id == marker && !caught_up) caught_up_now();
+      return;
+    }
+    if (r.journal == "scheduled" || r.journal == "cancelled") {
+      note_scheduled(r.id, r.deliver_at_ms, r.published_ms, r.journal == "cancelled");
+    }
+  }
+
+  void caught_up_now() {
+    caught_up = true;
+    auto held = std::move(held_due);
+    held_due.clear();
+    for (auto& [tag, w] : held) on_due(tag, std::move(w));
+    auto cancels = std::move(waiting_cancels);
+    waiting_cancels.clear();
+    for (auto& [id, done] : cancels) do_cancel(id, std::move(done));
+  }
+
+  // The keeper (one backend per vhost, elected by an exclusive queue that
+  // RabbitMQ drops with its connection) re-appends the records of messages
+  // still pending whose newest record is older than half the retention, so
+  // that the stream's retention (x-max-age) never drops a live record.
+  void refresh_journal() {
+    next_refresh = steady::now() + refresh_interval();
+    if (!keeper) {
+      table_builder args;
+      args.add("x-queue-type", "classic");
+      amqp_queue_declare(conn, topology_channel, bytes(keeper_name), 0, 0, 1, 1, args.table());
+      if (!rpc_status("taking the journal keeper lock", topology_channel)) return;
+      keeper = true;
+      logger.info("this backend keeps the schedule journal");
+    }
+    const std::int64_t now = now_ms();
+    const std::int64_t stale =
+        now - std::chrono::duration_cast<milliseconds>(opts.journal_retention / 2).count();
+    std::size_t n = 0;
+    for (auto& [id, e] : index) {
+      if (e.deliver_at_ms <= now || e.appended_ms >= stale) continue;
+      e.appended_ms = now;
+      append_journal(e.cancelled ? "cancelled" : "scheduled", id, e.deliver_at_ms, [](status) {});
+      ++n;
+    }
+    if (n != 0) logger.info("re-appended {} schedule-journal records", n);
+  }
+
+  // ---------------- delayed delivery: the due queue ----------------
+
   void on_due(std::uint64_t tag, wire w) {
     const std::uint32_t gen = generation;
     auto ack = [this, gen, tag](status s) {
       if (s && gen == generation && usable()) amqp_basic_ack(conn, due_channel, tag, 0);
     };
-    if (cancelled.contains(w.id)) return ack(ok_status());
+    if (!caught_up) {
+      held_due.emplace_back(tag, std::move(w));
+      return;
+    }
+    if (is_cancelled(w.id)) return ack(ok_status());
     const std::int64_t wait = w.deliver_at_ms - now_ms();
     const std::int64_t unit_ms = std::chrono::duration_cast<milliseconds>(opts.delay_unit).count();
     if (wait > 2 * unit_ms) return publish_delayed(std::move(w), ack);  // longer than the levels
@@ -943,7 +1109,7 @@ struct rabbitmq_backend::impl {
     auto ack = [this, gen, tag](status s) {
       if (s && gen == generation && usable()) amqp_basic_ack(conn, due_channel, tag, 0);
     };
-    if (cancelled.contains(w.id)) return ack(ok_status());
+    if (is_cancelled(w.id)) return ack(ok_status());
     const std::string to = std::move(w.delay_to);
     w.delay_to.clear();
     w.deliver_at_ms = 0;
@@ -960,25 +1126,24 @@ struct rabbitmq_backend::impl {
   void do_cancel(const id128& id, callback<status> done) {
     if (stopping) return done(shutting_down_error());
     if (!usable()) return done(not_connected());
-    auto it = scheduled.find(id);
-    if (it == scheduled.end() || cancelled.contains(id)) {
+    if (!caught_up) {
+      waiting_cancels.emplace_back(id, std::move(done));
+      return;
+    }
+    auto it = index.find(id);
+    if (it == index.end() || it->second.cancelled) {
       return done(error(errc::message_not_found,
                         "no scheduled message " + id.to_string() + " (unknown or cancelled)"));
     }
-    const std::int64_t at = it->second;
+    const std::int64_t at = it->second.deliver_at_ms;
     if (at <= now_ms()) {
       return done(
           error(errc::message_not_scheduled, "message " + id.to_string() + " is due already"));
     }
-    wire record;
-    record.id = id;
-    record.deliver_at_ms = at;
-    record.published_ms = now_ms();
-    publish_confirmed("", cancellations_name, record,
-                      [this, id, at, done = std::move(done)](status s) {
-                        if (s) cancelled[id] = at;
-                        done(std::move(s));
-                      });
+    append_journal("cancelled", id, at, [this, id, at, done = std::move(done)](status s) {
+      if (s) note_scheduled(id, at, now_ms(), true);
+      done(std::move(s));
+    });
   }
 
   // ---------------- subscriptions ----------------
@@ -1354,6 +1519,14 @@ result<rabbitmq_backend_options> parse_rabbitmq_backend_options(const config::no
       OUTRIDER_TRY(duration(o.max_reconnect_interval));
     } else if (key == "lease") {
       OUTRIDER_TRY(duration(o.default_lease));
+    } else if (key == "cloudEventsMode") {
+      if (v != "structured" && v != "binary") return value.fail("expected structured or binary");
+      o.cloud_events_binary = v == "binary";
+    } else if (key == "journalRetention") {
+      OUTRIDER_TRY(duration(o.journal_retention));
+      if (o.journal_retention < std::chrono::minutes(10)) {
+        return value.fail("expected at least 10m");
+      }
     } else if (key == "duePrefetch") {
       const std::int64_t n = parse_i64(v);
       if (n <= 0 || n > 65535) return value.fail("expected a count from 1 to 65535");
@@ -1362,7 +1535,8 @@ result<rabbitmq_backend_options> parse_rabbitmq_backend_options(const config::no
       return value.fail(
           "unknown metadata key of the rabbitmq pub/sub (connectionString, username, password, "
           "caCert, clientCert, clientKey, verifyPeer, queueType, delayQueueType, heartbeat, "
-          "connectTimeout, maxReconnectInterval, lease, duePrefetch)");
+          "connectTimeout, maxReconnectInterval, lease, duePrefetch, journalRetention, "
+          "cloudEventsMode)");
     }
   }
   if ((o.client_cert_file.empty()) != (o.client_key_file.empty())) {

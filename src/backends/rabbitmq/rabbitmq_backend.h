@@ -17,14 +17,17 @@
 //    TTL, dead-lettered to level L-1), the routing key's bits pick the levels
 //    a message waits in; the last hop ("outrider.delay.due") is consumed by
 //    every backend, which re-checks `outrider-deliver-at` (never early: it
-//    holds a message until due, or re-delays it) and the cancellation journal
-//    (stream "outrider.delay.cancellations"), then forwards it with a confirm.
+//    holds a message until due, or re-delays it) and the schedule journal
+//    (stream "outrider.delay.journal": a record per delayed message and per
+//    cancel, read by every backend, so any backend can cancel, across
+//    restarts), then forwards it with a confirm.
 //
 // Messages: body = AMQP body; id = message-id (26-character id text);
 // content-type header = content-type property; every other header
 // (traceparent, tracestate, ...) is an AMQP header (application property,
 // W3C Trace Context AMQP draft); the sidecar's CloudEvents travel in
-// structured mode (content-type application/cloudevents+json).
+// structured mode (content-type application/cloudevents+json) or, with
+// cloud_events_binary, in binary mode (cloud_events_amqp.h).
 //
 // Connection: one AMQP connection owned by one backend thread (rabbitmq-c is
 // blocking and not thread-safe), heartbeats, reconnects with exponential
@@ -80,6 +83,15 @@ struct rabbitmq_backend_options {
   // A publish repeating the id of a message this backend published within
   // this window is refused with already_exists.
   nanoseconds dedupe_window = std::chrono::minutes(10);
+  // Retention (x-max-age) of the schedule journal, the stream of scheduled and
+  // cancelled ids. Records of messages due later are re-appended by the
+  // keeper backend once older than half of it.
+  nanoseconds journal_retention = std::chrono::hours(24 * 7);
+  // CloudEvents (content-type application/cloudevents+json) in AMQP binary
+  // mode (attributes as `cloudEvents:` application properties, the data as
+  // the body) instead of structured mode. Received events are handed over
+  // structured whichever mode they came in.
+  bool cloud_events_binary = false;
 };
 
 class rabbitmq_backend final : public backend {

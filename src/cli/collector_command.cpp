@@ -129,8 +129,9 @@ int run_collector(const collector_settings& c) {
   });
   // The web UI at / (lowest precedence: every API route above wins).
   ui_assets::add_ui_routes(zipkin_routes, ui_assets::ui_options{c.ui_dir}, io::posix_file_system());
-  // One port for both when they are configured the same.
-  if (c.otlp_listen == c.zipkin_listen) collector.add_otlp_routes(zipkin_routes);
+  // One port for both when they are configured the same (port 0 asks for a free port each).
+  const bool one_port = c.otlp_listen == c.zipkin_listen && !c.zipkin_listen.ends_with(":0");
+  if (one_port) collector.add_otlp_routes(zipkin_routes);
 
   http::server_options zo;
   zo.listen = c.zipkin_listen;
@@ -138,7 +139,7 @@ int run_collector(const collector_settings& c) {
   http::server zipkin_server(rt, zo, zipkin_routes.as_handler());
   if (auto s = zipkin_server.start(); !s) return report_failure(s.error());
   std::unique_ptr<http::server> otlp_server;
-  if (!c.otlp_listen.empty() && c.otlp_listen != c.zipkin_listen) {
+  if (!c.otlp_listen.empty() && !one_port) {
     http::server_options oo;
     oo.listen = c.otlp_listen;
     oo.body_limit = c.max_body.bytes;

@@ -105,9 +105,20 @@ const error depth_error(errc::malformed_request, "attribute values nested deeper
 
 }  // namespace
 
+// The collector's parse tree lives on an arena whose first block is reused per
+// thread: without it, allocating and freeing the tree's messages and strings
+// was about a third of the collector's CPU at full ingest (perf, 512-span batches).
+constexpr std::size_t decode_arena_block = std::size_t{2} << 20;
+
 result<decoded_batch> decode_otlp_protobuf(std::string_view body) {
   if (body.size() > INT_MAX) return error(errc::body_too_large, "OTLP body too large");
-  otlp_collector::ExportTraceServiceRequest req;
+  thread_local std::vector<char> first_block(decode_arena_block);
+  google::protobuf::ArenaOptions arena_options;
+  arena_options.initial_block = first_block.data();
+  arena_options.initial_block_size = first_block.size();
+  google::protobuf::Arena arena(arena_options);
+  auto& req =
+      *google::protobuf::Arena::CreateMessage<otlp_collector::ExportTraceServiceRequest>(&arena);
   if (!req.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
     return error(errc::malformed_request,
                  "body is not a valid OTLP ExportTraceServiceRequest protobuf");

@@ -89,8 +89,18 @@ status span_store::rebuild() {
   return {};
 }
 
+namespace {
+bool has_upper(std::string_view s) {
+  return std::any_of(s.begin(), s.end(),
+                     [](char c) { return std::isupper(static_cast<unsigned char>(c)) != 0; });
+}
+}  // namespace
+
 std::uint32_t span_store::intern(std::string_view text) {
   if (text.empty()) return 0;
+  if (!has_upper(text)) {  // the common case: no lower-cased copy to look it up
+    if (auto it = string_ids_.find(text); it != string_ids_.end()) return it->second;
+  }
   std::string key = lower(text);
   if (auto it = string_ids_.find(key); it != string_ids_.end()) return it->second;
   const auto id = static_cast<std::uint32_t>(strings_.size());
@@ -100,7 +110,7 @@ std::uint32_t span_store::intern(std::string_view text) {
 }
 
 std::optional<std::uint32_t> span_store::find_string(std::string_view text) const {
-  auto it = string_ids_.find(lower(text));
+  auto it = has_upper(text) ? string_ids_.find(lower(text)) : string_ids_.find(text);
   if (it == string_ids_.end()) return std::nullopt;
   return it->second;
 }

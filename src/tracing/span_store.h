@@ -191,7 +191,13 @@ class span_store {
 
   mutable std::shared_mutex index_mutex_;
   std::vector<std::string> strings_{""};
-  std::unordered_map<std::string, std::uint32_t> string_ids_;
+  struct string_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  std::unordered_map<std::string, std::uint32_t, string_hash, std::equal_to<>> string_ids_;
   std::vector<trace_entry> traces_;
   std::vector<std::uint32_t> free_slots_;
   std::unordered_map<id128, std::uint32_t> trace_slots_;

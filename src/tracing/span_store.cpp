@@ -116,20 +116,34 @@ std::optional<std::uint32_t> span_store::find_string(std::string_view text) cons
 }
 
 // REQUIRES: index_mutex_ held exclusively (as for the two below).
-void span_store::index_tags(const span& s, segment_entry& seg) {
+void span_store::index_tags(const span& s, std::uint64_t segment, segment_entry& seg) {
+  constexpr std::size_t max_cached_positions = 64;
   std::string scratch;
-  for (const auto& kv : s.attributes) {
-    if (!opts_.autocomplete_keys.empty() &&
-        std::find(opts_.autocomplete_keys.begin(), opts_.autocomplete_keys.end(), kv.key) ==
-            opts_.autocomplete_keys.end()) {
-      continue;
+  for (std::size_t i = 0; i < s.attributes.size(); ++i) {
+    const auto& kv = s.attributes[i];
+    tag_map::value_type* key = i < tag_key_cache_.size() ? tag_key_cache_[i] : nullptr;
+    if (key == nullptr || key->first != kv.key) {
+      if (!opts_.autocomplete_keys.empty() &&
+          std::find(opts_.autocomplete_keys.begin(), opts_.autocomplete_keys.end(), kv.key) ==
+              opts_.autocomplete_keys.end()) {
+        continue;
+      }
+      auto it = tag_values_.find(kv.key);
+      if (it == tag_values_.end()) {
+        if (tag_values_.size() >= opts_.max_autocomplete_keys) continue;
+        it = tag_values_.emplace(kv.key, tag_key_entry{}).first;
+      }
+      key = &*it;
+      if (i < max_cached_positions) {
+        if (tag_key_cache_.size() <= i) tag_key_cache_.resize(i + 1, nullptr);
+        tag_key_cache_[i] = key;
+      }
     }
-    auto key = tag_values_.find(kv.key);
-    if (key == tag_values_.end()) {
-      if (tag_values_.size() >= opts_.max_autocomplete_keys) continue;
-      key = tag_values_.emplace(kv.key, tag_key_entry{}).first;
+    tag_key_entry& entry = key->second;
+    if (entry.last_segment != segment) {
+      if (seg.tag_keys.insert(key).second) ++entry.segments;
+      entry.last_segment = segment;
     }
-    if (seg.tag_keys.insert(&*key).second) ++key->second.segments;
     std::string_view text;
     if (kv.value.kind == attribute_value::type::string) {
       text = kv.value.string_value;  // to_text() of a string is the string
@@ -138,13 +152,20 @@ void span_store::index_tags(const span& s, segment_entry& seg) {
       text = scratch;
     }
     if (text.size() > opts_.max_autocomplete_value_bytes) continue;
-    auto& values = key->second.values;
-    auto value = values.find(text);
-    if (value == values.end()) {
-      if (values.size() >= opts_.max_values_per_key) continue;
-      value = values.emplace(std::string(text), 0).first;
+    tag_value_map::value_type* value = entry.last_value;
+    if (value == nullptr || value->first != text) {
+      auto it = entry.values.find(text);
+      if (it == entry.values.end()) {
+        if (entry.values.size() >= opts_.max_values_per_key) continue;
+        it = entry.values.emplace(std::string(text), tag_value_entry{}).first;
+      }
+      value = &*it;
+      entry.last_value = value;
     }
-    if (seg.tag_values.emplace(&*value, &*key).second) ++value->second;
+    if (value->second.last_segment != segment) {
+      if (seg.tag_values.emplace(value, key).second) ++value->second.segments;
+      value->second.last_segment = segment;
+    }
   }
 }
 
@@ -182,11 +203,14 @@ void span_store::forget_segment(segment_entry& seg) {
     if (svc != services_.end() && --svc->second.segments == 0) services_.erase(svc);
   }
   for (const auto& [value, key] : seg.tag_values) {
-    if (--value->second == 0) key->second.values.erase(key->second.values.find(value->first));
+    if (--value->second.segments > 0) continue;
+    if (key->second.last_value == value) key->second.last_value = nullptr;
+    key->second.values.erase(key->second.values.find(value->first));
   }
   for (auto* key : seg.tag_keys) {
     if (--key->second.segments == 0) tag_values_.erase(tag_values_.find(key->first));
   }
+  tag_key_cache_.clear();  // it may point at erased keys
 }
 
 // REQUIRES: index_mutex_ held exclusively.
@@ -231,7 +255,7 @@ void span_store::index_record(storage::position pos, std::int64_t ingest_ms, con
         t.timestamp_us = start_us;
       }
     }
-    index_tags(*s, seg);
+    index_tags(*s, segment_of(pos), seg);
   }
   key_count_ += spans.size();
   span_count_ += spans.size();

@@ -152,10 +152,17 @@ class span_store {
     std::map<std::uint32_t, std::uint32_t> span_names;       // name id -> segments
     std::map<std::uint32_t, std::uint32_t> remote_services;  // name id -> segments
   };
-  using tag_value_map = std::map<std::string, std::uint32_t, std::less<>>;  // value -> segments
+  static constexpr std::uint64_t no_segment = ~std::uint64_t{0};
+  struct tag_value_entry {
+    std::uint32_t segments = 0;
+    std::uint64_t last_segment = no_segment;  // newest segment whose set holds it
+  };
+  using tag_value_map = std::map<std::string, tag_value_entry, std::less<>>;
   struct tag_key_entry {
     std::uint32_t segments = 0;
+    std::uint64_t last_segment = no_segment;
     tag_value_map values;
+    tag_value_map::value_type* last_value = nullptr;  // lookup cache: spans repeat values
   };
   using tag_map = std::map<std::string, tag_key_entry, std::less<>>;
   struct segment_entry {
@@ -179,7 +186,7 @@ class span_store {
   result<std::vector<span>> read_trace(const trace_entry& t) const;
   bool keys_match(const trace_query& q, const trace_entry& t, std::uint32_t service,
                   std::uint32_t remote, std::uint32_t name) const;
-  void index_tags(const span& s, segment_entry& seg);
+  void index_tags(const span& s, std::uint64_t segment, segment_entry& seg);
   void index_names(const span_key& key, segment_entry& seg);
   void forget_segment(segment_entry& seg);
 
@@ -204,6 +211,9 @@ class span_store {
   std::set<std::pair<std::int64_t, std::uint32_t>> by_time_;  // (timestamp_us, slot)
   std::map<std::uint32_t, service_entry> services_;
   tag_map tag_values_;
+  // Lookup cache: the key entry last seen at each attribute position (spans of
+  // one source list the same keys in the same order).
+  std::vector<tag_map::value_type*> tag_key_cache_;
   std::map<std::uint64_t, segment_entry> segments_;
   std::uint64_t span_count_ = 0;
   std::uint64_t record_count_ = 0;

@@ -270,6 +270,32 @@ TEST(rabbitmq_interop, cloud_events_binary_mode_both_ways_with_pika) {
   b->close();
 }
 
+// A backend configured with another journal retention than the one the
+// journal was declared with (RabbitMQ refuses inequivalent arguments) uses the
+// existing journal instead of failing to connect.
+TEST(rabbitmq_cancel, another_journal_retention_uses_the_existing_journal) {
+  if (!testing::rabbitmq_installed()) GTEST_SKIP() << "rabbitmq-server is not installed";
+  make_backend(rabbitmq_environment::url())->close();  // the journal exists, 7 days
+  backends::rabbitmq_backend_options o;
+  o.url = rabbitmq_environment::url();
+  o.max_reconnect_interval = 500ms;
+  o.journal_retention = std::chrono::hours(1);
+  backends::rabbitmq_backend b(o);
+  status health = error(errc::unavailable, "");
+  for (auto end = std::chrono::steady_clock::now() + 60s;
+       !health.ok() && std::chrono::steady_clock::now() < end; std::this_thread::sleep_for(50ms)) {
+    health = call<status>([&](auto done) { b.health(done); });
+  }
+  EXPECT_TRUE(health.ok()) << health.error().message;
+  EXPECT_EQ(call<status>([&](auto done) {
+              b.cancel_scheduled(id128{5, 5}, done);
+            })
+                .error()
+                .code,
+            errc::message_not_found);
+  b.close();
+}
+
 // Cancel works from any backend of the system, also once the publishing one is
 // gone (a sidecar restart): the schedule journal, a RabbitMQ stream every
 // backend reads, is the durable index of scheduled and cancelled ids.

@@ -660,7 +660,15 @@ struct rabbitmq_backend::impl {
               std::chrono::duration_cast<std::chrono::seconds>(opts.journal_retention).count())) +
               "s");
       args.add_i64("x-stream-max-segment-size-bytes", journal_segment_bytes);
-      OUTRIDER_TRY(declare_queue(journal_name, args));
+      if (auto s = declare_queue(journal_name, args); !s) {
+        // Declared before with another retention (RabbitMQ refuses inequivalent
+        // arguments): use the journal as it is; change its retention with a policy.
+        if (s.error().code != errc::failed_precondition || !usable()) return s;
+        logger.warn("using the existing schedule journal as declared ({})", s.error().message);
+        amqp_queue_declare(conn, topology_channel, bytes(journal_name), 1, 0, 0, 0,
+                           amqp_empty_table);
+        OUTRIDER_TRY(rpc_status("finding the schedule journal", topology_channel));
+      }
     }
     // The schedule journal, read from its start; caught up once this
     // backend's marker record comes back.

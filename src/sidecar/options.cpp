@@ -67,6 +67,9 @@ void declare_settings(config::settings& s, sidecar_options& o) {
   s.add("tracing.sampling", &o.tracing.sampling,
         "share of new traces recorded, 0..1 (children follow their parent)",
         "OUTRIDER_TRACE_SAMPLING", "trace-sampling");
+  s.add("tracing.probeSampling", &o.tracing.probe_sampling,
+        "share of app health probes traced, 0..1 (each probe is a trace of its own)",
+        "OUTRIDER_TRACE_PROBE_SAMPLING", "trace-probe-sampling");
   s.add("tracing.appOtlpPort", &o.tracing.app_otlp_port,
         "port of the OTLP/HTTP receiver for the app's own spans (0: off)", "OUTRIDER_APP_OTLP_PORT",
         "app-otlp-port");

@@ -41,6 +41,8 @@ struct trace_options {
   std::string endpoint;   // OTLP .../v1/traces or Zipkin .../api/v2/spans
   std::string protocol;   // otlp | otlp-json | zipkin; "" guesses from the endpoint
   double sampling = 1.0;  // ratio for traces the sidecar starts; children follow their parent
+  // Ratio for the app health probes' traces (each probe is a trace of its own; 0: not traced).
+  double probe_sampling = 0.0;
   std::uint16_t app_otlp_port = 0;  // OTLP/HTTP receiver for the app's spans; 0: off
   // How a delivery span relates to the message's creation context: "child"
   // (same trace) or "link" (a new trace linked to the creation context).

@@ -31,6 +31,7 @@
 
 namespace outrider::sidecar {
 namespace json = boost::json;
+using tracing::attr;
 namespace {
 
 const log::logger logger{"sidecar"};
@@ -59,6 +60,32 @@ http::response error_response(errc code, std::string message) {
 std::int64_t unix_ms(wall_time t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
+
+// "<a> <b>" for span names, in a stack buffer when it fits (no heap allocation
+// on the request path).
+class joined_name {
+ public:
+  joined_name(std::string_view a, std::string_view b) {
+    if (a.size() + 1 + b.size() <= sizeof buf_) {
+      char* end = std::copy(a.begin(), a.end(), buf_);
+      *end++ = ' ';
+      end = std::copy(b.begin(), b.end(), end);
+      view_ = std::string_view(buf_, static_cast<std::size_t>(end - buf_));
+    } else {
+      long_.reserve(a.size() + 1 + b.size());
+      long_.append(a).append(" ").append(b);
+      view_ = long_;
+    }
+  }
+  joined_name(const joined_name&) = delete;
+  joined_name& operator=(const joined_name&) = delete;
+  std::string_view view() const noexcept { return view_; }
+
+ private:
+  char buf_[160];
+  std::string long_;
+  std::string_view view_;
+};
 
 // http.route for the API's paths (span names stay low-cardinality).
 std::string api_route(std::string_view path) {
@@ -168,6 +195,7 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
   // Tracing (null when off). The tracer reads time from `timers`.
   std::shared_ptr<tracing::exporter> exporter;
   std::unique_ptr<tracing::tracer> tracer;
+  std::unique_ptr<tracing::tracer> probe_tracer;  // health probes: tracing.probeSampling
   http::router otlp_router;
   std::unique_ptr<http::server> otlp_server;
 
@@ -249,12 +277,42 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
   }
 
   static void set_error_from_status(tracing::active_span& span, int status, bool server_side) {
-    span.set("http.response.status_code", std::int64_t{status});
+    span.set(attr::http_response_status_code, std::int64_t{status});
     // OTel: 5xx is an error for servers; 4xx and 5xx for clients.
     if (status >= 500 || (!server_side && status >= 400)) {
-      span.set("error.type", std::to_string(status));
+      span.set(attr::error_type, std::to_string(status));
       span.set_error("HTTP " + std::to_string(status));
     }
+  }
+
+  // A CLIENT span for a call the sidecar makes to its app on its own account
+  // (subscription discovery, configuration updates, health probes): the root
+  // of a trace of its own, whose context goes to the app in traceparent.
+  tracing::active_span start_app_call(const tracing::tracer* t, http::request& req) const {
+    if (t == nullptr) return {};
+    const std::string_view path = std::string_view(req.target).substr(0, req.target.find('?'));
+    const joined_name name(req.method, path);
+    auto span = t->start_span(name.view(), tracing::span_kind::client, nullptr);
+    if (span.recording()) {
+      span.set(attr::http_request_method, req.method);
+      span.set(attr::server_address, opts.app_host);
+      span.set(attr::server_port, static_cast<std::int64_t>(opts.app_port));
+      span.set(attr::url_full,
+               "http://" + opts.app_host + ":" + std::to_string(opts.app_port) + req.target);
+    }
+    inject(req.headers, span);
+    return span;
+  }
+
+  static void finish_app_call(tracing::active_span& span, const result<http::response>& res) {
+    if (!span.recording()) return;
+    if (res) {
+      set_error_from_status(span, res->status, false);
+    } else {
+      span.set(attr::error_type, res.error().info().name);
+      span.set_error(res.error().message);
+    }
+    span.end();
   }
 
   // Tracing hook of the ambassador (invocation, bindings, proxy): one CLIENT
@@ -269,18 +327,19 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     void before_attempt(const ambassador::attempt_info& info, http::request& req) override {
       auto parent = incoming_context(req.headers);
       std::string target(info.target);
-      auto span = owner_.tracer->start_span(req.method + " " + target, tracing::span_kind::client,
-                                            parent ? &*parent : nullptr);
+      auto span =
+          owner_.tracer->start_span(joined_name(req.method, target).view(),
+                                    tracing::span_kind::client, parent ? &*parent : nullptr);
       if (span.recording()) {
-        span.set("http.request.method", req.method);
-        span.set("outrider.target", target);
+        span.set(attr::http_request_method, req.method);
+        span.set(attr::outrider_target, target);
         if (info.destination != nullptr) {
-          span.set("server.address", info.destination->host);
-          span.set("server.port", static_cast<std::int64_t>(info.destination->port));
-          span.set("url.full", info.destination->origin() + req.target);
+          span.set(attr::server_address, info.destination->host);
+          span.set(attr::server_port, static_cast<std::int64_t>(info.destination->port));
+          span.set(attr::url_full, info.destination->origin() + req.target);
         }
         if (info.attempt > 1) {
-          span.set("http.request.resend_count", static_cast<std::int64_t>(info.attempt - 1));
+          span.set(attr::http_request_resend_count, static_cast<std::int64_t>(info.attempt - 1));
         }
       }
       owner_.inject(req.headers, span);
@@ -300,7 +359,7 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
       if (outcome) {
         set_error_from_status(span, outcome->status, false);
       } else {
-        span.set("error.type", std::string(outcome.error().info().name));
+        span.set(attr::error_type, outcome.error().info().name);
         span.set_error(outcome.error().message);
       }
       span.end();
@@ -324,18 +383,18 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
       }
       auto parent = incoming_context(req.headers);
       const std::string route = api_route(req.path);
-      auto span = self->tracer->start_span(req.method + " " + route, tracing::span_kind::server,
-                                           parent ? &*parent : nullptr);
+      auto span = self->tracer->start_span(joined_name(req.method, route).view(),
+                                           tracing::span_kind::server, parent ? &*parent : nullptr);
       if (span.recording()) {
-        span.set("http.request.method", req.method);
-        span.set("http.route", route);
-        span.set("url.path", req.path);
-        span.set("url.scheme", "http");
-        span.set("server.address", self->opts.listen_host);
-        span.set("server.port", std::int64_t{self->server ? self->server->port() : 0});
+        span.set(attr::http_request_method, req.method);
+        span.set(attr::http_route, route);
+        span.set(attr::url_path, req.path);
+        span.set(attr::url_scheme, "http");
+        span.set(attr::server_address, self->opts.listen_host);
+        span.set(attr::server_port, std::int64_t{self->server ? self->server->port() : 0});
         const auto colon = req.remote_address.rfind(':');
         if (colon != std::string::npos) {
-          span.set("client.address", req.remote_address.substr(0, colon));
+          span.set(attr::client_address, req.remote_address.substr(0, colon));
         }
       }
       self->inject(req.headers, span);
@@ -356,14 +415,14 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
                                       std::string_view topic) {
     if (!tracer) return {};
     auto parent = incoming_context(headers);
-    auto span = tracer->start_span("publish " + std::string(topic), tracing::span_kind::producer,
-                                   parent ? &*parent : nullptr);
+    auto span = tracer->start_span(joined_name("publish", topic).view(),
+                                   tracing::span_kind::producer, parent ? &*parent : nullptr);
     if (span.recording()) {
-      span.set("messaging.system", messaging_system(comp.type));
-      span.set("messaging.destination.name", std::string(topic));
-      span.set("messaging.operation.type", "send");
-      span.set("messaging.operation.name", "publish");
-      span.set("outrider.pubsub.name", comp.name);
+      span.set(attr::messaging_system, messaging_system(comp.type));
+      span.set(attr::messaging_destination_name, topic);
+      span.set(attr::messaging_operation_type, "send");
+      span.set(attr::messaging_operation_name, "publish");
+      span.set(attr::outrider_pubsub_name, comp.name);
     }
     return span;
   }
@@ -378,10 +437,10 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
 
   static void note_message(tracing::active_span& span, const backends::message& m) {
     if (!span.recording()) return;
-    span.set("messaging.message.id", m.id.to_string());
-    span.set("messaging.message.body.size", static_cast<std::int64_t>(m.body.size()));
+    span.set(attr::messaging_message_id, m.id.to_string());
+    span.set(attr::messaging_message_body_size, static_cast<std::int64_t>(m.body.size()));
     if (m.deliver_at > wall_time{}) {
-      span.set("outrider.message.scheduled_time_ms", unix_ms(m.deliver_at));
+      span.set(attr::outrider_message_scheduled_time_ms, unix_ms(m.deliver_at));
     }
   }
 
@@ -395,6 +454,9 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     }
     if (!(t.sampling >= 0 && t.sampling <= 1)) {
       return error(errc::config_invalid, "--trace-sampling must be between 0 and 1");
+    }
+    if (!(t.probe_sampling >= 0 && t.probe_sampling <= 1)) {
+      return error(errc::config_invalid, "--trace-probe-sampling must be between 0 and 1");
     }
     if (!t.endpoint.empty()) {
       tracing::exporter_options eo;
@@ -416,8 +478,11 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
       to.scope_version = opts.runtime_version;
       to.resource_attributes.push_back(
           {"outrider.component", tracing::attribute_value::of("sidecar")});
-      tracer = std::make_unique<tracing::tracer>(
-          std::move(to), exporter, std::make_shared<io::asio_clock>(rt.context(timer_context)));
+      auto probe_to = to;
+      probe_to.sampling = t.probe_sampling;
+      auto clk = std::make_shared<io::asio_clock>(rt.context(timer_context));
+      tracer = std::make_unique<tracing::tracer>(std::move(to), exporter, clk);
+      probe_tracer = std::make_unique<tracing::tracer>(std::move(probe_to), exporter, clk);
     }
     if (t.app_otlp_port != 0) {
       otlp_router.add(
@@ -497,14 +562,17 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     if (!opts.app_api_token.empty()) req.headers.set(token_header, opts.app_api_token);
     req.body = std::move(body);
     const std::string target = req.target;
-    client->send(app_url, std::move(req), opts.app_timeout, [target](result<http::response> r) {
-      if (!r) {
-        logger.warn("configuration update {} not delivered to the app: {}", target,
-                    r.error().message);
-      } else if (r->status / 100 != 2) {
-        logger.warn("app answered {} to configuration update {}", r->status, target);
-      }
-    });
+    auto span = std::make_shared<tracing::active_span>(start_app_call(tracer.get(), req));
+    client->send(app_url, std::move(req), opts.app_timeout,
+                 [target, span](result<http::response> r) {
+                   finish_app_call(*span, r);
+                   if (!r) {
+                     logger.warn("configuration update {} not delivered to the app: {}", target,
+                                 r.error().message);
+                   } else if (r->status / 100 != 2) {
+                     logger.warn("app answered {} to configuration update {}", r->status, target);
+                   }
+                 });
   }
 
   bool stopping_now() {
@@ -689,7 +757,7 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
       entry_ids.emplace_back(entry_id->get_string());
     }
     if (producer.recording()) {
-      producer.set("messaging.batch.message_count", static_cast<std::int64_t>(batch.size()));
+      producer.set(attr::messaging_batch_message_count, static_cast<std::int64_t>(batch.size()));
     }
     if (batch.empty()) {
       r.send(http::response::no_content());
@@ -877,9 +945,11 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     req.method = "GET";
     req.target = "/dapr/subscribe";
     add_app_headers(req);
+    auto span = std::make_shared<tracing::active_span>(start_app_call(tracer.get(), req));
     client->send(
         app_url, std::move(req), opts.app_timeout,
-        [weak = weak_from_this()](result<http::response> res) {
+        [weak = weak_from_this(), span](result<http::response> res) {
+          finish_app_call(*span, res);
           auto self = weak.lock();
           if (!self || self->is_stopping()) return;
           if (!res) {
@@ -1064,44 +1134,45 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     const auto creation = tracing::extract_context(carrier);
     const bool as_link = opts.tracing.consumer_parent == "link";
     const wall_time now = tracer->time_source().now();
-    spans->consumer = tracer->start_span("process " + sub.topic, tracing::span_kind::consumer,
-                                         creation && !as_link ? &*creation : nullptr);
+    spans->consumer =
+        tracer->start_span(joined_name("process", sub.topic).view(), tracing::span_kind::consumer,
+                           creation && !as_link ? &*creation : nullptr);
     auto& c = spans->consumer;
     if (c.recording()) {
       if (creation && as_link) c.add_link(*creation);
       const auto* comp = find_component(sub.pubsub_name);
-      c.set("messaging.system", messaging_system(comp != nullptr ? comp->type : ""));
-      c.set("messaging.destination.name", sub.topic);
-      c.set("messaging.operation.type", "process");
-      c.set("messaging.operation.name", "process");
-      c.set("messaging.message.id", d.id.to_string());
-      c.set("messaging.consumer.group.name", opts.app_id);
-      c.set("messaging.message.body.size", static_cast<std::int64_t>(d.body.size()));
-      c.set("outrider.pubsub.name", sub.pubsub_name);
-      c.set("outrider.message.attempt", static_cast<std::int64_t>(d.attempt));
+      c.set(attr::messaging_system, messaging_system(comp != nullptr ? comp->type : ""));
+      c.set(attr::messaging_destination_name, sub.topic);
+      c.set(attr::messaging_operation_type, "process");
+      c.set(attr::messaging_operation_name, "process");
+      c.set(attr::messaging_message_id, d.id.to_string());
+      c.set(attr::messaging_consumer_group_name, opts.app_id);
+      c.set(attr::messaging_message_body_size, static_cast<std::int64_t>(d.body.size()));
+      c.set(attr::outrider_pubsub_name, sub.pubsub_name);
+      c.set(attr::outrider_message_attempt, static_cast<std::int64_t>(d.attempt));
       if (d.published_at > wall_time{}) {
-        c.set("outrider.message.published_time_ms", unix_ms(d.published_at));
+        c.set(attr::outrider_message_published_time_ms, unix_ms(d.published_at));
       }
       if (const auto* at = backends::find_header(d.headers, scheduled_at_header)) {
         std::int64_t scheduled = 0;
         std::from_chars(at->data(), at->data() + at->size(), scheduled);
         if (scheduled > 0) {
-          c.set("outrider.message.scheduled_time_ms", scheduled);
-          c.set("outrider.message.delivered_time_ms", unix_ms(now));
-          c.set("outrider.message.delivery_lag_ms", unix_ms(now) - scheduled);
+          c.set(attr::outrider_message_scheduled_time_ms, scheduled);
+          c.set(attr::outrider_message_delivered_time_ms, unix_ms(now));
+          c.set(attr::outrider_message_delivery_lag_ms, unix_ms(now) - scheduled);
         }
       }
     }
-    spans->client =
-        tracer->start_span("POST " + std::string(path), tracing::span_kind::client, &c.context());
+    spans->client = tracer->start_span(joined_name("POST", path).view(), tracing::span_kind::client,
+                                       &c.context());
     auto& call = spans->client;
     if (call.recording()) {
-      call.set("http.request.method", "POST");
-      call.set("server.address", opts.app_host);
-      call.set("server.port", static_cast<std::int64_t>(opts.app_port));
-      call.set("url.full",
+      call.set(attr::http_request_method, "POST");
+      call.set(attr::server_address, opts.app_host);
+      call.set(attr::server_port, static_cast<std::int64_t>(opts.app_port));
+      call.set(attr::url_full,
                "http://" + opts.app_host + ":" + std::to_string(opts.app_port) + std::string(path));
-      call.set("outrider.message.attempt", static_cast<std::int64_t>(d.attempt));
+      call.set(attr::outrider_message_attempt, static_cast<std::int64_t>(d.attempt));
     }
     return spans;
   }
@@ -1120,11 +1191,11 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     if (res) {
       set_error_from_status(spans.client, res->status, false);
     } else {
-      spans.client.set("error.type", std::string(res.error().info().name));
+      spans.client.set(attr::error_type, res.error().info().name);
       spans.client.set_error(res.error().message);
     }
     spans.client.end();
-    spans.consumer.set("outrider.delivery.outcome", std::string(outcome_name(o)));
+    spans.consumer.set(attr::outrider_delivery_outcome, outcome_name(o));
     if (o != outcome::success) {
       spans.consumer.set_error("the app answered " + std::string(outcome_name(o)));
     }
@@ -1313,8 +1384,10 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     req.method = "GET";
     req.target = opts.app_health.path;
     add_app_headers(req);
+    auto span = std::make_shared<tracing::active_span>(start_app_call(probe_tracer.get(), req));
     client->send(app_url, std::move(req), opts.app_health.timeout,
-                 [weak = weak_from_this()](result<http::response> res) {
+                 [weak = weak_from_this(), span](result<http::response> res) {
+                   finish_app_call(*span, res);
                    auto self = weak.lock();
                    if (!self || self->is_stopping()) return;
                    self->probe_result(res && res->status >= 200 && res->status < 300);

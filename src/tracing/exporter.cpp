@@ -92,6 +92,23 @@ std::string encode_batch(export_protocol p, const std::vector<span>& spans) {
   return {};
 }
 
+std::string encode_batch(export_protocol p, std::span<const recorded_span_ptr> recorded,
+                         const std::vector<span>& spans) {
+  if (p == export_protocol::otlp_protobuf) {
+    // Serialized messages concatenate into one: resource_spans repeat.
+    std::string body;
+    if (!recorded.empty()) append_otlp_protobuf(body, recorded);
+    if (!spans.empty()) body += encode_otlp_protobuf(spans);
+    return body;
+  }
+  if (recorded.empty()) return encode_batch(p, spans);
+  std::vector<span> all;
+  all.reserve(recorded.size() + spans.size());
+  for (const auto& r : recorded) all.push_back(r->to_span());
+  all.insert(all.end(), spans.begin(), spans.end());
+  return encode_batch(p, all);
+}
+
 std::unique_ptr<export_transport> make_http_transport() {
   return std::make_unique<http_transport>();
 }
@@ -145,8 +162,13 @@ status exporter::start() {
   url_ = std::move(*u);
   if (options_.max_batch == 0) options_.max_batch = 1;
   if (options_.max_attempts == 0) options_.max_attempts = 1;
+  if (options_.max_in_flight == 0) options_.max_in_flight = 1;
+  recorded_.reserve(std::min(options_.max_queue, options_.max_batch));
   started_ = true;
   worker_ = std::thread([this] { run(); });
+  for (std::size_t i = 0; i < options_.max_in_flight; ++i) {
+    senders_.emplace_back([this] { sender(); });
+  }
   return ok_status();
 }
 
@@ -158,20 +180,43 @@ void exporter::stop() {
     stop_deadline_ = std::chrono::steady_clock::now() + options_.flush_timeout;
   }
   wake_.notify_all();
+  send_wake_.notify_all();
+  slot_free_.notify_all();
+  retry_wake_.notify_all();
   if (worker_.joinable()) worker_.join();
+  for (auto& t : senders_) {
+    if (t.joinable()) t.join();
+  }
 }
 
 void exporter::export_span(span&& s) {
   {
     std::lock_guard lock(mutex_);
-    if (!stopping_ && started_ && queue_.size() < options_.max_queue) {
-      queue_.push_back(std::move(s));
-      if (queue_metric_ != nullptr) queue_metric_->set(static_cast<double>(queue_.size()));
-      // The worker waits for the first span, then for a full batch.
-      if (queue_.size() == 1 || queue_.size() == options_.max_batch) wake_.notify_one();
+    if (!stopping_ && started_ && queued() < options_.max_queue) {
+      spans_.push_back(std::move(s));
+      const auto n = queued();
+      if (queue_metric_ != nullptr) queue_metric_->set(static_cast<double>(n));
+      // The batching thread waits for the first span, then for a full batch.
+      if (n == 1 || n == options_.max_batch) wake_.notify_one();
       return;
     }
   }
+  dropped_.fetch_add(1, std::memory_order_relaxed);
+  if (dropped_metric_ != nullptr) dropped_metric_->inc();
+}
+
+void exporter::export_recorded(recorded_span_ptr s) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!stopping_ && started_ && queued() < options_.max_queue) {
+      recorded_.push_back(std::move(s));
+      const auto n = queued();
+      if (queue_metric_ != nullptr) queue_metric_->set(static_cast<double>(n));
+      if (n == 1 || n == options_.max_batch) wake_.notify_one();
+      return;
+    }
+  }
+  // Dropped: the record is freed here, outside the lock.
   dropped_.fetch_add(1, std::memory_order_relaxed);
   if (dropped_metric_ != nullptr) dropped_metric_->inc();
 }
@@ -180,39 +225,91 @@ exporter::counts exporter::stats() const {
   return {exported_.load(), dropped_.load(), failed_.load(), requests_.load()};
 }
 
+void exporter::count_failed(std::size_t n) {
+  failed_.fetch_add(n, std::memory_order_relaxed);
+  if (failed_metric_ != nullptr) failed_metric_->inc(n);
+}
+
 void exporter::run() {
+  std::vector<recorded_span_ptr> recorded;  // the batch being encoded (capacity reused)
+  std::vector<span> spans;
   std::unique_lock lock(mutex_);
+  const auto finish = [&] {
+    batching_done_ = true;
+    send_wake_.notify_all();
+  };
   while (true) {
-    wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-    if (!stopping_ && queue_.size() < options_.max_batch) {
+    wake_.wait(lock, [&] { return stopping_ || queued() > 0; });
+    if (!stopping_ && queued() < options_.max_batch) {
       // Give the batch time to fill (or until it is full / we stop).
       wake_.wait_for(lock, options_.batch_delay,
-                     [&] { return stopping_ || queue_.size() >= options_.max_batch; });
+                     [&] { return stopping_ || queued() >= options_.max_batch; });
     }
-    if (queue_.empty()) {
-      if (stopping_) return;
+    if (queued() == 0) {
+      if (stopping_) return finish();
       continue;
     }
     if (stopping_ && std::chrono::steady_clock::now() >= stop_deadline_) {
-      const auto left = queue_.size();
-      queue_.clear();
+      const auto left = queued();
+      std::vector<recorded_span_ptr> dead;
+      dead.swap(recorded_);
+      spans_.clear();
+      finish();
       lock.unlock();
-      failed_.fetch_add(left, std::memory_order_relaxed);
-      if (failed_metric_ != nullptr) failed_metric_->inc(left);
+      count_failed(left);
       logger.warn("exporter stopped with {} spans unsent", left);
       return;
     }
-    std::vector<span> batch;
-    const std::size_t n = std::min(queue_.size(), options_.max_batch);
-    batch.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      batch.push_back(std::move(queue_.front()));
-      queue_.pop_front();
+    // Take a batch: recorded spans first (a swap when they all fit), then full ones.
+    recorded.clear();
+    spans.clear();
+    if (recorded_.size() <= options_.max_batch) {
+      recorded.swap(recorded_);
+    } else {
+      const auto n = static_cast<std::ptrdiff_t>(options_.max_batch);
+      recorded.assign(std::make_move_iterator(recorded_.begin()),
+                      std::make_move_iterator(recorded_.begin() + n));
+      recorded_.erase(recorded_.begin(), recorded_.begin() + n);
     }
-    if (queue_metric_ != nullptr) queue_metric_->set(static_cast<double>(queue_.size()));
+    while (recorded.size() + spans.size() < options_.max_batch && !spans_.empty()) {
+      spans.push_back(std::move(spans_.front()));
+      spans_.pop_front();
+    }
+    if (queue_metric_ != nullptr) queue_metric_->set(static_cast<double>(queued()));
     lock.unlock();
-    send(std::move(batch));
+    encoded batch;
+    batch.spans = recorded.size() + spans.size();
+    batch.body = encode_batch(options_.protocol, recorded, spans);
+    recorded.clear();  // frees the records on this thread, outside the lock
     lock.lock();
+    // At most max_in_flight batches encoded or being sent; meanwhile spans queue (and drop).
+    slot_free_.wait(lock, [&] {
+      return in_flight_ < options_.max_in_flight ||
+             (stopping_ && std::chrono::steady_clock::now() >= stop_deadline_);
+    });
+    if (in_flight_ >= options_.max_in_flight) {
+      count_failed(batch.spans);
+      continue;
+    }
+    ++in_flight_;
+    to_send_.push_back(std::move(batch));
+    send_wake_.notify_one();
+  }
+}
+
+void exporter::sender() {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    send_wake_.wait(lock, [&] { return !to_send_.empty() || batching_done_; });
+    if (to_send_.empty()) return;  // batching is done and nothing is left
+    encoded batch = std::move(to_send_.front());
+    to_send_.pop_front();
+    lock.unlock();
+    send(batch);
+    batch.body.clear();
+    lock.lock();
+    --in_flight_;
+    slot_free_.notify_one();
   }
 }
 
@@ -223,29 +320,27 @@ bool exporter::wait_retry(nanoseconds d) {
   while (true) {
     const auto limit = stopping_ ? std::min(until, stop_deadline_) : until;
     if (std::chrono::steady_clock::now() >= limit) break;
-    wake_.wait_until(lock, limit);
+    retry_wake_.wait_until(lock, limit);
   }
   return !(stopping_ && std::chrono::steady_clock::now() >= stop_deadline_);
 }
 
-void exporter::send(std::vector<span> batch) {
-  const std::string body = encode_batch(options_.protocol, batch);
+void exporter::send(const encoded& batch) {
   const auto type = content_type_of(options_.protocol);
   nanoseconds backoff = options_.initial_backoff;
   for (std::uint32_t attempt = 1;; ++attempt) {
     requests_.fetch_add(1, std::memory_order_relaxed);
-    auto res = transport_->post(url_, body, type, options_.request_timeout);
+    auto res = transport_->post(url_, batch.body, type, options_.request_timeout);
     if (res && res->status >= 200 && res->status < 300) {
-      exported_.fetch_add(batch.size(), std::memory_order_relaxed);
-      if (exported_metric_ != nullptr) exported_metric_->inc(batch.size());
+      exported_.fetch_add(batch.spans, std::memory_order_relaxed);
+      if (exported_metric_ != nullptr) exported_metric_->inc(batch.spans);
       return;
     }
     const bool retry = !res || retryable_status(res->status);
     if (!retry || attempt >= options_.max_attempts) {
-      logger.warn("exporting {} spans to {} failed: {}", batch.size(), options_.endpoint,
+      logger.warn("exporting {} spans to {} failed: {}", batch.spans, options_.endpoint,
                   res ? "HTTP " + std::to_string(res->status) : res.error().message);
-      failed_.fetch_add(batch.size(), std::memory_order_relaxed);
-      if (failed_metric_ != nullptr) failed_metric_->inc(batch.size());
+      count_failed(batch.spans);
       return;
     }
     nanoseconds wait = backoff;
@@ -256,8 +351,7 @@ void exporter::send(std::vector<span> batch) {
     }
     backoff = std::min(options_.max_backoff, backoff * 2);
     if (!wait_retry(wait)) {
-      failed_.fetch_add(batch.size(), std::memory_order_relaxed);
-      if (failed_metric_ != nullptr) failed_metric_->inc(batch.size());
+      count_failed(batch.spans);
       return;
     }
   }

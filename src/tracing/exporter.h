@@ -6,18 +6,24 @@
 //   tracer t(..., &ex, clock);       // spans end -> ex.export_span()
 //   ex.stop();                       // flushes what is queued (bounded by flush_timeout)
 //
-// export_span() never blocks: the queue is bounded (max_queue spans) and a
-// span arriving when it is full is dropped and counted. The worker sends a
-// batch when max_batch spans are queued or batch_delay after the first one;
-// a response 429, 502, 503 or 504 (or a failure to connect) is retried with
-// exponential backoff, or after the server's Retry-After (seconds or an HTTP
-// date) when it gives one, up to max_attempts; other 4xx/5xx fail the batch.
+// export_span()/export_recorded() never block: the queue is bounded (max_queue
+// spans) and a span arriving when it is full is dropped and counted. The
+// batching thread takes a batch when max_batch spans are queued or batch_delay
+// after the first one and encodes it (spans recorded by a tracer straight to
+// OTLP protobuf, recorded_span.h); up to max_in_flight encoded batches are
+// sent at once by as many sender threads over keep-alive connections, so
+// encoding the next batch overlaps sending the last. A response 429, 502, 503
+// or 504 (or a failure to connect) is retried with exponential backoff, or
+// after the server's Retry-After (seconds or an HTTP date) when it gives one,
+// up to max_attempts; other 4xx/5xx fail the batch.
 //
 // Metrics: outrider_tracing_exporter_spans_total{outcome="exported"|"dropped"|"failed"}
 // (dropped: queue full; failed: the batch was given up), and
 // outrider_tracing_exporter_queue_size.
 //
-// Threading: export_span() from any thread; start()/stop() from the owner.
+// Threading: export_span()/export_recorded() from any thread; start()/stop()
+// from the owner. The transport's post() is called from the sender threads
+// (concurrently when max_in_flight > 1).
 #pragma once
 
 #include <atomic>
@@ -27,6 +33,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,9 +57,12 @@ export_protocol guess_export_protocol(std::string_view url);
 std::string_view content_type_of(export_protocol p) noexcept;
 // Encodes a batch in `p`'s wire format.
 std::string encode_batch(export_protocol p, const std::vector<span>& spans);
+// The same for spans recorded by a tracer plus spans in the full model (either may be empty).
+std::string encode_batch(export_protocol p, std::span<const recorded_span_ptr> recorded,
+                         const std::vector<span>& spans);
 
 // How the exporter reaches the backend: one blocking POST. Called on the
-// exporter's thread only.
+// exporter's sender threads (concurrently when max_in_flight > 1).
 class export_transport {
  public:
   virtual ~export_transport() = default;
@@ -60,14 +70,15 @@ class export_transport {
                                       std::string_view content_type, nanoseconds timeout) = 0;
 };
 
-// The real transport: an http::client on a thread of its own.
+// The real transport: an http::client (keep-alive pool) on a thread of its own.
 std::unique_ptr<export_transport> make_http_transport();
 
 struct exporter_options {
   std::string endpoint;  // full URL, e.g. http://127.0.0.1:4318/v1/traces
   export_protocol protocol = export_protocol::otlp_protobuf;
-  std::size_t max_queue = 8192;  // spans
-  std::size_t max_batch = 512;   // spans per request
+  std::size_t max_queue = 8192;   // spans
+  std::size_t max_batch = 1024;   // spans per request
+  std::size_t max_in_flight = 2;  // requests at once (sender threads)
   nanoseconds batch_delay = std::chrono::milliseconds(200);
   nanoseconds request_timeout = std::chrono::seconds(10);
   std::uint32_t max_attempts = 5;  // per batch, the first included
@@ -90,7 +101,8 @@ class exporter final : public span_sink {
   // Sends what is queued (for at most flush_timeout), then stops the worker. Idempotent.
   void stop();
 
-  void export_span(span&& s) override;  // never blocks; drops when the queue is full
+  void export_span(span&& s) override;                 // never blocks; drops when the queue is full
+  void export_recorded(recorded_span_ptr s) override;  // the same, encoded on export
 
   struct counts {
     std::uint64_t exported = 0;
@@ -104,10 +116,17 @@ class exporter final : public span_sink {
   void on_retry_wait_for_test(std::function<void(nanoseconds)> fn) { retry_hook_ = std::move(fn); }
 
  private:
-  void run();
-  void send(std::vector<span> batch);
+  struct encoded {
+    std::string body;
+    std::size_t spans = 0;
+  };
+  void run();     // the batching thread: takes batches, encodes them
+  void sender();  // one per request in flight
+  void send(const encoded& batch);
+  void count_failed(std::size_t n);
   // Waits `d` unless stopping; returns false when stopped while waiting.
   bool wait_retry(nanoseconds d);
+  std::size_t queued() const noexcept { return recorded_.size() + spans_.size(); }
 
   exporter_options options_;
   std::unique_ptr<export_transport> transport_;
@@ -119,12 +138,20 @@ class exporter final : public span_sink {
   std::function<void(nanoseconds)> retry_hook_;
 
   mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<span> queue_;
+  std::condition_variable wake_;             // the batching thread: spans queued, stop
+  std::condition_variable send_wake_;        // senders: a batch to send, stop
+  std::condition_variable slot_free_;        // the batching thread: a sender finished
+  std::condition_variable retry_wake_;       // senders waiting to retry: stop
+  std::vector<recorded_span_ptr> recorded_;  // from tracers
+  std::deque<span> spans_;                   // full model (forwarded app spans)
+  std::deque<encoded> to_send_;
+  std::size_t in_flight_ = 0;  // batches in to_send_ or being sent
+  bool batching_done_ = false;
   bool stopping_ = false;
   bool started_ = false;
   mono_time stop_deadline_{};
   std::thread worker_;
+  std::vector<std::thread> senders_;
   std::atomic<std::uint64_t> exported_{0};
   std::atomic<std::uint64_t> dropped_{0};
   std::atomic<std::uint64_t> failed_{0};

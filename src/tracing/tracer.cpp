@@ -1,5 +1,7 @@
 #include "tracing/tracer.h"
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 
 namespace outrider::tracing {
@@ -55,11 +57,11 @@ const clock& tracer::time_source() const noexcept {
   return *state_->time;
 }
 
-active_span tracer::start_span(span_start start) const {
+active_span tracer::start_span(std::string_view name, span_kind kind, const span_context* parent,
+                               std::optional<wall_time> start_time) const {
   const detail::tracer_state& st = *state_;
   random_source& rng = st.rng != nullptr ? *st.rng : thread_random();
   active_span out;
-  const span_context* parent = start.parent;
   if (parent != nullptr && parent->valid()) {
     out.context_.trace_id = parent->trace_id;
     out.context_.trace_state = parent->trace_state;  // received tracestate goes on unchanged
@@ -74,21 +76,49 @@ active_span tracer::start_span(span_start start) const {
   } while (out.context_.span_id == 0);
   const bool sampled = should_sample(st.options.sampling, parent, out.context_.trace_id);
   out.context_.flags = sampled ? trace_flag_sampled : 0;
-  if (!sampled || st.sink == nullptr) return out;
+  if (!sampled || st.sink == nullptr) return out;  // not recorded: only the context
   out.tracer_ = state_;
-  auto s = std::make_unique<span>();
+  auto s = std::make_unique<recorded_span>();
   s->trace_id = out.context_.trace_id;
   s->span_id = out.context_.span_id;
   s->parent_id = parent != nullptr ? parent->span_id : 0;
-  s->name = std::move(start.name);
-  s->kind = start.kind;
-  s->start_ns = to_unix_ns(start.start_time ? *start.start_time : st.time->now());
-  s->trace_state = out.context_.trace_state;
+  s->name = s->store(name);
+  s->kind = kind;
+  s->start_ns = to_unix_ns(start_time ? *start_time : st.time->now());
+  if (!out.context_.trace_state.empty()) s->trace_state = s->store(out.context_.trace_state);
   s->flags = out.context_.flags;
-  s->local_endpoint.service_name = st.options.service_name;
   s->resource = st.resource;
   out.data_ = std::move(s);
   return out;
+}
+
+active_span tracer::start_job_span(std::string_view job_name, wall_time scheduled,
+                                   const span_context* parent, std::int64_t attempt) const {
+  const wall_time now = state_->time->now();
+  constexpr std::string_view prefix = "job ";
+  char name[128];
+  std::string_view full;
+  std::string long_name;
+  if (prefix.size() + job_name.size() <= sizeof name) {
+    std::copy(prefix.begin(), prefix.end(), name);
+    std::copy(job_name.begin(), job_name.end(), name + prefix.size());
+    full = std::string_view(name, prefix.size() + job_name.size());
+  } else {
+    long_name = std::string(prefix) + std::string(job_name);
+    full = long_name;
+  }
+  auto s = start_span(full, span_kind::consumer, parent, now);
+  if (s.recording()) {
+    const auto ms = [](wall_time t) {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+    };
+    s.set(attr::outrider_job_name, job_name);
+    s.set(attr::outrider_job_scheduled_time_ms, std::int64_t{ms(scheduled)});
+    s.set(attr::outrider_job_fired_time_ms, std::int64_t{ms(now)});
+    s.set(attr::outrider_job_lag_ms, std::int64_t{ms(now) - ms(scheduled)});
+    s.set(attr::outrider_job_attempt, attempt);
+  }
+  return s;
 }
 
 active_span& active_span::operator=(active_span&& other) noexcept {
@@ -105,17 +135,76 @@ active_span::~active_span() {
   end();
 }
 
-void active_span::set(std::string key, std::string value) {
-  if (data_) data_->attributes.push_back({std::move(key), attribute_value::of(std::move(value))});
+void active_span::set(attr key, std::string_view value) {
+  if (!data_) return;
+  recorded_span::attribute a;
+  a.key = key;
+  a.kind = attribute_value::type::string;
+  a.text = data_->store(value);
+  data_->add(a);
 }
-void active_span::set(std::string key, std::int64_t value) {
-  if (data_) data_->attributes.push_back({std::move(key), attribute_value::of_int(value)});
+void active_span::set(attr key, std::int64_t value) {
+  if (!data_) return;
+  recorded_span::attribute a;
+  a.key = key;
+  a.kind = attribute_value::type::int64;
+  a.number = value;
+  data_->add(a);
 }
-void active_span::set(std::string key, bool value) {
-  if (data_) data_->attributes.push_back({std::move(key), attribute_value::of_bool(value)});
+void active_span::set(attr key, bool value) {
+  if (!data_) return;
+  recorded_span::attribute a;
+  a.key = key;
+  a.kind = attribute_value::type::boolean;
+  a.number = value ? 1 : 0;
+  data_->add(a);
 }
-void active_span::set(std::string key, double value) {
-  if (data_) data_->attributes.push_back({std::move(key), attribute_value::of_double(value)});
+void active_span::set(attr key, double value) {
+  if (!data_) return;
+  recorded_span::attribute a;
+  a.key = key;
+  a.kind = attribute_value::type::float64;
+  a.number = std::bit_cast<std::int64_t>(value);
+  data_->add(a);
+}
+
+namespace {
+// A custom key's attribute: the key text goes into the span too.
+recorded_span::attribute custom_key(recorded_span& s, std::string_view key) {
+  recorded_span::attribute a;
+  a.key = attr::custom;
+  a.key_text = s.store(key);
+  return a;
+}
+}  // namespace
+
+void active_span::set(std::string_view key, std::string_view value) {
+  if (!data_) return;
+  auto a = custom_key(*data_, key);
+  a.kind = attribute_value::type::string;
+  a.text = data_->store(value);
+  data_->add(a);
+}
+void active_span::set(std::string_view key, std::int64_t value) {
+  if (!data_) return;
+  auto a = custom_key(*data_, key);
+  a.kind = attribute_value::type::int64;
+  a.number = value;
+  data_->add(a);
+}
+void active_span::set(std::string_view key, bool value) {
+  if (!data_) return;
+  auto a = custom_key(*data_, key);
+  a.kind = attribute_value::type::boolean;
+  a.number = value ? 1 : 0;
+  data_->add(a);
+}
+void active_span::set(std::string_view key, double value) {
+  if (!data_) return;
+  auto a = custom_key(*data_, key);
+  a.kind = attribute_value::type::float64;
+  a.number = std::bit_cast<std::int64_t>(value);
+  data_->add(a);
 }
 
 void active_span::add_link(const span_context& c, attribute_list attributes) {
@@ -129,14 +218,14 @@ void active_span::add_event(std::string name, attribute_list attributes) {
       {to_unix_ns(tracer_->time->now()), std::move(name), std::move(attributes)});
 }
 
-void active_span::set_error(std::string message) {
+void active_span::set_error(std::string_view message) {
   if (!data_) return;
-  data_->status.code = status_code::error;
-  data_->status.message = std::move(message);
+  data_->status = status_code::error;
+  data_->status_message = data_->store(message);
 }
 
-void active_span::set_name(std::string name) {
-  if (data_) data_->name = std::move(name);
+void active_span::set_name(std::string_view name) {
+  if (data_) data_->name = data_->store(name);
 }
 
 void active_span::end() {
@@ -146,10 +235,10 @@ void active_span::end() {
 
 void active_span::end(wall_time end_time) {
   if (!data_) return;
-  std::unique_ptr<span> s = std::move(data_);
+  recorded_span_ptr s = std::move(data_);
   s->end_ns = std::max(s->start_ns, to_unix_ns(end_time));
   auto owner = std::move(tracer_);
-  owner->sink->export_span(std::move(*s));
+  owner->sink->export_recorded(std::move(s));
 }
 
 }  // namespace outrider::tracing

@@ -4,7 +4,10 @@
 //
 //   tracer t({.service_name = "orders", .sampling = 1.0}, exporter_ptr, clock_ptr);
 //   auto s = t.start_span("POST /orders", span_kind::server, parent_or_null);
-//   s.set("http.request.method", "POST");
+//   s.set(attr::http_request_method, "POST");      // fixed keys: one byte, no strings
+//   s.set("app.order.id", order_id);               // other keys: copied into the span
+//   // a job firing (the jobs API) in one line:
+//   auto job = t.start_job_span(name, scheduled_at, creation_context_or_null);
 //   downstream.headers.set("traceparent", s.traceparent());
 //   s.end();
 //
@@ -26,17 +29,22 @@
 
 #include "base/clock.h"
 #include "base/random.h"
+#include "tracing/recorded_span.h"
 #include "tracing/span.h"
 #include "tracing/trace_context.h"
 
 namespace outrider::tracing {
 
-// Where finished, sampled spans go. export_span must not block (the exporter
+// Where finished, sampled spans go. Neither call may block (the exporter
 // queues or drops).
 class span_sink {
  public:
   virtual ~span_sink() = default;
+  // A span in the full model (e.g. an app's span received over OTLP).
   virtual void export_span(span&& s) = 0;
+  // A span recorded by a tracer. The default converts it to the full model;
+  // the exporter queues the record as is and encodes it on its own thread.
+  virtual void export_recorded(recorded_span_ptr s) { export_span(s->to_span()); }
 };
 
 // Parent-based ratio sampling: a child follows its parent's sampled flag; a
@@ -76,16 +84,23 @@ class active_span {
   std::string traceparent() const { return format_traceparent(context_); }
   const std::string& tracestate() const noexcept { return context_.trace_state; }
 
-  void set(std::string key, std::string value);
-  void set(std::string key, const char* value) { set(std::move(key), std::string(value)); }
-  void set(std::string key, std::int64_t value);
-  void set(std::string key, bool value);
-  void set(std::string key, double value);
+  // Attributes with a fixed key (recorded_span.h): no key text is stored.
+  void set(attr key, std::string_view value);
+  void set(attr key, const char* value) { set(key, std::string_view(value)); }
+  void set(attr key, std::int64_t value);
+  void set(attr key, bool value);
+  void set(attr key, double value);
+  // Any other key (copied into the span).
+  void set(std::string_view key, std::string_view value);
+  void set(std::string_view key, const char* value) { set(key, std::string_view(value)); }
+  void set(std::string_view key, std::int64_t value);
+  void set(std::string_view key, bool value);
+  void set(std::string_view key, double value);
   void add_link(const span_context& c, attribute_list attributes = {});
   void add_event(std::string name, attribute_list attributes = {});
   // Status ERROR with a description (OTel: description only with ERROR).
-  void set_error(std::string message);
-  void set_name(std::string name);
+  void set_error(std::string_view message);
+  void set_name(std::string_view name);
   // Ends the span now (or at `end_time`) and hands it to the sink. Idempotent.
   void end();
   void end(wall_time end_time);
@@ -94,7 +109,7 @@ class active_span {
   friend class tracer;
   std::shared_ptr<const detail::tracer_state> tracer_;
   span_context context_;
-  std::unique_ptr<span> data_;  // null when not recording
+  std::unique_ptr<recorded_span> data_;  // null when not recording
 };
 
 struct span_start {
@@ -113,10 +128,19 @@ class tracer {
   tracer(tracer_options options, std::shared_ptr<span_sink> sink, std::shared_ptr<const clock> clk,
          random_source* rng = nullptr);
 
-  active_span start_span(span_start start) const;
-  active_span start_span(std::string name, span_kind kind, const span_context* parent) const {
-    return start_span(span_start{std::move(name), kind, parent, std::nullopt});
+  active_span start_span(const span_start& start) const {
+    return start_span(start.name, start.kind, start.parent, start.start_time);
   }
+  active_span start_span(std::string_view name, span_kind kind, const span_context* parent,
+                         std::optional<wall_time> start_time = std::nullopt) const;
+
+  // The span of one job firing (the jobs API): CONSUMER "job <name>", a child
+  // of `parent` (the context saved when the job was scheduled; null: a new
+  // trace), with outrider.job.name, .scheduled_time_ms, .fired_time_ms (now),
+  // .lag_ms and .attempt. Calls to the app made for the firing are its
+  // children (pass its context()); end() it when the firing is done.
+  active_span start_job_span(std::string_view job_name, wall_time scheduled,
+                             const span_context* parent = nullptr, std::int64_t attempt = 1) const;
 
   const std::shared_ptr<const span_resource>& resource() const noexcept;
   const std::string& service_name() const noexcept;

@@ -1,0 +1,345 @@
+#include "tracing/recorded_span.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+
+namespace outrider::tracing {
+namespace {
+
+constexpr std::string_view attr_names[] = {
+#define OUTRIDER_ATTR_NAME(id, text) text,
+    OUTRIDER_SPAN_ATTRIBUTES(OUTRIDER_ATTR_NAME)
+#undef OUTRIDER_ATTR_NAME
+};
+
+}  // namespace
+
+std::string_view attr_name(attr key) noexcept {
+  const auto i = static_cast<std::size_t>(key);
+  return i < std::size(attr_names) ? attr_names[i] : std::string_view();
+}
+
+recorded_span::text_ref recorded_span::store(std::string_view s) {
+  text_ref r;
+  r.size = static_cast<std::uint32_t>(s.size());
+  if (s.size() <= inline_text_bytes - text_used_) {
+    r.offset = text_used_;
+    if (!s.empty()) std::memcpy(text_.data() + text_used_, s.data(), s.size());
+    text_used_ += r.size;
+  } else {
+    r.offset = static_cast<std::uint32_t>(inline_text_bytes + more_text_.size());
+    more_text_.append(s);
+  }
+  return r;
+}
+
+std::string_view recorded_span::text(text_ref r) const noexcept {
+  if (r.size == 0) return {};
+  if (r.offset < inline_text_bytes) return {text_.data() + r.offset, r.size};
+  return std::string_view(more_text_).substr(r.offset - inline_text_bytes, r.size);
+}
+
+void recorded_span::add(const attribute& a) {
+  if (inline_count_ < inline_attributes && more_attributes_.empty()) {
+    attributes_[inline_count_++] = a;
+  } else {
+    more_attributes_.push_back(a);
+  }
+}
+
+std::string_view recorded_span::service_name() const noexcept {
+  if (!resource) return {};
+  for (const auto& kv : resource->attributes) {
+    if (kv.key == "service.name") return kv.value.string_value;
+  }
+  return {};
+}
+
+span recorded_span::to_span() const {
+  span s;
+  s.trace_id = trace_id;
+  s.span_id = span_id;
+  s.parent_id = parent_id;
+  s.name = text(name);
+  s.kind = kind;
+  s.start_ns = start_ns;
+  s.end_ns = end_ns;
+  s.trace_state = text(trace_state);
+  s.flags = flags;
+  s.local_endpoint.service_name = service_name();
+  s.resource = resource;
+  s.status.code = status;
+  s.status.message = text(status_message);
+  s.attributes.reserve(attribute_count());
+  for (std::size_t i = 0; i < attribute_count(); ++i) {
+    const attribute& a = attribute_at(i);
+    key_value kv;
+    kv.key = key_of(a);
+    switch (a.kind) {
+      case attribute_value::type::string:
+        kv.value = attribute_value::of(std::string(text(a.text)));
+        break;
+      case attribute_value::type::boolean:
+        kv.value = attribute_value::of_bool(a.number != 0);
+        break;
+      case attribute_value::type::int64: kv.value = attribute_value::of_int(a.number); break;
+      case attribute_value::type::float64:
+        kv.value = attribute_value::of_double(std::bit_cast<double>(a.number));
+        break;
+      default: break;
+    }
+    s.attributes.push_back(std::move(kv));
+  }
+  s.events = events;
+  s.links = links;
+  return s;
+}
+
+// ---------------- OTLP protobuf, field by field ----------------
+
+namespace {
+
+using google::protobuf::io::CodedOutputStream;
+using wire = google::protobuf::internal::WireFormatLite;
+
+void put_varint(std::string& out, std::uint64_t v) {
+  std::uint8_t buf[10];
+  const std::uint8_t* end = CodedOutputStream::WriteVarint64ToArray(v, buf);
+  out.append(reinterpret_cast<const char*>(buf), static_cast<std::size_t>(end - buf));
+}
+
+void put_tag(std::string& out, int field, wire::WireType type) {
+  put_varint(out, wire::MakeTag(field, type));
+}
+
+void put_bytes(std::string& out, int field, std::string_view bytes) {
+  put_tag(out, field, wire::WIRETYPE_LENGTH_DELIMITED);
+  put_varint(out, bytes.size());
+  out.append(bytes);
+}
+
+void put_fixed64(std::string& out, int field, std::uint64_t v) {
+  put_tag(out, field, wire::WIRETYPE_FIXED64);
+  std::uint8_t buf[8];
+  CodedOutputStream::WriteLittleEndian64ToArray(v, buf);
+  out.append(reinterpret_cast<const char*>(buf), sizeof buf);
+}
+
+void put_fixed32(std::string& out, int field, std::uint32_t v) {
+  put_tag(out, field, wire::WIRETYPE_FIXED32);
+  std::uint8_t buf[4];
+  CodedOutputStream::WriteLittleEndian32ToArray(v, buf);
+  out.append(reinterpret_cast<const char*>(buf), sizeof buf);
+}
+
+void put_uint(std::string& out, int field, std::uint64_t v) {
+  put_tag(out, field, wire::WIRETYPE_VARINT);
+  put_varint(out, v);
+}
+
+// Big-endian id bytes, as OTLP carries them.
+void put_span_id(std::string& out, int field, std::uint64_t id) {
+  char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(id >> (56 - 8 * i));
+  put_bytes(out, field, std::string_view(b, sizeof b));
+}
+
+void put_trace_id(std::string& out, int field, const id128& id) {
+  char b[16];
+  for (int i = 0; i < 8; ++i) {
+    b[i] = static_cast<char>(id.high >> (56 - 8 * i));
+    b[8 + i] = static_cast<char>(id.low >> (56 - 8 * i));
+  }
+  put_bytes(out, field, std::string_view(b, sizeof b));
+}
+
+// span_kind and status_code use OTLP's enum numbers (SpanKind, Status.StatusCode).
+static_assert(static_cast<int>(span_kind::consumer) == 5 &&
+              static_cast<int>(span_kind::server) == 2);
+static_assert(static_cast<int>(status_code::error) == 2);
+int otlp_kind(span_kind k) {
+  return static_cast<int>(k);
+}
+int otlp_status(status_code c) {
+  return static_cast<int>(c);
+}
+
+std::size_t varint_size(std::uint64_t v) {
+  return CodedOutputStream::VarintSize64(v);
+}
+
+// AnyValue fields.
+constexpr int any_string = 1;
+constexpr int any_bool = 2;
+constexpr int any_int = 3;
+constexpr int any_double = 4;
+constexpr int any_array = 5;
+constexpr int any_kvlist = 6;
+constexpr int any_bytes = 7;
+
+void put_key_values(std::string& out, int field, const attribute_list& attrs);
+
+// The AnyValue message body of `v` (the general case: resources, events, links).
+void put_any_value_body(std::string& out, const attribute_value& v) {
+  using t = attribute_value::type;
+  switch (v.kind) {
+    case t::empty: return;
+    case t::string: put_bytes(out, any_string, v.string_value); return;
+    case t::boolean: put_uint(out, any_bool, v.bool_value ? 1 : 0); return;
+    case t::int64: put_uint(out, any_int, static_cast<std::uint64_t>(v.int_value)); return;
+    case t::float64:
+      put_fixed64(out, any_double, std::bit_cast<std::uint64_t>(v.double_value));
+      return;
+    case t::bytes: put_bytes(out, any_bytes, v.string_value); return;
+    case t::array: {
+      std::string list;
+      for (const auto& item : v.array) {
+        std::string body;
+        put_any_value_body(body, item);
+        put_bytes(list, 1, body);
+      }
+      put_bytes(out, any_array, list);
+      return;
+    }
+    case t::kvlist: {
+      std::string list;
+      put_key_values(list, 1, v.kvlist);
+      put_bytes(out, any_kvlist, list);
+      return;
+    }
+  }
+}
+
+void put_key_values(std::string& out, int field, const attribute_list& attrs) {
+  for (const auto& kv : attrs) {
+    std::string body;
+    put_bytes(body, 1, kv.key);
+    std::string value;
+    put_any_value_body(value, kv.value);
+    put_bytes(body, 2, value);
+    put_bytes(out, field, body);
+  }
+}
+
+// One recorded attribute as a KeyValue (sizes computed, no temporaries).
+void put_attribute(std::string& out, int field, const recorded_span& s,
+                   const recorded_span::attribute& a) {
+  using t = attribute_value::type;
+  const std::string_view key = s.key_of(a);
+  std::string_view text;
+  std::size_t value_size = 0;  // AnyValue body
+  switch (a.kind) {
+    case t::string:
+      text = s.text(a.text);
+      value_size = 1 + varint_size(text.size()) + text.size();
+      break;
+    case t::boolean: value_size = 2; break;
+    case t::int64: value_size = 1 + varint_size(static_cast<std::uint64_t>(a.number)); break;
+    case t::float64: value_size = 1 + 8; break;
+    default: break;
+  }
+  const std::size_t kv_size =
+      1 + varint_size(key.size()) + key.size() + 1 + varint_size(value_size) + value_size;
+  put_tag(out, field, wire::WIRETYPE_LENGTH_DELIMITED);
+  put_varint(out, kv_size);
+  put_bytes(out, 1, key);
+  put_tag(out, 2, wire::WIRETYPE_LENGTH_DELIMITED);
+  put_varint(out, value_size);
+  switch (a.kind) {
+    case t::string: put_bytes(out, any_string, text); break;
+    case t::boolean: put_uint(out, any_bool, a.number != 0 ? 1 : 0); break;
+    case t::int64: put_uint(out, any_int, static_cast<std::uint64_t>(a.number)); break;
+    case t::float64: put_fixed64(out, any_double, static_cast<std::uint64_t>(a.number)); break;
+    default: break;
+  }
+}
+
+// Span fields (opentelemetry/proto/trace/v1/trace.proto).
+void put_span(std::string& out, const recorded_span& s) {
+  put_trace_id(out, 1, s.trace_id);
+  put_span_id(out, 2, s.span_id);
+  if (s.trace_state.size != 0) put_bytes(out, 3, s.text(s.trace_state));
+  if (s.parent_id != 0) put_span_id(out, 4, s.parent_id);
+  put_bytes(out, 5, s.text(s.name));
+  const int kind = otlp_kind(s.kind);
+  if (kind != 0) put_uint(out, 6, static_cast<std::uint64_t>(kind));
+  put_fixed64(out, 7, static_cast<std::uint64_t>(s.start_ns));
+  put_fixed64(out, 8, static_cast<std::uint64_t>(s.end_ns));
+  for (std::size_t i = 0; i < s.attribute_count(); ++i) put_attribute(out, 9, s, s.attribute_at(i));
+  for (const auto& e : s.events) {
+    std::string body;
+    put_fixed64(body, 1, static_cast<std::uint64_t>(e.time_ns));
+    put_bytes(body, 2, e.name);
+    put_key_values(body, 3, e.attributes);
+    put_bytes(out, 11, body);
+  }
+  for (const auto& l : s.links) {
+    std::string body;
+    put_trace_id(body, 1, l.trace_id);
+    put_span_id(body, 2, l.span_id);
+    if (!l.trace_state.empty()) put_bytes(body, 3, l.trace_state);
+    put_key_values(body, 4, l.attributes);
+    put_bytes(out, 13, body);
+  }
+  if (s.status != status_code::unset || s.status_message.size != 0) {
+    std::string body;
+    if (s.status_message.size != 0) put_bytes(body, 2, s.text(s.status_message));
+    const int code = otlp_status(s.status);
+    if (code != 0) put_uint(body, 3, static_cast<std::uint64_t>(code));
+    put_bytes(out, 15, body);
+  }
+  if (s.flags != 0) put_fixed32(out, 16, s.flags);
+}
+
+}  // namespace
+
+void append_otlp_protobuf(std::string& out, std::span<const recorded_span_ptr> spans) {
+  static const span_resource no_resource;
+  // Resources in first-seen order (a sidecar has one).
+  std::vector<const span_resource*> resources;
+  for (const auto& s : spans) {
+    const span_resource* r = s->resource ? s->resource.get() : &no_resource;
+    if (std::find(resources.begin(), resources.end(), r) == resources.end()) resources.push_back(r);
+  }
+  std::string group;
+  std::string one;
+  for (const span_resource* r : resources) {
+    group.clear();
+    for (const auto& s : spans) {
+      if ((s->resource ? s->resource.get() : &no_resource) != r) continue;
+      one.clear();
+      put_span(one, *s);
+      put_bytes(group, 2, one);  // ScopeSpans.spans
+    }
+    std::string scope;
+    if (!r->scope_name.empty()) put_bytes(scope, 1, r->scope_name);
+    if (!r->scope_version.empty()) put_bytes(scope, 2, r->scope_version);
+    std::string resource;
+    put_key_values(resource, 1, r->attributes);
+    // ResourceSpans { resource (1), scope_spans (2): ScopeSpans { scope (1), spans (2)... } },
+    // written with precomputed lengths so the spans are copied once.
+    const std::size_t scope_spans_size =
+        1 + varint_size(scope.size()) + scope.size() + group.size();
+    const std::size_t resource_spans_size = 1 + varint_size(resource.size()) + resource.size() + 1 +
+                                            varint_size(scope_spans_size) + scope_spans_size;
+    out.reserve(out.size() + resource_spans_size + 16);
+    put_tag(out, 1, wire::WIRETYPE_LENGTH_DELIMITED);  // ExportTraceServiceRequest.resource_spans
+    put_varint(out, resource_spans_size);
+    put_bytes(out, 1, resource);
+    put_tag(out, 2, wire::WIRETYPE_LENGTH_DELIMITED);
+    put_varint(out, scope_spans_size);
+    put_bytes(out, 1, scope);
+    out.append(group);
+  }
+}
+
+std::string encode_otlp_protobuf(std::span<const recorded_span_ptr> spans) {
+  std::string out;
+  append_otlp_protobuf(out, spans);
+  return out;
+}
+
+}  // namespace outrider::tracing

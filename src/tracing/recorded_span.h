@@ -1,0 +1,143 @@
+// recorded_span: what the tracer records for a sampled span, kept compact so
+// that recording costs one allocation and no string building: fixed fields,
+// ids as integers, attributes with one-byte keys (`attr`) for the keys the
+// sidecar uses, and the span's text (name, string values, other keys) copied
+// into one inline buffer. Nothing is formatted until export: the exporter
+// encodes records straight to OTLP protobuf on its own thread
+// (encode_otlp_protobuf below) and converts them to the full `span` model only
+// for the JSON encodings and for sinks that want spans.
+//
+// Thread-safety: a plain value; one thread at a time.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tracing/span.h"
+
+namespace outrider::tracing {
+
+// Attribute keys with a fixed spelling (OpenTelemetry semantic conventions and
+// Outrider's own), one byte each while recorded. X(identifier, "key").
+#define OUTRIDER_SPAN_ATTRIBUTES(X)                                           \
+  X(client_address, "client.address")                                         \
+  X(error_type, "error.type")                                                 \
+  X(http_request_method, "http.request.method")                               \
+  X(http_request_resend_count, "http.request.resend_count")                   \
+  X(http_response_status_code, "http.response.status_code")                   \
+  X(http_route, "http.route")                                                 \
+  X(messaging_batch_message_count, "messaging.batch.message_count")           \
+  X(messaging_consumer_group_name, "messaging.consumer.group.name")           \
+  X(messaging_destination_name, "messaging.destination.name")                 \
+  X(messaging_message_body_size, "messaging.message.body.size")               \
+  X(messaging_message_id, "messaging.message.id")                             \
+  X(messaging_operation_name, "messaging.operation.name")                     \
+  X(messaging_operation_type, "messaging.operation.type")                     \
+  X(messaging_system, "messaging.system")                                     \
+  X(outrider_delivery_outcome, "outrider.delivery.outcome")                   \
+  X(outrider_job_name, "outrider.job.name")                                   \
+  X(outrider_job_scheduled_time_ms, "outrider.job.scheduled_time_ms")         \
+  X(outrider_job_fired_time_ms, "outrider.job.fired_time_ms")                 \
+  X(outrider_job_lag_ms, "outrider.job.lag_ms")                               \
+  X(outrider_job_attempt, "outrider.job.attempt")                             \
+  X(outrider_message_attempt, "outrider.message.attempt")                     \
+  X(outrider_message_delivered_time_ms, "outrider.message.delivered_time_ms") \
+  X(outrider_message_delivery_lag_ms, "outrider.message.delivery_lag_ms")     \
+  X(outrider_message_published_time_ms, "outrider.message.published_time_ms") \
+  X(outrider_message_scheduled_time_ms, "outrider.message.scheduled_time_ms") \
+  X(outrider_probe, "outrider.probe")                                         \
+  X(outrider_pubsub_name, "outrider.pubsub.name")                             \
+  X(outrider_target, "outrider.target")                                       \
+  X(server_address, "server.address")                                         \
+  X(server_port, "server.port")                                               \
+  X(url_full, "url.full")                                                     \
+  X(url_path, "url.path")                                                     \
+  X(url_scheme, "url.scheme")
+
+enum class attr : std::uint8_t {
+#define OUTRIDER_ATTR_ENUM(id, text) id,
+  OUTRIDER_SPAN_ATTRIBUTES(OUTRIDER_ATTR_ENUM)
+#undef OUTRIDER_ATTR_ENUM
+      custom  // the key's text is stored with the span
+};
+
+// The key's spelling ("" for attr::custom).
+std::string_view attr_name(attr key) noexcept;
+
+class recorded_span {
+ public:
+  // A piece of the span's text (offsets, so a moved record stays valid).
+  struct text_ref {
+    std::uint32_t offset = 0;
+    std::uint32_t size = 0;
+  };
+  struct attribute {
+    attr key = attr::custom;
+    attribute_value::type kind = attribute_value::type::empty;  // string, boolean, int64, float64
+    text_ref key_text;                                          // attr::custom only
+    text_ref text;                                              // string values
+    std::int64_t number = 0;  // int64; boolean as 0/1; float64 as its bits (std::bit_cast)
+  };
+  static constexpr std::size_t inline_attributes = 12;
+  static constexpr std::size_t inline_text_bytes = 384;
+
+  id128 trace_id;
+  std::uint64_t span_id = 0;
+  std::uint64_t parent_id = 0;  // 0: root
+  std::int64_t start_ns = 0;    // Unix epoch
+  std::int64_t end_ns = 0;
+  span_kind kind = span_kind::internal;
+  status_code status = status_code::unset;
+  std::uint8_t flags = 0;  // W3C trace flags
+  text_ref name;
+  text_ref trace_state;
+  text_ref status_message;
+  // The tracer's resource (service.name first); shared, read-only.
+  std::shared_ptr<const span_resource> resource;
+  // Rare on the sidecar's spans: kept in the full model.
+  std::vector<span_event> events;
+  std::vector<span_link> links;
+
+  // Copies `s` into the span's text.
+  text_ref store(std::string_view s);
+  std::string_view text(text_ref r) const noexcept;
+
+  void add(const attribute& a);
+  std::size_t attribute_count() const noexcept { return inline_count_ + more_attributes_.size(); }
+  const attribute& attribute_at(std::size_t i) const noexcept {
+    return i < inline_count_ ? attributes_[i] : more_attributes_[i - inline_count_];
+  }
+  std::string_view key_of(const attribute& a) const noexcept {
+    return a.key == attr::custom ? text(a.key_text) : attr_name(a.key);
+  }
+
+  // The service name (the resource's service.name), "" without a resource.
+  std::string_view service_name() const noexcept;
+  // The full span model (for the JSON encodings and span sinks).
+  span to_span() const;
+
+ private:
+  std::array<attribute, inline_attributes> attributes_{};
+  std::uint32_t inline_count_ = 0;
+  std::uint32_t text_used_ = 0;
+  std::vector<attribute> more_attributes_;
+  std::array<char, inline_text_bytes> text_{};
+  std::string more_text_;
+};
+
+using recorded_span_ptr = std::unique_ptr<recorded_span>;
+
+// OTLP ExportTraceServiceRequest (protobuf) for `spans`, written field by
+// field (no protobuf message objects): one ResourceSpans per resource object,
+// in first-seen order. Decodes to the same spans as
+// encode_otlp_protobuf(to_span() of each).
+std::string encode_otlp_protobuf(std::span<const recorded_span_ptr> spans);
+// Appends the same encoding to `out` (the exporter reuses its buffer).
+void append_otlp_protobuf(std::string& out, std::span<const recorded_span_ptr> spans);
+
+}  // namespace outrider::tracing

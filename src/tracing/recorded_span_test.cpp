@@ -1,0 +1,162 @@
+#include "tracing/recorded_span.h"
+
+#include <gtest/gtest.h>
+
+#include "tracing/codec.h"
+#include "tracing/tracer.h"
+
+namespace outrider::tracing {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct recording_sink final : span_sink {
+  std::vector<span> spans;
+  std::vector<recorded_span_ptr> recorded;
+  void export_span(span&& s) override { spans.push_back(std::move(s)); }
+  void export_recorded(recorded_span_ptr s) override { recorded.push_back(std::move(s)); }
+};
+
+tracer make_tracer(recording_sink& sink, simulated_clock& clk, xoshiro_random& rng) {
+  tracer_options o;
+  o.service_name = "orders";
+  o.scope_name = "outrider-sidecar";
+  o.scope_version = "1.2.3";
+  o.resource_attributes.push_back({"outrider.component", attribute_value::of("sidecar")});
+  o.resource_attributes.push_back(
+      {"list", attribute_value{.kind = attribute_value::type::array,
+                               .array = {attribute_value::of_int(1), attribute_value::of("x")}}});
+  return tracer(o, borrow(sink), borrow(clk), &rng);
+}
+
+TEST(RecordedSpan, AttributeKeysHaveTheirSpelling) {
+  EXPECT_EQ(attr_name(attr::http_request_method), "http.request.method");
+  EXPECT_EQ(attr_name(attr::messaging_destination_name), "messaging.destination.name");
+  EXPECT_EQ(attr_name(attr::url_scheme), "url.scheme");
+  EXPECT_EQ(attr_name(attr::custom), "");
+}
+
+TEST(RecordedSpan, TextBeyondTheInlineBufferAndManyAttributesSurviveAMove) {
+  recorded_span r;
+  const std::string big(recorded_span::inline_text_bytes + 10, 'x');
+  const auto a = r.store("short");
+  const auto b = r.store(big);
+  const auto c = r.store("after");
+  for (int i = 0; i < 40; ++i) {
+    recorded_span::attribute at;
+    at.key = attr::server_port;
+    at.kind = attribute_value::type::int64;
+    at.number = i;
+    r.add(at);
+  }
+  recorded_span moved = std::move(r);
+  EXPECT_EQ(moved.text(a), "short");
+  EXPECT_EQ(moved.text(b), big);
+  EXPECT_EQ(moved.text(c), "after");
+  ASSERT_EQ(moved.attribute_count(), 40U);
+  EXPECT_EQ(moved.attribute_at(39).number, 39);
+  EXPECT_EQ(moved.key_of(moved.attribute_at(0)), "server.port");
+}
+
+// The field-by-field encoder says what the message-object encoder says.
+TEST(RecordedSpan, DirectProtobufDecodesLikeTheFullModel) {
+  simulated_clock clk;
+  xoshiro_random rng(7);
+  recording_sink sink;
+  auto t = make_tracer(sink, clk, rng);
+  span_context parent;
+  parent.trace_id = id128{0x0102030405060708, 0x090a0b0c0d0e0f10};
+  parent.span_id = 0x1112131415161718;
+  parent.flags = trace_flag_sampled;
+  parent.trace_state = "vendor=1";
+  {
+    auto s = t.start_span("publish orders", span_kind::producer, &parent);
+    s.set(attr::messaging_system, "outrider");
+    s.set(attr::messaging_message_body_size, std::int64_t{1234567890123});
+    s.set(attr::outrider_probe, true);
+    s.set("custom.ratio", 0.25);
+    s.set("custom.negative", std::int64_t{-5});
+    s.set("custom.text", std::string(1000, 'y'));
+    s.set(attr::error_type, "");
+    s.add_event("retry", {{"attempt", attribute_value::of_int(2)}});
+    span_context other;
+    other.trace_id = id128{9, 9};
+    other.span_id = 8;
+    s.add_link(other, {{"why", attribute_value::of("because")}});
+    s.set_error("broker said no");
+    clk.advance(3ms);
+  }
+  {
+    auto root = t.start_span("GET /healthz", span_kind::server, nullptr);
+    root.set(attr::http_response_status_code, std::int64_t{200});
+  }
+  ASSERT_EQ(sink.recorded.size(), 2U);
+  std::vector<span> expected;
+  for (const auto& r : sink.recorded) expected.push_back(r->to_span());
+
+  auto direct = decode_otlp_protobuf(encode_otlp_protobuf(std::span(sink.recorded)));
+  auto reference = decode_otlp_protobuf(encode_otlp_protobuf(expected));
+  ASSERT_TRUE(direct);
+  ASSERT_TRUE(reference);
+  EXPECT_EQ(direct->rejected, 0U);
+  ASSERT_EQ(direct->spans.size(), 2U);
+  ASSERT_EQ(reference->spans.size(), 2U);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_TRUE(direct->spans[i].same_as(reference->spans[i])) << i;
+  }
+  const span& p = direct->spans[0];
+  EXPECT_EQ(p.trace_id, parent.trace_id);
+  EXPECT_EQ(p.parent_id, parent.span_id);
+  EXPECT_EQ(p.trace_state, "vendor=1");
+  EXPECT_EQ(p.name, "publish orders");
+  EXPECT_EQ(p.kind, span_kind::producer);
+  EXPECT_EQ(p.end_ns - p.start_ns, 3'000'000);
+  EXPECT_EQ(p.service_name(), "orders");
+  EXPECT_EQ(p.status.code, status_code::error);
+  EXPECT_EQ(p.status.message, "broker said no");
+  EXPECT_EQ(p.attribute("messaging.message.body.size")->int_value, 1234567890123);
+  EXPECT_EQ(p.attribute("custom.negative")->int_value, -5);
+  EXPECT_EQ(p.attribute("custom.ratio")->double_value, 0.25);
+  EXPECT_TRUE(p.attribute("outrider.probe")->bool_value);
+  EXPECT_EQ(p.attribute("custom.text")->string_value.size(), 1000U);
+  ASSERT_EQ(p.events.size(), 1U);
+  ASSERT_EQ(p.links.size(), 1U);
+  EXPECT_EQ(p.links[0].span_id, 8U);
+  ASSERT_TRUE(p.resource);
+  EXPECT_EQ(p.resource->scope_version, "1.2.3");
+  EXPECT_EQ(direct->spans[1].parent_id, 0U);
+}
+
+TEST(RecordedSpan, JobFiringIsOneCall) {
+  simulated_clock clk;
+  xoshiro_random rng(3);
+  recording_sink sink;
+  auto t = make_tracer(sink, clk, rng);
+  const wall_time scheduled = clk.now();
+  clk.advance(250ms);
+  t.start_job_span("nightly-report", scheduled).end();
+  ASSERT_EQ(sink.recorded.size(), 1U);
+  const span s = sink.recorded[0]->to_span();
+  EXPECT_EQ(s.name, "job nightly-report");
+  EXPECT_EQ(s.kind, span_kind::consumer);
+  EXPECT_EQ(s.attribute("outrider.job.name")->string_value, "nightly-report");
+  EXPECT_EQ(s.attribute("outrider.job.lag_ms")->int_value, 250);
+  EXPECT_EQ(s.attribute("outrider.job.attempt")->int_value, 1);
+}
+
+TEST(RecordedSpan, UnsampledSpansRecordNothing) {
+  simulated_clock clk;
+  xoshiro_random rng(3);
+  recording_sink sink;
+  tracer t({.service_name = "x", .sampling = 0.0}, borrow(sink), borrow(clk), &rng);
+  {
+    auto s = t.start_span("a", span_kind::server, nullptr);
+    EXPECT_FALSE(s.recording());
+    EXPECT_TRUE(s.context().valid());
+    s.set(attr::http_route, "/x");
+  }
+  EXPECT_TRUE(sink.recorded.empty());
+}
+
+}  // namespace
+}  // namespace outrider::tracing

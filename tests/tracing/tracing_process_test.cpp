@@ -379,6 +379,46 @@ TEST_F(tracing_process, redeliveries_are_sibling_consumer_spans_with_attempt_num
 // Interop: a Node.js app instrumented with the OpenTelemetry JS SDK (HTTP auto-instrumentation,
 // OTLP/HTTP protobuf export to the sidecar's app OTLP port) publishes through the sidecar and
 // receives the message back; its spans and the sidecar's form one trace.
+// The sidecar's own calls to its app are traced too: subscription discovery
+// always (at the sampling ratio), health probes when --trace-probe-sampling
+// says so (off by default: each probe would be a trace of its own).
+TEST_F(tracing_process, sidecar_calls_to_its_app_are_client_spans) {
+  const std::uint16_t app_port = testing::free_port();
+  process app({"python3", source_dir + "/tests/sidecar/app.py", std::to_string(app_port),
+               R"([{"pubsubname":"pubsub","topic":"orders","route":"/orders"}])"},
+              {{}, "", "app-c"});
+  ASSERT_TRUE(app.wait_for_output("test app listening", start_timeout)) << app.output();
+  auto sc = sidecar(
+      "app-c", app_port,
+      {"--trace-endpoint", "http://127.0.0.1:" + std::to_string(otlp_port_) + "/v1/traces",
+       "--enable-app-health-check", "true", "--app-health-probe-interval", "200ms",
+       "--trace-probe-sampling", "1.0"});
+  // Zipkin's view lower-cases span names.
+  std::map<std::string, json::object> by_name;
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto r = http_call(zipkin_port_, "GET", "/api/v2/traces?serviceName=app-c&limit=50");
+        if (r.status != 200) return false;
+        for (const auto& trace : json::parse(r.body).as_array()) {
+          for (const auto& s : trace.as_array()) {
+            const auto& o = s.as_object();
+            by_name[std::string(o.at("name").as_string())] = o;
+          }
+        }
+        return by_name.count("get /dapr/subscribe") > 0 && by_name.count("get /healthz") > 0;
+      },
+      30s))
+      << sc->output();
+  for (const auto* name : {"get /dapr/subscribe", "get /healthz"}) {
+    const auto& o = by_name[name];
+    EXPECT_EQ(o.at("kind").as_string(), "CLIENT") << name;
+    EXPECT_FALSE(o.contains("parentId")) << name;  // a trace of its own
+    const auto& tags = o.at("tags").as_object();
+    EXPECT_EQ(tags.at("http.response.status_code").as_string(), "200") << name;
+    EXPECT_EQ(tags.at("server.port").as_string(), std::to_string(app_port)) << name;
+  }
+}
+
 TEST_F(tracing_process, opentelemetry_js_app_shares_the_trace_with_the_sidecar) {
   if (shell("command -v npm >/dev/null && command -v node >/dev/null") != 0) {
     GTEST_SKIP() << "node/npm not installed";

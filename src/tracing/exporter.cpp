@@ -276,10 +276,21 @@ void exporter::run() {
       spans_.pop_front();
     }
     if (queue_metric_ != nullptr) queue_metric_->set(static_cast<double>(queued()));
-    lock.unlock();
     encoded batch;
+    if (!spare_bodies_.empty()) {
+      batch.body = std::move(spare_bodies_.back());
+      spare_bodies_.pop_back();
+    }
+    lock.unlock();
     batch.spans = recorded.size() + spans.size();
-    batch.body = encode_batch(options_.protocol, recorded, spans);
+    if (options_.protocol == export_protocol::otlp_protobuf) {
+      // Into a reused buffer: big fresh allocations cost page faults.
+      batch.body.clear();
+      if (!recorded.empty()) append_otlp_protobuf(batch.body, recorded);
+      if (!spans.empty()) batch.body += encode_otlp_protobuf(spans);
+    } else {
+      batch.body = encode_batch(options_.protocol, recorded, spans);
+    }
     recorded.clear();  // frees the records on this thread, outside the lock
     lock.lock();
     // At most max_in_flight batches encoded or being sent; meanwhile spans queue (and drop).
@@ -306,8 +317,9 @@ void exporter::sender() {
     to_send_.pop_front();
     lock.unlock();
     send(batch);
-    batch.body.clear();
     lock.lock();
+    if (spare_bodies_.size() <= options_.max_in_flight)
+      spare_bodies_.push_back(std::move(batch.body));
     --in_flight_;
     slot_free_.notify_one();
   }

@@ -145,7 +145,8 @@ class exporter final : public span_sink {
   std::vector<recorded_span_ptr> recorded_;  // from tracers
   std::deque<span> spans_;                   // full model (forwarded app spans)
   std::deque<encoded> to_send_;
-  std::size_t in_flight_ = 0;  // batches in to_send_ or being sent
+  std::vector<std::string> spare_bodies_;  // sent bodies, reused (capacity kept)
+  std::size_t in_flight_ = 0;              // batches in to_send_ or being sent
   bool batching_done_ = false;
   bool stopping_ = false;
   bool started_ = false;

@@ -296,43 +296,106 @@ void put_span(std::string& out, const recorded_span& s) {
 
 }  // namespace
 
+namespace {
+
+std::size_t tag_size(int field) {
+  return varint_size(wire::MakeTag(field, wire::WIRETYPE_VARINT));
+}
+std::size_t bytes_field_size(int field, std::size_t n) {
+  return tag_size(field) + varint_size(n) + n;
+}
+
+// put_span's output size, computed without writing (0: the span has events or
+// links, which put_span writes through temporaries: encode it to measure).
+std::size_t span_size(const recorded_span& s) {
+  if (!s.events.empty() || !s.links.empty()) return 0;
+  constexpr std::size_t trace_id_field = 1 + 1 + 16;
+  constexpr std::size_t span_id_field = 1 + 1 + 8;
+  constexpr std::size_t fixed64_field = 1 + 8;
+  std::size_t n = trace_id_field + span_id_field + 2 * fixed64_field;
+  if (s.trace_state.size != 0) n += bytes_field_size(3, s.trace_state.size);
+  if (s.parent_id != 0) n += span_id_field;
+  n += bytes_field_size(5, s.name.size);
+  const int kind = otlp_kind(s.kind);
+  if (kind != 0) n += tag_size(6) + varint_size(static_cast<std::uint64_t>(kind));
+  using t = attribute_value::type;
+  for (std::size_t i = 0; i < s.attribute_count(); ++i) {
+    const auto& a = s.attribute_at(i);
+    std::size_t value = 0;
+    switch (a.kind) {
+      case t::string: value = bytes_field_size(any_string, a.text.size); break;
+      case t::boolean: value = 2; break;
+      case t::int64: value = 1 + varint_size(static_cast<std::uint64_t>(a.number)); break;
+      case t::float64: value = 1 + 8; break;
+      default: break;
+    }
+    const std::size_t key = a.key == attr::custom ? a.key_text.size : attr_name(a.key).size();
+    n += bytes_field_size(9, bytes_field_size(1, key) + bytes_field_size(2, value));
+  }
+  if (s.status != status_code::unset || s.status_message.size != 0) {
+    std::size_t body = 0;
+    if (s.status_message.size != 0) body += bytes_field_size(2, s.status_message.size);
+    const int code = otlp_status(s.status);
+    if (code != 0) body += tag_size(3) + varint_size(static_cast<std::uint64_t>(code));
+    n += bytes_field_size(15, body);
+  }
+  if (s.flags != 0) n += tag_size(16) + 4;
+  return n;
+}
+
+}  // namespace
+
 void append_otlp_protobuf(std::string& out, std::span<const recorded_span_ptr> spans) {
   static const span_resource no_resource;
+  const auto resource_of = [](const recorded_span& s) {
+    return s.resource ? s.resource.get() : &no_resource;
+  };
   // Resources in first-seen order (a sidecar has one).
   std::vector<const span_resource*> resources;
   for (const auto& s : spans) {
-    const span_resource* r = s->resource ? s->resource.get() : &no_resource;
+    const span_resource* r = resource_of(*s);
     if (std::find(resources.begin(), resources.end(), r) == resources.end()) resources.push_back(r);
   }
-  std::string group;
-  std::string one;
+  // Two passes per resource: sizes first, then every byte written once, in place.
+  thread_local std::vector<std::size_t> sizes;
+  thread_local std::string one;  // spans with events or links
   for (const span_resource* r : resources) {
-    group.clear();
+    sizes.clear();
+    std::size_t group = 0;
     for (const auto& s : spans) {
-      if ((s->resource ? s->resource.get() : &no_resource) != r) continue;
-      one.clear();
-      put_span(one, *s);
-      put_bytes(group, 2, one);  // ScopeSpans.spans
+      if (resource_of(*s) != r) continue;
+      std::size_t n = span_size(*s);
+      if (n == 0) {
+        one.clear();
+        put_span(one, *s);
+        n = one.size();
+      }
+      sizes.push_back(n);
+      group += bytes_field_size(2, n);  // ScopeSpans.spans
     }
     std::string scope;
     if (!r->scope_name.empty()) put_bytes(scope, 1, r->scope_name);
     if (!r->scope_version.empty()) put_bytes(scope, 2, r->scope_version);
     std::string resource;
     put_key_values(resource, 1, r->attributes);
-    // ResourceSpans { resource (1), scope_spans (2): ScopeSpans { scope (1), spans (2)... } },
-    // written with precomputed lengths so the spans are copied once.
-    const std::size_t scope_spans_size =
-        1 + varint_size(scope.size()) + scope.size() + group.size();
-    const std::size_t resource_spans_size = 1 + varint_size(resource.size()) + resource.size() + 1 +
-                                            varint_size(scope_spans_size) + scope_spans_size;
-    out.reserve(out.size() + resource_spans_size + 16);
+    // ResourceSpans { resource (1), scope_spans (2): ScopeSpans { scope (1), spans (2)... } }.
+    const std::size_t scope_spans_size = bytes_field_size(1, scope.size()) + group;
+    const std::size_t resource_spans_size =
+        bytes_field_size(1, resource.size()) + bytes_field_size(2, scope_spans_size);
+    out.reserve(out.size() + bytes_field_size(1, resource_spans_size));
     put_tag(out, 1, wire::WIRETYPE_LENGTH_DELIMITED);  // ExportTraceServiceRequest.resource_spans
     put_varint(out, resource_spans_size);
     put_bytes(out, 1, resource);
     put_tag(out, 2, wire::WIRETYPE_LENGTH_DELIMITED);
     put_varint(out, scope_spans_size);
     put_bytes(out, 1, scope);
-    out.append(group);
+    std::size_t i = 0;
+    for (const auto& s : spans) {
+      if (resource_of(*s) != r) continue;
+      put_tag(out, 2, wire::WIRETYPE_LENGTH_DELIMITED);
+      put_varint(out, sizes[i++]);
+      put_span(out, *s);
+    }
   }
 }
 

@@ -388,18 +388,19 @@ TEST_F(tracing_process, sidecar_calls_to_its_app_are_client_spans) {
                R"([{"pubsubname":"pubsub","topic":"orders","route":"/orders"}])"},
               {{}, "", "app-c"});
   ASSERT_TRUE(app.wait_for_output("test app listening", start_timeout)) << app.output();
-  auto sc = sidecar(
-      "app-c", app_port,
-      {"--trace-endpoint", "http://127.0.0.1:" + std::to_string(otlp_port_) + "/v1/traces",
-       "--enable-app-health-check", "true", "--app-health-probe-interval", "200ms",
-       "--trace-probe-sampling", "1.0"});
+  auto sc =
+      sidecar("app-c", app_port,
+              {"--trace-endpoint", "http://127.0.0.1:" + std::to_string(otlp_port_) + "/v1/traces",
+               "--enable-app-health-check", "true", "--app-health-probe-interval", "200ms",
+               "--trace-probe-sampling", "1.0"});
   // Zipkin's view lower-cases span names.
   std::map<std::string, json::object> by_name;
   ASSERT_TRUE(eventually(
       [&] {
         auto r = http_call(zipkin_port_, "GET", "/api/v2/traces?serviceName=app-c&limit=50");
         if (r.status != 200) return false;
-        for (const auto& trace : json::parse(r.body).as_array()) {
+        const json::value traces = json::parse(r.body);
+        for (const auto& trace : traces.as_array()) {
           for (const auto& s : trace.as_array()) {
             const auto& o = s.as_object();
             by_name[std::string(o.at("name").as_string())] = o;

@@ -7,7 +7,9 @@ Starts a private `outrider broker`, a trace sink (`bench_tracing --mode sink`, a
 two publish-only sidecars in the same run: one with tracing off, one exporting every span
 (`--trace-sampling 1.0`, OTLP/HTTP protobuf to the sink). Drives each in turn with
 `bench_sidecar_publish` at a fixed rate and reads the sidecar's CPU time (utime + stime from
-/proc/<pid>/stat) before and after: CPU microseconds per publish, off vs on, and the difference.
+/proc/<pid>/stat) before and after: CPU microseconds per publish, off vs on, and the difference,
+in all and user-space only (the kernel share -- epoll, sends, wakeups -- swings most with the
+machine's load).
 Each traced publish records two spans (SERVER and PRODUCER). Python 3 standard library only.
 """
 import argparse
@@ -31,10 +33,15 @@ def free_port():
         return s.getsockname()[1]
 
 
-def cpu_seconds(pid):
+def cpu_times(pid):
+    """(user, system) CPU seconds of the process."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return int(fields[11]) / ticks, int(fields[12]) / ticks  # utime, stime
+
+
+def cpu_seconds(pid):
+    return sum(cpu_times(pid))
 
 
 def start(argv, ready, log):
@@ -85,29 +92,42 @@ def main():
             procs.append(p)
             sidecars[name] = (p, int(m.group(1)))
         results = {"off": [], "on": []}
+        user_results = {"off": [], "on": []}
         for run in range(args.runs):
             for name in ("off", "on"):
                 p, port = sidecars[name]
                 before = cpu_seconds(p.pid)
+                user_before = cpu_times(p.pid)[0]
                 out = subprocess.run([str(build / "bench" / "bench_sidecar_publish"), "--via",
                                       "sidecar", "--port", str(port), "--rate", str(args.rate),
                                       "--duration-s", str(args.duration_s), "--topic",
                                       f"bench-{name}"], capture_output=True, text=True, check=True)
                 time.sleep(1)  # let the exporter finish its last batch
                 cpu = cpu_seconds(p.pid) - before
+                user = cpu_times(p.pid)[0] - user_before
                 report = json.loads(out.stdout.strip().splitlines()[-1])
                 n = report["messages"]
                 results[name].append(cpu * 1e6 / n)
-                print(f"run {run + 1} tracing {name}: {n} publishes, sidecar CPU {cpu:.2f} s, "
-                      f"{cpu * 1e6 / n:.1f} us/publish, p50 {report['latency_ms']['p50']:.2f} ms",
+                user_results[name].append(user * 1e6 / n)
+                print(f"run {run + 1} tracing {name}: {n} publishes, sidecar CPU {cpu:.2f} s "
+                      f"(user {user:.2f} s), {cpu * 1e6 / n:.1f} us/publish "
+                      f"(user {user * 1e6 / n:.1f}), p50 {report['latency_ms']['p50']:.2f} ms",
                       flush=True)
-        off = sorted(results["off"])[len(results["off"]) // 2]
-        on = sorted(results["on"])[len(results["on"]) // 2]
+        def median(xs):
+            return sorted(xs)[len(xs) // 2]
+        off = median(results["off"])
+        on = median(results["on"])
+        user_off = median(user_results["off"])
+        user_on = median(user_results["on"])
         print(json.dumps({"generator": "tracing_overhead", "rate": args.rate,
                           "duration_s": args.duration_s, "runs": args.runs,
                           "cpu_us_per_publish_off": round(off, 2),
                           "cpu_us_per_publish_on": round(on, 2),
-                          "overhead_us_per_publish": round(on - off, 2)}), flush=True)
+                          "overhead_us_per_publish": round(on - off, 2),
+                          "user_cpu_us_per_publish_off": round(user_off, 2),
+                          "user_cpu_us_per_publish_on": round(user_on, 2),
+                          "user_overhead_us_per_publish": round(user_on - user_off, 2)}),
+              flush=True)
     finally:
         for p in reversed(procs):
             if p.poll() is None:

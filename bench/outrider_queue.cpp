@@ -97,9 +97,26 @@ int run(const bench::common_options& options) {
   const std::int64_t count = options.mode == "latency"
                                  ? static_cast<std::int64_t>(options.rate * options.duration_s)
                                  : options.messages;
+  // Everything the clients' callbacks touch is declared before the connections, so it outlives
+  // them: a connection's destructor closes its client and joins its I/O thread, and a client
+  // that lost its broker fails every pending call on that thread, possibly after run() decided
+  // to return (the load generator used to crash there when the broker died under load).
+  consumer_state state;
+  window unconfirmed(options.inflight);
+  std::atomic<bool> failed{false};
+  std::atomic<std::int64_t> confirmed{0};
+  std::promise<void> all_confirmed;
+  auto fail = [&state, &failed](const char* what, const std::string& why) {
+    std::fprintf(stderr, "bench_outrider_queue: %s: %s\n", what, why.c_str());
+    failed = true;
+    std::lock_guard lock(state.m);
+    state.cv.notify_all();
+  };
   connection producer(address);
   connection consumer(address);
   if (!producer.ok() || !consumer.ok()) return 1;
+  producer.get().on_disconnect([&](error e) { fail("producer connection lost", e.message); });
+  consumer.get().on_disconnect([&](error e) { fail("consumer connection lost", e.message); });
   {
     std::promise<status> p;
     producer.get().declare_queue(queue, {}, [&](status s) { p.set_value(std::move(s)); });
@@ -110,7 +127,6 @@ int run(const bench::common_options& options) {
   }
   bench::rss_sampler rss(options.server_pid);
 
-  consumer_state state;
   // Delayed, large mode: only the near messages come due during the run.
   const std::int64_t expected = delayed ? bench::near_messages(options) : count;
   state.latency.reserve(static_cast<std::size_t>(expected));
@@ -145,10 +161,6 @@ int run(const bench::common_options& options) {
   // the pipeline (one fsync each) while staying within the unconfirmed limit.
   const std::int64_t batch_size =
       options.mode == "latency" ? 1 : std::max<std::int64_t>(1, options.inflight / 4);
-  window unconfirmed(options.inflight);
-  std::atomic<bool> failed{false};
-  std::atomic<std::int64_t> confirmed{0};
-  std::promise<void> all_confirmed;
   std::unique_ptr<bench::rate_pacer> pacer;
   if (options.mode == "latency") pacer = std::make_unique<bench::rate_pacer>(options.rate);
   const auto start = bench::now_ns();
@@ -174,21 +186,17 @@ int run(const bench::common_options& options) {
     }
     producer.get().publish(std::move(batch), [&, n](result<std::vector<bc::publish_result>> r) {
       if (!r) {
-        std::fprintf(stderr, "bench_outrider_queue: publish: %s\n", r.error().message.c_str());
-        failed = true;
+        fail("publish", r.error().message);
       } else {
         for (const auto& m : *r) {
-          if (!m.outcome) {
-            std::fprintf(stderr, "bench_outrider_queue: publish: %s\n",
-                         m.outcome.error().message.c_str());
-            failed = true;
-          }
+          if (!m.outcome) fail("publish", m.outcome.error().message);
         }
       }
       unconfirmed.release(n);
       if ((confirmed += n) == count) all_confirmed.set_value();
     });
   }
+  // Every batch gets its callback (confirmed or failed), so this returns either way.
   if (!failed) all_confirmed.get_future().wait();
   const double schedule_rate =
       static_cast<double>(count) / (static_cast<double>(bench::now_ns() - start) / ns_per_s);

@@ -34,7 +34,7 @@ inline constexpr std::size_t block_header_bytes = 12;
 inline constexpr std::size_t block_payload_bytes = 1U << 20;
 // First field of the stream, then the version.
 inline constexpr std::uint64_t file_magic = 0x31544b5043524f4fULL;  // "OORCPKT1"
-inline constexpr std::uint32_t version = 1;
+inline constexpr std::uint32_t version = 2;  // 1: index as (fingerprint, position) pairs
 // Last field of the stream: a reader that meets it knows the checkpoint is whole.
 inline constexpr std::uint64_t end_magic = 0x444e454b5043524fULL;  // "ORCPKEND"
 }  // namespace checkpoint_format
@@ -54,6 +54,7 @@ class checkpoint_writer {
     put_u64(id.low);
   }
   void put_string(std::string_view s);
+  void put_bytes(const void* data, std::size_t size) { put_raw(data, size); }
 
   // The stream's first fields: file magic, version, the journal high-water.
   void put_header(std::uint64_t high_water);
@@ -84,6 +85,7 @@ class checkpoint_reader {
   bool get_u64(std::uint64_t& v) { return get_raw(&v, sizeof v); }
   bool get_i64(std::int64_t& v) { return get_raw(&v, sizeof v); }
   bool get_id(id128& id) { return get_u64(id.high) && get_u64(id.low); }
+  bool get_bytes(void* data, std::size_t size) { return get_raw(data, size); }
   // Strings longer than `max` are corruption.
   bool get_string(std::string& s, std::size_t max);
   // Reads the stream's first fields; returns the journal high-water. Errors:

@@ -76,11 +76,7 @@ status engine::write_checkpoint(const scheduler_entries& entries, checkpoint_wri
     out.put_u32(target.queue);
     out.put_id(target.id);
   }
-  out.put_u64(scheduled_.size());
-  scheduled_.for_each([&out](std::uint64_t fp, std::uint64_t position) {
-    out.put_u64(fp);
-    out.put_u64(position);
-  });
+  scheduled_.save(out);
   std::vector<timing::due_entry> group;
   group.reserve(entry_group);
   auto flush_group = [&] {
@@ -232,12 +228,7 @@ status engine::load_checkpoint(checkpoint_reader& in) {
     }
     retry_refs_[ref] = target;
   }
-  count = 0;
-  if (in.get_u64(count) && count > max_count) in.corrupt("an impossible index size");
-  for (std::uint64_t i = 0; i < count && in.error(); ++i) {
-    std::uint64_t fp = 0, position = 0;
-    if (in.get_u64(fp) && in.get_u64(position)) scheduled_.insert(fp, position);
-  }
+  if (in.error()) scheduled_.load(in);
   for (;;) {
     std::uint32_t n = 0;
     if (!in.get_u32(n) || n == 0) break;

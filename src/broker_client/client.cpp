@@ -83,7 +83,9 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   std::unordered_map<std::uint32_t, response_handler> pending;
   std::deque<queued_publish> queued;
   std::size_t in_flight = 0;
-  std::unordered_map<subscription_id, callback<delivery>> subs;
+  // Shared so that a delivery callback may unsubscribe (or the connection may
+  // drop) while it runs without destroying the function being executed.
+  std::unordered_map<subscription_id, std::shared_ptr<callback<delivery>>> subs;
   std::unordered_map<delivery_tag, subscription_id> unsettled;
   callback<error> disconnect_handler;
   callback<status> connect_done;
@@ -307,7 +309,9 @@ void client::impl::on_frame(const frame& f) {
           auto it = subs.find(d.subscription);
           if (it == subs.end()) continue;  // unsubscribed meanwhile: the lease expires
           unsettled[d.tag] = d.subscription;
-          it->second(std::move(d));
+          const auto on_delivery = it->second;
+          (*on_delivery)(std::move(d));
+          if (st != state::ready) return;  // the callback closed the client
         }
         return;
       }
@@ -525,7 +529,9 @@ void client::subscribe(subscribe_request request, callback<delivery> on_delivery
                              ? decode_ok(r->payload)
                              : result<subscription_id>(error(errc::protocol_error, "expected OK")))
                       : result<subscription_id>(r.error());
-                if (id) self->subs[*id] = std::move(on_delivery);
+                if (id) {
+                  self->subs[*id] = std::make_shared<callback<delivery>>(std::move(on_delivery));
+                }
                 if (done) done(std::move(id));
               });
   });

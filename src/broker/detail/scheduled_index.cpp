@@ -1,5 +1,8 @@
 #include "broker/detail/scheduled_index.h"
 
+#include <bit>
+#include <fmt/core.h>
+
 namespace outrider::broker::detail {
 
 std::uint64_t scheduled_index::fingerprint(const id128& id) noexcept {
@@ -107,14 +110,42 @@ bool scheduled_index::contains(std::uint64_t fp, std::uint64_t position) const {
   return false;
 }
 
-void scheduled_index::for_each(
-    const std::function<void(std::uint64_t fp, std::uint64_t position)>& fn) const {
-  for (std::size_t shard_no = 0; shard_no < shards_.size(); ++shard_no) {
-    const std::uint64_t high = std::uint64_t{shard_no} << (64 - shard_bits);
-    for (const slot& s : shards_[shard_no].slots) {
-      if (s.tag != 0) fn(high | s.tag, s.position());
-    }
+void scheduled_index::save(checkpoint_writer& out) const {
+  static_assert(std::endian::native == std::endian::little, "slots are written as they are");
+  out.put_u32(static_cast<std::uint32_t>(shards_.size()));
+  for (const shard& s : shards_) {
+    out.put_u64(s.slots.size());
+    out.put_bytes(s.slots.data(), s.slots.size() * sizeof(slot));
   }
+}
+
+bool scheduled_index::load(checkpoint_reader& in) {
+  constexpr std::uint64_t max_capacity = std::uint64_t{1} << 32;
+  std::uint32_t shard_count = 0;
+  if (!in.get_u32(shard_count)) return false;
+  if (shard_count != shards_.size()) {
+    in.corrupt(fmt::format("{} index shards, expected {}", shard_count, shards_.size()));
+    return false;
+  }
+  size_ = 0;
+  for (shard& s : shards_) {
+    std::uint64_t capacity = 0;
+    if (!in.get_u64(capacity)) return false;
+    if (capacity > max_capacity || (capacity != 0 && capacity < initial_capacity)) {
+      in.corrupt(fmt::format("an index shard of capacity {}", capacity));
+      return false;
+    }
+    s.slots = std::vector<slot>(capacity);
+    if (!in.get_bytes(s.slots.data(), capacity * sizeof(slot))) return false;
+    s.size = 0;
+    for (const slot& e : s.slots) s.size += e.tag != 0 ? 1 : 0;
+    if (s.size * 8 > capacity * 7) {
+      in.corrupt("an index shard fuller than its load limit");
+      return false;
+    }
+    size_ += s.size;
+  }
+  return true;
 }
 
 }  // namespace outrider::broker::detail

@@ -21,10 +21,10 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <vector>
 
 #include "base/id.h"
+#include "broker/checkpoint_file.h"
 
 namespace outrider::broker::detail {
 
@@ -42,9 +42,14 @@ class scheduled_index {
   std::vector<std::uint64_t> find(std::uint64_t fp) const;
   bool contains(std::uint64_t fp, std::uint64_t position) const;
 
-  // Calls `fn(fp, position)` for every entry; `fp` keeps only the 42 stored bits, which is all
-  // insert() needs to put the entry back where it was (for checkpoints).
-  void for_each(const std::function<void(std::uint64_t fp, std::uint64_t position)>& fn) const;
+  // Checkpoints: the shards as they are (capacity, then every slot, empty ones
+  // included, 12 bytes each), so loading is a bulk read with no hashing or
+  // growth. The layout depends on home() and the probing order: changing
+  // either needs a new checkpoint version. load() replaces the contents and
+  // returns false on a bad shard count or capacity (the reader then holds the
+  // error).
+  void save(checkpoint_writer& out) const;
+  bool load(checkpoint_reader& in);
 
   std::size_t size() const noexcept { return size_; }
   std::size_t memory_bytes() const noexcept;

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "base/random.h"
+#include "io/mem_file_system.h"
 
 namespace outrider::broker::detail {
 namespace {
@@ -88,6 +89,38 @@ TEST(broker_scheduled_index, keeps_positions_above_32_bits_and_shrinks_when_empt
 TEST(broker_scheduled_index, fingerprint_is_never_zero_and_mixes_both_halves) {
   EXPECT_NE(scheduled_index::fingerprint(id128{}), 0U);
   EXPECT_NE(scheduled_index::fingerprint(id128{1, 0}), scheduled_index::fingerprint(id128{0, 1}));
+}
+
+TEST(broker_scheduled_index, save_and_load_give_back_the_same_index) {
+  scheduled_index index;
+  for (std::uint64_t i = 0; i < 20'000; ++i) {
+    index.insert(scheduled_index::fingerprint(id128{i, 11}), (std::uint64_t{3} << 40) | i);
+  }
+  for (std::uint64_t i = 0; i < 20'000; i += 3) {
+    ASSERT_TRUE(
+        index.erase(scheduled_index::fingerprint(id128{i, 11}), (std::uint64_t{3} << 40) | i));
+  }
+  io::mem_file_system fs;
+  auto out = checkpoint_writer::create(fs, "index");
+  ASSERT_TRUE(out);
+  index.save(**out);
+  ASSERT_TRUE((*out)->finish());
+  auto in = checkpoint_reader::open(fs, "index");
+  ASSERT_TRUE(in);
+  scheduled_index loaded;
+  loaded.insert(scheduled_index::fingerprint(id128{1, 1}), 1);  // replaced by load()
+  ASSERT_TRUE(loaded.load(**in));
+  EXPECT_TRUE((*in)->at_end());
+  EXPECT_EQ(loaded.size(), index.size());
+  EXPECT_EQ(loaded.memory_bytes(), index.memory_bytes());
+  for (std::uint64_t i = 0; i < 20'000; ++i) {
+    const auto fp = scheduled_index::fingerprint(id128{i, 11});
+    EXPECT_EQ(loaded.find(fp), index.find(fp));
+  }
+  // Still a working index: inserts and erases after the load.
+  loaded.insert(scheduled_index::fingerprint(id128{0, 11}), 42);
+  EXPECT_TRUE(
+      loaded.erase(scheduled_index::fingerprint(id128{1, 11}), (std::uint64_t{3} << 40) | 1));
 }
 
 }  // namespace

@@ -49,7 +49,7 @@ struct trace_options {
   std::string consumer_parent = "child";
   bool emit_b3 = false;            // also send a b3 header to the app
   std::uint32_t max_queue = 8192;  // exporter queue, spans (dropped and counted beyond)
-  std::uint32_t max_batch = 512;
+  std::uint32_t max_batch = 1024;  // spans per export request (as tracing::exporter_options)
 };
 
 // StatsD from the app (UDP on listen_host), exposed on /metrics with the

@@ -771,13 +771,16 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
           auto self = weak.lock();
           json::array failed;
           json::object ids;
+          bool all_unavailable = true;  // nothing accepted, all for want of the backend
           for (std::size_t i = 0; i < entry_ids.size(); ++i) {
             status st = !res ? status(res.error()) : res->at(i).outcome;
             if (st && self) {
               ids[entry_ids[i]] = res->at(i).id.to_string();
               self->count_publish(pubsub, "success");
+              all_unavailable = false;
             } else {
               const error e = st ? error(errc::shutting_down, "sidecar stopped") : st.error();
+              if (e.code != errc::unavailable) all_unavailable = false;
               failed.push_back(json::object{{"entryId", entry_ids[i]},
                                             {"error", publish_failure(topic, pubsub, e)}});
               if (self) self->count_publish(pubsub, "error");
@@ -797,8 +800,13 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
           json::object body{{"failedEntries", std::move(failed)},
                             {"errorCode", "ERR_PUBSUB_PUBLISH_MESSAGE"},
                             {"messageIds", std::move(ids)}};
-          r.send(http::response::json(describe(errc::pubsub_publish_message).http_status,
-                                      json::serialize(body)));
+          // As for a single publish: 503 with Retry-After when the backend was unreachable for
+          // every entry (nothing accepted; retry the whole batch), else Dapr's 500.
+          auto resp = http::response::json(
+              all_unavailable ? 503 : describe(errc::pubsub_publish_message).http_status,
+              json::serialize(body));
+          if (all_unavailable) resp.headers.set("Retry-After", "1");
+          r.send(std::move(resp));
         });
   }
 

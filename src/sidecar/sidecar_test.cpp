@@ -321,6 +321,17 @@ TEST(sidecar, publish_answers_503_with_retry_after_when_the_backend_is_unavailab
   auto refused = h.call("POST", "/v1.0/publish/pubsub/orders", R"({"big":true})");
   EXPECT_EQ(refused.status, 500);
   EXPECT_FALSE(refused.headers.get("Retry-After").has_value());
+  // Bulk: 503 + Retry-After only when every entry failed for want of the backend.
+  auto bulk_down =
+      h.call("POST", "/v1.0-alpha1/publish/bulk/pubsub/orders",
+             R"([{"entryId":"e1","event":"down 1"},{"entryId":"e2","event":"down 2"}])");
+  EXPECT_EQ(bulk_down.status, 503);
+  EXPECT_EQ(bulk_down.headers.get("Retry-After").value_or(""), "1");
+  EXPECT_EQ(json::parse(bulk_down.body).at("failedEntries").as_array().size(), 2u);
+  auto bulk_mixed = h.call("POST", "/v1.0-alpha1/publish/bulk/pubsub/orders",
+                           R"([{"entryId":"e1","event":"down"},{"entryId":"e2","event":"big"}])");
+  EXPECT_EQ(bulk_mixed.status, 500);
+  EXPECT_FALSE(bulk_mixed.headers.get("Retry-After").has_value());
 }
 
 TEST(sidecar, bulk_publish_reports_per_entry_failures) {

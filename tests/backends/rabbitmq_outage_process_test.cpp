@@ -21,8 +21,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// How long RabbitMQ stays down (the issue asks for 10-30 s).
-constexpr auto outage = 12s;
+// How long RabbitMQ stays down under load (the issue asks for 30 s).
+constexpr auto outage = 30s;
 
 TEST(rabbitmq_outage, publishers_see_errors_and_every_confirmed_message_is_delivered) {
   if (!testing::rabbitmq_installed()) GTEST_SKIP() << "rabbitmq-server is not installed";

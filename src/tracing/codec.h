@@ -67,7 +67,7 @@ void append_native_json(std::string& out, const span& s);
 // Inflates a gzip (or zlib) body. Errors: malformed_request for a corrupt
 // stream, body_too_large when the output would exceed `max_output_bytes`.
 result<std::string> gunzip(std::string_view body, std::size_t max_output_bytes);
-// Compresses with gzip (tests and clients).
-std::string gzip(std::string_view data);
+// Compresses with gzip at zlib `level` (-1: zlib's default, 1: fastest).
+std::string gzip(std::string_view data, int level = -1);
 
 }  // namespace outrider::tracing

@@ -7,6 +7,7 @@
 #include "base/json_text.h"
 #include "base/log.h"
 #include "tracing/codec.h"
+#include "tracing/compact_trace.h"
 
 namespace outrider::tracing {
 namespace {
@@ -31,6 +32,13 @@ constexpr int http_payload_too_large = 413;
 constexpr int http_unsupported_media_type = 415;
 constexpr int http_too_many_requests = 429;
 constexpr int http_unavailable = 503;
+
+// Native trace responses: gzip (fastest level: the encoding dominates on loopback) of this size and
+// more.
+constexpr std::size_t min_gzip_bytes = 256;
+constexpr int fastest_gzip_level = 1;
+// Traces read to find the spans linking into a trace (the UI's "linked from").
+constexpr std::size_t max_linking_traces = 200;
 
 bool starts_with_media_type(std::string_view header, std::string_view type) {
   if (header.size() < type.size()) return false;
@@ -602,14 +610,39 @@ void collector::add_zipkin_routes(http::router& routes) {
           return http::response::from_error(
               error(errc::not_found, "trace " + trace_id_hex(*id) + " not found"));
         }
-        std::string out =
-            "{\"traceId\":\"" + to_hex16(id->high) + to_hex16(id->low) + "\",\"spans\":[";
-        for (std::size_t i = 0; i < spans->size(); ++i) {
-          if (i > 0) out += ',';
-          append_native_json(out, (*spans)[i]);
+        const std::string format = req.query_param("format").value_or("native");
+        std::string out;
+        if (format == "compact") {
+          // Spans of other traces linking into this one (store index; a bounded number of
+          // traces is read).
+          std::vector<incoming_link> incoming;
+          auto sources = store_.traces_linking_to(*id);
+          if (sources.size() > max_linking_traces) sources.resize(max_linking_traces);
+          for (const id128& source : sources) {
+            auto other = store_.get_trace(source);
+            if (other) collect_incoming_links(*id, *other, incoming);
+          }
+          out = encode_compact_trace(*id, *spans, incoming);
+        } else if (format == "native") {
+          out = "{\"traceId\":\"" + to_hex16(id->high) + to_hex16(id->low) + "\",\"spans\":[";
+          for (std::size_t i = 0; i < spans->size(); ++i) {
+            if (i > 0) out += ',';
+            append_native_json(out, (*spans)[i]);
+          }
+          out += "]}";
+        } else {
+          return http::response::from_error(
+              error(errc::invalid_argument, "format must be native or compact, not " + format));
         }
-        out += "]}";
-        return http::response::json(http_ok, std::move(out));
+        auto resp = http::response::json(http_ok, std::move(out));
+        resp.headers.set("Vary", "Accept-Encoding");
+        const auto accept = req.headers.get("Accept-Encoding");
+        if (accept && accept->find("gzip") != std::string_view::npos &&
+            resp.body.size() >= min_gzip_bytes) {
+          resp.body = gzip(resp.body, fastest_gzip_level);
+          resp.headers.set("Content-Encoding", "gzip");
+        }
+        return resp;
       }));
   routes.add_sync("GET", "/healthz",
                   [](const http::request&) { return http::response::no_content(); });

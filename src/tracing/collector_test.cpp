@@ -3,12 +3,14 @@
 // from the OTLP/HTTP specification and Zipkin's API definition.
 #include "tracing/collector.h"
 
+#include <boost/json.hpp>
 #include <future>
 #include <gtest/gtest.h>
 
 #include "io/mem_file_system.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "tracing/codec.h"
+#include "tracing/compact_trace.h"
 
 namespace outrider::tracing {
 namespace {
@@ -146,6 +148,106 @@ TEST_F(collector_api, zipkin_post_then_every_query_endpoint) {
 
   EXPECT_NE(registry_.expose().find("outrider_collector_spans_stored_total 2"), std::string::npos)
       << registry_.expose();
+}
+
+// The compact encoding the UI loads: string table, resources table, relative times, and the
+// spans of other traces that link into the trace (found through the store's link index).
+TEST_F(collector_api, native_trace_compact_format_gzip_and_links_into_the_trace) {
+  const id128 placed{0, 0xaaaa};
+  const id128 report{0, 0xbbbb};
+  auto resource = std::make_shared<span_resource>();
+  resource->attributes.push_back({"service.name", attribute_value::of("orders")});
+  resource->scope_name = "demo";
+  resource->scope_version = "1";
+  std::vector<span> spans(3);
+  spans[0].trace_id = placed;
+  spans[0].span_id = 1;
+  spans[0].name = "place order";
+  spans[0].kind = span_kind::server;
+  spans[0].start_ns = 1'556'604'172'000'000'000;
+  spans[0].end_ns = spans[0].start_ns + 5000;
+  spans[0].local_endpoint.service_name = "orders";
+  spans[0].attributes.push_back({"http.status_code", attribute_value::of_int(201)});
+  spans[0].resource = resource;
+  spans[1] = spans[0];
+  spans[1].span_id = 2;
+  spans[1].parent_id = 1;
+  spans[1].name = "charge";
+  spans[1].kind = span_kind::client;
+  spans[1].start_ns += 1000;
+  spans[1].end_ns = spans[1].start_ns + 2000;
+  spans[1].status = {status_code::error, "gateway 503"};
+  spans[1].events.push_back({spans[1].start_ns + 500, "retry", {}});
+  spans[1].links.push_back({report, 9, "", {}});
+  spans[2].trace_id = report;
+  spans[2].span_id = 9;
+  spans[2].name = "nightly report";
+  spans[2].start_ns = spans[0].start_ns + 7'000'000'000;
+  spans[2].end_ns = spans[2].start_ns + 1000;
+  spans[2].local_endpoint.service_name = "reports";
+  spans[2].links.push_back({placed, 1, "", {{"reason", attribute_value::of("audit")}}});
+  ASSERT_TRUE(store_->append(spans, fixed_now));
+  ASSERT_TRUE(store_->sync());
+
+  auto r = call("GET", "/api/outrider/v1/trace/aaaa?format=compact");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto json = boost::json::parse(r.body).as_object();
+  EXPECT_EQ(json.at("format"), "compact-1");
+  EXPECT_EQ(json.at("traceId"), "0000000000000000000000000000aaaa");
+  EXPECT_EQ(json.at("base"), "1556604172000000000");
+  const auto& strings = json.at("strings").as_array();
+  auto str = [&](const boost::json::value& i) {
+    return std::string(strings.at(static_cast<std::size_t>(i.as_int64())).as_string());
+  };
+  EXPECT_EQ(strings.at(0), "");
+  ASSERT_EQ(json.at("resources").as_array().size(), 1U);  // shared, written once
+  const auto& res = json.at("resources").as_array().at(0).as_array();
+  EXPECT_EQ(str(res.at(0).as_array().at(1)), "orders");
+  EXPECT_EQ(str(res.at(1)), "demo");
+  const auto& out = json.at("spans").as_array();
+  ASSERT_EQ(out.size(), 2U);
+  const auto& root = out.at(0).as_array();
+  EXPECT_EQ(root.at(0), "0000000000000001");
+  EXPECT_EQ(root.at(1), "");
+  EXPECT_EQ(str(root.at(2)), "place order");
+  EXPECT_EQ(str(root.at(3)), "orders");
+  EXPECT_EQ(root.at(4), static_cast<std::int64_t>(span_kind::server));
+  EXPECT_EQ(root.at(5), 0);
+  EXPECT_EQ(root.at(6), 5000);
+  EXPECT_EQ(root.at(9), 0);
+  EXPECT_EQ(str(root.at(11).as_array().at(0)), "http.status_code");
+  EXPECT_EQ(str(root.at(11).as_array().at(1)), "201");
+  const auto& charge = out.at(1).as_array();
+  EXPECT_EQ(charge.at(1), "0000000000000001");
+  EXPECT_EQ(charge.at(5), 1000);
+  EXPECT_EQ(charge.at(7), 2);  // ERROR
+  EXPECT_EQ(str(charge.at(8)), "gateway 503");
+  EXPECT_EQ(charge.at(12).as_array().at(0), 1500);
+  EXPECT_EQ(str(charge.at(12).as_array().at(1)), "retry");
+  EXPECT_EQ(str(charge.at(13).as_array().at(0)), "0000000000000000000000000000bbbb");
+  EXPECT_EQ(charge.at(13).as_array().at(1), "0000000000000009");
+  // The report trace links into this one: [traceId, spanId, name, service, targetSpanId].
+  const auto& linked = json.at("linkedFrom").as_array();
+  ASSERT_EQ(linked.size(), 1U);
+  EXPECT_EQ(str(linked.at(0).as_array().at(0)), "0000000000000000000000000000bbbb");
+  EXPECT_EQ(linked.at(0).as_array().at(1), "0000000000000009");
+  EXPECT_EQ(str(linked.at(0).as_array().at(2)), "nightly report");
+  EXPECT_EQ(str(linked.at(0).as_array().at(3)), "reports");
+  EXPECT_EQ(linked.at(0).as_array().at(4), "0000000000000001");
+  // And the other way round: the placement's charge links into the report.
+  auto back = boost::json::parse(call("GET", "/api/outrider/v1/trace/bbbb?format=compact").body);
+  EXPECT_EQ(back.at("linkedFrom").as_array().size(), 1U);
+
+  // gzip when the client accepts it (both formats), identical once inflated.
+  auto zipped = call("GET", "/api/outrider/v1/trace/aaaa?format=compact", {},
+                     {{"Accept-Encoding", "gzip, deflate, br"}});
+  EXPECT_EQ(zipped.headers.get("Content-Encoding").value_or(""), "gzip");
+  EXPECT_EQ(*gunzip(zipped.body, 1 << 20), r.body);
+  auto native = call("GET", "/api/outrider/v1/trace/aaaa", {}, {{"Accept-Encoding", "gzip"}});
+  EXPECT_EQ(native.headers.get("Content-Encoding").value_or(""), "gzip");
+  EXPECT_NE(gunzip(native.body, 1 << 20)->find("\"spans\":["), std::string::npos);
+  EXPECT_FALSE(call("GET", "/api/outrider/v1/trace/aaaa").headers.get("Content-Encoding"));
+  EXPECT_EQ(call("GET", "/api/outrider/v1/trace/aaaa?format=xml").status, 400);
 }
 
 TEST_F(collector_api, empty_store_answers_empty_lists) {

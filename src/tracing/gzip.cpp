@@ -54,10 +54,10 @@ result<std::string> gunzip(std::string_view body, std::size_t max_output_bytes) 
   return out;
 }
 
-std::string gzip(std::string_view data) {
+std::string gzip(std::string_view data, int level) {
   z_stream zs{};
-  if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, deflate_gzip_header,
-                   deflate_memory_level, Z_DEFAULT_STRATEGY) != Z_OK) {
+  if (deflateInit2(&zs, level, Z_DEFLATED, deflate_gzip_header, deflate_memory_level,
+                   Z_DEFAULT_STRATEGY) != Z_OK) {
     return {};
   }
   std::string out(deflateBound(&zs, static_cast<uLong>(data.size())), '\0');

@@ -214,6 +214,15 @@ void span_store::forget_segment(segment_entry& seg) {
 }
 
 // REQUIRES: index_mutex_ held exclusively.
+void span_store::index_links(const id128& trace_id, const span& s) {
+  for (const span_link& l : s.links) {
+    if (l.trace_id == trace_id) continue;
+    auto& from = linked_from_[l.trace_id];
+    if (std::find(from.begin(), from.end(), trace_id) == from.end()) from.push_back(trace_id);
+  }
+}
+
+// REQUIRES: index_mutex_ held exclusively.
 void span_store::index_record(storage::position pos, std::int64_t ingest_ms, const id128& trace_id,
                               std::span<const span* const> spans) {
   auto& seg = segments_[segment_of(pos)];
@@ -256,6 +265,7 @@ void span_store::index_record(storage::position pos, std::int64_t ingest_ms, con
       }
     }
     index_tags(*s, segment_of(pos), seg);
+    index_links(trace_id, *s);
   }
   key_count_ += spans.size();
   span_count_ += spans.size();
@@ -373,6 +383,7 @@ result<std::size_t> span_store::enforce_retention(wall_time now) {
       key_count_ -= t.keys.size();
       by_time_.erase({t.timestamp_us, it->second});
       free_slots_.push_back(it->second);
+      linked_from_.erase(t.id);
       t = trace_entry{};
       it = trace_slots_.erase(it);
     } else {
@@ -480,6 +491,17 @@ bool span_store::keys_match(const trace_query& q, const trace_entry& t, std::uin
     }
   }
   return service_ok && remote_ok && name_ok && duration_ok;
+}
+
+std::vector<id128> span_store::traces_linking_to(const id128& trace_id) const {
+  std::shared_lock lock(index_mutex_);
+  std::vector<id128> out;
+  auto it = linked_from_.find(trace_id);
+  if (it == linked_from_.end()) return out;
+  for (const id128& id : it->second) {
+    if (trace_slots_.contains(id)) out.push_back(id);  // still stored
+  }
+  return out;
 }
 
 result<std::vector<std::vector<span>>> span_store::find_traces(const trace_query& q) const {

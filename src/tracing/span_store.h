@@ -11,6 +11,9 @@
 //    16-byte key per span (service, name, remote service, duration) for search,
 //  - service names, span names and remote services per service,
 //  - tag keys and values for autocomplete (bounded),
+//  - trace id -> ids of other traces with a span linking into it (the UI's
+//    "linked from"; a source trace's entry goes stale, and is skipped, when
+//    retention drops it),
 //  - per log segment: newest ingest time, byte size and the names and tag
 //    values its spans use (retention prunes names no retained span uses).
 // Names in the Zipkin-facing indexes are lower-cased, as Zipkin does.
@@ -113,6 +116,8 @@ class span_store {
   result<std::vector<span>> get_trace(const id128& trace_id) const;
   // Traces matching `q`, newest first, at most q.limit.
   result<std::vector<std::vector<span>>> find_traces(const trace_query& q) const;
+  // Other stored traces with a span whose link points into `trace_id`.
+  std::vector<id128> traces_linking_to(const id128& trace_id) const;
   std::vector<std::string> service_names() const;
   std::vector<std::string> span_names(std::string_view service) const;
   std::vector<std::string> remote_service_names(std::string_view service) const;
@@ -189,6 +194,7 @@ class span_store {
   void index_tags(const span& s, std::uint64_t segment, segment_entry& seg);
   void index_names(const span_key& key, segment_entry& seg);
   void forget_segment(segment_entry& seg);
+  void index_links(const id128& trace_id, const span& s);
 
   io::file_system& fs_;
   const span_store_options opts_;
@@ -215,6 +221,7 @@ class span_store {
   // one source list the same keys in the same order).
   std::vector<tag_map::value_type*> tag_key_cache_;
   std::map<std::uint64_t, segment_entry> segments_;
+  std::unordered_map<id128, std::vector<id128>> linked_from_;
   std::uint64_t span_count_ = 0;
   std::uint64_t record_count_ = 0;
   std::uint64_t key_count_ = 0;

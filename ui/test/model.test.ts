@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { anyValueText, decodeNativeTrace } from "../src/lib/model";
+import { anyValueText, decodeCompactTrace, decodeNativeTrace } from "../src/lib/model";
 import { summarize } from "../src/lib/search";
 import { ticks, visibleRange, barFor } from "../src/lib/waterfall";
 import { axisForSpans } from "../src/lib/gaps";
@@ -35,6 +35,34 @@ describe("native trace decoding", () => {
     expect(t.spans[0].links[0].traceId).toBe("cd");
     expect(t.spans[0].status.code).toBe("ERROR");
     expect(t.spans[0].resource[0].value).toBe("checkout");
+  });
+
+  it("decodes the compact format: string table, resources, relative times, links into the trace", () => {
+    const t = decodeCompactTrace({
+      format: "compact-1",
+      traceId: "ab",
+      base: "1764000000000000001",
+      strings: ["", "send", "checkout", "n", "3", "service.name", "s", "1", "cd", "boom", "attempt", "report", "reports"],
+      resources: [[[5, 2], 6, 7]],
+      spans: [
+        ["01", "", 1, 2, 4, 0, 500, 2, 9, 0, 0, [3, 4], [250, 10, []], [8, "02", []]],
+        ["03", "01", 1, 2, 5, 1000, 0, 0, 0, -1, 12, [], [], []],
+      ],
+      linkedFrom: [[8, "04", 11, 12, "01"]],
+    });
+    expect(t.startUnixNs).toBe(1764000000000000001n);
+    const [a, b] = t.spans;
+    expect(a).toMatchObject({ spanId: "01", parentId: undefined, name: "send", service: "checkout", kind: "PRODUCER" });
+    expect([a.start, a.end]).toEqual([0, 500]);
+    expect(a.attributes).toEqual([{ key: "n", value: "3" }]);
+    expect(a.events).toEqual([{ time: 250, name: "attempt", attributes: [] }]);
+    expect(a.links).toEqual([{ traceId: "cd", spanId: "02", attributes: [] }]);
+    expect(a.status).toEqual({ code: "ERROR", message: "boom" });
+    expect(a.resource).toEqual([{ key: "service.name", value: "checkout" }]);
+    expect(a.scope).toEqual({ name: "s", version: "1" });
+    expect(b).toMatchObject({ parentId: "01", kind: "CONSUMER", start: 1000, end: 1000, remoteService: "reports" });
+    expect(b.resource).toEqual([]);
+    expect(t.linkedFrom).toEqual([{ traceId: "cd", spanId: "04", name: "report", service: "reports", targetSpanId: "01" }]);
   });
 
   it("prints nested values", () => {

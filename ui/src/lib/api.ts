@@ -1,5 +1,5 @@
 // The collector's HTTP API, as the UI uses it (same origin).
-import { decodeNativeTrace, type Trace } from "./model";
+import { decodeCompactTrace, type Trace } from "./model";
 import type { ZipkinSpan } from "./search";
 
 /** A failed request: status 404 on an endpoint this collector does not have. */
@@ -32,8 +32,13 @@ export const api = {
   spanNames: (service: string) =>
     getJson<string[]>(`/api/v2/spans?serviceName=${encodeURIComponent(service)}`),
   traces: (params: URLSearchParams) => getJson<ZipkinSpan[][]>(`/api/v2/traces?${params}`),
-  trace: async (id: string): Promise<Trace> =>
-    decodeNativeTrace(await getJson(`/api/outrider/v1/trace/${encodeURIComponent(id)}`)),
+  trace: async (id: string): Promise<Trace> => {
+    const json = await getJson(`/api/outrider/v1/trace/${encodeURIComponent(id)}?format=compact`);
+    performance.mark("trace:parsed");
+    const trace = decodeCompactTrace(json);
+    performance.mark("trace:decoded");
+    return trace;
+  },
   graph: (endTs: number, lookback: number) =>
     getJson<GraphResponse>(`/api/outrider/v1/graph?endTs=${endTs}&lookback=${lookback}`),
   analysis: (endTs: number, lookback: number) =>

@@ -40,10 +40,21 @@ export interface Span {
   remoteService?: string;
 }
 
+/** A span of another trace whose link points into this trace. */
+export interface IncomingLink {
+  traceId: string;
+  spanId: string;
+  name: string;
+  service: string;
+  targetSpanId: string; // the span of this trace it links to
+}
+
 export interface Trace {
   traceId: string;
   startUnixNs: bigint; // absolute time of relative 0
   spans: Span[];
+  /** Spans of other traces linking into this one (the compact format carries them). */
+  linkedFrom: IncomingLink[];
 }
 
 /** OTLP/JSON AnyValue (as the native endpoint writes it) → display text. */
@@ -117,7 +128,75 @@ export function decodeNativeTrace(json: any): Trace {
       remoteService: s.remoteEndpoint?.serviceName || undefined,
     };
   });
-  return { traceId: json?.traceId ?? "", startUnixNs: base, spans };
+  return { traceId: json?.traceId ?? "", startUnixNs: base, spans, linkedFrom: [] };
+}
+
+const kinds: SpanKind[] = ["UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"];
+const statusCodes = ["UNSET", "OK", "ERROR"] as const;
+
+/**
+ * Decodes the compact trace JSON (GET /api/outrider/v1/trace/{id}?format=compact,
+ * docs/formats/compact-trace.md): a string table, a resource table and one array
+ * per span, with times already relative to the trace's start (no BigInt per span).
+ */
+export function decodeCompactTrace(json: any): Trace {
+  const strings: string[] = json.strings ?? [""];
+  const str = (i: number) => strings[i] ?? "";
+  const attrs = (list: number[] | undefined): Attribute[] => {
+    const out: Attribute[] = [];
+    if (list) for (let i = 0; i + 1 < list.length; i += 2) out.push({ key: str(list[i]), value: str(list[i + 1]) });
+    return out;
+  };
+  const resources = (json.resources ?? []).map((r: any[]) => ({
+    attributes: attrs(r[0]),
+    scope: { name: str(r[1]), version: str(r[2]) },
+  }));
+  const traceId: string = json.traceId ?? "";
+  const raw: any[][] = json.spans ?? [];
+  const spans: Span[] = new Array(raw.length);
+  for (let i = 0; i < raw.length; i++) {
+    const r = raw[i];
+    const start: number = r[5];
+    const resource = r[9] >= 0 ? resources[r[9]] : undefined;
+    const ev: any[] = r[12] ?? [];
+    const events: SpanEvent[] = [];
+    for (let e = 0; e + 2 < ev.length; e += 3) events.push({ time: ev[e], name: str(ev[e + 1]), attributes: attrs(ev[e + 2]) });
+    const ln: any[] = r[13] ?? [];
+    const links: SpanLink[] = [];
+    for (let l = 0; l + 2 < ln.length; l += 3) links.push({ traceId: str(ln[l]), spanId: ln[l + 1], attributes: attrs(ln[l + 2]) });
+    const message = str(r[8]);
+    spans[i] = {
+      traceId,
+      spanId: r[0],
+      parentId: r[1] || undefined,
+      name: str(r[2]),
+      service: str(r[3]) || "unknown_service",
+      kind: kinds[r[4]] ?? "UNSPECIFIED",
+      start,
+      end: start + r[6],
+      attributes: attrs(r[11]),
+      events,
+      links,
+      status: { code: statusCodes[r[7]] ?? "UNSET", message: message || undefined },
+      resource: resource?.attributes ?? [],
+      scope: resource?.scope,
+      remoteService: str(r[10]) || undefined,
+    };
+  }
+  const linkedFrom: IncomingLink[] = (json.linkedFrom ?? []).map((l: any[]) => ({
+    traceId: str(l[0]),
+    spanId: l[1],
+    name: str(l[2]),
+    service: str(l[3]),
+    targetSpanId: l[4],
+  }));
+  let base = 0n;
+  try {
+    base = BigInt(json.base ?? "0");
+  } catch {
+    // keep 0
+  }
+  return { traceId, startUnixNs: base, spans, linkedFrom };
 }
 
 export function isError(s: Span): boolean {

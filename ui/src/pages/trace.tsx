@@ -6,7 +6,7 @@ import { api } from "../lib/api";
 import { criticalPath, segmentsBySpan } from "../lib/critical_path";
 import { formatDuration, formatTimestamp } from "../lib/format";
 import { axisForSpans } from "../lib/gaps";
-import { isError, type Span, type Trace } from "../lib/model";
+import { isError, type IncomingLink, type Span, type Trace } from "../lib/model";
 import { buildTree, flatten, type SpanNode } from "../lib/tree";
 import { barFor, criticalMarks, ticks, visibleRange } from "../lib/waterfall";
 import { Link, navigate } from "../router";
@@ -56,6 +56,17 @@ function TraceView(props: { trace: Trace; focus?: string }) {
         if (l.traceId === trace.traceId) m.set(l.spanId, [...(m.get(l.spanId) ?? []), s]);
     return m;
   }, [trace]);
+  // Spans of other traces linking into this one, by the span they link to.
+  const linkedFrom = useMemo(() => {
+    const m = new Map<string, IncomingLink[]>();
+    for (const l of trace.linkedFrom) m.set(l.targetSpanId, [...(m.get(l.targetSpanId) ?? []), l]);
+    return m;
+  }, [trace]);
+
+  useEffect(() => {
+    // For measurements (ui/test/browser/measure.mjs): the first rows are in the DOM.
+    performance.mark("trace:rendered");
+  }, []);
 
   useEffect(() => {
     const el = scroller.current;
@@ -118,6 +129,21 @@ function TraceView(props: { trace: Trace; focus?: string }) {
           <span>{trace.spans.length} spans</span>
           <span>{services.size} services</span>
           {errors > 0 && <span class="error-mark">⚠ {errors} errors</span>}
+          {trace.linkedFrom.length > 0 && (
+            <span class="linked-from-fact" data-testid="linked-from-summary">
+              ⇠ linked from {trace.linkedFrom.length} {trace.linkedFrom.length === 1 ? "span" : "spans"} of other
+              traces:{" "}
+              {trace.linkedFrom.slice(0, 5).map((l, i) => (
+                <>
+                  {i > 0 && ", "}
+                  <Link href={`/trace/${l.traceId}?span=${l.spanId}`} title={`trace ${l.traceId}`}>
+                    {l.service}: {l.name}
+                  </Link>
+                </>
+              ))}
+              {trace.linkedFrom.length > 5 && ` and ${trace.linkedFrom.length - 5} more`}
+            </span>
+          )}
           {axis.folds.length > 0 && (
             <span class="fold-fact" data-testid="fold-summary">
               {axis.folds.length} folded {axis.folds.length === 1 ? "gap" : "gaps"}:{" "}
@@ -182,6 +208,7 @@ function TraceView(props: { trace: Trace; focus?: string }) {
                   top={(first + i) * rowHeight}
                   axis={axis}
                   critical={showCritical ? pathBySpan.get(n.span.spanId) : undefined}
+                  linkedFrom={linkedFrom.get(n.span.spanId)?.length ?? 0}
                   collapsed={collapsed.has(n.span.spanId)}
                   selected={n.span.spanId === selected}
                   onToggle={() => {
@@ -202,6 +229,7 @@ function TraceView(props: { trace: Trace; focus?: string }) {
             trace={trace}
             critical={path.spans.has(selectedNode.span.spanId)}
             incoming={incoming.get(selectedNode.span.spanId) ?? []}
+            linkedFrom={linkedFrom.get(selectedNode.span.spanId) ?? []}
             onGo={reveal}
             onClose={() => setSelected(undefined)}
           />
@@ -218,6 +246,7 @@ function Row(props: {
   critical?: { spanId: string; start: number; end: number }[];
   collapsed: boolean;
   selected: boolean;
+  linkedFrom: number;
   onToggle: () => void;
   onSelect: () => void;
 }) {
@@ -263,6 +292,11 @@ function Row(props: {
             ⇄ {s.links.length} {s.links.length === 1 ? "link" : "links"}
           </span>
         )}
+        {props.linkedFrom > 0 && (
+          <span class="link-mark" title="spans of other traces link here: select the span to follow them">
+            ⇠ {props.linkedFrom} from other traces
+          </span>
+        )}
         {props.collapsed && <span class="hidden-count">+{node.children.length}</span>}
       </div>
       <div class="time-col">
@@ -304,6 +338,7 @@ function Details(props: {
   trace: Trace;
   critical: boolean;
   incoming: Span[];
+  linkedFrom: IncomingLink[];
   onGo: (spanId: string) => void;
   onClose: () => void;
 }) {
@@ -404,6 +439,20 @@ function Details(props: {
                 <a href="#" onClick={(e) => (e.preventDefault(), props.onGo(x.spanId))}>
                   ← {x.service}: {x.name}
                 </a>
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+      {props.linkedFrom.length > 0 && (
+        <>
+          <h4>Linked from other traces ({props.linkedFrom.length})</h4>
+          <ul class="links" data-testid="linked-from">
+            {props.linkedFrom.map((l) => (
+              <li>
+                <Link href={`/trace/${l.traceId}?span=${l.spanId}`} title="open the linking trace">
+                  ← {l.service}: {l.name} (trace {l.traceId.slice(0, 12)}…)
+                </Link>
               </li>
             ))}
           </ul>

@@ -3,7 +3,9 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <string>
 
 namespace outrider::dev {
 namespace {
@@ -14,6 +16,7 @@ constexpr const char* palette[] = {"\x1b[36m", "\x1b[33m", "\x1b[32m", "\x1b[35m
 constexpr const char* reset = "\x1b[0m";
 constexpr const char* dim = "\x1b[2m";
 constexpr int default_width = 80;
+constexpr int default_height = 24;
 
 }  // namespace
 
@@ -30,6 +33,12 @@ int console::terminal_width(int fd) {
   winsize ws{};
   if (::ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
   return default_width;
+}
+
+int console::terminal_height(int fd) {
+  winsize ws{};
+  if (::ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0) return ws.ws_row;
+  return default_height;
 }
 
 void console::add_source(const std::string& name) {
@@ -87,16 +96,28 @@ void console::erase_block_locked() {
 
 void console::draw_block_locked() {
   if (!block_ || status_.empty()) return;
-  // A wrapped line would break the cursor arithmetic: cut at the width.
-  const auto columns = static_cast<std::size_t>(terminal_width(::fileno(out_)) - 1);
-  for (const auto& l : status_) {
+  // A wrapped line would break the cursor arithmetic: cut at the width. A block taller than the
+  // screen would too (the cursor cannot move above the top line): keep one line for the cursor
+  // and one for the log, and say how many lines were left out.
+  const int fd = ::fileno(out_);
+  const auto columns = static_cast<std::size_t>(std::max(terminal_width(fd) - 1, 1));
+  const auto room = static_cast<std::size_t>(std::max(terminal_height(fd) - 2, 1));
+  std::size_t shown = status_.size();
+  std::string more;
+  if (shown > room) {
+    shown = room - 1;
+    more = "  ... " + std::to_string(status_.size() - shown) + " more line(s): outrider dev status";
+  }
+  auto draw = [&](std::string_view l) {
     const std::string_view text(l.data(), std::min(l.size(), columns));
     if (color_) std::fputs(dim, out_);
     std::fwrite(text.data(), 1, text.size(), out_);
     if (color_) std::fputs(reset, out_);
     std::fputc('\n', out_);
-  }
-  drawn_ = status_.size();
+  };
+  for (std::size_t i = 0; i < shown; ++i) draw(status_[i]);
+  if (!more.empty()) draw(more);
+  drawn_ = shown + (more.empty() ? 0 : 1);
 }
 
 }  // namespace outrider::dev

@@ -35,6 +35,8 @@ class console {
   static bool color_wanted(int fd);
   // Columns of the terminal on `fd` (80 when unknown).
   static int terminal_width(int fd);
+  // Rows of the terminal on `fd` (24 when unknown).
+  static int terminal_height(int fd);
 
  private:
   void erase_block_locked();

@@ -264,6 +264,27 @@ TEST(dev_process, runs_a_system_restarts_a_crashed_app_and_stops_everything_on_s
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/.outrider/dev.json"));
 }
 
+// The status block as a terminal shows it: tests/dev/pty_status.py runs the runner on a
+// pseudo-terminal (a small one: 8 rows, so the block must be cut to fit), types Ctrl-C and
+// replays the output through a terminal model: one block at the bottom while running, none left
+// behind after exit, exit code 0.
+TEST(dev_process, status_block_on_a_pseudo_terminal_and_ctrl_c) {
+  testing::temp_dir dir("outrider-dev-pty");
+  write_file(dir.file("sub.py"), sub_py);
+  write_file(dir.file("pub.py"), pub_py);
+  std::string config = config_yaml;
+  config.replace(config.find("ui: {status: line, summaryInterval: 1s}\n"),
+                 std::string("ui: {status: line, summaryInterval: 1s}\n").size(), "");
+  write_file(dir.file("outrider.yaml"), config);
+  process check(
+      {"python3", std::string(OUTRIDER_SOURCE_DIR) + "/tests/dev/pty_status.py", outrider_binary(),
+       dir.file("outrider.yaml"), "--rows", "8", "--columns", "90", "--seconds", "4"},
+      {{}, dir.path(), "pty_status.py"});
+  const auto code = check.wait(240s);
+  ASSERT_TRUE(code.has_value()) << check.output();
+  EXPECT_EQ(*code, 0) << check.output();
+}
+
 TEST(dev_process, bad_configuration_names_file_line_and_key) {
   testing::temp_dir dir("outrider-dev-bad");
   write_file(dir.file("outrider.yaml"), "apps:\n  - id: a\n    comand: [python3]\n");

@@ -12,8 +12,8 @@ export class ApiError extends Error {
   }
 }
 
-async function getJson<T>(url: string): Promise<T> {
-  const resp = await fetch(url, { headers: { Accept: "application/json" } });
+async function getJson<T>(url: string, early?: Promise<Response>): Promise<T> {
+  const resp = await (early ?? fetch(url, { headers: { Accept: "application/json" } }));
   const text = await resp.text();
   if (!resp.ok) {
     let message = text;
@@ -33,7 +33,10 @@ export const api = {
     getJson<string[]>(`/api/v2/spans?serviceName=${encodeURIComponent(service)}`),
   traces: (params: URLSearchParams) => getJson<ZipkinSpan[][]>(`/api/v2/traces?${params}`),
   trace: async (id: string): Promise<Trace> => {
-    const json = await getJson(`/api/outrider/v1/trace/${encodeURIComponent(id)}?format=compact`);
+    // index.html starts the first trace page's request before this bundle runs; use it once.
+    const early = window.__outriderEarlyTrace?.id === id ? window.__outriderEarlyTrace.response : undefined;
+    window.__outriderEarlyTrace = undefined;
+    const json = await getJson(`/api/outrider/v1/trace/${encodeURIComponent(id)}?format=compact`, early);
     performance.mark("trace:parsed");
     const trace = decodeCompactTrace(json);
     performance.mark("trace:decoded");

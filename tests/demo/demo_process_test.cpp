@@ -227,10 +227,11 @@ class demo_process : public ::testing::Test {
   static inline json::value summary_;
   static inline int scenario_exit_ = -1;
 
-  void check_outcome();
-  void check_gateway();
-  void check_notifications();
-  void check_trace();
+  // (Unused in demo_browser_test, which compiles this file with DEMO_BROWSER_TEST.)
+  [[maybe_unused]] void check_outcome();
+  [[maybe_unused]] void check_gateway();
+  [[maybe_unused]] void check_notifications();
+  [[maybe_unused]] void check_trace();
 };
 
 // Picked-up orders complete; the others are cancelled, refunded, the item back on the shelf.

@@ -76,13 +76,17 @@ try {
   check((await row.count()) === 1, "the placed order is listed");
   const orderId = ((await row.locator("td").first().textContent()) ?? "").trim();
   await row.locator("td.status", { hasText: "paid" }).waitFor();
-  check(/charged/.test((await row.textContent()) ?? ""), `order ${orderId} is paid and charged`);
+  await row.locator("td", { hasText: "charged" }).waitFor();
+  check(true, `order ${orderId} is paid and charged`);
 
   // Reserve it; the reservation window passes, the delayed message cancels and refunds it.
   await row.locator("button", { hasText: "Mark reserved" }).click();
   await row.locator("td.status", { hasText: "reserved" }).waitFor();
   check(true, "the order is reserved (the expiry message is scheduled)");
   await row.locator("td.status", { hasText: "cancelled" }).waitFor();
+  // Payments and the warehouse learn of it by message: they may trail the cancel by a refresh.
+  await row.locator("td", { hasText: "refunded" }).waitFor();
+  await row.locator("td", { hasText: "returned" }).waitFor();
   const text = (await row.textContent()) ?? "";
   check(/refunded/.test(text) && /returned/.test(text), `after the window: cancelled, refunded, item back on the shelf ("${text.trim()}")`);
   await page.screenshot({ path: join(outDir, "storefront.png") });
@@ -90,6 +94,7 @@ try {
   // Its trace in the collector's UI.
   const traceId = await findTrace(placedAt);
   console.log(`order ${orderId}: trace ${traceId}`);
+  await page.setViewportSize({ width: 1400, height: 1500 }); // every row of the trace in view
   await page.goto(`${collector}/trace/${traceId}`);
   await page.waitForSelector('[data-testid="waterfall"] .row');
   const folds = page.locator('[data-testid="fold"]');
@@ -103,7 +108,8 @@ try {
   check(attempts >= 4, `the gateway calls show the retries (${attempts} attempts for the charge and the refund)`);
   const failed = await page.locator(".row.error", { hasText: "component:payment-gateway" }).count();
   check(failed >= 2, `the failed first attempts are marked as errors (${failed})`);
-  await page.screenshot({ path: join(outDir, "trace.png") });
+  const shown = await page.locator('[data-testid="waterfall"] .row').count();
+  await page.screenshot({ path: join(outDir, "trace.png"), clip: { x: 0, y: 0, width: 1400, height: Math.min(1500, 200 + shown * 22) } });
 
   check(pageErrors.length === 0, `no page errors${pageErrors.length ? ": " + pageErrors.join("; ") : ""}`);
 } finally {

@@ -49,15 +49,20 @@ TEST(ui_browser, trace_graph_and_coupling_pages_in_chromium) {
   ASSERT_TRUE(collector.wait_for_output("(Zipkin API)", 60s));
   std::smatch match;
   const std::string out = collector.output();
-  ASSERT_TRUE(
-      std::regex_search(out, match, std::regex(R"(and (http://127\.0\.0\.1:\d+) \(Zipkin)")))
+  // Two port-0 listeners are two ports: OTLP on one, the query API and the UI on the other.
+  ASSERT_TRUE(std::regex_search(
+      out, match,
+      std::regex(
+          R"(on (http://127\.0\.0\.1:\d+) \(OTLP/HTTP\) and (http://127\.0\.0\.1:\d+) \(Zipkin)")))
       << out;
-  const std::string base = match[1];
+  const std::string otlp = match[1];
+  const std::string base = match[2];
 
   const std::string shots = std::string(OUTRIDER_BUILD_DIR) + "/ui-screenshots";
   std::string output;
-  const int code = run(
-      "node '" + ui + "/test/browser/run.mjs' " + base + " '" + shots + "' " + chromium, output);
+  const int code = run("node '" + ui + "/test/browser/run.mjs' " + base + " '" + shots + "' " +
+                           chromium + " " + otlp,
+                       output);
   std::printf("%s", output.c_str());
   EXPECT_EQ(code, 0) << output;
   EXPECT_TRUE(std::filesystem::exists(shots + "/trace.png"));

@@ -9,9 +9,10 @@ import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { postLarge, postScenario } from "./synthetic.mjs";
 
-const [base, outDir, executablePath = "/usr/bin/chromium"] = process.argv.slice(2);
+// The OTLP receiver may listen on a port of its own (default: the query port).
+const [base, outDir, executablePath = "/usr/bin/chromium", otlpBase = base] = process.argv.slice(2);
 if (!base || !outDir) {
-  console.error("usage: run.mjs <collector base URL> <screenshot dir> [chromium]");
+  console.error("usage: run.mjs <collector base URL> <screenshot dir> [chromium] [OTLP base URL]");
   process.exit(2);
 }
 mkdirSync(outDir, { recursive: true });
@@ -24,7 +25,7 @@ function check(ok, what) {
 }
 
 // The 10,000-span trace comes last, so the graph and coupling pages show the small scenario.
-const s = await postScenario(base, false);
+const s = await postScenario(otlpBase, false);
 console.log(`posted traces checkout=${s.checkoutId} report=${s.reportId} large=${s.largeId}`);
 
 const browser = await chromium.launch({
@@ -110,7 +111,7 @@ try {
   }
 
   // The 10,000-span trace: time from navigation to the first rows drawn.
-  await postLarge(base, s);
+  await postLarge(otlpBase, s);
   const started = Date.now();
   await page.goto(`${base}/trace/${s.largeId}`);
   await page.waitForSelector('[data-testid="waterfall"] .row');

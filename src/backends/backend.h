@@ -40,6 +40,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -153,6 +154,22 @@ class backend {
   // handle, already settled, or lease expired: the message is or will be
   // redelivered), unavailable.
   virtual void settle(const settle_handle& handle, settle_action action, callback<status> done) = 0;
+
+  // Jobs capability (optional; the sidecar's jobs API needs it): reads the
+  // pending message `id` of the subscription (topic, app id), whether
+  // scheduled, ready or in flight, without changing it; nullopt when there is
+  // none. Errors: unavailable; failed_precondition from a backend without the
+  // capability (this default: RabbitMQ for now), naming the backend.
+  virtual void peek_pending(const std::string& topic, const std::string& app_id, const id128& id,
+                            callback<result<std::optional<message>>> done) {
+    (void)topic;
+    (void)app_id;
+    (void)id;
+    done(error(errc::failed_precondition,
+               "the " + std::string(type()) +
+                   " backend does not support jobs (it cannot read a scheduled message by id); "
+                   "use the embedded broker for the jobs API"));
+  }
 
   // ok when the backend can take publishes and deliver; unavailable otherwise.
   virtual void health(callback<status> done) = 0;

@@ -1,5 +1,6 @@
 #include "broker/host_service.h"
 
+#include <chrono>
 #include <fmt/core.h>
 
 namespace outrider::broker {
@@ -175,6 +176,28 @@ void host_service::list_queues(completion<result<std::vector<bc::queue_info>>> d
 
 void host_service::peek(const bc::peek_request& request,
                         completion<result<std::vector<bc::peeked_message>>> done) {
+  if (!request.id.is_zero()) {
+    host_.peek(request.queue, request.id, [done = std::move(done)](result<message> r) {
+      std::vector<bc::peeked_message> out;
+      if (!r) {
+        if (r.error().code == errc::message_not_found) return done(std::move(out));
+        return done(std::move(r).error());
+      }
+      bc::peeked_message p;
+      p.id = r->id;
+      // The engine's peek does not report the state: a message due later is
+      // scheduled; any other is reported ready (it may be leased).
+      p.state = r->deliver_at > std::chrono::system_clock::now() ? bc::peeked_state::scheduled
+                                                                 : bc::peeked_state::ready;
+      p.headers = to_list(std::move(r->headers));
+      p.body = std::move(r->body);
+      p.deliver_at = r->deliver_at;
+      p.published_at = r->published_at;
+      out.push_back(std::move(p));
+      done(std::move(out));
+    });
+    return;
+  }
   host_.peek_messages(
       request.queue, request.max,
       [done = std::move(done)](result<std::vector<std::pair<message_info, message>>> r) {

@@ -540,6 +540,15 @@ void session::handle(const bc::frame& f) {
                                   bc::encode_peek_result(o, id, v);
                                 }));
     }
+    case opcode::peek_id: {
+      auto req = bc::decode_peek_id(f.payload);
+      if (!req) return fail(req.error());
+      return svc.peek(*req, reply<std::vector<bc::peeked_message>>(
+                                rid, [](std::string& o, std::uint32_t id,
+                                        const std::vector<bc::peeked_message>& v) {
+                                  bc::encode_peek_result(o, id, v);
+                                }));
+    }
     case opcode::replay_dead_letters: {
       auto req = bc::decode_replay_dead_letters(f.payload);
       if (!req) return fail(req.error());

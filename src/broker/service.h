@@ -104,7 +104,9 @@ class service {
 
   // --- admin ---
   virtual void list_queues(completion<result<std::vector<bc::queue_info>>> done) = 0;
-  // Up to request.max messages of a queue or dead-letter queue, in delivery order.
+  // Up to request.max messages of a queue or dead-letter queue, in delivery order;
+  // with a non-zero request.id (PEEK_ID), that message alone (scheduled ones
+  // included), or none.
   virtual void peek(const bc::peek_request& request,
                     completion<result<std::vector<bc::peeked_message>>> done) = 0;
   // Moves up to request.max (0: all) dead letters back to their queue; returns how many.

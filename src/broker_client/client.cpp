@@ -626,6 +626,16 @@ void client::peek(std::string queue, std::uint32_t max,
   });
 }
 
+void client::peek_id(std::string queue, const id128& id,
+                     callback<result<std::vector<peeked_message>>> done) {
+  impl_->run(
+      [req = peek_request{std::move(queue), 0, id}, done = std::move(done)](impl& m) mutable {
+        m.request([&](std::string& o, std::uint32_t rid) { encode_peek_id(o, rid, req); },
+                  impl::expect<std::vector<peeked_message>>(opcode::peek_result, std::move(done),
+                                                            decode_peek_result));
+      });
+}
+
 void client::replay_dead_letters(std::string dead_letter_queue, std::uint32_t max,
                                  callback<result<std::uint64_t>> done) {
   impl_->run([req = replay_request{std::move(dead_letter_queue), max},

@@ -112,6 +112,10 @@ class client {
   void list_queues(callback<result<std::vector<queue_info>>> done);
   void peek(std::string queue, std::uint32_t max,
             callback<result<std::vector<peeked_message>>> done);
+  // The message `id` of `queue`, scheduled ones included: a list of 0 or 1.
+  // A broker that predates PEEK_ID closes the connection (protocol error).
+  void peek_id(std::string queue, const id128& id,
+               callback<result<std::vector<peeked_message>>> done);
   // max 0: all. Returns how many were replayed.
   void replay_dead_letters(std::string dead_letter_queue, std::uint32_t max,
                            callback<result<std::uint64_t>> done);

@@ -87,7 +87,7 @@ error get_error_body(payload_reader& r) {
 bool wire::is_known_opcode(std::uint8_t value) noexcept {
   return (value >= 0x01 && value <= 0x06) || value == 0x10 || value == 0x11 ||
          (value >= 0x20 && value <= 0x27) || value == 0x30 || value == 0x31 ||
-         (value >= 0x40 && value <= 0x46);
+         (value >= 0x40 && value <= 0x47);
 }
 
 std::string_view wire::opcode_name(opcode op) noexcept {
@@ -114,6 +114,7 @@ std::string_view wire::opcode_name(opcode op) noexcept {
     case opcode::queue_list: return "QUEUE_LIST";
     case opcode::peek: return "PEEK";
     case opcode::peek_result: return "PEEK_RESULT";
+    case opcode::peek_id: return "PEEK_ID";
     case opcode::replay_dead_letters: return "REPLAY_DEAD_LETTERS";
     case opcode::stats: return "STATS";
     case opcode::stats_result: return "STATS_RESULT";
@@ -476,6 +477,13 @@ void encode_peek(std::string& out, std::uint32_t request_id, const peek_request&
   b.finish();
 }
 
+void encode_peek_id(std::string& out, std::uint32_t request_id, const peek_request& v) {
+  frame_builder b(out, wire::opcode::peek_id, request_id);
+  b.put_string(v.queue);
+  b.put_id(v.id);
+  b.finish();
+}
+
 void encode_peek_result(std::string& out, std::uint32_t request_id,
                         std::span<const peeked_message> messages) {
   frame_builder b(out, wire::opcode::peek_result, request_id);
@@ -760,6 +768,16 @@ result<peek_request> decode_peek(std::string_view payload) {
   v.queue = std::string(r.string());
   v.max = r.u32();
   OUTRIDER_TRY(r.finish("PEEK"));
+  return v;
+}
+
+result<peek_request> decode_peek_id(std::string_view payload) {
+  payload_reader r(payload);
+  peek_request v;
+  v.queue = std::string(r.string());
+  v.id = r.id();
+  OUTRIDER_TRY(r.finish("PEEK_ID"));
+  if (v.id.is_zero()) return protocol("PEEK_ID of the zero message id");
   return v;
 }
 

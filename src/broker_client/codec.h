@@ -131,6 +131,8 @@ struct peeked_message {
 struct peek_request {
   std::string queue;  // a queue or a dead-letter queue
   std::uint32_t max = 0;
+  // PEEK_ID: the one message with this id (scheduled ones included); zero for PEEK.
+  id128 id{};
 };
 
 struct replay_request {
@@ -279,6 +281,7 @@ void encode_queue_list(std::string& out, std::uint32_t request_id,
 void encode_peek(std::string& out, std::uint32_t request_id, const peek_request& v);
 void encode_peek_result(std::string& out, std::uint32_t request_id,
                         std::span<const peeked_message> messages);
+void encode_peek_id(std::string& out, std::uint32_t request_id, const peek_request& v);
 void encode_replay_dead_letters(std::string& out, std::uint32_t request_id,
                                 const replay_request& v);
 void encode_stats(std::string& out, std::uint32_t request_id);
@@ -308,6 +311,8 @@ result<declare_request> decode_declare(std::string_view payload);
 result<std::vector<queue_info>> decode_queue_list(std::string_view payload);
 result<peek_request> decode_peek(std::string_view payload);
 result<std::vector<peeked_message>> decode_peek_result(std::string_view payload);
+// PEEK_ID: queue and a non-zero id (zero is a protocol error).
+result<peek_request> decode_peek_id(std::string_view payload);
 result<replay_request> decode_replay_dead_letters(std::string_view payload);
 result<stat_list> decode_stats_result(std::string_view payload);
 // PING, PONG, LIST_QUEUES and STATS have an empty payload.

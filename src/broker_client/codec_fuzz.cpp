@@ -34,6 +34,7 @@ void decode_all(std::string_view p) {
   (void)bc::decode_queue_list(p);
   (void)bc::decode_peek(p);
   (void)bc::decode_peek_result(p);
+  (void)bc::decode_peek_id(p);
   (void)bc::decode_replay_dead_letters(p);
   (void)bc::decode_stats_result(p);
   (void)bc::decode_empty(p, "fuzz");

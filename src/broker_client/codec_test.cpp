@@ -261,6 +261,15 @@ TEST(broker_codec, topology_and_admin_frames_round_trip) {
   ASSERT_TRUE(pk.ok());
   EXPECT_EQ(pk->queue, "a.dlq");
   EXPECT_EQ(pk->max, 10U);
+  w.clear();
+  encode_peek_id(w, 7, peek_request{"jobs.app", 0, id128{3, 4}});
+  auto pi = decode_peek_id(one_frame(w, wire::opcode::peek_id, 7).payload);
+  ASSERT_TRUE(pi.ok());
+  EXPECT_EQ(pi->queue, "jobs.app");
+  EXPECT_EQ(pi->id, (id128{3, 4}));
+  w.clear();
+  encode_peek_id(w, 7, peek_request{"jobs.app", 0, id128{}});
+  EXPECT_FALSE(decode_peek_id(one_frame(w, wire::opcode::peek_id, 7).payload).ok());
   std::vector<peeked_message> pm(1);
   pm[0] = {id128{1, 9}, peeked_state::retry_wait, 2, {{"x", "y"}}, "b", at_ns(8), at_ns(4)};
   w.clear();

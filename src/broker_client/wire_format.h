@@ -72,6 +72,7 @@ enum class opcode : std::uint8_t {
   replay_dead_letters = 0x44,  // C->S: dead-letter queue, max (0 = all) -> ok(value = count)
   stats = 0x45,                // C->S -> stats_result
   stats_result = 0x46,         // S->C: (name, value) pairs
+  peek_id = 0x47,              // C->S: queue, message id -> peek_result (0 or 1 message)
 };
 
 // True for every opcode listed above.

@@ -487,6 +487,34 @@ void embedded_backend::cancel_scheduled(const id128& id, callback<status> done) 
   });
 }
 
+void embedded_backend::peek_pending(const std::string& topic, const std::string& app_id,
+                                    const id128& id,
+                                    callback<result<std::optional<message>>> done) {
+  if (impl_->closed) return done(shutting_down_error());
+  impl_->post(
+      [queue = queue_name(topic, app_id), topic, id, done = std::move(done)](impl& m) mutable {
+        m.when_connected([&m, queue = std::move(queue), topic = std::move(topic), id,
+                          done = std::move(done)](bool connected) mutable {
+          if (m.state == impl::conn_state::closed) return done(shutting_down_error());
+          if (!connected) return done(m.not_connected());
+          m.client->peek_id(std::move(queue), id,
+                            [topic = std::move(topic), done = std::move(done)](
+                                result<std::vector<bc::peeked_message>> r) mutable {
+                              if (!r) return done(std::move(r).error());
+                              if (r->empty()) return done(std::optional<message>{});
+                              auto& p = r->front();
+                              message out;
+                              out.topic = std::move(topic);
+                              out.id = p.id;
+                              out.headers = std::move(p.headers);
+                              out.body = std::move(p.body);
+                              out.deliver_at = p.deliver_at;
+                              done(std::optional<message>(std::move(out)));
+                            });
+        });
+      });
+}
+
 void embedded_backend::subscribe(subscription_spec spec, delivery_fn on_delivery,
                                  callback<result<subscription_handle>> done) {
   if (impl_->closed) return done(shutting_down_error());

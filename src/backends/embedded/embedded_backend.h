@@ -65,6 +65,8 @@ class embedded_backend final : public backend {
                  callback<result<subscription_handle>> done) override;
   void unsubscribe(subscription_handle handle, callback<status> done) override;
   void settle(const settle_handle& handle, settle_action action, callback<status> done) override;
+  void peek_pending(const std::string& topic, const std::string& app_id, const id128& id,
+                    callback<result<std::optional<message>>> done) override;
   void health(callback<status> done) override;
   void close() override;
 

@@ -22,6 +22,7 @@
 #include "io/runtime.h"
 #include "sidecar/cloud_event.h"
 #include "sidecar/configuration.h"
+#include "sidecar/jobs.h"
 #include "sidecar/outbound.h"
 #include "sidecar/statsd_listener.h"
 #include "tracing/exporter.h"
@@ -99,6 +100,8 @@ std::string api_route(std::string_view path) {
       {"/v1.0-alpha1/outrider/scheduled/", "/v1.0-alpha1/outrider/scheduled/{pubsub}/{id}"},
       {"/v1.0/invoke/", "/v1.0/invoke/{appId}/method/{*path}"},
       {"/v1.0/bindings/", "/v1.0/bindings/{name}"},
+      {"/v1.0/jobs/", "/v1.0/jobs/{name}"},
+      {"/v1.0-alpha1/jobs/", "/v1.0-alpha1/jobs/{name}"},
   };
   for (const auto& r : routes) {
     if (path.substr(0, r.prefix.size()) == r.prefix) return std::string(r.route);
@@ -191,6 +194,7 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
   std::unique_ptr<statsd_listener> statsd;
   std::unique_ptr<configuration_stores> configuration;
   std::unique_ptr<outbound> ambassador;  // invocation, bindings, forward proxy
+  std::shared_ptr<jobs_service> jobs;    // on the first component's backend
 
   // Tracing (null when off). The tracer reads time from `timers`.
   std::shared_ptr<tracing::exporter> exporter;
@@ -520,6 +524,16 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
             guard(http::sync_handler([self](const http::request&) { return self->metadata(); }),
                   false));
     if (configuration) configuration_routes();
+    if (jobs) {
+      for (std::string_view base : {"/v1.0-alpha1/jobs/{name}", "/v1.0/jobs/{name}"}) {
+        for (const char* method : {"POST", "GET", "DELETE"}) {
+          api.add(method, std::string(base),
+                  guard([j = jobs](http::request&& q,
+                                   http::responder r) { j->handle(std::move(q), r); },
+                        false));
+        }
+      }
+    }
     metrics_router.add_sync("GET", "/metrics", [self](const http::request&) {
       return http::response::with_body(200, self->reg.expose(), "text/plain; version=0.0.4");
     });
@@ -1468,6 +1482,20 @@ status sidecar::start() {
         });
     OUTRIDER_TRY(s.configuration->load());
   }
+  if (!s.components.empty() && s.components.front().backend) {
+    jobs_options jo;
+    jo.app_id = s.opts.app_id;
+    jo.app_api_token = s.opts.app_api_token;
+    jo.app_timeout = s.opts.app_timeout;
+    jo.lease = s.opts.lease;
+    jo.max_in_flight = std::max<std::uint32_t>(1, s.opts.max_in_flight);
+    s.jobs = std::make_shared<jobs_service>(
+        *s.components.front().backend, *s.client, s.app_url, std::move(jo), s.tracer.get(), s.reg,
+        [] { return std::chrono::system_clock::now(); },
+        [weak = std::weak_ptr<impl>(impl_)](nanoseconds delay, std::function<void()> fn) {
+          if (auto self = weak.lock()) self->after(delay, [fn = std::move(fn)](impl&) { fn(); });
+        });
+  }
   s.routes();
   http::server_options so;
   so.listen = s.opts.listen_host + ":" + std::to_string(s.opts.http_port);
@@ -1514,6 +1542,7 @@ status sidecar::start() {
     }
   }
   s.started = true;
+  if (s.jobs) s.jobs->start();
   if (s.configuration) {
     s.after(s.opts.configuration_poll, [](impl& self) { self.poll_configuration(); });
   }
@@ -1549,6 +1578,7 @@ void sidecar::stop() {
     s.drained.wait_for(lock, s.opts.shutdown_grace, [&] { return s.in_flight == 0; });
   }
   s.unsubscribe_all();  // releases whatever is still unsettled
+  if (s.jobs) s.jobs->stop();
   if (s.otlp_server) s.otlp_server->stop(nanoseconds{});
   if (s.exporter) s.exporter->stop();  // flushes queued spans (bounded)
   // Timers and the client live on context 0: destroy them there.

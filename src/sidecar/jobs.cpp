@@ -649,15 +649,11 @@ void jobs_service::call_app(std::shared_ptr<firing> f) {
   if (!opts_.app_api_token.empty()) req.headers.set("dapr-api-token", opts_.app_api_token);
   req.body = f->job.data.value_or("");
   if (tracer_ != nullptr) {
-    f->span = tracer_->start_span("job " + f->name, tracing::span_kind::consumer, nullptr);
+    // CONSUMER "job <name>" with outrider.job.name, scheduled/fired times, lag and attempt.
+    f->span = tracer_->start_job_span(f->name, f->due, nullptr, f->d.attempt);
     auto& s = f->span;
     if (s.recording()) {
-      s.set("outrider.job.name", f->name);
       s.set("outrider.job.occurrence", static_cast<std::int64_t>(f->occurrence));
-      s.set("outrider.job.attempt", static_cast<std::int64_t>(f->d.attempt));
-      s.set(
-          "outrider.job.due_time_ms",
-          std::chrono::duration_cast<std::chrono::milliseconds>(f->due.time_since_epoch()).count());
       s.set("messaging.message.id", f->d.id.to_string());
       s.set("messaging.consumer.group.name", opts_.app_id);
       s.set("url.full", app_url_.origin() + req.target);

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "cli/command.h"
@@ -43,6 +44,10 @@ int run_dev(const dev_flags& f) {
   if (!c) return report_failure(c.error());
   dev::runner_options o;
   o.outrider_binary = self_path();
+  // The executable started as broker, collector and sidecars: this one, unless overridden
+  // (a wrapper for debugging or for tests).
+  if (const char* b = std::getenv("OUTRIDER_DEV_BINARY"); b != nullptr && *b != '\0')
+    o.outrider_binary = b;
   o.build = !f.no_build;
   o.tty = ::isatty(STDOUT_FILENO) == 1;
   o.color = c->ui.color == dev::ui_config::colour::always ||

@@ -16,6 +16,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 
 #include "base/json_text.h"
@@ -411,6 +412,43 @@ struct runner::impl {
     return true;
   }
 
+  static constexpr int max_sidecar_start_attempts = 3;
+
+  // Gives sidecar `s` fresh ports (its API, metrics and app OTLP ports are always picked, never
+  // configured), in its command line, in its app's environment and in the resolve file.
+  bool repick_sidecar_ports(proc& s) {
+    auto& p = app_port[s.app];
+    const std::pair<std::uint16_t app_ports::*, const char*> fields[] = {
+        {&app_ports::sidecar, "--dapr-http-port"},
+        {&app_ports::metrics, "--metrics-port"},
+        {&app_ports::otlp, "--app-otlp-port"}};
+    for (const auto& [field, flag] : fields) {
+      if (p.*field == 0) continue;
+      auto picked = ports.pick();
+      if (!picked) return false;
+      auto& argv = s.spec.argv;
+      for (std::size_t i = 0; i + 1 < argv.size(); ++i)
+        if (argv[i] == flag) argv[i + 1] = std::to_string(*picked);
+      p.*field = *picked;
+    }
+    for (auto* a : apps) {
+      if (a->app != s.app) continue;
+      // The runner's entries come first; a later one with the same key is the app's own `env:`.
+      std::set<std::string> done;
+      for (auto& [key, value] : a->spec.env) {
+        if (!done.insert(key).second) continue;
+        if (key == "DAPR_HTTP_PORT") value = std::to_string(p.sidecar);
+        if (key == "DAPR_HTTP_ENDPOINT") value = fmt::format("http://127.0.0.1:{}", p.sidecar);
+        if (key == "OTEL_EXPORTER_OTLP_ENDPOINT") value = otlp_endpoint_for(s.app);
+      }
+    }
+    if (auto w = write_resolve_file(); !w) {
+      say(w.error().message);
+      return false;
+    }
+    return true;
+  }
+
   // Waits until `ready()` or the deadline; false on a signal, on timeout (with
   // a message), or when `watched` exited (with a message).
   template <class Ready>
@@ -745,10 +783,20 @@ struct runner::impl {
     }
     for (auto* s : sidecars) spawn(*s);
     for (auto* s : sidecars) {
-      const auto port = app_port[s->app].sidecar;
-      if (!wait_until([this, port] { return get_status(port, "/v1.0/healthz/outbound") == 204; },
-                      cfg.start_timeout, s, s->name))
-        return false;
+      for (int attempt = 1;; ++attempt) {
+        const auto port = app_port[s->app].sidecar;
+        if (wait_until([this, port] { return get_status(port, "/v1.0/healthz/outbound") == 204; },
+                       cfg.start_timeout, s, s->name))
+          break;
+        // A sidecar that exited before it was ready has most likely lost one of its picked
+        // ports to another process between the pick and its bind: new ports, another try.
+        if (stop_signal != 0 || s->running || attempt == max_sidecar_start_attempts ||
+            !repick_sidecar_ports(*s))
+          return false;
+        say(fmt::format("{}: starting again on other ports (attempt {} of {})", s->name,
+                        attempt + 1, max_sidecar_start_attempts));
+        spawn(*s);
+      }
     }
     for (auto* a : apps) spawn(*a);
     refresh_snapshot();

@@ -175,6 +175,63 @@ bool process_gone(int pid) {
   return ::kill(pid, 0) != 0 && errno == ESRCH;
 }
 
+// A sidecar that exits before it is ready (as when another process took one of the ports the
+// runner picked for it before the sidecar could bind it) is started again on other ports, and
+// its app gets the new ones. The wrapper (OUTRIDER_DEV_BINARY) fails the first sidecar start.
+TEST(dev_process, a_sidecar_that_fails_to_start_is_retried_on_other_ports) {
+  testing::temp_dir dir("outrider-dev-retry");
+  write_file(dir.file("wrapper.sh"),
+             "#!/bin/sh\n"
+             "if [ \"$1\" = sidecar ] && [ \"$2\" != --help ]; then\n"
+             "  echo \"$@\" >> \"" +
+                 dir.file("sidecar-starts.txt") +
+                 "\"\n"
+                 "  if [ ! -e \"" +
+                 dir.file("failed-once") +
+                 "\" ]; then\n"
+                 "    touch \"" +
+                 dir.file("failed-once") +
+                 "\"\n"
+                 "    echo 'bind: address already in use (simulated)'; exit 1\n"
+                 "  fi\n"
+                 "fi\n"
+                 "exec \"" +
+                 outrider_binary() + "\" \"$@\"\n");
+  std::filesystem::permissions(dir.file("wrapper.sh"), std::filesystem::perms::owner_all);
+  write_file(dir.file("app.py"),
+             "import os, time\n"
+             "print('sidecar port', os.environ['DAPR_HTTP_PORT'], flush=True)\n"
+             "time.sleep(600)\n");
+  write_file(dir.file("outrider.yaml"), R"(apps:
+  - id: solo
+    command: [python3, -u, app.py]
+collector: {enabled: false}
+ui: {status: line, summaryInterval: 1s}
+)");
+  process dev({outrider_binary(), "dev", "-f", dir.file("outrider.yaml")},
+              {{{"NO_COLOR", ""}, {"OUTRIDER_DEV_BINARY", dir.file("wrapper.sh")}},
+               dir.path(),
+               "outrider dev"});
+  ASSERT_TRUE(dev.wait_for_output("app(s) started", start_timeout)) << dev.output();
+  EXPECT_NE(dev.output().find("starting again on other ports"), std::string::npos) << dev.output();
+  // Two sidecar command lines, with different API ports; the app and the resolve file name the
+  // second one.
+  const auto starts = read_file(dir.file("sidecar-starts.txt"));
+  std::vector<std::string> ports;
+  const std::regex flag("--dapr-http-port (\\d+)");
+  for (std::sregex_iterator i(starts.begin(), starts.end(), flag), e; i != e; ++i)
+    ports.push_back((*i)[1].str());
+  ASSERT_EQ(ports.size(), 2u) << starts;
+  EXPECT_NE(ports[0], ports[1]);
+  EXPECT_TRUE(dev.wait_for_output("sidecar port " + ports[1], start_timeout)) << dev.output();
+  EXPECT_NE(read_file(dir.file(".outrider/run/resolve.yaml")).find("127.0.0.1:" + ports[1]),
+            std::string::npos);
+  dev.signal(SIGINT);
+  const auto code = dev.wait(60s);
+  ASSERT_TRUE(code.has_value()) << dev.output();
+  EXPECT_EQ(*code, 0) << dev.output();
+}
+
 TEST(dev_process, runs_a_system_restarts_a_crashed_app_and_stops_everything_on_sigint) {
   testing::temp_dir dir("outrider-dev-it");
   write_file(dir.file("sub.py"), sub_py);

@@ -189,11 +189,12 @@ void exporter::stop() {
   }
 }
 
-void exporter::export_span(span&& s) {
+template <class Queue, class Item>
+void exporter::enqueue(Queue& queue, Item&& item) {
   {
     std::lock_guard lock(mutex_);
     if (!stopping_ && started_ && queued() < options_.max_queue) {
-      spans_.push_back(std::move(s));
+      queue.push_back(std::forward<Item>(item));
       const auto n = queued();
       if (queue_metric_ != nullptr) queue_metric_->set(static_cast<double>(n));
       // The batching thread waits for the first span, then for a full batch.
@@ -201,24 +202,17 @@ void exporter::export_span(span&& s) {
       return;
     }
   }
+  // Dropped: the caller's item is freed when it returns, outside the lock.
   dropped_.fetch_add(1, std::memory_order_relaxed);
   if (dropped_metric_ != nullptr) dropped_metric_->inc();
 }
 
+void exporter::export_span(span&& s) {
+  enqueue(spans_, std::move(s));
+}
+
 void exporter::export_recorded(recorded_span_ptr s) {
-  {
-    std::lock_guard lock(mutex_);
-    if (!stopping_ && started_ && queued() < options_.max_queue) {
-      recorded_.push_back(std::move(s));
-      const auto n = queued();
-      if (queue_metric_ != nullptr) queue_metric_->set(static_cast<double>(n));
-      if (n == 1 || n == options_.max_batch) wake_.notify_one();
-      return;
-    }
-  }
-  // Dropped: the record is freed here, outside the lock.
-  dropped_.fetch_add(1, std::memory_order_relaxed);
-  if (dropped_metric_ != nullptr) dropped_metric_->inc();
+  enqueue(recorded_, std::move(s));
 }
 
 exporter::counts exporter::stats() const {

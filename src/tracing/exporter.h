@@ -127,6 +127,9 @@ class exporter final : public span_sink {
   // Waits `d` unless stopping; returns false when stopped while waiting.
   bool wait_retry(nanoseconds d);
   std::size_t queued() const noexcept { return recorded_.size() + spans_.size(); }
+  // Appends to `queue` (spans_ or recorded_) unless stopped or full, then a drop is counted.
+  template <class Queue, class Item>
+  void enqueue(Queue& queue, Item&& item);
 
   exporter_options options_;
   std::unique_ptr<export_transport> transport_;

@@ -39,10 +39,8 @@ class jobs_process : public ::testing::Test {
     broker_port_ = testing::free_port();
     start_broker();
     app_port_ = testing::free_port();
-    app_ = std::make_unique<process>(
-        std::vector<std::string>{"python3", app_script, std::to_string(app_port_), "[]"},
-        testing::process_options{{}, "", "app.py"});
-    ASSERT_TRUE(app_->wait_for_output("test app listening", start_timeout)) << app_->output();
+    app_ = launch_app(app_port_);
+    ASSERT_FALSE(HasFailure());
     start_sidecar();
   }
   void TearDown() override {
@@ -61,20 +59,33 @@ class jobs_process : public ::testing::Test {
         << broker_->output();
   }
 
-  void start_sidecar() {
-    sidecar_ = std::make_unique<process>(
+  void start_sidecar() { sidecar_ = launch_sidecar(app_port_, port_); }
+
+  // A sidecar for app id "jobs-app" in front of the app on `app_port`; sets `port` to its HTTP
+  // port.
+  std::unique_ptr<process> launch_sidecar(std::uint16_t app_port, std::uint16_t& port) {
+    auto sidecar = std::make_unique<process>(
         std::vector<std::string>{outrider_binary(), "sidecar", "--app-id", "jobs-app", "--app-port",
-                                 std::to_string(app_port_), "--dapr-http-port", "0",
+                                 std::to_string(app_port), "--dapr-http-port", "0",
                                  "--metrics-port", "0", "--broker",
                                  "127.0.0.1:" + std::to_string(broker_port_)},
         testing::process_options{{}, "", "sidecar"});
-    ASSERT_TRUE(sidecar_->wait_for_output("outrider sidecar listening on", start_timeout))
-        << sidecar_->output();
+    EXPECT_TRUE(sidecar->wait_for_output("outrider sidecar listening on", start_timeout))
+        << sidecar->output();
     std::smatch m;
-    const std::string out = sidecar_->output();
+    const std::string out = sidecar->output();
     std::regex re("outrider sidecar listening on 127\\.0\\.0\\.1:(\\d+)");
-    ASSERT_TRUE(std::regex_search(out, m, re)) << out;
-    port_ = static_cast<std::uint16_t>(std::stoi(m[1].str()));
+    EXPECT_TRUE(std::regex_search(out, m, re)) << out;
+    port = m.empty() ? 0 : static_cast<std::uint16_t>(std::stoi(m[1].str()));
+    return sidecar;
+  }
+
+  std::unique_ptr<process> launch_app(std::uint16_t port) {
+    auto app = std::make_unique<process>(
+        std::vector<std::string>{"python3", app_script, std::to_string(port), "[]"},
+        testing::process_options{{}, "", "app.py"});
+    EXPECT_TRUE(app->wait_for_output("test app listening", start_timeout)) << app->output();
+    return app;
   }
 
   // POST a job; retried while the sidecar is still connecting to the broker.
@@ -89,9 +100,10 @@ class jobs_process : public ::testing::Test {
     }
   }
 
-  json::array firings(const std::string& name) {
+  json::array firings(const std::string& name) { return firings_at(app_port_, name); }
+  json::array firings_at(std::uint16_t app_port, const std::string& name) {
     json::array out;
-    auto r = http_call(app_port_, "GET", "/deliveries");
+    auto r = http_call(app_port, "GET", "/deliveries");
     if (r.status != 200) return out;
     const json::value all = json::parse(r.body);
     for (const auto& d : all.as_array()) {
@@ -221,6 +233,68 @@ TEST_F(jobs_process, a_pending_job_fires_after_sidecar_and_broker_restarts) {
   start_sidecar();
   ASSERT_TRUE(wait_firings("durable", 1, 90s));
   EXPECT_EQ(firings("durable")[0].at("body").as_string(), R"({"kept":true})");
+}
+
+// Two replicas of one app id (two apps, two sidecars, one broker): a job
+// scheduled through either sidecar is one job. Each firing reaches exactly one
+// replica, either replica reads and deletes it, and nothing fires twice.
+TEST_F(jobs_process, replicas_of_one_app_share_each_job_and_each_firing_reaches_one_of_them) {
+  const std::uint16_t app2_port = testing::free_port();
+  auto app2 = launch_app(app2_port);
+  std::uint16_t port2 = 0;
+  auto sidecar2 = launch_sidecar(app2_port, port2);
+  ASSERT_FALSE(HasFailure());
+
+  const auto total = [&](const std::string& name) {
+    return firings_at(app_port_, name).size() + firings_at(app2_port, name).size();
+  };
+  const auto wait_total = [&](const std::string& name, std::size_t n) {
+    const auto end = std::chrono::steady_clock::now() + 60s;
+    while (std::chrono::steady_clock::now() < end && total(name) < n) {
+      std::this_thread::sleep_for(50ms);
+    }
+    return total(name) >= n;
+  };
+
+  // Scheduled through replica 1, read through replica 2.
+  ASSERT_EQ(schedule("/v1.0-alpha1/jobs/shared",
+                     R"({"schedule":"@every 1s","dueTime":"1s","repeats":4,"data":"s"})")
+                .status,
+            204);
+  auto got = http_call(port2, "GET", "/v1.0-alpha1/jobs/shared");
+  ASSERT_EQ(got.status, 200) << got.body;
+  EXPECT_EQ(json::parse(got.body).at("repeats").as_int64(), 4);
+  // The same name through replica 2 without overwrite: refused, it is the same job.
+  auto dup = http_call(port2, "POST", "/v1.0-alpha1/jobs/shared", R"({"dueTime":"1h"})",
+                       {{"content-type", "application/json"}});
+  EXPECT_EQ(dup.status, 500) << dup.body;
+  EXPECT_EQ(error_code(dup), "DAPR_SCHEDULER_SCHEDULE_JOB") << dup.body;
+
+  // Scheduled through replica 1, deleted through replica 2 before it is due.
+  const auto deleted_at = std::chrono::steady_clock::now();
+  ASSERT_EQ(schedule("/v1.0-alpha1/jobs/dropped", R"({"dueTime":"3s"})").status, 204);
+  EXPECT_EQ(http_call(port2, "DELETE", "/v1.0-alpha1/jobs/dropped").status, 204);
+  EXPECT_EQ(error_code(http_call(port_, "GET", "/v1.0-alpha1/jobs/dropped")),
+            "DAPR_SCHEDULER_GET_JOB");
+
+  // Four firings in all, split over the replicas however the broker hands them out.
+  ASSERT_TRUE(wait_total("shared", 4)) << total("shared") << " firings";
+  // The job is gone for both replicas once its repeats are used up.
+  const auto end = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < end &&
+         http_call(port2, "GET", "/v1.0-alpha1/jobs/shared").status != 500) {
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(error_code(http_call(port2, "GET", "/v1.0-alpha1/jobs/shared")),
+            "DAPR_SCHEDULER_GET_JOB");
+  // Past every due time plus a period: no fifth firing, no duplicate, nothing deleted fired.
+  std::this_thread::sleep_until(
+      std::max(deleted_at + 4s, std::chrono::steady_clock::now() + 1500ms));
+  EXPECT_EQ(total("shared"), 4U);
+  EXPECT_EQ(total("dropped"), 0U);
+  for (const auto port : {app_port_, app2_port}) {
+    for (const auto& c : firings_at(port, "shared")) EXPECT_EQ(c.at("body").as_string(), R"("s")");
+  }
 }
 
 }  // namespace

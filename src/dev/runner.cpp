@@ -413,6 +413,7 @@ struct runner::impl {
   }
 
   static constexpr int max_sidecar_start_attempts = 3;
+  static constexpr int max_server_start_attempts = 3;
 
   // Gives sidecar `s` fresh ports (its API, metrics and app OTLP ports are always picked, never
   // configured), in its command line, in its app's environment and in the resolve file.
@@ -447,6 +448,62 @@ struct runner::impl {
       return false;
     }
     return true;
+  }
+
+  // Moves every "127.0.0.1:<from>" in the children's arguments and environment
+  // to `to` (a port repicked after a lost pick-then-bind race).
+  void move_port(std::uint16_t from, std::uint16_t to) {
+    const std::string old_address = fmt::format("127.0.0.1:{}", from);
+    const std::string new_address = fmt::format("127.0.0.1:{}", to);
+    auto fix = [&](std::string& text) {
+      for (std::size_t at = text.find(old_address); at != std::string::npos;
+           at = text.find(old_address, at)) {
+        const std::size_t end = at + old_address.size();
+        if (end < text.size() && text[end] >= '0' && text[end] <= '9') {
+          at = end;  // another port with this one as a prefix
+          continue;
+        }
+        text.replace(at, old_address.size(), new_address);
+        at += new_address.size();
+      }
+    };
+    for (auto& p : procs) {
+      for (auto& arg : p->spec.argv) fix(arg);
+      for (auto& kv : p->spec.env) fix(kv.second);
+    }
+  }
+
+  // Starts the broker or the collector and waits for its ready file. One that
+  // exits before it is ready has most likely lost a picked port between the
+  // pick and its bind: the ports not fixed by the configuration are picked
+  // again, every user of them follows, and it is started again.
+  bool start_server(proc& p, const std::string& ready_file,
+                    std::initializer_list<std::pair<std::uint16_t*, bool>> ports_used,
+                    const std::string& what) {
+    for (int attempt = 1;; ++attempt) {
+      std::error_code ec;
+      fs::remove(ready_file, ec);
+      spawn(p);
+      if (wait_until([&ready_file] { return fs::exists(ready_file); }, cfg.start_timeout, &p, what))
+        return true;
+      bool repicked = false;
+      if (stop_signal != 0 || p.running || attempt == max_server_start_attempts) return false;
+      for (const auto& [port, fixed] : ports_used) {
+        if (fixed) continue;
+        auto picked = ports.pick();
+        if (!picked) return false;
+        move_port(*port, *picked);
+        *port = *picked;
+        repicked = true;
+      }
+      if (!repicked) return false;
+      if (auto w = write_resolve_file(); !w) {
+        say(w.error().message);
+        return false;
+      }
+      say(fmt::format("{}: starting again on other ports (attempt {} of {})", p.name, attempt + 1,
+                      max_server_start_attempts));
+    }
   }
 
   // Waits until `ready()` or the deadline; false on a signal, on timeout (with
@@ -765,22 +822,16 @@ struct runner::impl {
   }
 
   bool start_system() {
-    if (broker) {
-      std::error_code ec;
-      fs::remove(broker_ready, ec);
-      spawn(*broker);
-      if (!wait_until([this] { return fs::exists(broker_ready); }, cfg.start_timeout, broker,
+    if (broker &&
+        !start_server(*broker, broker_ready,
+                      {{&broker_port, cfg.broker.port != 0}, {&broker_metrics_port, false}},
                       "the broker"))
-        return false;
-    }
-    if (collector) {
-      std::error_code ec;
-      fs::remove(collector_ready, ec);
-      spawn(*collector);
-      if (!wait_until([this] { return fs::exists(collector_ready); }, cfg.start_timeout, collector,
-                      "the collector"))
-        return false;
-    }
+      return false;
+    if (collector && !start_server(*collector, collector_ready,
+                                   {{&otlp_port, cfg.collector.otlp_port != 0},
+                                    {&query_port, cfg.collector.query_port != 0}},
+                                   "the collector"))
+      return false;
     for (auto* s : sidecars) spawn(*s);
     for (auto* s : sidecars) {
       for (int attempt = 1;; ++attempt) {

@@ -232,6 +232,72 @@ ui: {status: line, summaryInterval: 1s}
   EXPECT_EQ(*code, 0) << dev.output();
 }
 
+// The broker and the collector get the same treatment as sidecars: one that exits before it is
+// ready is started again on newly picked ports, and the sidecar's --broker and --trace-endpoint
+// and the runner's own links follow. The wrapper fails the first start of each.
+TEST(dev_process, a_broker_or_collector_that_fails_to_start_is_retried_on_other_ports) {
+  testing::temp_dir dir("outrider-dev-retry-servers");
+  write_file(dir.file("wrapper.sh"),
+             "#!/bin/sh\n"
+             "case \"$1\" in broker|collector|sidecar)\n"
+             "  if [ \"$2\" != --help ]; then echo \"$@\" >> \"" +
+                 dir.file("starts.txt") +
+                 "\"; fi\n"
+                 "  if [ \"$1\" != sidecar ] && [ ! -e \"" +
+                 dir.path() +
+                 "/failed-$1\" ]; then\n"
+                 "    touch \"" +
+                 dir.path() +
+                 "/failed-$1\"\n"
+                 "    echo 'bind: address already in use (simulated)'; exit 1\n"
+                 "  fi;;\n"
+                 "esac\n"
+                 "exec \"" +
+                 outrider_binary() + "\" \"$@\"\n");
+  std::filesystem::permissions(dir.file("wrapper.sh"), std::filesystem::perms::owner_all);
+  write_file(dir.file("app.py"), "import time\ntime.sleep(600)\n");
+  write_file(dir.file("outrider.yaml"), R"(apps:
+  - id: solo
+    command: [python3, -u, app.py]
+ui: {status: line, summaryInterval: 1s}
+)");
+  process dev({outrider_binary(), "dev", "-f", dir.file("outrider.yaml")},
+              {{{"NO_COLOR", ""}, {"OUTRIDER_DEV_BINARY", dir.file("wrapper.sh")}},
+               dir.path(),
+               "outrider dev"});
+  ASSERT_TRUE(dev.wait_for_output("app(s) started", start_timeout)) << dev.output();
+  const auto starts = read_file(dir.file("starts.txt"));
+  const auto all = [&starts](const std::string& pattern) {
+    std::vector<std::string> out;
+    const std::regex re(pattern);
+    for (std::sregex_iterator i(starts.begin(), starts.end(), re), e; i != e; ++i)
+      out.push_back((*i)[1].str());
+    return out;
+  };
+  const auto brokers = all("(?:^|\\n)broker .*--listen 127\\.0\\.0\\.1:(\\d+)");
+  const auto collectors = all("(?:^|\\n)collector .*--otlp-listen 127\\.0\\.0\\.1:(\\d+)");
+  const auto queries = all("(?:^|\\n)collector .*--zipkin-listen 127\\.0\\.0\\.1:(\\d+)");
+  const auto sidecar_brokers = all("(?:^|\\n)sidecar .*--broker 127\\.0\\.0\\.1:(\\d+)");
+  const auto sidecar_traces =
+      all("(?:^|\\n)sidecar .*--trace-endpoint http://127\\.0\\.0\\.1:(\\d+)/");
+  ASSERT_EQ(brokers.size(), 2u) << starts;
+  ASSERT_EQ(collectors.size(), 2u) << starts;
+  ASSERT_EQ(queries.size(), 2u) << starts;
+  EXPECT_NE(brokers[0], brokers[1]);
+  EXPECT_NE(collectors[0], collectors[1]);
+  ASSERT_EQ(sidecar_brokers.size(), 1u) << starts;
+  EXPECT_EQ(sidecar_brokers[0], brokers[1]);
+  ASSERT_EQ(sidecar_traces.size(), 1u) << starts;
+  EXPECT_EQ(sidecar_traces[0], collectors[1]);
+  EXPECT_NE(dev.output().find("traces:     http://127.0.0.1:" + queries[1] + "/"),
+            std::string::npos)
+      << dev.output();
+  dev.signal(SIGINT);
+  const auto code = dev.wait(60s);
+  ASSERT_TRUE(code.has_value()) << dev.output();
+  EXPECT_EQ(*code, 0) << dev.output();
+}
+
 TEST(dev_process, runs_a_system_restarts_a_crashed_app_and_stops_everything_on_sigint) {
   testing::temp_dir dir("outrider-dev-it");
   write_file(dir.file("sub.py"), sub_py);

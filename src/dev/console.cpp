@@ -29,6 +29,17 @@ bool console::color_wanted(int fd) {
   return ::isatty(fd) == 1;
 }
 
+std::string_view console::fit_columns(std::string_view text, std::size_t columns) {
+  std::size_t used = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    // A byte 10xxxxxx continues the character before it; any other byte starts one.
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) == 0x80) continue;
+    if (used == columns) return text.substr(0, i);
+    ++used;
+  }
+  return text;
+}
+
 int console::terminal_width(int fd) {
   winsize ws{};
   if (::ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
@@ -109,7 +120,7 @@ void console::draw_block_locked() {
     more = "  ... " + std::to_string(status_.size() - shown) + " more line(s): outrider dev status";
   }
   auto draw = [&](std::string_view l) {
-    const std::string_view text(l.data(), std::min(l.size(), columns));
+    const std::string_view text = fit_columns(l, columns);
     if (color_) std::fputs(dim, out_);
     std::fwrite(text.data(), 1, text.size(), out_);
     if (color_) std::fputs(reset, out_);

@@ -37,6 +37,9 @@ class console {
   static int terminal_width(int fd);
   // Rows of the terminal on `fd` (24 when unknown).
   static int terminal_height(int fd);
+  // The longest prefix of `text` that fills at most `columns` columns: whole
+  // UTF-8 characters, one column each (a cut never splits a character).
+  static std::string_view fit_columns(std::string_view text, std::size_t columns);
 
  private:
   void erase_block_locked();

@@ -76,10 +76,11 @@ void checkpoint_writer::flush_block() {
   block_.resize(format::block_header_bytes);
 }
 
-void checkpoint_writer::put_header(std::uint64_t high_water) {
+void checkpoint_writer::put_header(std::uint64_t high_water, const id128& log_id) {
   put_u64(format::file_magic);
   put_u32(format::version);
   put_u64(high_water);
+  put_id(log_id);
 }
 
 status checkpoint_writer::finish() {
@@ -128,6 +129,7 @@ result<std::uint64_t> checkpoint_reader::get_header() {
     corrupt(fmt::format("unknown version {}", version));
   }
   get_u64(high_water);
+  get_id(log_id_);
   OUTRIDER_TRY(error());
   return high_water;
 }

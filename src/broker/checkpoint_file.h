@@ -34,7 +34,8 @@ inline constexpr std::size_t block_header_bytes = 12;
 inline constexpr std::size_t block_payload_bytes = 1U << 20;
 // First field of the stream, then the version.
 inline constexpr std::uint64_t file_magic = 0x31544b5043524f4fULL;  // "OORCPKT1"
-inline constexpr std::uint32_t version = 2;  // 1: index as (fingerprint, position) pairs
+// 1: index as (fingerprint, position) pairs; 2: no log identity in the header.
+inline constexpr std::uint32_t version = 3;
 // Last field of the stream: a reader that meets it knows the checkpoint is whole.
 inline constexpr std::uint64_t end_magic = 0x444e454b5043524fULL;  // "ORCPKEND"
 }  // namespace checkpoint_format
@@ -56,8 +57,9 @@ class checkpoint_writer {
   void put_string(std::string_view s);
   void put_bytes(const void* data, std::size_t size) { put_raw(data, size); }
 
-  // The stream's first fields: file magic, version, the journal high-water.
-  void put_header(std::uint64_t high_water);
+  // The stream's first fields: file magic, version, the journal high-water and
+  // the identity of the log it describes (a checkpoint is only used with it).
+  void put_header(std::uint64_t high_water, const id128& log_id = {});
 
   // Writes the last block, syncs and closes the file. Returns the first error.
   status finish();
@@ -91,6 +93,8 @@ class checkpoint_reader {
   // Reads the stream's first fields; returns the journal high-water. Errors:
   // data_corruption (not a checkpoint, unknown version, torn), the file system's.
   result<std::uint64_t> get_header();
+  // The log identity get_header() read.
+  const id128& log_id() const noexcept { return log_id_; }
   // True when every byte of the file has been consumed.
   bool at_end() const noexcept { return used_ == block_.size() && offset_ == size_; }
   // Makes later get_*() fail with data_corruption: `what` (for checks above this layer).
@@ -111,6 +115,33 @@ class checkpoint_reader {
   std::vector<std::byte> block_;
   std::size_t used_ = 0;
   std::optional<outrider::error> failed_;
+  id128 log_id_;
+};
+
+// The same fields as checkpoint_writer, into memory: a part of the stream
+// serialized on one thread (the engine's, quickly) and written on another.
+class checkpoint_buffer {
+ public:
+  void put_u8(std::uint8_t v) { put_raw(&v, sizeof v); }
+  void put_u32(std::uint32_t v) { put_raw(&v, sizeof v); }
+  void put_u64(std::uint64_t v) { put_raw(&v, sizeof v); }
+  void put_i64(std::int64_t v) { put_raw(&v, sizeof v); }
+  void put_id(const id128& id) {
+    put_u64(id.high);
+    put_u64(id.low);
+  }
+  void put_string(std::string_view s) {
+    put_u32(static_cast<std::uint32_t>(s.size()));
+    put_raw(s.data(), s.size());
+  }
+  const std::vector<std::byte>& bytes() const noexcept { return bytes_; }
+
+ private:
+  void put_raw(const void* data, std::size_t size) {
+    const auto* p = static_cast<const std::byte*>(data);
+    bytes_.insert(bytes_.end(), p, p + size);
+  }
+  std::vector<std::byte> bytes_;
 };
 
 }  // namespace outrider::broker

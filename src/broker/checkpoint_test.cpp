@@ -2,11 +2,13 @@
 // equals one recovered by replaying the whole journal; a damaged, stale or
 // half-written checkpoint falls back to the whole log without losing a
 // confirmed message (the host on the in-memory, fault-injecting fs).
+#include <atomic>
 #include <fmt/core.h>
 #include <future>
 #include <gtest/gtest.h>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "broker/checkpoint_file.h"
 #include "broker/engine.h"
@@ -223,10 +225,12 @@ class checkpoint_host : public ::testing::Test {
  protected:
   void TearDown() override { host_.reset(); }
 
-  void open(bool checkpoint_at_stop = true, const std::string& dir = "data") {
+  void open(bool checkpoint_at_stop = true, const std::string& dir = "data",
+            std::function<void()> before_write = nullptr) {
     host_options o;
     o.data_dir = dir;
     o.checkpoint_at_stop = checkpoint_at_stop;
+    o.checkpoint_write_hook = std::move(before_write);
     auto h = host::open(fs_, o);
     ASSERT_TRUE(h) << h.error().message;
     host_ = std::move(*h);
@@ -443,6 +447,120 @@ TEST_F(checkpoint_host, an_older_checkpoint_replays_a_longer_tail_and_a_foreign_
   open(true, "other");
   EXPECT_FALSE(host_->recovered_from_checkpoint().has_value());
   expect_state(other_ready, {});
+}
+
+TEST_F(checkpoint_host, a_checkpoint_copied_from_another_data_directory_is_refused) {
+  // "other" gets the longer log, so the copied checkpoint's high-water lies
+  // inside it: only the log identity tells the two apart.
+  open(true, "data");
+  declare("orders");
+  const auto ready = publish("orders", 5);
+  host_.reset();
+  const auto foreign = read_file("data/checkpoint");
+  open(true, "other");
+  declare("orders");
+  const auto other_ready = publish("orders", 20);
+  const auto other_far = publish("orders", 20, hours(5));
+  host_.reset();
+  ASSERT_TRUE(fs_.file_size("other/checkpoint"));
+  write_file("other/checkpoint", foreign);
+  open(true, "other");
+  EXPECT_FALSE(host_->recovered_from_checkpoint().has_value());
+  expect_state(other_ready, other_far);
+  // Its own checkpoint (written at that stop) is used again.
+  host_.reset();
+  open(true, "other");
+  EXPECT_TRUE(host_->recovered_from_checkpoint().has_value());
+  expect_state(other_ready, other_far);
+}
+
+// A gate the checkpoint thread waits at before writing: the test knows the
+// write is in flight and decides when it goes on.
+struct write_gate {
+  std::promise<void> entered;
+  std::promise<void> release;
+  std::shared_future<void> released{release.get_future().share()};
+  std::atomic<bool> armed{false};
+  std::function<void()> hook() {
+    return [this] {
+      if (!armed.exchange(false)) return;
+      entered.set_value();
+      released.wait();
+    };
+  }
+};
+
+TEST_F(checkpoint_host, the_engine_goes_on_while_a_checkpoint_is_written) {
+  write_gate gate;
+  open(false, "data", gate.hook());
+  declare("orders");
+  const auto ready = publish("orders", 20);
+  const auto far = publish("orders", 300, hours(48));
+  gate.armed = true;
+  std::promise<status> written;
+  host_->checkpoint([&written](status s) { written.set_value(std::move(s)); });
+  gate.entered.get_future().wait();
+  // The write is held: publishing, listing and peeking still complete, and
+  // none of it is in the snapshot (the tail after its high-water covers it).
+  const auto during_ready = publish("orders", 20);
+  const auto during_far = publish("orders", 300, hours(47));
+  expect_state(joined(ready, during_ready), joined(far, during_far));
+  gate.release.set_value();
+  auto s = written.get_future().get();
+  ASSERT_TRUE(s) << s.error().message;
+  const auto after_far = publish("orders", 10, hours(1));
+  crash();
+  open(false);
+  ASSERT_TRUE(host_->recovered_from_checkpoint().has_value());
+  expect_state(joined(ready, during_ready), joined(joined(far, during_far), after_far));
+}
+
+TEST_F(checkpoint_host, a_crash_during_a_background_checkpoint_keeps_the_previous_one) {
+  write_gate gate;
+  open(false, "data", gate.hook());
+  declare("orders");
+  const auto ready = publish("orders", 10);
+  const auto far = publish("orders", 200, hours(30));
+  checkpoint();
+  const auto first = read_file("data/checkpoint");
+  const auto tail_far = publish("orders", 200, hours(20));
+  gate.armed = true;
+  std::promise<status> written;
+  host_->checkpoint([&written](status s) { written.set_value(std::move(s)); });
+  gate.entered.get_future().wait();
+  const auto during_ready = publish("orders", 10);
+  // The power goes while the snapshot is being written: the file the writer
+  // holds fails from now on and its unsynced bytes are gone.
+  fs_.crash_for_test(io::crash_mode::tear_tail);
+  gate.release.set_value();
+  EXPECT_FALSE(written.get_future().get());
+  host_.reset();
+  EXPECT_EQ(read_file("data/checkpoint"), first);
+  open(false);
+  ASSERT_TRUE(host_->recovered_from_checkpoint().has_value());
+  expect_state(joined(ready, during_ready), joined(far, tail_far));
+}
+
+TEST_F(checkpoint_host, a_stop_waits_for_the_checkpoint_being_written) {
+  write_gate gate;
+  open(true, "data", gate.hook());
+  declare("orders");
+  const auto far = publish("orders", 100, hours(3));
+  gate.armed = true;
+  std::promise<status> written;
+  host_->checkpoint([&written](status s) { written.set_value(std::move(s)); });
+  gate.entered.get_future().wait();
+  const auto more = publish("orders", 100, hours(4));
+  std::thread releaser([&gate] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    gate.release.set_value();
+  });
+  host_.reset();  // waits for the write, installs it, then writes the final one
+  releaser.join();
+  EXPECT_TRUE(written.get_future().get());
+  open(true);
+  ASSERT_TRUE(host_->recovered_from_checkpoint().has_value());
+  expect_state({}, joined(far, more));
 }
 
 }  // namespace

@@ -294,6 +294,26 @@ class engine {
   // Errors: `entries`' (out's errors surface at out.finish()).
   status write_checkpoint(const scheduler_entries& entries, checkpoint_writer& out) const;
 
+  // The same content in two steps, so that the slow part runs off the owner's
+  // thread: snapshot_for_checkpoint() (owner's thread; serializes the small
+  // state — topology, queues, references — and shares the scheduled index's
+  // shards copy-on-write, milliseconds at 10M scheduled messages) captures the
+  // state as of the journal end now; write() streams it on any thread, once,
+  // while the engine goes on. `entries` must enumerate the scheduler's entries
+  // as of the same moment (e.g. a timing::disk_scheduler::snapshot()).
+  class checkpoint_snapshot {
+   public:
+    // Errors: `entries`' (out's errors surface at out.finish()).
+    status write(checkpoint_writer& out);
+
+   private:
+    friend class engine;
+    checkpoint_buffer state;
+    detail::scheduled_index::snapshot index;
+    scheduler_entries entries;
+  };
+  std::unique_ptr<checkpoint_snapshot> snapshot_for_checkpoint(scheduler_entries entries) const;
+
   // --- reclamation ---
 
   // Lowest journal position any live message or topology record still

@@ -16,7 +16,10 @@ constexpr std::uint32_t entry_group = 4096;
 
 }  // namespace
 
-status engine::write_checkpoint(const scheduler_entries& entries, checkpoint_writer& out) const {
+std::unique_ptr<engine::checkpoint_snapshot> engine::snapshot_for_checkpoint(
+    scheduler_entries entries) const {
+  auto snap = std::make_unique<checkpoint_snapshot>();
+  checkpoint_buffer& out = snap->state;
   out.put_u32(options_.reclaim_bucket_shift);
   out.put_u32(static_cast<std::uint32_t>(queues_.size()));
   for (const auto& qp : queues_) {
@@ -76,7 +79,15 @@ status engine::write_checkpoint(const scheduler_entries& entries, checkpoint_wri
     out.put_u32(target.queue);
     out.put_id(target.id);
   }
-  scheduled_.save(out);
+  snap->index = scheduled_.take_snapshot();
+  snap->entries = std::move(entries);
+  return snap;
+}
+
+status engine::checkpoint_snapshot::write(checkpoint_writer& out) {
+  out.put_bytes(state.bytes().data(), state.bytes().size());
+  state = {};
+  detail::scheduled_index::save_snapshot(index, out);
   std::vector<timing::due_entry> group;
   group.reserve(entry_group);
   auto flush_group = [&] {
@@ -96,6 +107,10 @@ status engine::write_checkpoint(const scheduler_entries& entries, checkpoint_wri
   out.put_u32(0);
   out.put_u64(checkpoint_format::end_magic);
   return ok_status();
+}
+
+status engine::write_checkpoint(const scheduler_entries& entries, checkpoint_writer& out) const {
+  return snapshot_for_checkpoint(entries)->write(out);
 }
 
 result<std::unique_ptr<engine>> engine::open_from_checkpoint(journal& log, timing::scheduler& sched,

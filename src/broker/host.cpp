@@ -1,5 +1,6 @@
 #include "broker/host.h"
 
+#include <array>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -7,6 +8,7 @@
 #include <future>
 #include <map>
 #include <optional>
+#include <span>
 #include <thread>
 #include <unordered_map>
 
@@ -52,10 +54,13 @@ struct host::impl {
 
   asio::io_context engine_ctx{1};
   asio::io_context sync_ctx{1};
+  asio::io_context checkpoint_ctx{1};
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> engine_guard;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> sync_guard;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> checkpoint_guard;
   std::thread engine_thread;
   std::thread sync_thread;
+  std::thread checkpoint_thread;  // writes checkpoints from snapshots
   asio::steady_timer wake_timer{engine_ctx};
   asio::steady_timer reclaim_timer{engine_ctx};
   asio::steady_timer depth_timer{engine_ctx};
@@ -83,7 +88,13 @@ struct host::impl {
   std::uint64_t checkpoint_high_water = 0;
   bool has_checkpoint = false;
   std::uint64_t checkpoint_bytes = 0;
-  bool checkpoint_waiting = false;
+  bool checkpoint_waiting = false;  // one is being written or waits for the log
+  // The background write in flight (engine thread sets and clears it): stop
+  // waits for it instead of racing it.
+  std::optional<std::future<status>> checkpoint_writing;
+  std::uint64_t checkpoint_writing_hw = 0;
+  std::function<void(status)> checkpoint_install;  // completes the write in flight
+  id128 log_id;  // this data directory's log identity (file log-id)
   std::promise<void> stopped;
   bool started = false;
   bool joined = false;
@@ -296,6 +307,11 @@ struct host::impl {
     if (!in) return std::move(in).error();
     auto high_water = (*in)->get_header();
     if (!high_water) return std::move(high_water).error();
+    if ((*in)->log_id() != log_id) {
+      return error(errc::failed_precondition,
+                   fmt::format("it describes log {}, this data directory's log is {}",
+                               (*in)->log_id().to_hex(), log_id.to_hex()));
+    }
     if (*high_water < log->begin() || *high_water > log->end()) {
       return error(errc::failed_precondition,
                    fmt::format("its high-water {} is outside the log [{}, {})", *high_water,
@@ -311,20 +327,69 @@ struct host::impl {
     return ok_status();
   }
 
-  // Writes the engine's state as of the log end to checkpoint.tmp; returns its
-  // high-water. REQUIRES engine thread.
-  result<std::uint64_t> write_checkpoint() {
-    const std::uint64_t high_water = log->end();
-    auto out = checkpoint_writer::create(fs, checkpoint_tmp_path());
+  // The log's identity, recorded in every checkpoint: a checkpoint copied in
+  // from another data directory names another log and is not used. Created
+  // (random) with the data directory, or when the file is missing or damaged
+  // (which only makes the checkpoint in place unusable).
+  status load_log_id() {
+    const std::string path = opts.data_dir + "/log-id";
+    if (auto file = fs.open_for_read(path); file) {
+      std::array<std::byte, 33> text{};
+      auto n = (*file)->read_at(0, text);
+      if (n && *n >= 32) {
+        std::string hex(reinterpret_cast<const char*>(text.data()), 32);
+        if (auto id = id128::parse_hex(hex); id && !id->is_zero()) {
+          log_id = *id;
+          return ok_status();
+        }
+      }
+    }
+    log_id = id128::random();
+    const std::string tmp = path + ".tmp";
+    if (auto exists = fs.exists(tmp); exists && *exists) OUTRIDER_TRY(fs.remove_file(tmp));
+    auto out = fs.open_for_append(tmp);
     if (!out) return std::move(out).error();
-    (*out)->put_header(high_water);
-    OUTRIDER_TRY(eng->write_checkpoint(
-        [this](const std::function<status(const timing::due_entry&)>& fn) {
-          return scheduler->for_each_entry(fn);
-        },
-        **out));
-    OUTRIDER_TRY((*out)->finish());
-    return high_water;
+    const std::string text = log_id.to_hex() + "\n";
+    OUTRIDER_TRY((*out)->append(std::as_bytes(std::span(text))));
+    OUTRIDER_TRY((*out)->sync());
+    OUTRIDER_TRY((*out)->close());
+    OUTRIDER_TRY(fs.rename(tmp, path));
+    return fs.sync_dir(opts.data_dir);
+  }
+
+  // A consistent image of the engine and its delay index as of the log end
+  // now, cheap to take (see engine::snapshot_for_checkpoint). REQUIRES engine
+  // thread.
+  struct checkpoint_image {
+    std::uint64_t high_water = 0;
+    std::unique_ptr<engine::checkpoint_snapshot> snapshot;
+  };
+  result<checkpoint_image> snapshot_checkpoint() {
+    auto entries = scheduler->snapshot();
+    if (!entries) return std::move(entries).error();
+    auto shared = std::make_shared<timing::disk_scheduler::entries_snapshot>(std::move(*entries));
+    checkpoint_image image;
+    image.high_water = log->end();
+    image.snapshot = eng->snapshot_for_checkpoint(
+        [shared](const std::function<status(const timing::due_entry&)>& fn) {
+          return shared->for_each(fn);
+        });
+    return image;
+  }
+
+  // Streams an image to checkpoint.tmp and syncs it. Any thread: touches
+  // only the image and the file system.
+  static status write_image(io::file_system& fs, const std::string& path, const id128& log_id,
+                            checkpoint_image& image, const std::function<void()>& hook = nullptr) {
+    auto out = checkpoint_writer::create(fs, path);
+    if (!out) return std::move(out).error();
+    (*out)->put_header(image.high_water, log_id);
+    auto s = image.snapshot->write(**out);
+    image.snapshot.reset();  // frees the copy-on-write shards before the sync
+    if (hook) hook();
+    auto finished = (*out)->finish();
+    OUTRIDER_TRY(s);
+    return finished;
   }
 
   // Renames checkpoint.tmp into place. REQUIRES: the log is durable up to
@@ -338,35 +403,58 @@ struct host::impl {
     return ok_status();
   }
 
-  // Writes a checkpoint and installs it once the log is durable up to it.
+  // Takes a snapshot on the engine thread, writes it on the checkpoint thread
+  // while the engine goes on, and installs it once the log is durable up to
+  // its high-water.
   void take_checkpoint(std::function<void(status)> done) {
     if (auto e = refuse()) return done(*e);
     if (checkpoint_waiting) {
       return done(error(errc::unavailable, "a checkpoint is being written"));
     }
     const auto began = std::chrono::steady_clock::now();
-    auto high_water = write_checkpoint();
-    if (!high_water) {
-      logger.warn("checkpoint: {}", high_water.error().message);
-      return done(std::move(high_water).error());
+    auto image = snapshot_checkpoint();
+    if (!image) {
+      logger.warn("checkpoint: {}", image.error().message);
+      return done(std::move(image).error());
     }
+    const auto paused = std::chrono::steady_clock::now() - began;
     checkpoint_waiting = true;
-    auto install = [this, hw = *high_water, began, done = std::move(done)](status s) mutable {
+    const std::uint64_t hw = image->high_water;
+    auto written = std::make_shared<std::promise<status>>();
+    checkpoint_writing = written->get_future();
+    checkpoint_writing_hw = hw;
+    checkpoint_install = [this, hw, began, paused, done = std::move(done)](status s) mutable {
       checkpoint_waiting = false;
       if (s) s = install_checkpoint(hw);
       if (!s) {
+        (void)fs.remove_file(checkpoint_tmp_path());
         logger.warn("checkpoint: {}", s.error().message);
       } else {
-        logger.info("checkpoint at log position {} ({} bytes) in {} ms", hw, checkpoint_bytes,
-                    std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::steady_clock::now() - began)
-                        .count());
+        logger.info(
+            "checkpoint at log position {} ({} bytes) in {} ms (engine paused {} ms for the "
+            "snapshot)",
+            hw, checkpoint_bytes,
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  began)
+                .count(),
+            std::chrono::duration_cast<std::chrono::milliseconds>(paused).count());
       }
       done(std::move(s));
     };
-    if (*high_water == 0) return install({});
-    when_durable(*high_water - 1, std::move(install));
-    after_work();
+    asio::post(checkpoint_ctx, [this, image = std::make_shared<checkpoint_image>(std::move(*image)),
+                                written]() mutable {
+      status s = write_image(fs, checkpoint_tmp_path(), log_id, *image, opts.checkpoint_write_hook);
+      written->set_value(s);
+      post([this, s = std::move(s)]() mutable {
+        if (!checkpoint_writing) return;  // finish_stop took the result over
+        checkpoint_writing.reset();
+        auto install = std::move(checkpoint_install);
+        checkpoint_install = nullptr;
+        if (!s || checkpoint_writing_hw == 0) return install(std::move(s));
+        when_durable(checkpoint_writing_hw - 1, std::move(install));
+        after_work();
+      });
+    });
   }
 
   void maybe_checkpoint() {
@@ -434,13 +522,18 @@ struct host::impl {
       auto r = log->sync();
       if (r) durable.store(*r);
     }
-    // A clean stop leaves a checkpoint of everything, so the next start is quick.
-    if (!failed && opts.checkpoint_log_bytes != 0 && opts.checkpoint_at_stop &&
-        !checkpoint_waiting && durable.load() >= log->end() &&
-        log->end() != checkpoint_high_water) {
-      auto hw = write_checkpoint();
-      status s = hw ? install_checkpoint(*hw) : status(std::move(hw).error());
-      if (!s) logger.warn("checkpoint at stop: {}", s.error().message);
+    // A checkpoint being written in the background: wait for it, then treat it
+    // as a waiter (installed if the log is durable up to it).
+    if (checkpoint_writing) {
+      status s = checkpoint_writing->get();
+      checkpoint_writing.reset();
+      auto install = std::move(checkpoint_install);
+      checkpoint_install = nullptr;
+      if (!s || checkpoint_writing_hw == 0) {
+        install(std::move(s));
+      } else {
+        waiters.emplace(checkpoint_writing_hw - 1, std::move(install));
+      }
     }
     auto pending = std::move(waiters);
     waiters.clear();
@@ -450,6 +543,16 @@ struct host::impl {
       } else {
         done(error(errc::shutting_down, "the broker stopped before the write was durable"));
       }
+    }
+    // A clean stop leaves a checkpoint of everything, so the next start is quick.
+    if (!failed && opts.checkpoint_log_bytes != 0 && opts.checkpoint_at_stop &&
+        !checkpoint_waiting && durable.load() >= log->end() &&
+        log->end() != checkpoint_high_water) {
+      auto image = snapshot_checkpoint();
+      status s = image ? write_image(fs, checkpoint_tmp_path(), log_id, *image)
+                       : status(std::move(image).error());
+      if (s) s = install_checkpoint(image->high_water);
+      if (!s) logger.warn("checkpoint at stop: {}", s.error().message);
     }
     wake_timer.cancel();
     reclaim_timer.cancel();
@@ -475,6 +578,7 @@ result<std::unique_ptr<host>> host::open(io::file_system& fs, host_options opts,
   im->log = std::move(*lg);
   im->durable.store(im->log->durable_end());
   im->journal = std::make_unique<log_journal>(*im->log);
+  OUTRIDER_TRY(im->load_log_id());
 
   // The delay index is rebuilt on every start (from the checkpoint and the log
   // written after it, or from the whole log); far-future entries go to its
@@ -516,7 +620,9 @@ void host::start() {
   im.started = true;
   im.engine_guard.emplace(im.engine_ctx.get_executor());
   im.sync_guard.emplace(im.sync_ctx.get_executor());
+  im.checkpoint_guard.emplace(im.checkpoint_ctx.get_executor());
   im.sync_thread = std::thread([&im] { im.sync_ctx.run(); });
+  im.checkpoint_thread = std::thread([&im] { im.checkpoint_ctx.run(); });
   im.engine_thread = std::thread([&im] { im.engine_ctx.run(); });
   im.post([&im] {
     im.schedule_reclaim();
@@ -537,10 +643,13 @@ void host::stop() {
   done.wait();
   im.engine_guard.reset();
   im.sync_guard.reset();
+  im.checkpoint_guard.reset();
   im.engine_ctx.stop();
   im.sync_ctx.stop();
+  im.checkpoint_ctx.stop();
   im.engine_thread.join();
   im.sync_thread.join();
+  im.checkpoint_thread.join();
 }
 
 std::uint64_t host::durable_end() const {

@@ -6,6 +6,9 @@
 // Threads:
 //  - the engine thread owns the engine, the log's appending side and the
 //    delay index; every public call below is posted to it (thread-safe);
+//  - the checkpoint thread writes checkpoints from snapshots the engine thread
+//    takes in milliseconds (copy-on-write index shards, open delay-index files),
+//    so a checkpoint of a big index never stalls the engine;
 //  - the sync thread runs log.sync() (fdatasync). Group commit is pipelined:
 //    while one sync is in flight the engine keeps appending, and the next sync
 //    covers everything appended meanwhile. One sync is in flight at a time.
@@ -54,6 +57,10 @@ struct host_options {
   std::uint64_t checkpoint_log_bytes = std::uint64_t{256} << 20;
   // Whether stop() writes one (crash tests turn it off to keep a log tail).
   bool checkpoint_at_stop = true;
+  // Tests: runs on the checkpoint thread once a snapshot is streamed to
+  // checkpoint.tmp, before its last block and sync (to hold a checkpoint in
+  // flight while the engine goes on, or crash during it).
+  std::function<void()> checkpoint_write_hook;
 };
 
 struct queue_summary {

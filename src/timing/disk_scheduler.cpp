@@ -102,6 +102,55 @@ result<std::vector<std::byte>> read_range(io::file_system& fs, const std::string
   return data;
 }
 
+// Reads the first `length` bytes of a bucket file and appends its entries to
+// `out`, leaving out those in its first `recovered_length` bytes that are due at
+// or before `fired_through` (checkpointed entries that fired before a restart).
+status parse_file(const io::readable_file& file, const std::string& path, std::uint64_t length,
+                  std::uint64_t recovered_length, std::int64_t fired_through,
+                  std::vector<due_entry>& out) {
+  std::vector<std::byte> data(length);
+  std::uint64_t done = 0;
+  while (done < length) {
+    auto n = file.read_at(done, std::span(data).subspan(done));
+    if (!n) return std::move(n).error();
+    if (*n == 0) {
+      return error(
+          errc::data_corruption,
+          fmt::format("delay index: {} is shorter than its recorded {} bytes", path, length));
+    }
+    done += *n;
+  }
+  const std::byte* bytes = data.data();
+  std::uint64_t at = 0;
+  while (at < length) {
+    auto corrupt = [&](std::string_view what) {
+      return error(errc::data_corruption,
+                   fmt::format("delay index: {} at offset {}: {}", path, at, what));
+    };
+    if (length - at < format::block_header_size) return corrupt("truncated block header");
+    const std::byte* header = bytes + at;
+    if (get<std::uint32_t>(header) != format::block_magic) return corrupt("bad block magic");
+    if (get<std::uint8_t>(header + 4) != format::version) return corrupt("unknown version");
+    const std::uint32_t count = get<std::uint32_t>(header + 8);
+    const std::uint64_t payload = std::uint64_t{count} * format::entry_size;
+    if (length - at - format::block_header_size < payload) return corrupt("short block");
+    std::uint32_t crc = crc_of(0, header, format::block_crc_offset);
+    crc = crc_of(crc, header + format::block_header_size, payload);
+    if (crc != get<std::uint32_t>(header + format::block_crc_offset)) {
+      return corrupt("checksum mismatch");
+    }
+    const bool recovered = at < recovered_length;
+    for (std::uint32_t i = 0; i < count; ++i) {
+      const std::byte* e = header + format::block_header_size + i * format::entry_size;
+      const due_entry entry{get<std::int64_t>(e), get<std::uint64_t>(e + 8)};
+      if (recovered && entry.due_ns <= fired_through) continue;
+      out.push_back(entry);
+    }
+    at += format::block_header_size + payload;
+  }
+  return ok_status();
+}
+
 std::optional<std::int64_t> parse_bucket_name(std::string_view name) {
   if (!name.starts_with(format::bucket_prefix) || !name.ends_with(format::bucket_suffix)) {
     return std::nullopt;
@@ -360,37 +409,10 @@ result<std::vector<due_entry>> disk_scheduler::read_entries(const std::string& p
   std::vector<due_entry> entries;
   entries.reserve(b.file_entries + b.pending.size());
   if (b.file_length > 0) {
-    auto data = read_range(fs_, path, b.file_length);
-    if (!data) return std::move(data).error();
-    const std::byte* bytes = data->data();
-    std::uint64_t at = 0;
-    while (at < b.file_length) {
-      auto corrupt = [&](std::string_view what) {
-        return error(errc::data_corruption,
-                     fmt::format("delay index: {} at offset {}: {}", path, at, what));
-      };
-      if (b.file_length - at < format::block_header_size) return corrupt("truncated block header");
-      const std::byte* header = bytes + at;
-      if (get<std::uint32_t>(header) != format::block_magic) return corrupt("bad block magic");
-      if (get<std::uint8_t>(header + 4) != format::version) return corrupt("unknown version");
-      const std::uint32_t count = get<std::uint32_t>(header + 8);
-      const std::uint64_t payload = std::uint64_t{count} * format::entry_size;
-      if (b.file_length - at - format::block_header_size < payload) return corrupt("short block");
-      std::uint32_t crc = crc_of(0, header, format::block_crc_offset);
-      crc = crc_of(crc, header + format::block_header_size, payload);
-      if (crc != get<std::uint32_t>(header + format::block_crc_offset)) {
-        return corrupt("checksum mismatch");
-      }
-      const bool recovered = at < b.recovered_length;
-      for (std::uint32_t i = 0; i < count; ++i) {
-        const std::byte* e = header + format::block_header_size + i * format::entry_size;
-        const due_entry entry{get<std::int64_t>(e), get<std::uint64_t>(e + 8)};
-        // Checkpointed entries at or before fired_through fired before the restart.
-        if (filter_recovered && recovered && entry.due_ns <= recovered_fired_through_) continue;
-        entries.push_back(entry);
-      }
-      at += format::block_header_size + payload;
-    }
+    auto file = fs_.open_for_read(path);
+    if (!file) return std::move(file).error();
+    OUTRIDER_TRY(parse_file(**file, path, b.file_length, filter_recovered ? b.recovered_length : 0,
+                            recovered_fired_through_, entries));
   }
   entries.insert(entries.end(), b.pending.begin(), b.pending.end());
   return entries;
@@ -414,6 +436,43 @@ status disk_scheduler::for_each_entry(const std::function<status(const due_entry
     if (!entries) return std::move(entries).error();
     for (const due_entry& e : *entries) OUTRIDER_TRY(fn(e));
   }
+  return ok_status();
+}
+
+result<disk_scheduler::entries_snapshot> disk_scheduler::snapshot() const {
+  if (broken_) return *broken_;
+  entries_snapshot snap;
+  snap.fired_through = recovered_fired_through_;
+  snap.in_memory.reserve(wheel_.size() + pending_entries_);
+  wheel_.for_each([&](const due_entry& e) { snap.in_memory.push_back(e); });
+  auto add = [&](const std::string& path, const bucket& b, bool filter_recovered) -> status {
+    snap.in_memory.insert(snap.in_memory.end(), b.pending.begin(), b.pending.end());
+    if (b.file_length == 0) return ok_status();
+    auto file = fs_.open_for_read(path);
+    if (!file) return std::move(file).error();
+    snap.files.push_back(
+        {std::move(*file), path, b.file_length, filter_recovered ? b.recovered_length : 0});
+    return ok_status();
+  };
+  for (const auto& [start, b] : buckets_) {
+    if (!b.loaded) OUTRIDER_TRY(add(bucket_path(start), b, true));
+  }
+  for (const auto& [start, b] : coarse_) OUTRIDER_TRY(add(coarse_path(start), b, false));
+  return snap;
+}
+
+status disk_scheduler::entries_snapshot::for_each(
+    const std::function<status(const due_entry&)>& fn) {
+  for (const due_entry& e : in_memory) OUTRIDER_TRY(fn(e));
+  in_memory = {};
+  std::vector<due_entry> entries;
+  for (file_part& f : files) {
+    entries.clear();
+    OUTRIDER_TRY(parse_file(*f.file, f.path, f.length, f.recovered_length, fired_through, entries));
+    f.file.reset();
+    for (const due_entry& e : entries) OUTRIDER_TRY(fn(e));
+  }
+  files.clear();
   return ok_status();
 }
 

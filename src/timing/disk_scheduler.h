@@ -94,6 +94,26 @@ class disk_scheduler final : public scheduler {
   // For snapshots by the owner (the broker's checkpoint), not hot paths. Errors: io_error,
   // data_corruption from a bucket file, or `fn`'s.
   status for_each_entry(const std::function<status(const due_entry&)>& fn) const;
+  // The entries held now, readable on another thread while the owner goes on changing the
+  // index: the in-memory ones (wheel and write buffers) copied, and each unloaded bucket file
+  // opened (a later removal does not take it away) with its length now (later appends are not
+  // read). Taking one costs a copy of the in-memory entries and one open per bucket file.
+  struct entries_snapshot {
+    struct file_part {
+      std::unique_ptr<io::readable_file> file;
+      std::string path;
+      std::uint64_t length = 0;
+      std::uint64_t recovered_length = 0;
+    };
+    std::vector<due_entry> in_memory;
+    std::vector<file_part> files;
+    std::int64_t fired_through = 0;
+    // Calls `fn` for every entry (as for_each_entry), reading the files; any thread, once.
+    // Errors: io_error, data_corruption from a bucket file, or `fn`'s.
+    status for_each(const std::function<status(const due_entry&)>& fn);
+  };
+  // Errors: the filesystem's (opening a bucket file), a broken index's.
+  result<entries_snapshot> snapshot() const;
   // Writes buffered entries to their bucket files (not durable until checkpoint()).
   status flush();
 

@@ -530,5 +530,36 @@ TEST(disk_scheduler, for_each_entry_lists_exactly_what_is_still_held) {
   EXPECT_EQ(seen, 1u);
 }
 
+TEST(disk_scheduler, a_snapshot_lists_what_was_held_when_taken_whatever_happens_after) {
+  io::mem_file_system fs;
+  auto s = open_ok(fs, 0, coarse_options());
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(pop_all(*s, epoch_2026).empty());
+  std::multiset<std::pair<std::int64_t, std::uint64_t>> expected;
+  xoshiro_random rng(12);
+  for (std::uint64_t ref = 0; ref < 3000; ++ref) {
+    const std::int64_t spans[] = {3 * second, 40 * minute, 6 * day};
+    const std::int64_t due =
+        epoch_2026 + 1 +
+        static_cast<std::int64_t>(rng.uniform(static_cast<std::uint64_t>(spans[ref % 3])));
+    ASSERT_TRUE(s->insert(due, ref).ok());
+    expected.emplace(due, ref);
+  }
+  ASSERT_TRUE(s->flush().ok());
+  auto snap = s->snapshot();
+  ASSERT_TRUE(snap);
+  // Afterwards: more entries, and most of them fire (files are read, cascaded, removed).
+  for (std::uint64_t ref = 5000; ref < 5100; ++ref)
+    ASSERT_TRUE(s->insert(epoch_2026 + ref, ref).ok());
+  EXPECT_FALSE(pop_all(*s, epoch_2026 + 5 * day).empty());
+  std::multiset<std::pair<std::int64_t, std::uint64_t>> listed;
+  ASSERT_TRUE(snap->for_each([&](const due_entry& e) {
+                    listed.emplace(e.due_ns, e.ref);
+                    return ok_status();
+                  })
+                  .ok());
+  EXPECT_EQ(listed, expected);
+}
+
 }  // namespace
 }  // namespace outrider::timing

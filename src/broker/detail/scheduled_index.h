@@ -17,10 +17,17 @@
 // far-future message at tens of bytes of memory: the id itself lives only in
 // the journal.
 //
-// Thread-safety: none.
+// Snapshots: snapshot() shares every shard's slots with the caller in O(shards)
+// (copy-on-write: the next insert or erase into a shared shard copies that one
+// shard first), so a checkpoint can write a consistent image on another thread
+// while the owner keeps changing the index.
+//
+// Thread-safety: none, except that a snapshot may be read on any thread while
+// the owner changes the index.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "base/id.h"
@@ -51,13 +58,6 @@ class scheduled_index {
   void save(checkpoint_writer& out) const;
   bool load(checkpoint_reader& in);
 
-  std::size_t size() const noexcept { return size_; }
-  std::size_t memory_bytes() const noexcept;
-
- private:
-  static constexpr unsigned shard_bits = 10;
-  static constexpr std::size_t initial_capacity = 16;
-
   struct slot {
     std::uint32_t tag = 0;  // 0 = empty (tag_of() never returns 0)
     std::uint32_t position_low = 0;
@@ -67,10 +67,31 @@ class scheduled_index {
     }
   };
   static_assert(sizeof(slot) == 12);
+  // The index's contents at one moment, for save_snapshot() on any thread.
+  // Holding one costs nothing until the index changes: each shard changed
+  // afterwards is copied once (the copy-on-write memory, at most the index's
+  // size, is freed as save_snapshot() writes each shard out).
+  using snapshot = std::vector<std::shared_ptr<const std::vector<slot>>>;
+  snapshot take_snapshot() const;
+  // Writes `snap` in save()'s format, releasing each shard once written.
+  static void save_snapshot(snapshot& snap, checkpoint_writer& out);
+
+  std::size_t size() const noexcept { return size_; }
+  std::size_t memory_bytes() const noexcept;
+
+ private:
+  static constexpr unsigned shard_bits = 10;
+  static constexpr std::size_t initial_capacity = 16;
+
   struct shard {
-    std::vector<slot> slots;  // empty or capacity >= initial_capacity
+    // Null, empty or capacity >= initial_capacity. Shared with snapshots:
+    // change it only through own().
+    std::shared_ptr<std::vector<slot>> slots;
     std::size_t size = 0;
+    std::size_t capacity() const noexcept { return slots ? slots->size() : 0; }
   };
+  // The shard's slots for writing: copied first if a snapshot shares them.
+  static std::vector<slot>& own(shard& s);
 
   static std::uint32_t tag_of(std::uint64_t fp) noexcept {
     const auto t = static_cast<std::uint32_t>(fp);
@@ -83,7 +104,7 @@ class scheduled_index {
   const shard& shard_of(std::uint64_t fp) const noexcept {
     return shards_[fp >> (64 - shard_bits)];
   }
-  static void place(shard& s, slot entry);
+  static void place(std::vector<slot>& slots, slot entry);
   static void resize(shard& s, std::size_t capacity);
 
   std::vector<shard> shards_;

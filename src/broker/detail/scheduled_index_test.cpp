@@ -123,5 +123,31 @@ TEST(broker_scheduled_index, save_and_load_give_back_the_same_index) {
       loaded.erase(scheduled_index::fingerprint(id128{1, 11}), (std::uint64_t{3} << 40) | 1));
 }
 
+TEST(broker_scheduled_index, a_snapshot_keeps_its_contents_while_the_index_changes) {
+  auto pos = [](std::uint64_t i) { return (std::uint64_t{5} << 40) | i; };
+  auto fp = [](std::uint64_t i) { return scheduled_index::fingerprint(id128{i, 7}); };
+  scheduled_index index;
+  for (std::uint64_t i = 0; i < 10'000; ++i) index.insert(fp(i), pos(i));
+  scheduled_index::snapshot snap = index.take_snapshot();
+  // Change every shard: erase some, insert more (grows shards), after the snapshot.
+  for (std::uint64_t i = 0; i < 10'000; i += 2) ASSERT_TRUE(index.erase(fp(i), pos(i)));
+  for (std::uint64_t i = 10'000; i < 30'000; ++i) index.insert(fp(i), pos(i));
+  io::mem_file_system fs;
+  auto out = checkpoint_writer::create(fs, "snap");
+  ASSERT_TRUE(out);
+  scheduled_index::save_snapshot(snap, **out);
+  ASSERT_TRUE((*out)->finish());
+  for (const auto& shard : snap) EXPECT_EQ(shard, nullptr);  // released as written
+  auto in = checkpoint_reader::open(fs, "snap");
+  ASSERT_TRUE(in);
+  scheduled_index loaded;
+  ASSERT_TRUE(loaded.load(**in));
+  EXPECT_EQ(loaded.size(), 10'000U);
+  for (std::uint64_t i = 0; i < 30'000; ++i) {
+    EXPECT_EQ(loaded.contains(fp(i), pos(i)), i < 10'000) << i;
+    EXPECT_EQ(index.contains(fp(i), pos(i)), i >= 10'000 || i % 2 == 1) << i;
+  }
+}
+
 }  // namespace
 }  // namespace outrider::broker::detail

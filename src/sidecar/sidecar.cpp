@@ -24,6 +24,7 @@
 #include "sidecar/configuration.h"
 #include "sidecar/jobs.h"
 #include "sidecar/outbound.h"
+#include "sidecar/request_tracing.h"
 #include "sidecar/statsd_listener.h"
 #include "tracing/exporter.h"
 #include "tracing/otlp_receiver.h"
@@ -62,62 +63,9 @@ std::int64_t unix_ms(wall_time t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
-// "<a> <b>" for span names, in a stack buffer when it fits (no heap allocation
-// on the request path).
-class joined_name {
- public:
-  joined_name(std::string_view a, std::string_view b) {
-    if (a.size() + 1 + b.size() <= sizeof buf_) {
-      char* end = std::copy(a.begin(), a.end(), buf_);
-      *end++ = ' ';
-      end = std::copy(b.begin(), b.end(), end);
-      view_ = std::string_view(buf_, static_cast<std::size_t>(end - buf_));
-    } else {
-      long_.reserve(a.size() + 1 + b.size());
-      long_.append(a).append(" ").append(b);
-      view_ = long_;
-    }
-  }
-  joined_name(const joined_name&) = delete;
-  joined_name& operator=(const joined_name&) = delete;
-  std::string_view view() const noexcept { return view_; }
-
- private:
-  char buf_[160];
-  std::string long_;
-  std::string_view view_;
-};
-
-// http.route for the API's paths (span names stay low-cardinality).
-std::string api_route(std::string_view path) {
-  struct prefix_route {
-    std::string_view prefix;
-    std::string_view route;
-  };
-  static constexpr prefix_route routes[] = {
-      {"/v1.0/publish/", "/v1.0/publish/{pubsub}/{topic}"},
-      {"/v1.0-alpha1/publish/bulk/", "/v1.0-alpha1/publish/bulk/{pubsub}/{topic}"},
-      {"/v1.0-alpha1/outrider/scheduled/", "/v1.0-alpha1/outrider/scheduled/{pubsub}/{id}"},
-      {"/v1.0/invoke/", "/v1.0/invoke/{appId}/method/{*path}"},
-      {"/v1.0/bindings/", "/v1.0/bindings/{name}"},
-      {"/v1.0/jobs/", "/v1.0/jobs/{name}"},
-      {"/v1.0-alpha1/jobs/", "/v1.0-alpha1/jobs/{name}"},
-  };
-  for (const auto& r : routes) {
-    if (path.substr(0, r.prefix.size()) == r.prefix) return std::string(r.route);
-  }
-  return std::string(path);
-}
-
 struct discard_sink final : tracing::span_sink {
   void export_span(tracing::span&&) override {}
 };
-
-// The sidecar's value for messaging.system: OTel's well-known names where one
-// exists, else the backend type.
-std::string messaging_system(std::string_view backend_type) {
-  return backend_type == "embedded" ? "outrider" : std::string(backend_type);
-}
 
 }  // namespace
 
@@ -259,34 +207,8 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
 
   // ---------------- tracing ----------------
 
-  static std::optional<tracing::span_context> incoming_context(const http::fields& headers) {
-    std::string storage;
-    return tracing::extract_context(tracing::carrier_from_fields(headers, storage));
-  }
-
-  // Replaces the trace headers of `headers` with `span`'s context, so what is
-  // sent (or handled) next continues the trace as its child.
   void inject(http::fields& headers, const tracing::active_span& span) const {
-    for (auto name :
-         {"b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "x-b3-flags", "x-b3-parentspanid"}) {
-      headers.erase(name);
-    }
-    headers.set(header_traceparent, span.traceparent());
-    if (span.tracestate().empty()) {
-      headers.erase(header_tracestate);
-    } else {
-      headers.set(header_tracestate, span.tracestate());
-    }
-    if (opts.tracing.emit_b3) headers.set("b3", tracing::format_b3_single(span.context()));
-  }
-
-  static void set_error_from_status(tracing::active_span& span, int status, bool server_side) {
-    span.set(attr::http_response_status_code, std::int64_t{status});
-    // OTel: 5xx is an error for servers; 4xx and 5xx for clients.
-    if (status >= 500 || (!server_side && status >= 400)) {
-      span.set(attr::error_type, std::to_string(status));
-      span.set_error("HTTP " + std::to_string(status));
-    }
+    inject_context(headers, span, opts.tracing.emit_b3);
   }
 
   // A CLIENT span for a call the sidecar makes to its app on its own account
@@ -385,23 +307,9 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
         inner(std::move(req), std::move(r));
         return;
       }
-      auto parent = incoming_context(req.headers);
-      const std::string route = api_route(req.path);
-      auto span = self->tracer->start_span(joined_name(req.method, route).view(),
-                                           tracing::span_kind::server, parent ? &*parent : nullptr);
-      if (span.recording()) {
-        span.set(attr::http_request_method, req.method);
-        span.set(attr::http_route, route);
-        span.set(attr::url_path, req.path);
-        span.set(attr::url_scheme, "http");
-        span.set(attr::server_address, self->opts.listen_host);
-        span.set(attr::server_port, std::int64_t{self->server ? self->server->port() : 0});
-        const auto colon = req.remote_address.rfind(':');
-        if (colon != std::string::npos) {
-          span.set(attr::client_address, req.remote_address.substr(0, colon));
-        }
-      }
-      self->inject(req.headers, span);
+      auto span = start_server_span(*self->tracer, req, self->opts.listen_host,
+                                    self->server ? self->server->port() : 0,
+                                    self->opts.tracing.emit_b3);
       auto shared = std::make_shared<tracing::active_span>(std::move(span));
       http::responder wrapped([shared, r](http::response&& resp) {
         set_error_from_status(*shared, resp.status, true);
@@ -418,17 +326,7 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
   tracing::active_span start_producer(const http::fields& headers, const pubsub_component& comp,
                                       std::string_view topic) {
     if (!tracer) return {};
-    auto parent = incoming_context(headers);
-    auto span = tracer->start_span(joined_name("publish", topic).view(),
-                                   tracing::span_kind::producer, parent ? &*parent : nullptr);
-    if (span.recording()) {
-      span.set(attr::messaging_system, messaging_system(comp.type));
-      span.set(attr::messaging_destination_name, topic);
-      span.set(attr::messaging_operation_type, "send");
-      span.set(attr::messaging_operation_name, "publish");
-      span.set(attr::outrider_pubsub_name, comp.name);
-    }
-    return span;
+    return start_producer_span(*tracer, headers, comp.type, comp.name, topic);
   }
 
   // Delayed messages carry the time they were scheduled for, so the delivery
@@ -436,15 +334,6 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
   static void mark_scheduled(backends::message& m) {
     if (m.deliver_at > wall_time{}) {
       m.headers.emplace_back(scheduled_at_header, std::to_string(unix_ms(m.deliver_at)));
-    }
-  }
-
-  static void note_message(tracing::active_span& span, const backends::message& m) {
-    if (!span.recording()) return;
-    span.set(attr::messaging_message_id, m.id.to_string());
-    span.set(attr::messaging_message_body_size, static_cast<std::int64_t>(m.body.size()));
-    if (m.deliver_at > wall_time{}) {
-      span.set(attr::outrider_message_scheduled_time_ms, unix_ms(m.deliver_at));
     }
   }
 

@@ -285,7 +285,7 @@ void exporter::run() {
     } else {
       batch.body = encode_batch(options_.protocol, recorded, spans);
     }
-    recorded.clear();  // frees the records on this thread, outside the lock
+    release_recorded_spans(recorded);  // back to the tracers, outside the lock
     lock.lock();
     // At most max_in_flight batches encoded or being sent; meanwhile spans queue (and drop).
     slot_free_.wait(lock, [&] {

@@ -5,6 +5,9 @@
 #include <cstring>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
+#include <mutex>
+
+#include "base/assert.h"
 
 namespace outrider::tracing {
 namespace {
@@ -20,6 +23,80 @@ constexpr std::string_view attr_names[] = {
 std::string_view attr_name(attr key) noexcept {
   const auto i = static_cast<std::size_t>(key);
   return i < std::size(attr_names) ? attr_names[i] : std::string_view();
+}
+
+void recorded_span::clear() noexcept {
+  trace_id = {};
+  span_id = 0;
+  parent_id = 0;
+  start_ns = 0;
+  end_ns = 0;
+  kind = span_kind::internal;
+  status = status_code::unset;
+  flags = 0;
+  name = {};
+  trace_state = {};
+  status_message = {};
+  resource.reset();
+  events.clear();
+  links.clear();
+  inline_count_ = 0;
+  text_used_ = 0;
+  more_attributes_.clear();
+  more_text_.clear();
+}
+
+namespace {
+
+struct recorded_span_pool {
+  std::mutex mutex;
+  std::vector<std::vector<recorded_span_ptr>> batches;
+  std::size_t pooled = 0;
+};
+
+recorded_span_pool& pool() {
+  static auto* p = new recorded_span_pool;  // never destroyed: threads may release at exit
+  return *p;
+}
+
+}  // namespace
+
+recorded_span_ptr acquire_recorded_span() {
+  thread_local std::vector<recorded_span_ptr> cache;
+  if (cache.empty()) {
+    auto& p = pool();
+    std::vector<recorded_span_ptr> batch;
+    {
+      std::lock_guard lock(p.mutex);
+      if (!p.batches.empty()) {
+        batch = std::move(p.batches.back());
+        p.batches.pop_back();
+        p.pooled -= batch.size();
+      }
+    }
+    if (batch.empty()) return std::make_unique<recorded_span>();
+    cache.swap(batch);  // the empty vector `cache` had goes with `batch`
+  }
+  recorded_span_ptr s = std::move(cache.back());
+  cache.pop_back();
+  return s;
+}
+
+void release_recorded_spans(std::vector<recorded_span_ptr>& spans) noexcept {
+  if (spans.empty()) return;
+  for (auto& s : spans) s->clear();
+  auto& p = pool();
+  std::vector<recorded_span_ptr> taken;
+  {
+    std::lock_guard lock(p.mutex);
+    if (p.pooled + spans.size() <= max_pooled_recorded_spans) {
+      p.pooled += spans.size();
+      p.batches.push_back(std::move(spans));
+    } else {
+      taken.swap(spans);  // freed below, outside the lock
+    }
+  }
+  spans.clear();  // moved from: empty already
 }
 
 recorded_span::text_ref recorded_span::store(std::string_view s) {
@@ -343,6 +420,106 @@ std::size_t span_size(const recorded_span& s) {
   return n;
 }
 
+// Writes into memory sized beforehand (span_size): no appends, no bounds checks.
+struct cursor {
+  char* p;
+  void varint(std::uint64_t v) noexcept {
+    while (v >= 0x80) {
+      *p++ = static_cast<char>(v | 0x80);
+      v >>= 7;
+    }
+    *p++ = static_cast<char>(v);
+  }
+  void tag(int field, wire::WireType type) noexcept { varint(wire::MakeTag(field, type)); }
+  void raw(std::string_view b) noexcept {
+    if (!b.empty()) std::memcpy(p, b.data(), b.size());
+    p += b.size();
+  }
+  void bytes(int field, std::string_view b) noexcept {
+    tag(field, wire::WIRETYPE_LENGTH_DELIMITED);
+    varint(b.size());
+    raw(b);
+  }
+  void fixed64(int field, std::uint64_t v) noexcept {
+    tag(field, wire::WIRETYPE_FIXED64);
+    p = reinterpret_cast<char*>(
+        CodedOutputStream::WriteLittleEndian64ToArray(v, reinterpret_cast<std::uint8_t*>(p)));
+  }
+  void fixed32(int field, std::uint32_t v) noexcept {
+    tag(field, wire::WIRETYPE_FIXED32);
+    p = reinterpret_cast<char*>(
+        CodedOutputStream::WriteLittleEndian32ToArray(v, reinterpret_cast<std::uint8_t*>(p)));
+  }
+  void uint(int field, std::uint64_t v) noexcept {
+    tag(field, wire::WIRETYPE_VARINT);
+    varint(v);
+  }
+  void id64(int field, std::uint64_t id) noexcept {  // big-endian bytes, as OTLP carries ids
+    tag(field, wire::WIRETYPE_LENGTH_DELIMITED);
+    *p++ = 8;
+    for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(id >> (56 - 8 * i));
+  }
+  void id128(int field, const outrider::id128& id) noexcept {
+    tag(field, wire::WIRETYPE_LENGTH_DELIMITED);
+    *p++ = 16;
+    for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(id.high >> (56 - 8 * i));
+    for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(id.low >> (56 - 8 * i));
+  }
+};
+
+// put_span for a span without events or links, `size` bytes (span_size).
+void write_span(cursor& c, const recorded_span& s) noexcept {
+  using t = attribute_value::type;
+  c.id128(1, s.trace_id);
+  c.id64(2, s.span_id);
+  if (s.trace_state.size != 0) c.bytes(3, s.text(s.trace_state));
+  if (s.parent_id != 0) c.id64(4, s.parent_id);
+  c.bytes(5, s.text(s.name));
+  const int kind = otlp_kind(s.kind);
+  if (kind != 0) c.uint(6, static_cast<std::uint64_t>(kind));
+  c.fixed64(7, static_cast<std::uint64_t>(s.start_ns));
+  c.fixed64(8, static_cast<std::uint64_t>(s.end_ns));
+  for (std::size_t i = 0; i < s.attribute_count(); ++i) {
+    const auto& a = s.attribute_at(i);
+    const std::string_view key = s.key_of(a);
+    std::string_view text;
+    std::size_t value_size = 0;  // AnyValue body
+    switch (a.kind) {
+      case t::string:
+        text = s.text(a.text);
+        value_size = bytes_field_size(any_string, text.size());
+        break;
+      case t::boolean: value_size = 2; break;
+      case t::int64: value_size = 1 + varint_size(static_cast<std::uint64_t>(a.number)); break;
+      case t::float64: value_size = 1 + 8; break;
+      default: break;
+    }
+    c.tag(9, wire::WIRETYPE_LENGTH_DELIMITED);
+    c.varint(bytes_field_size(1, key.size()) + bytes_field_size(2, value_size));
+    c.bytes(1, key);
+    c.tag(2, wire::WIRETYPE_LENGTH_DELIMITED);
+    c.varint(value_size);
+    switch (a.kind) {
+      case t::string: c.bytes(any_string, text); break;
+      case t::boolean: c.uint(any_bool, a.number != 0 ? 1 : 0); break;
+      case t::int64: c.uint(any_int, static_cast<std::uint64_t>(a.number)); break;
+      case t::float64: c.fixed64(any_double, static_cast<std::uint64_t>(a.number)); break;
+      default: break;
+    }
+  }
+  if (s.status != status_code::unset || s.status_message.size != 0) {
+    std::size_t body = 0;
+    const int code = otlp_status(s.status);
+    if (s.status_message.size != 0) body += bytes_field_size(2, s.status_message.size);
+    if (code != 0) body += tag_size(3) + varint_size(static_cast<std::uint64_t>(code));
+    c.tag(15, wire::WIRETYPE_LENGTH_DELIMITED);
+    c.varint(body);
+    if (s.status_message.size != 0) c.bytes(2, s.text(s.status_message));
+    if (code != 0) c.uint(3, static_cast<std::uint64_t>(code));
+  }
+  if (s.flags != 0) c.fixed32(16, s.flags);
+}
+
 }  // namespace
 
 void append_otlp_protobuf(std::string& out, std::span<const recorded_span_ptr> spans) {
@@ -356,9 +533,10 @@ void append_otlp_protobuf(std::string& out, std::span<const recorded_span_ptr> s
     const span_resource* r = resource_of(*s);
     if (std::find(resources.begin(), resources.end(), r) == resources.end()) resources.push_back(r);
   }
-  // Two passes per resource: sizes first, then every byte written once, in place.
+  // Sizes first, then the group's bytes written once into memory sized for them.
   thread_local std::vector<std::size_t> sizes;
-  thread_local std::string one;  // spans with events or links
+  thread_local std::string one;  // a span with events or links (written through temporaries)
+  thread_local std::string head;
   for (const span_resource* r : resources) {
     sizes.clear();
     std::size_t group = 0;
@@ -382,20 +560,32 @@ void append_otlp_protobuf(std::string& out, std::span<const recorded_span_ptr> s
     const std::size_t scope_spans_size = bytes_field_size(1, scope.size()) + group;
     const std::size_t resource_spans_size =
         bytes_field_size(1, resource.size()) + bytes_field_size(2, scope_spans_size);
-    out.reserve(out.size() + bytes_field_size(1, resource_spans_size));
-    put_tag(out, 1, wire::WIRETYPE_LENGTH_DELIMITED);  // ExportTraceServiceRequest.resource_spans
-    put_varint(out, resource_spans_size);
-    put_bytes(out, 1, resource);
-    put_tag(out, 2, wire::WIRETYPE_LENGTH_DELIMITED);
-    put_varint(out, scope_spans_size);
-    put_bytes(out, 1, scope);
+    head.clear();
+    put_tag(head, 1, wire::WIRETYPE_LENGTH_DELIMITED);  // ExportTraceServiceRequest.resource_spans
+    put_varint(head, resource_spans_size);
+    put_bytes(head, 1, resource);
+    put_tag(head, 2, wire::WIRETYPE_LENGTH_DELIMITED);
+    put_varint(head, scope_spans_size);
+    put_bytes(head, 1, scope);
+    const std::size_t base = out.size();
+    out.resize(base + head.size() + group);
+    cursor c{out.data() + base};
+    c.raw(head);
     std::size_t i = 0;
     for (const auto& s : spans) {
       if (resource_of(*s) != r) continue;
-      put_tag(out, 2, wire::WIRETYPE_LENGTH_DELIMITED);
-      put_varint(out, sizes[i++]);
-      put_span(out, *s);
+      const std::size_t n = sizes[i++];
+      c.tag(2, wire::WIRETYPE_LENGTH_DELIMITED);
+      c.varint(n);
+      if (!s->events.empty() || !s->links.empty()) {
+        one.clear();
+        put_span(one, *s);
+        c.raw(one);
+      } else {
+        write_span(c, *s);
+      }
     }
+    OUTRIDER_ASSERT(c.p == out.data() + out.size(), "span_size and write_span disagree");
   }
 }
 

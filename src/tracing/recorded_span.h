@@ -86,6 +86,11 @@ class recorded_span {
   static constexpr std::size_t inline_attributes = 12;
   static constexpr std::size_t inline_text_bytes = 384;
 
+  // The inline arrays are left uninitialised (they are written before read).
+  recorded_span() noexcept {}  // NOLINT(modernize-use-equals-default): no zeroing
+  // Back to a new record's state, keeping the allocations (for reuse).
+  void clear() noexcept;
+
   id128 trace_id;
   std::uint64_t span_id = 0;
   std::uint64_t parent_id = 0;  // 0: root
@@ -122,15 +127,27 @@ class recorded_span {
   span to_span() const;
 
  private:
-  std::array<attribute, inline_attributes> attributes_{};
+  std::array<attribute, inline_attributes> attributes_;
   std::uint32_t inline_count_ = 0;
   std::uint32_t text_used_ = 0;
   std::vector<attribute> more_attributes_;
-  std::array<char, inline_text_bytes> text_{};
+  std::array<char, inline_text_bytes> text_;
   std::string more_text_;
 };
 
 using recorded_span_ptr = std::unique_ptr<recorded_span>;
+
+// Records are recycled: the exporter hands encoded ones back and tracers take
+// them again, so that in steady state recording a span allocates nothing and
+// no record is freed on another thread than the one that allocated it
+// (cross-thread frees are slow in glibc's malloc). A process-wide pool of at
+// most max_pooled_recorded_spans records (~1 KB each), moved in and out in
+// whole batches under one mutex, plus a per-thread cache of one batch.
+inline constexpr std::size_t max_pooled_recorded_spans = 2048;
+// A cleared record: from this thread's cache, else a batch from the pool, else new.
+recorded_span_ptr acquire_recorded_span();
+// Gives `spans` (which it leaves empty) back to the pool, or frees what does not fit.
+void release_recorded_spans(std::vector<recorded_span_ptr>& spans) noexcept;
 
 // OTLP ExportTraceServiceRequest (protobuf) for `spans`, written field by
 // field (no protobuf message objects): one ResourceSpans per resource object,

@@ -1,5 +1,7 @@
 #include "tracing/trace_context.h"
 
+#include <array>
+
 #include "tracing/span.h"
 
 namespace outrider::tracing {
@@ -60,46 +62,90 @@ void append_hex(std::string& out, std::uint64_t v, int digits) {
   for (int i = digits - 1; i >= 0; --i) out.push_back(digits_table[(v >> (4 * i)) & 0xf]);
 }
 
+// Lower-case hex digit values; 0xff for every other byte.
+constexpr auto hex_table = [] {
+  std::array<std::uint8_t, 256> t{};
+  for (auto& v : t) v = 0xff;
+  for (int c = '0'; c <= '9'; ++c)
+    t[static_cast<std::size_t>(c)] = static_cast<std::uint8_t>(c - '0');
+  for (int c = 'a'; c <= 'f'; ++c) {
+    t[static_cast<std::size_t>(c)] = static_cast<std::uint8_t>(c - 'a' + 10);
+  }
+  return t;
+}();
+
+// 16 lower-case hex digits of `v` at `out`.
+void write_hex(char* out, std::uint64_t v) noexcept {
+  static constexpr char digits_table[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; --i) {
+    out[i] = digits_table[v & 0xf];
+    v >>= 4;
+  }
+}
+
+// Exactly `n` lower-case hex digits at `p` into `out`; false on any other character.
+bool read_hex(const char* p, std::size_t n, std::uint64_t& out) noexcept {
+  std::uint64_t v = 0;
+  unsigned bad = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint8_t d = hex_table[static_cast<unsigned char>(p[i])];
+    bad |= d;  // 0xff for a non-digit
+    v = (v << 4) | (d & 0xf);
+  }
+  out = v;
+  return bad < 0x10;
+}
+
 }  // namespace
 
 std::optional<traceparent_fields> parse_traceparent(std::string_view value) noexcept {
   if (value.size() < version_hex + 1) return std::nullopt;
-  const std::string_view version = value.substr(0, version_hex);
-  if (!all_lower_hex(version) || value[version_hex] != '-') return std::nullopt;
-  const auto v = static_cast<std::uint8_t>(hex_value(version));
+  std::uint64_t v = 0;
+  if (!read_hex(value.data(), version_hex, v) || value[version_hex] != '-') return std::nullopt;
   if (v == invalid_version) return std::nullopt;
   if (v == traceparent_version && value.size() != traceparent_size) return std::nullopt;
   if (value.size() < traceparent_size) return std::nullopt;
-  const std::string_view trace = value.substr(trace_id_pos, trace_id_digits);
-  const std::string_view parent = value.substr(parent_id_pos, span_id_digits);
-  const std::string_view flags = value.substr(flags_pos, flags_hex);
-  if (!all_lower_hex(trace) || value[parent_id_pos - 1] != '-') return std::nullopt;
-  if (!all_lower_hex(parent) || value[flags_pos - 1] != '-') return std::nullopt;
-  if (!all_lower_hex(flags)) return std::nullopt;
+  if (value[parent_id_pos - 1] != '-' || value[flags_pos - 1] != '-') return std::nullopt;
   // Higher versions: after the flags comes the end or a dash (more fields, ignored).
   if (value.size() > traceparent_size && value[traceparent_size] != '-') return std::nullopt;
+  const char* p = value.data();
+  std::uint64_t high = 0;
+  std::uint64_t low = 0;
+  std::uint64_t parent = 0;
+  std::uint64_t flags = 0;
+  if (!read_hex(p + trace_id_pos, span_id_digits, high) ||
+      !read_hex(p + trace_id_pos + span_id_digits, span_id_digits, low) ||
+      !read_hex(p + parent_id_pos, span_id_digits, parent) ||
+      !read_hex(p + flags_pos, flags_hex, flags)) {
+    return std::nullopt;
+  }
   traceparent_fields out;
-  out.version = v;
-  out.trace_id =
-      id128{hex_value(trace.substr(0, span_id_digits)), hex_value(trace.substr(span_id_digits))};
-  out.parent_id = hex_value(parent);
+  out.version = static_cast<std::uint8_t>(v);
+  out.trace_id = id128{high, low};
+  out.parent_id = parent;
   if (out.trace_id.is_zero() || out.parent_id == 0) return std::nullopt;
-  out.flags = static_cast<std::uint8_t>(hex_value(flags) & trace_flag_sampled);
+  out.flags = static_cast<std::uint8_t>(flags & trace_flag_sampled);
   return out;
 }
 
+void write_traceparent(const id128& trace_id, std::uint64_t span_id, std::uint8_t flags,
+                       char* out) noexcept {
+  out[0] = '0';
+  out[1] = '0';
+  out[2] = '-';
+  write_hex(out + trace_id_pos, trace_id.high);
+  write_hex(out + trace_id_pos + span_id_digits, trace_id.low);
+  out[parent_id_pos - 1] = '-';
+  write_hex(out + parent_id_pos, span_id);
+  out[flags_pos - 1] = '-';
+  out[flags_pos] = '0';
+  out[flags_pos + 1] = (flags & trace_flag_sampled) != 0 ? '1' : '0';
+}
+
 std::string format_traceparent(const id128& trace_id, std::uint64_t span_id, std::uint8_t flags) {
-  std::string out;
-  out.reserve(traceparent_size);
-  append_hex(out, traceparent_version, version_hex);
-  out.push_back('-');
-  append_hex(out, trace_id.high, span_id_digits);
-  append_hex(out, trace_id.low, span_id_digits);
-  out.push_back('-');
-  append_hex(out, span_id, span_id_digits);
-  out.push_back('-');
-  append_hex(out, flags & trace_flag_sampled, flags_hex);
-  return out;
+  char buf[traceparent_size];
+  write_traceparent(trace_id, span_id, flags, buf);
+  return std::string(buf, sizeof buf);
 }
 
 bool valid_tracestate_key(std::string_view key) noexcept {

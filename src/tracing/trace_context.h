@@ -61,6 +61,9 @@ struct traceparent_fields {
 std::optional<traceparent_fields> parse_traceparent(std::string_view value) noexcept;
 
 // "00-<trace-id>-<span-id>-<flags>" (always version 00, reserved flag bits zero).
+// write_traceparent writes its traceparent_size characters to `out` (no allocation).
+void write_traceparent(const id128& trace_id, std::uint64_t span_id, std::uint8_t flags,
+                       char* out) noexcept;
 std::string format_traceparent(const id128& trace_id, std::uint64_t span_id, std::uint8_t flags);
 inline std::string format_traceparent(const span_context& c) {
   return format_traceparent(c.trace_id, c.span_id, c.flags);

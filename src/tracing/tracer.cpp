@@ -78,7 +78,7 @@ active_span tracer::start_span(std::string_view name, span_kind kind, const span
   out.context_.flags = sampled ? trace_flag_sampled : 0;
   if (!sampled || st.sink == nullptr) return out;  // not recorded: only the context
   out.tracer_ = state_;
-  auto s = std::make_unique<recorded_span>();
+  auto s = acquire_recorded_span();
   s->trace_id = out.context_.trace_id;
   s->span_id = out.context_.span_id;
   s->parent_id = parent != nullptr ? parent->span_id : 0;

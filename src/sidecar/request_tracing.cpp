@@ -1,0 +1,164 @@
+#include "sidecar/request_tracing.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "sidecar/cloud_event.h"
+#include "tracing/trace_context.h"
+
+namespace outrider::sidecar {
+using tracing::attr;
+
+namespace {
+
+std::int64_t unix_ms(wall_time t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+// "3" for 3: status codes as error.type without a heap string.
+std::string_view status_text(int status, char (&buf)[16]) {
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, status);
+  return ec == std::errc() ? std::string_view(buf, static_cast<std::size_t>(end - buf))
+                           : std::string_view();
+}
+
+}  // namespace
+
+joined_name::joined_name(std::string_view a, std::string_view b) {
+  if (a.size() + 1 + b.size() <= sizeof buf_) {
+    char* end = std::copy(a.begin(), a.end(), buf_);
+    *end++ = ' ';
+    end = std::copy(b.begin(), b.end(), end);
+    view_ = std::string_view(buf_, static_cast<std::size_t>(end - buf_));
+  } else {
+    long_.reserve(a.size() + 1 + b.size());
+    long_.append(a).append(" ").append(b);
+    view_ = long_;
+  }
+}
+
+std::string_view api_route(std::string_view path) noexcept {
+  struct prefix_route {
+    std::string_view prefix;
+    std::string_view route;
+  };
+  static constexpr prefix_route routes[] = {
+      {"/v1.0/publish/", "/v1.0/publish/{pubsub}/{topic}"},
+      {"/v1.0-alpha1/publish/bulk/", "/v1.0-alpha1/publish/bulk/{pubsub}/{topic}"},
+      {"/v1.0-alpha1/outrider/scheduled/", "/v1.0-alpha1/outrider/scheduled/{pubsub}/{id}"},
+      {"/v1.0/invoke/", "/v1.0/invoke/{appId}/method/{*path}"},
+      {"/v1.0/bindings/", "/v1.0/bindings/{name}"},
+      {"/v1.0/jobs/", "/v1.0/jobs/{name}"},
+      {"/v1.0-alpha1/jobs/", "/v1.0-alpha1/jobs/{name}"},
+  };
+  for (const auto& r : routes) {
+    if (path.substr(0, r.prefix.size()) == r.prefix) return r.route;
+  }
+  return path;
+}
+
+std::string_view messaging_system(std::string_view backend_type) noexcept {
+  return backend_type == "embedded" ? std::string_view("outrider") : backend_type;
+}
+
+std::optional<tracing::span_context> incoming_context(const http::fields& headers) {
+  std::string storage;
+  return tracing::extract_context(tracing::carrier_from_fields(headers, storage));
+}
+
+void inject_context(http::fields& headers, const tracing::active_span& span, bool emit_b3) {
+  // One pass to see whether there is anything to remove (usually nothing but
+  // the caller's traceparent, which set() replaces).
+  bool b3 = false;
+  bool tracestate = false;
+  for (const auto& f : headers) {
+    const std::string_view name = f.name;
+    if (name.size() >= 2 &&
+        (name[0] == 'b' || name[0] == 'B' || name[0] == 'x' || name[0] == 'X')) {
+      b3 = b3 || http::iequals(name, "b3") ||
+           (name.size() > 5 && http::iequals(name.substr(0, 5), "x-b3-"));
+    } else if (!tracestate && http::iequals(name, header_tracestate)) {
+      tracestate = true;
+    }
+  }
+  if (b3) {
+    for (auto name :
+         {"b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "x-b3-flags", "x-b3-parentspanid"}) {
+      headers.erase(name);
+    }
+  }
+  const auto& c = span.context();
+  char traceparent[tracing::traceparent_size];
+  tracing::write_traceparent(c.trace_id, c.span_id, c.flags, traceparent);
+  headers.set(header_traceparent, std::string_view(traceparent, sizeof traceparent));
+  if (!span.tracestate().empty()) {
+    headers.set(header_tracestate, span.tracestate());
+  } else if (tracestate) {
+    headers.erase(header_tracestate);
+  }
+  if (emit_b3) headers.set("b3", tracing::format_b3_single(c));
+}
+
+tracing::active_span start_server_span(const tracing::tracer& tracer, http::request& req,
+                                       std::string_view listen_host, std::uint16_t port,
+                                       bool emit_b3) {
+  auto parent = incoming_context(req.headers);
+  const std::string_view route = api_route(req.path);
+  auto span = tracer.start_span(joined_name(req.method, route).view(), tracing::span_kind::server,
+                                parent ? &*parent : nullptr);
+  if (span.recording()) {
+    span.set(attr::http_request_method, req.method);
+    span.set(attr::http_route, route);
+    span.set(attr::url_path, req.path);
+    span.set(attr::url_scheme, "http");
+    span.set(attr::server_address, listen_host);
+    span.set(attr::server_port, std::int64_t{port});
+    const auto colon = req.remote_address.rfind(':');
+    if (colon != std::string::npos) {
+      span.set(attr::client_address, std::string_view(req.remote_address).substr(0, colon));
+    }
+  }
+  inject_context(req.headers, span, emit_b3);
+  return span;
+}
+
+tracing::active_span start_producer_span(const tracing::tracer& tracer, const http::fields& headers,
+                                         std::string_view backend_type, std::string_view pubsub,
+                                         std::string_view topic) {
+  auto parent = incoming_context(headers);
+  auto span = tracer.start_span(joined_name("publish", topic).view(), tracing::span_kind::producer,
+                                parent ? &*parent : nullptr);
+  if (span.recording()) {
+    span.set(attr::messaging_system, messaging_system(backend_type));
+    span.set(attr::messaging_destination_name, topic);
+    span.set(attr::messaging_operation_type, "send");
+    span.set(attr::messaging_operation_name, "publish");
+    span.set(attr::outrider_pubsub_name, pubsub);
+  }
+  return span;
+}
+
+void note_message(tracing::active_span& span, const backends::message& m) {
+  if (!span.recording()) return;
+  span.set(attr::messaging_message_id, m.id.to_string());
+  span.set(attr::messaging_message_body_size, static_cast<std::int64_t>(m.body.size()));
+  if (m.deliver_at > wall_time{}) {
+    span.set(attr::outrider_message_scheduled_time_ms, unix_ms(m.deliver_at));
+  }
+}
+
+void set_error_from_status(tracing::active_span& span, int status, bool server_side) {
+  if (!span.recording()) return;
+  span.set(attr::http_response_status_code, std::int64_t{status});
+  // OTel: 5xx is an error for servers; 4xx and 5xx for clients.
+  if (status >= 500 || (!server_side && status >= 400)) {
+    char buf[16];
+    const std::string_view code = status_text(status, buf);
+    span.set(attr::error_type, code);
+    char message[32] = "HTTP ";
+    std::copy(code.begin(), code.end(), message + 5);
+    span.set_error(std::string_view(message, 5 + code.size()));
+  }
+}
+
+}  // namespace outrider::sidecar

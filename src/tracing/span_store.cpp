@@ -4,6 +4,7 @@
 #include <cctype>
 #include <limits>
 
+#include "base/assert.h"
 #include "base/log.h"
 #include "storage/log_format.h"
 #include "tracing/detail/span_record.h"
@@ -96,17 +97,39 @@ bool has_upper(std::string_view s) {
 }
 }  // namespace
 
-std::uint32_t span_store::intern(std::string_view text) {
+std::uint32_t span_store::acquire(std::string_view text) {
   if (text.empty()) return 0;
+  std::uint32_t id = 0;
   if (!has_upper(text)) {  // the common case: no lower-cased copy to look it up
-    if (auto it = string_ids_.find(text); it != string_ids_.end()) return it->second;
+    if (auto it = string_ids_.find(text); it != string_ids_.end()) id = it->second;
   }
-  std::string key = lower(text);
-  if (auto it = string_ids_.find(key); it != string_ids_.end()) return it->second;
-  const auto id = static_cast<std::uint32_t>(strings_.size());
-  strings_.push_back(key);
-  string_ids_.emplace(std::move(key), id);
+  if (id == 0) {
+    std::string key = lower(text);
+    if (auto it = string_ids_.find(key); it != string_ids_.end()) {
+      id = it->second;
+    } else if (!free_string_ids_.empty()) {
+      id = free_string_ids_.back();
+      free_string_ids_.pop_back();
+      strings_[id] = key;
+      string_ids_.emplace(std::move(key), id);
+    } else {
+      id = static_cast<std::uint32_t>(strings_.size());
+      strings_.push_back(key);
+      string_refs_.push_back(0);
+      string_ids_.emplace(std::move(key), id);
+    }
+  }
+  ++string_refs_[id];
   return id;
+}
+
+void span_store::release(std::uint32_t id) {
+  if (id == 0) return;
+  OUTRIDER_ASSERT(string_refs_[id] > 0, "span store: string released more often than acquired");
+  if (--string_refs_[id] > 0) return;
+  string_ids_.erase(string_ids_.find(strings_[id]));
+  std::string().swap(strings_[id]);
+  free_string_ids_.push_back(id);
 }
 
 std::optional<std::uint32_t> span_store::find_string(std::string_view text) const {
@@ -246,11 +269,12 @@ void span_store::index_record(storage::position pos, std::int64_t ingest_ms, con
   trace_entry& t = traces_[slot];
   const std::int64_t old_timestamp = t.timestamp_us;
   t.records.push_back(record_ref{pos, static_cast<std::uint32_t>(spans.size())});
+  t.keys.reserve(t.keys.size() + spans.size());  // one allocation for a trace's first record
   for (const span* s : spans) {
     span_key key{};
-    key.service = intern(s->service_name());
-    key.name = intern(s->name);
-    key.remote = intern(s->remote_endpoint.service_name);
+    key.service = acquire(s->service_name());
+    key.name = acquire(s->name);
+    key.remote = acquire(s->remote_endpoint.service_name);
     const std::int64_t d = duration_us(*s);
     key.duration_us = d >= saturated_duration ? saturated_duration : static_cast<std::uint32_t>(d);
     t.keys.push_back(key);
@@ -365,31 +389,39 @@ result<std::size_t> span_store::enforce_retention(wall_time now) {
     forget_segment(it->second);
     it = segments_.erase(it);
   }
-  for (auto it = trace_slots_.begin(); it != trace_slots_.end();) {
-    trace_entry& t = traces_[it->second];
+  auto release_keys = [this](const trace_entry& t, std::size_t count) {
+    for (std::size_t i = 0; i < count; ++i) {
+      release(t.keys[i].service);
+      release(t.keys[i].name);
+      release(t.keys[i].remote);
+    }
+  };
+  boost::unordered::erase_if(trace_slots_, [&](const auto& entry) {
+    const std::uint32_t slot = entry.second;
+    trace_entry& t = traces_[slot];
     // A trace's records are in log order: the dropped ones, and their span
     // keys, are a prefix.
     auto& recs = t.records;
     std::size_t gone = 0;
     std::size_t gone_keys = 0;
     while (gone < recs.size() && recs[gone].pos < cut) gone_keys += recs[gone++].keys;
+    if (gone == 0) return false;
     recs.erase(recs.begin(), recs.begin() + static_cast<std::ptrdiff_t>(gone));
     record_count_ -= gone;
-    if (!recs.empty() && gone_keys > 0) {
+    if (!recs.empty()) {
+      release_keys(t, gone_keys);
       t.keys.erase(t.keys.begin(), t.keys.begin() + static_cast<std::ptrdiff_t>(gone_keys));
       key_count_ -= gone_keys;
+      return false;
     }
-    if (recs.empty()) {
-      key_count_ -= t.keys.size();
-      by_time_.erase({t.timestamp_us, it->second});
-      free_slots_.push_back(it->second);
-      linked_from_.erase(t.id);
-      t = trace_entry{};
-      it = trace_slots_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+    release_keys(t, t.keys.size());
+    key_count_ -= t.keys.size();
+    by_time_.erase({t.timestamp_us, slot});
+    free_slots_.push_back(slot);
+    linked_from_.erase(t.id);
+    t = trace_entry{};
+    return true;
+  });
   logger.info("retention: dropped {} segment(s) before segment {}", dropped, cut_segment);
   return dropped;
 }
@@ -650,6 +682,7 @@ span_store_stats span_store::stats() const {
   st.spans = span_count_;
   st.traces = trace_slots_.size();
   st.records = record_count_;
+  st.strings = strings_.size() - 1 - free_string_ids_.size();
   {
     std::lock_guard log_lock(log_mutex_);
     st.bytes_on_disk = log_->bytes_on_disk();
@@ -659,7 +692,8 @@ span_store_stats span_store::stats() const {
   constexpr std::uint64_t hash_node_bytes = 48;
   constexpr std::uint64_t tree_node_bytes = 48;
   st.index_bytes = traces_.size() * sizeof(trace_entry) + record_count_ * sizeof(record_ref) +
-                   key_count_ * sizeof(span_key) + trace_slots_.size() * hash_node_bytes +
+                   key_count_ * sizeof(span_key) +
+                   trace_slots_.bucket_count() * (sizeof(decltype(trace_slots_)::value_type) + 1) +
                    by_time_.size() * tree_node_bytes;
   for (const auto& s : strings_) st.index_bytes += s.size() + sizeof(std::string) + hash_node_bytes;
   return st;

@@ -28,7 +28,9 @@
 // appends by a mutex, as storage::log requires).
 #pragma once
 
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -91,6 +93,7 @@ struct span_store_stats {
   std::uint64_t bytes_on_disk = 0;
   std::uint64_t segments = 0;
   std::uint64_t index_bytes = 0;  // estimate of the in-memory indexes
+  std::uint64_t strings = 0;      // interned names (service, span, remote) still in use
 };
 
 class span_store {
@@ -186,7 +189,11 @@ class span_store {
   status rebuild();
   void index_record(storage::position pos, std::int64_t ingest_ms, const id128& trace_id,
                     std::span<const span* const> spans);
-  std::uint32_t intern(std::string_view text);  // lower-cased; 0 for ""
+  // The id of a name (lower-cased; 0 for ""), counting one more user: every
+  // span key holds its three names, and release() gives them back when
+  // retention drops the key; a name nobody uses is forgotten and its id reused.
+  std::uint32_t acquire(std::string_view text);
+  void release(std::uint32_t id);
   std::optional<std::uint32_t> find_string(std::string_view text) const;
   result<std::vector<span>> read_trace(const trace_entry& t) const;
   bool keys_match(const trace_query& q, const trace_entry& t, std::uint32_t service,
@@ -204,6 +211,8 @@ class span_store {
 
   mutable std::shared_mutex index_mutex_;
   std::vector<std::string> strings_{""};
+  std::vector<std::uint32_t> string_refs_{0};  // span keys using each string id
+  std::vector<std::uint32_t> free_string_ids_;
   struct string_hash {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const noexcept {
@@ -211,9 +220,12 @@ class span_store {
     }
   };
   std::unordered_map<std::string, std::uint32_t, string_hash, std::equal_to<>> string_ids_;
-  std::vector<trace_entry> traces_;
+  // A deque: growing it never moves the entries (no pause copying a million
+  // of them under the exclusive lock).
+  std::deque<trace_entry> traces_;
   std::vector<std::uint32_t> free_slots_;
-  std::unordered_map<id128, std::uint32_t> trace_slots_;
+  // Open addressing: no allocation per trace, one probe per lookup.
+  boost::unordered_flat_map<id128, std::uint32_t, std::hash<id128>> trace_slots_;
   std::set<std::pair<std::int64_t, std::uint32_t>> by_time_;  // (timestamp_us, slot)
   std::map<std::uint32_t, service_entry> services_;
   tag_map tag_values_;

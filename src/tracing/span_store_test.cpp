@@ -364,6 +364,61 @@ TEST(span_store, retention_prunes_names_and_values_no_retained_span_uses) {
   EXPECT_EQ(reopened->stats().spans, before.spans);
 }
 
+// A long-running store whose span, service and remote names keep changing
+// (a name per request, say) holds only the names its retained spans use: the
+// intern table shrinks with retention, and reused ids do not mix names up.
+TEST(span_store, interned_names_are_freed_when_retention_drops_their_spans) {
+  io::mem_file_system fs;
+  auto opts = options();
+  opts.max_age = nanoseconds::zero();
+  opts.max_bytes = 32 * 1024;
+  auto store = *span_store::open(fs, opts);
+  std::uint64_t peak = 0;
+  constexpr int rounds = 2000;
+  for (int i = 0; i < rounds; ++i) {
+    const auto t = static_cast<std::uint64_t>(i) + 1;
+    const std::string n = std::to_string(i);
+    auto client =
+        make_span(t, 1, 0, "svc-" + n, "Op-" + n, day0, 5us, span_kind::client);  // upper case too
+    client.remote_endpoint.service_name = "remote-" + n;
+    ASSERT_TRUE(store->append(
+        std::vector<span>{std::move(client), make_span(t, 2, 1, "stable", "get", day0, 5us)},
+        day0));
+    if (i % 50 == 49) {
+      ASSERT_TRUE(store->sync());
+      ASSERT_TRUE(store->enforce_retention(day0));
+    }
+    peak = std::max(peak, store->stats().strings);
+  }
+  ASSERT_TRUE(store->sync());
+  ASSERT_TRUE(store->enforce_retention(day0));
+  const auto st = store->stats();
+  // Three names per round and two stable ones: bounded by what the retained
+  // bytes hold, far below what was ever seen.
+  EXPECT_LT(peak, 3u * rounds / 4);
+  EXPECT_LE(st.strings, 3 * st.traces + 2);
+  EXPECT_GE(st.strings, 3 * st.traces);
+  // The newest names (on reused ids) still answer queries; dropped ones do not.
+  const std::string last = std::to_string(rounds - 1);
+  EXPECT_EQ(store->span_names("svc-" + last), std::vector<std::string>{"op-" + last});
+  EXPECT_EQ(store->remote_service_names("svc-" + last), std::vector<std::string>{"remote-" + last});
+  EXPECT_TRUE(store->span_names("svc-0").empty());
+  trace_query q;
+  q.end_ts_ms = ms(day0) + 1;
+  q.lookback_ms = 3600 * 1000;
+  q.service_name = "svc-" + last;
+  q.span_name = "OP-" + last;
+  auto found = store->find_traces(q);
+  ASSERT_TRUE(found);
+  ASSERT_EQ(found->size(), 1u);
+  EXPECT_EQ((*found)[0][0].name, "Op-" + last);
+  q.service_name = "svc-0";
+  q.span_name = "";
+  EXPECT_TRUE(store->find_traces(q)->empty());
+  const auto services = store->service_names();
+  EXPECT_EQ(services.size(), st.traces + 1);  // svc-N of each retained trace, and "stable"
+}
+
 TEST(span_store, reports_disk_and_memory_per_span) {
   io::mem_file_system fs;
   auto store = *span_store::open(fs, options());

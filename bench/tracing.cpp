@@ -200,8 +200,7 @@ int run_encode(bench::arg_parser& args) {
   for (std::int64_t b = 0; b < batches; ++b)
     bytes += tracing::encode_batch(*protocol, sink->spans).size();
   const double cpu = thread_cpu_s() - t0;
-  // Recorded spans, as the exporter encodes them (OTLP protobuf field by field; the JSON
-  // encodings convert to the full model first).
+  // Recorded spans, as the exporter encodes them (straight from the records, every protocol).
   const std::vector<tracing::span> none;
   std::size_t recorded_bytes = 0;
   const double t1 = thread_cpu_s();

@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
-"""Tracing overhead per publish through the sidecar (docs/tracing.md, docs/benchmarks.md).
+"""Tracing overhead per publish through the sidecar, whole process (docs/benchmarks.md, tracing).
 
-    bench/tracing_overhead.py [--build-dir build/release] [--rate 2000] [--duration-s 15] [--runs 3]
+    bench/tracing_overhead.py [--build-dir build/release] [--rate 1000] [--duration-s 10] [--runs 8]
 
 Starts a private `outrider broker`, a trace sink (`bench_tracing --mode sink`, answers 200) and
 two publish-only sidecars in the same run: one with tracing off, one exporting every span
-(`--trace-sampling 1.0`, OTLP/HTTP protobuf to the sink). Drives each in turn with
-`bench_sidecar_publish` at a fixed rate and reads the sidecar's CPU time (utime + stime from
-/proc/<pid>/stat) before and after: CPU microseconds per publish, off vs on, and the difference,
-in all and user-space only (the kernel share -- epoll, sends, wakeups -- swings most with the
-machine's load).
-Each traced publish records two spans (SERVER and PRODUCER). Python 3 standard library only.
+(`--trace-sampling 1.0`, OTLP/HTTP protobuf to the sink). Each round drives both in turn with
+`bench_sidecar_publish` at a fixed rate (rate x duration publishes each), alternating which goes
+first, so slow drifts of the machine's load hit both sides alike. The sidecar's CPU is read from
+/proc: the sum over its threads of /proc/<pid>/task/<tid>/schedstat (run time in ns, so no 10 ms
+tick granularity), and utime/stime from /proc/<pid>/stat for the user/kernel split. Reports, per
+publish: the median CPU of each side over the rounds, the median of the per-round differences
+(on - off, the paired estimate), their quartiles and range, and the same for user time.
+Each traced publish records two spans (SERVER and PRODUCER). The in-process measurement of the
+same work, without the HTTP and broker I/O and their noise, is bench_tracing_path.
+Python 3 standard library only.
 """
 import argparse
 import json
@@ -41,7 +45,24 @@ def cpu_times(pid):
 
 
 def cpu_seconds(pid):
-    return sum(cpu_times(pid))
+    """CPU seconds of all the process's threads, at ns resolution (schedstat run time)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            pass  # a thread that just ended
+    return total / 1e9
+
+
+def quantile(xs, q):
+    xs = sorted(xs)
+    if not xs:
+        return 0.0
+    pos = q * (len(xs) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def start(argv, ready, log):
@@ -61,9 +82,9 @@ def start(argv, ready, log):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build-dir", default=str(ROOT / "build" / "release"))
-    ap.add_argument("--rate", type=float, default=2000)
-    ap.add_argument("--duration-s", type=float, default=15)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--rate", type=float, default=1000)
+    ap.add_argument("--duration-s", type=float, default=10)
+    ap.add_argument("--runs", type=int, default=8, help="rounds (each: one run per side)")
     args = ap.parse_args()
     build = Path(args.build_dir)
     outrider = str(build / "outrider")
@@ -94,39 +115,51 @@ def main():
         results = {"off": [], "on": []}
         user_results = {"off": [], "on": []}
         for run in range(args.runs):
-            for name in ("off", "on"):
+            order = ("off", "on") if run % 2 == 0 else ("on", "off")
+            for name in order:
                 p, port = sidecars[name]
+                time.sleep(0.5)  # the other side's exporter finishes its last batch
                 before = cpu_seconds(p.pid)
                 user_before = cpu_times(p.pid)[0]
                 out = subprocess.run([str(build / "bench" / "bench_sidecar_publish"), "--via",
                                       "sidecar", "--port", str(port), "--rate", str(args.rate),
                                       "--duration-s", str(args.duration_s), "--topic",
-                                      f"bench-{name}"], capture_output=True, text=True, check=True)
-                time.sleep(1)  # let the exporter finish its last batch
+                                      f"bench-{name}"], capture_output=True, text=True)
+                if out.returncode != 0 and '"generator"' not in out.stdout:
+                    sys.exit(f"bench_sidecar_publish failed ({name}): {out.stderr[-2000:]}"
+                             f"{out.stdout[-2000:]}")
+                time.sleep(0.5)  # the exporter sends this run's last batch (batch delay 200 ms)
                 cpu = cpu_seconds(p.pid) - before
                 user = cpu_times(p.pid)[0] - user_before
                 report = json.loads(out.stdout.strip().splitlines()[-1])
                 n = report["messages"]
+                failures = report.get("failures", 0)
                 results[name].append(cpu * 1e6 / n)
                 user_results[name].append(user * 1e6 / n)
-                print(f"run {run + 1} tracing {name}: {n} publishes, sidecar CPU {cpu:.2f} s "
-                      f"(user {user:.2f} s), {cpu * 1e6 / n:.1f} us/publish "
+                print(f"round {run + 1} tracing {name}: {n} publishes ({failures} failed), "
+                      f"sidecar CPU {cpu:.3f} s (user {user:.2f} s), {cpu * 1e6 / n:.1f} us/publish "
                       f"(user {user * 1e6 / n:.1f}), p50 {report['latency_ms']['p50']:.2f} ms",
                       flush=True)
-        def median(xs):
-            return sorted(xs)[len(xs) // 2]
-        off = median(results["off"])
-        on = median(results["on"])
-        user_off = median(user_results["off"])
-        user_on = median(user_results["on"])
+        diffs = [on - off for on, off in zip(results["on"], results["off"])]
+        user_diffs = [on - off for on, off in zip(user_results["on"], user_results["off"])]
+
+        def r2(x):
+            return round(x, 2)
         print(json.dumps({"generator": "tracing_overhead", "rate": args.rate,
-                          "duration_s": args.duration_s, "runs": args.runs,
-                          "cpu_us_per_publish_off": round(off, 2),
-                          "cpu_us_per_publish_on": round(on, 2),
-                          "overhead_us_per_publish": round(on - off, 2),
-                          "user_cpu_us_per_publish_off": round(user_off, 2),
-                          "user_cpu_us_per_publish_on": round(user_on, 2),
-                          "user_overhead_us_per_publish": round(user_on - user_off, 2)}),
+                          "duration_s": args.duration_s, "rounds": args.runs,
+                          "publishes_per_run": int(args.rate * args.duration_s),
+                          "cpu_us_per_publish_off": r2(quantile(results["off"], 0.5)),
+                          "cpu_us_per_publish_on": r2(quantile(results["on"], 0.5)),
+                          "overhead_us_per_publish": r2(quantile(diffs, 0.5)),
+                          "overhead_us_q1": r2(quantile(diffs, 0.25)),
+                          "overhead_us_q3": r2(quantile(diffs, 0.75)),
+                          "overhead_us_min": r2(min(diffs)),
+                          "overhead_us_max": r2(max(diffs)),
+                          "user_cpu_us_per_publish_off": r2(quantile(user_results["off"], 0.5)),
+                          "user_cpu_us_per_publish_on": r2(quantile(user_results["on"], 0.5)),
+                          "user_overhead_us_per_publish": r2(quantile(user_diffs, 0.5)),
+                          "user_overhead_us_q1": r2(quantile(user_diffs, 0.25)),
+                          "user_overhead_us_q3": r2(quantile(user_diffs, 0.75))}),
               flush=True)
     finally:
         for p in reversed(procs):

@@ -92,21 +92,54 @@ std::string encode_batch(export_protocol p, const std::vector<span>& spans) {
   return {};
 }
 
+namespace {
+
+// Appends `p`'s encoding of records and full spans (either may be empty) to `out`.
+void append_batch(std::string& out, export_protocol p, std::span<const recorded_span_ptr> recorded,
+                  const std::vector<span>& spans) {
+  switch (p) {
+    case export_protocol::otlp_protobuf:
+      // Serialized messages concatenate into one: resource_spans repeat.
+      if (!recorded.empty()) append_otlp_protobuf(out, recorded);
+      if (!spans.empty()) out += encode_otlp_protobuf(spans);
+      return;
+    case export_protocol::otlp_json: {
+      if (spans.empty()) return append_otlp_json(out, recorded);
+      const std::string rest = encode_otlp_json(spans);  // {"resourceSpans":[...]}
+      if (recorded.empty()) {
+        out += rest;
+        return;
+      }
+      append_otlp_json(out, recorded);
+      constexpr std::string_view open = "{\"resourceSpans\":[";
+      out.resize(out.size() - 2);  // "]}"
+      out += ',';
+      out.append(rest, open.size());
+      return;
+    }
+    case export_protocol::zipkin_json: {
+      if (spans.empty()) return append_zipkin_json_list(out, recorded);
+      const std::string rest = zipkin_json_list(spans);  // [...]
+      if (recorded.empty()) {
+        out += rest;
+        return;
+      }
+      append_zipkin_json_list(out, recorded);
+      out.pop_back();  // ']'
+      out += ',';
+      out.append(rest, 1);
+      return;
+    }
+  }
+}
+
+}  // namespace
+
 std::string encode_batch(export_protocol p, std::span<const recorded_span_ptr> recorded,
                          const std::vector<span>& spans) {
-  if (p == export_protocol::otlp_protobuf) {
-    // Serialized messages concatenate into one: resource_spans repeat.
-    std::string body;
-    if (!recorded.empty()) append_otlp_protobuf(body, recorded);
-    if (!spans.empty()) body += encode_otlp_protobuf(spans);
-    return body;
-  }
-  if (recorded.empty()) return encode_batch(p, spans);
-  std::vector<span> all;
-  all.reserve(recorded.size() + spans.size());
-  for (const auto& r : recorded) all.push_back(r->to_span());
-  all.insert(all.end(), spans.begin(), spans.end());
-  return encode_batch(p, all);
+  std::string body;
+  append_batch(body, p, recorded, spans);
+  return body;
 }
 
 std::unique_ptr<export_transport> make_http_transport() {
@@ -277,14 +310,9 @@ void exporter::run() {
     }
     lock.unlock();
     batch.spans = recorded.size() + spans.size();
-    if (options_.protocol == export_protocol::otlp_protobuf) {
-      // Into a reused buffer: big fresh allocations cost page faults.
-      batch.body.clear();
-      if (!recorded.empty()) append_otlp_protobuf(batch.body, recorded);
-      if (!spans.empty()) batch.body += encode_otlp_protobuf(spans);
-    } else {
-      batch.body = encode_batch(options_.protocol, recorded, spans);
-    }
+    // Into a reused buffer: big fresh allocations cost page faults.
+    batch.body.clear();
+    append_batch(batch.body, options_.protocol, recorded, spans);
     release_recorded_spans(recorded);  // back to the tracers, outside the lock
     lock.lock();
     // At most max_in_flight batches encoded or being sent; meanwhile spans queue (and drop).

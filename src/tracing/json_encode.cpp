@@ -7,6 +7,7 @@
 
 #include "base/json_text.h"
 #include "tracing/codec.h"
+#include "tracing/detail/json_attributes.h"
 #include "tracing/detail/otlp_mapping.h"
 
 namespace outrider::tracing {
@@ -148,6 +149,10 @@ std::string_view native_kind(span_kind k) {
 }
 
 }  // namespace
+
+void detail::append_otlp_attributes(std::string& out, const attribute_list& attrs) {
+  append_attributes(out, attrs);
+}
 
 void append_zipkin_json(std::string& out, const span& s) {
   out += "{\"traceId\":\"";

@@ -3,9 +3,9 @@
 // ids as integers, attributes with one-byte keys (`attr`) for the keys the
 // sidecar uses, and the span's text (name, string values, other keys) copied
 // into one inline buffer. Nothing is formatted until export: the exporter
-// encodes records straight to OTLP protobuf on its own thread
-// (encode_otlp_protobuf below) and converts them to the full `span` model only
-// for the JSON encodings and for sinks that want spans.
+// encodes records straight to OTLP protobuf, OTLP/JSON or Zipkin JSON on its
+// own thread (the encoders below) and converts them to the full `span` model
+// only for sinks that want spans.
 //
 // Thread-safety: a plain value; one thread at a time.
 #pragma once
@@ -156,5 +156,11 @@ void release_recorded_spans(std::vector<recorded_span_ptr>& spans) noexcept;
 std::string encode_otlp_protobuf(std::span<const recorded_span_ptr> spans);
 // Appends the same encoding to `out` (the exporter reuses its buffer).
 void append_otlp_protobuf(std::string& out, std::span<const recorded_span_ptr> spans);
+
+// OTLP/JSON ExportTraceServiceRequest and the Zipkin v2 JSON list of `spans`,
+// written straight from the records (recorded_json.cpp): byte for byte what
+// encode_otlp_json / zipkin_json_list (codec.h) give for to_span() of each.
+void append_otlp_json(std::string& out, std::span<const recorded_span_ptr> spans);
+void append_zipkin_json_list(std::string& out, std::span<const recorded_span_ptr> spans);
 
 }  // namespace outrider::tracing

@@ -1,8 +1,10 @@
 #include "tracing/recorded_span.h"
 
 #include <gtest/gtest.h>
+#include <limits>
 
 #include "tracing/codec.h"
+#include "tracing/exporter.h"
 #include "tracing/tracer.h"
 
 namespace outrider::tracing {
@@ -125,6 +127,136 @@ TEST(RecordedSpan, DirectProtobufDecodesLikeTheFullModel) {
   ASSERT_TRUE(p.resource);
   EXPECT_EQ(p.resource->scope_version, "1.2.3");
   EXPECT_EQ(direct->spans[1].parent_id, 0U);
+}
+
+// Spans of every shape the tracer records, for the encoder comparisons.
+void record_examples(tracer& t, simulated_clock& clk) {
+  span_context parent;
+  parent.trace_id = id128{0x0102030405060708, 0x090a0b0c0d0e0f10};
+  parent.span_id = 0x1112131415161718;
+  parent.flags = trace_flag_sampled;
+  parent.trace_state = "vendor=1,other=x";
+  {
+    auto s = t.start_span("Publish ORDERS \"quoted\"", span_kind::producer, &parent);
+    s.set(attr::messaging_system, "outrider");
+    s.set(attr::messaging_message_body_size, std::int64_t{1234567890123});
+    s.set(attr::outrider_probe, true);
+    s.set("custom.ratio", 0.25);
+    s.set("custom.inf", std::numeric_limits<double>::infinity());
+    s.set("custom.negative", std::int64_t{-5});
+    s.set("custom.text", "line\nbreak \xc3\xa9 \x01");
+    s.set("outrider.component", "overrides the resource's");
+    s.set(attr::error_type, "");
+    s.add_event("retry", {{"attempt", attribute_value::of_int(2)}});
+    clk.advance(1ms);
+    s.add_event("earlier?", {});
+    span_context other;
+    other.trace_id = id128{9, 9};
+    other.span_id = 8;
+    other.trace_state = "a=b";
+    s.add_link(other, {{"why", attribute_value::of("because")}});
+    s.set_error("broker said no");
+    clk.advance(3ms);
+  }
+  {
+    auto root = t.start_span("GET /healthz", span_kind::server, nullptr);
+    root.set(attr::http_response_status_code, std::int64_t{200});
+    clk.advance(std::chrono::nanoseconds(1500));
+  }
+  span_context short_id;  // a 64-bit trace id (from B3): Zipkin writes 16 hex digits
+  short_id.trace_id = id128{0, 0x77};
+  short_id.span_id = 0x66;
+  short_id.flags = trace_flag_sampled;
+  t.start_span("internal", span_kind::internal, &short_id).end();
+  t.start_span("", span_kind::client, &short_id).end();
+}
+
+// Records encoded straight to OTLP/JSON and Zipkin JSON give the bytes the
+// span encoders give for the same spans, and decode to the same spans.
+TEST(RecordedSpan, DirectJsonEncodersWriteWhatTheSpanEncodersWrite) {
+  simulated_clock clk;
+  xoshiro_random rng(11);
+  recording_sink sink;
+  auto t = make_tracer(sink, clk, rng);
+  record_examples(t, clk);
+  ASSERT_EQ(sink.recorded.size(), 4U);
+  std::vector<span> expected;
+  for (const auto& r : sink.recorded) expected.push_back(r->to_span());
+
+  std::string otlp;
+  append_otlp_json(otlp, sink.recorded);
+  EXPECT_EQ(otlp, encode_otlp_json(expected));
+  auto direct = decode_otlp_json(otlp);
+  auto reference = decode_otlp_json(encode_otlp_json(expected));
+  ASSERT_TRUE(direct) << direct.error().message;
+  ASSERT_TRUE(reference);
+  ASSERT_EQ(direct->spans.size(), 4U);
+  ASSERT_EQ(reference->spans.size(), 4U);
+  for (std::size_t i = 0; i < 4; ++i) {
+    EXPECT_TRUE(direct->spans[i].same_as(reference->spans[i])) << i;
+  }
+  EXPECT_EQ(direct->spans[0].status.message, "broker said no");
+  EXPECT_EQ(direct->spans[0].attribute("custom.text")->string_value, "line\nbreak \xc3\xa9 \x01");
+
+  std::string zipkin;
+  append_zipkin_json_list(zipkin, sink.recorded);
+  EXPECT_EQ(zipkin, zipkin_json_list(expected));
+  auto zdirect = decode_zipkin_json(zipkin);
+  auto zreference = decode_zipkin_json(zipkin_json_list(expected));
+  ASSERT_TRUE(zdirect) << zdirect.error().message;
+  ASSERT_TRUE(zreference);
+  ASSERT_EQ(zdirect->spans.size(), 4U);
+  for (std::size_t i = 0; i < 4; ++i) {
+    EXPECT_TRUE(zdirect->spans[i].same_as(zreference->spans[i])) << i;
+  }
+  const span& z = zdirect->spans[0];
+  EXPECT_EQ(z.name, "publish orders \"quoted\"");  // Zipkin lower-cases names
+  EXPECT_EQ(z.attribute("outrider.component")->string_value, "overrides the resource's");
+  EXPECT_EQ(z.attribute("error")->string_value, "broker said no");
+  EXPECT_EQ(zdirect->spans[2].trace_id, (id128{0, 0x77}));
+}
+
+// The exporter's batches mix records and full spans (an app's forwarded spans).
+TEST(RecordedSpan, MixedBatchesCarryEverySpanInEachEncoding) {
+  simulated_clock clk;
+  xoshiro_random rng(5);
+  recording_sink sink;
+  auto t = make_tracer(sink, clk, rng);
+  record_examples(t, clk);
+  std::vector<span> full;
+  for (const auto& r : sink.recorded) full.push_back(r->to_span());
+  full.resize(2);
+  for (auto& s : full) s.span_id += 1000;
+  for (auto p :
+       {export_protocol::otlp_protobuf, export_protocol::otlp_json, export_protocol::zipkin_json}) {
+    const std::string body = encode_batch(p, sink.recorded, full);
+    auto decoded = p == export_protocol::otlp_protobuf ? decode_otlp_protobuf(body)
+                   : p == export_protocol::otlp_json   ? decode_otlp_json(body)
+                                                       : decode_zipkin_json(body);
+    ASSERT_TRUE(decoded) << static_cast<int>(p) << ": " << decoded.error().message;
+    EXPECT_EQ(decoded->spans.size(), 6U) << static_cast<int>(p);
+  }
+}
+
+TEST(RecordedSpan, RecycledRecordsComeBackCleared) {
+  simulated_clock clk;
+  xoshiro_random rng(9);
+  recording_sink sink;
+  auto t = make_tracer(sink, clk, rng);
+  record_examples(t, clk);
+  release_recorded_spans(sink.recorded);
+  EXPECT_TRUE(sink.recorded.empty());
+  for (int i = 0; i < 8; ++i) {
+    auto r = acquire_recorded_span();
+    EXPECT_EQ(r->attribute_count(), 0U);
+    EXPECT_EQ(r->text(r->name), "");
+    EXPECT_EQ(r->store("abc").offset, 0U);
+    EXPECT_TRUE(r->events.empty());
+    EXPECT_TRUE(r->links.empty());
+    EXPECT_FALSE(r->resource);
+    EXPECT_EQ(r->status, status_code::unset);
+    EXPECT_EQ(r->parent_id, 0U);
+  }
 }
 
 TEST(RecordedSpan, JobFiringIsOneCall) {

@@ -9,8 +9,8 @@
 // export_span()/export_recorded() never block: the queue is bounded (max_queue
 // spans) and a span arriving when it is full is dropped and counted. The
 // batching thread takes a batch when max_batch spans are queued or batch_delay
-// after the first one and encodes it (spans recorded by a tracer straight to
-// OTLP protobuf, recorded_span.h); up to max_in_flight encoded batches are
+// after the first one and encodes it (spans recorded by a tracer straight to the
+// wire format, recorded_span.h, then recycled); up to max_in_flight encoded batches are
 // sent at once by as many sender threads over keep-alive connections, so
 // encoding the next batch overlaps sending the last. A response 429, 502, 503
 // or 504 (or a failure to connect) is retried with exponential backoff, or

@@ -48,7 +48,7 @@ class checkpoint_engine : public ::testing::Test {
   }
 
   // Writes `e`'s checkpoint (wheel entries listed from `wheel`) to `path`.
-  void write(const engine& e, timing::timing_wheel& wheel, const std::string& path) {
+  void write(engine& e, timing::timing_wheel& wheel, const std::string& path) {
     auto out = checkpoint_writer::create(fs_, path);
     ASSERT_TRUE(out);
     (*out)->put_header(journal_.end_position());

@@ -292,12 +292,13 @@ class engine {
   // scheduler's). It must describe the journal up to its current end, i.e. the
   // header's high-water is the journal end now. docs/formats/broker-checkpoint.md.
   // Errors: `entries`' (out's errors surface at out.finish()).
-  status write_checkpoint(const scheduler_entries& entries, checkpoint_writer& out) const;
+  status write_checkpoint(const scheduler_entries& entries, checkpoint_writer& out);
 
   // The same content in two steps, so that the slow part runs off the owner's
   // thread: snapshot_for_checkpoint() (owner's thread; serializes the small
-  // state — topology, queues, references — and shares the scheduled index's
-  // shards copy-on-write, milliseconds at 10M scheduled messages) captures the
+  // state — topology, queues, references — and freezes the scheduled index,
+  // whose changes wait aside per shard until written: milliseconds and no copy
+  // at 10M scheduled messages) captures the
   // state as of the journal end now; write() streams it on any thread, once,
   // while the engine goes on. `entries` must enumerate the scheduler's entries
   // as of the same moment (e.g. a timing::disk_scheduler::snapshot()).
@@ -312,7 +313,7 @@ class engine {
     detail::scheduled_index::snapshot index;
     scheduler_entries entries;
   };
-  std::unique_ptr<checkpoint_snapshot> snapshot_for_checkpoint(scheduler_entries entries) const;
+  std::unique_ptr<checkpoint_snapshot> snapshot_for_checkpoint(scheduler_entries entries);
 
   // --- reclamation ---
 

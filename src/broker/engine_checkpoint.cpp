@@ -17,7 +17,7 @@ constexpr std::uint32_t entry_group = 4096;
 }  // namespace
 
 std::unique_ptr<engine::checkpoint_snapshot> engine::snapshot_for_checkpoint(
-    scheduler_entries entries) const {
+    scheduler_entries entries) {
   auto snap = std::make_unique<checkpoint_snapshot>();
   checkpoint_buffer& out = snap->state;
   out.put_u32(options_.reclaim_bucket_shift);
@@ -79,7 +79,7 @@ std::unique_ptr<engine::checkpoint_snapshot> engine::snapshot_for_checkpoint(
     out.put_u32(target.queue);
     out.put_id(target.id);
   }
-  snap->index = scheduled_.take_snapshot();
+  snap->index = scheduled_.freeze();
   snap->entries = std::move(entries);
   return snap;
 }
@@ -109,7 +109,7 @@ status engine::checkpoint_snapshot::write(checkpoint_writer& out) {
   return ok_status();
 }
 
-status engine::write_checkpoint(const scheduler_entries& entries, checkpoint_writer& out) const {
+status engine::write_checkpoint(const scheduler_entries& entries, checkpoint_writer& out) {
   return snapshot_for_checkpoint(entries)->write(out);
 }
 

@@ -1,5 +1,8 @@
 #include "broker/host.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <array>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -27,6 +30,8 @@ constexpr auto depth_refresh_interval = std::chrono::seconds(1);
 // When next_wakeup() is a lower bound that tick() could not act on yet, wait at
 // least this long before looking again instead of spinning.
 constexpr auto min_rearm_delay = std::chrono::milliseconds(1);
+// The checkpoint thread's nice value (the engine's stays 0).
+constexpr int checkpoint_nice = 10;
 
 wall_time system_now() {
   return std::chrono::system_clock::now();
@@ -385,7 +390,7 @@ struct host::impl {
     if (!out) return std::move(out).error();
     (*out)->put_header(image.high_water, log_id);
     auto s = image.snapshot->write(**out);
-    image.snapshot.reset();  // frees the copy-on-write shards before the sync
+    image.snapshot.reset();  // thaws the scheduled index before the sync
     if (hook) hook();
     auto finished = (*out)->finish();
     OUTRIDER_TRY(s);
@@ -622,7 +627,13 @@ void host::start() {
   im.sync_guard.emplace(im.sync_ctx.get_executor());
   im.checkpoint_guard.emplace(im.checkpoint_ctx.get_executor());
   im.sync_thread = std::thread([&im] { im.sync_ctx.run(); });
-  im.checkpoint_thread = std::thread([&im] { im.checkpoint_ctx.run(); });
+  im.checkpoint_thread = std::thread([&im] {
+    // Below the engine's priority: on a busy machine a checkpoint (CRC and
+    // copying of hundreds of MB) yields the CPU to the engine thread. Linux
+    // nice values are per thread; best effort.
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), checkpoint_nice);
+    im.checkpoint_ctx.run();
+  });
   im.engine_thread = std::thread([&im] { im.engine_ctx.run(); });
   im.post([&im] {
     im.schedule_reclaim();

@@ -7,7 +7,7 @@
 //  - the engine thread owns the engine, the log's appending side and the
 //    delay index; every public call below is posted to it (thread-safe);
 //  - the checkpoint thread writes checkpoints from snapshots the engine thread
-//    takes in milliseconds (copy-on-write index shards, open delay-index files),
+//    takes in milliseconds (a frozen scheduled index, open delay-index files),
 //    so a checkpoint of a big index never stalls the engine;
 //  - the sync thread runs log.sync() (fdatasync). Group commit is pipelined:
 //    while one sync is in flight the engine keeps appending, and the next sync

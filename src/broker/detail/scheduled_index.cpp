@@ -1,8 +1,10 @@
 #include "broker/detail/scheduled_index.h"
 
-#include <atomic>
+#include <algorithm>
 #include <bit>
 #include <fmt/core.h>
+
+#include "base/assert.h"
 
 namespace outrider::broker::detail {
 
@@ -22,137 +24,211 @@ scheduled_index::scheduled_index() : shards_(std::size_t{1} << shard_bits) {}
 
 std::size_t scheduled_index::memory_bytes() const noexcept {
   std::size_t bytes = shards_.capacity() * sizeof(shard);
-  for (const shard& s : shards_) bytes += s.slots ? s.slots->capacity() * sizeof(slot) : 0;
+  for (const shard& s : shards_) bytes += s.slots.capacity() * sizeof(slot);
   return bytes;
 }
 
-std::vector<scheduled_index::slot>& scheduled_index::own(shard& s) {
-  if (!s.slots) {
-    s.slots = std::make_shared<std::vector<slot>>();
-  } else if (s.slots.use_count() > 1) {
-    s.slots = std::make_shared<std::vector<slot>>(*s.slots);  // a snapshot still reads it
-  } else {
-    // A snapshot on another thread may just have released it: its reads
-    // happen before our writes (its release decrement, this acquire fence).
-    std::atomic_thread_fence(std::memory_order_acquire);
-  }
-  return *s.slots;
-}
-
-void scheduled_index::place(std::vector<slot>& slots, slot entry) {
-  const std::size_t capacity = slots.size();
+void scheduled_index::place(shard& s, slot entry) {
+  const std::size_t capacity = s.slots.size();
   std::size_t i = home(entry.tag, capacity);
-  while (slots[i].tag != 0) i = i + 1 == capacity ? 0 : i + 1;
-  slots[i] = entry;
+  while (s.slots[i].tag != 0) i = i + 1 == capacity ? 0 : i + 1;
+  s.slots[i] = entry;
 }
 
 void scheduled_index::resize(shard& s, std::size_t capacity) {
-  // A fresh vector: never writes into slots a snapshot shares.
-  std::shared_ptr<std::vector<slot>> old = std::move(s.slots);
-  s.slots.reset();
+  std::vector<slot> old = std::move(s.slots);
+  s.slots = std::vector<slot>();  // exact capacity, no slack
   if (capacity == 0) return;
-  auto slots = std::make_shared<std::vector<slot>>(capacity);  // exact capacity, no slack
-  if (old) {
-    for (const slot& e : *old) {
-      if (e.tag != 0) place(*slots, e);
-    }
+  s.slots.resize(capacity);
+  for (const slot& e : old) {
+    if (e.tag != 0) place(s, e);
   }
-  s.slots = std::move(slots);
 }
 
-void scheduled_index::insert(std::uint64_t fp, std::uint64_t position) {
-  shard& s = shard_of(fp);
-  const std::size_t capacity = s.capacity();
+void scheduled_index::insert_into(shard& s, std::uint64_t fp, std::uint64_t position) {
+  const std::size_t capacity = s.slots.size();
   if ((s.size + 1) * 8 > capacity * 7) {
     resize(s, capacity < initial_capacity ? initial_capacity : capacity + capacity / 4);
   }
-  place(own(s), slot{tag_of(fp), static_cast<std::uint32_t>(position),
-                     static_cast<std::uint32_t>(position >> 32)});
+  place(s, slot{tag_of(fp), static_cast<std::uint32_t>(position),
+                static_cast<std::uint32_t>(position >> 32)});
   ++s.size;
-  ++size_;
 }
 
-bool scheduled_index::erase(std::uint64_t fp, std::uint64_t position) {
-  shard& s = shard_of(fp);
-  const std::size_t capacity = s.capacity();
+bool scheduled_index::erase_from(shard& s, std::uint64_t fp, std::uint64_t position) {
+  const std::size_t capacity = s.slots.size();
   if (capacity == 0) return false;
   const std::uint32_t tag = tag_of(fp);
   auto next = [capacity](std::size_t i) { return i + 1 == capacity ? 0 : i + 1; };
   std::size_t i = home(tag, capacity);
-  {
-    const std::vector<slot>& slots = *s.slots;
-    while (slots[i].tag != 0 && !(slots[i].tag == tag && slots[i].position() == position)) {
-      i = next(i);
-    }
-    if (slots[i].tag == 0) return false;
+  while (s.slots[i].tag != 0 && !(s.slots[i].tag == tag && s.slots[i].position() == position)) {
+    i = next(i);
   }
-  std::vector<slot>& slots = own(s);
+  if (s.slots[i].tag == 0) return false;
   // Backward-shift deletion: pull later entries of the cluster into the hole
   // when their home does not lie cyclically in (hole, j].
   std::size_t hole = i;
-  for (std::size_t j = next(i); slots[j].tag != 0; j = next(j)) {
-    const std::size_t h = home(slots[j].tag, capacity);
+  for (std::size_t j = next(i); s.slots[j].tag != 0; j = next(j)) {
+    const std::size_t h = home(s.slots[j].tag, capacity);
     const bool stays = hole <= j ? (hole < h && h <= j) : (hole < h || h <= j);
     if (!stays) {
-      slots[hole] = slots[j];
+      s.slots[hole] = s.slots[j];
       hole = j;
     }
   }
-  slots[hole] = slot{};
+  s.slots[hole] = slot{};
   --s.size;
-  --size_;
   if (s.size * 4 < capacity && capacity > initial_capacity) {
     resize(s, s.size == 0 ? 0 : std::max(initial_capacity, s.size * 2));
   }
   return true;
 }
 
+void scheduled_index::insert(std::uint64_t fp, std::uint64_t position) {
+  const std::size_t i = fp >> (64 - shard_bits);
+  ++size_;
+  if (writable(i)) return insert_into(shards_[i], fp, position);
+  pending_[i].push_back({fp, position, true});
+  ++deferred_;
+}
+
+bool scheduled_index::erase(std::uint64_t fp, std::uint64_t position) {
+  const std::size_t i = fp >> (64 - shard_bits);
+  if (writable(i)) {
+    if (!erase_from(shards_[i], fp, position)) return false;
+    --size_;
+    return true;
+  }
+  if (!contains(fp, position)) return false;
+  pending_[i].push_back({fp, position, false});
+  ++deferred_;
+  --size_;
+  return true;
+}
+
+bool scheduled_index::writable(std::size_t i) {
+  if (!frozen_) return true;
+  if (frozen_->written_count.load(std::memory_order_acquire) == shards_.size()) {
+    // Every shard is written: thaw the whole index.
+    for (std::size_t j = 0; j < shards_.size(); ++j) apply_deferred(j);
+    frozen_.reset();
+    pending_ = {};
+    return true;
+  }
+  if (!frozen_->written[i].load(std::memory_order_acquire)) return false;
+  apply_deferred(i);
+  return true;
+}
+
+void scheduled_index::apply_deferred(std::size_t i) {
+  if (pending_.empty() || pending_[i].empty()) return;
+  for (const change& c : pending_[i]) {
+    if (c.insert) {
+      insert_into(shards_[i], c.fp, c.position);
+    } else {
+      erase_from(shards_[i], c.fp, c.position);
+    }
+  }
+  deferred_ -= pending_[i].size();
+  pending_[i] = {};
+}
+
 std::vector<std::uint64_t> scheduled_index::find(std::uint64_t fp) const {
   std::vector<std::uint64_t> out;
   const shard& s = shard_of(fp);
-  const std::size_t capacity = s.capacity();
-  if (capacity == 0) return out;
-  const std::vector<slot>& slots = *s.slots;
+  const std::size_t capacity = s.slots.size();
   const std::uint32_t tag = tag_of(fp);
-  for (std::size_t i = home(tag, capacity); slots[i].tag != 0; i = i + 1 == capacity ? 0 : i + 1) {
-    if (slots[i].tag == tag) out.push_back(slots[i].position());
+  if (capacity != 0) {
+    for (std::size_t i = home(tag, capacity); s.slots[i].tag != 0;
+         i = i + 1 == capacity ? 0 : i + 1) {
+      if (s.slots[i].tag == tag) out.push_back(s.slots[i].position());
+    }
+  }
+  if (!pending_.empty()) {
+    for (const change& c : pending_[fp >> (64 - shard_bits)]) {
+      if (tag_of(c.fp) != tag) continue;
+      if (c.insert) {
+        out.push_back(c.position);
+      } else if (auto it = std::find(out.begin(), out.end(), c.position); it != out.end()) {
+        out.erase(it);
+      }
+    }
   }
   return out;
 }
 
 bool scheduled_index::contains(std::uint64_t fp, std::uint64_t position) const {
   const shard& s = shard_of(fp);
-  const std::size_t capacity = s.capacity();
-  if (capacity == 0) return false;
-  const std::vector<slot>& slots = *s.slots;
+  const std::size_t capacity = s.slots.size();
   const std::uint32_t tag = tag_of(fp);
-  for (std::size_t i = home(tag, capacity); slots[i].tag != 0; i = i + 1 == capacity ? 0 : i + 1) {
-    if (slots[i].tag == tag && slots[i].position() == position) return true;
+  int count = 0;
+  if (capacity != 0) {
+    for (std::size_t i = home(tag, capacity); s.slots[i].tag != 0;
+         i = i + 1 == capacity ? 0 : i + 1) {
+      if (s.slots[i].tag == tag && s.slots[i].position() == position) ++count;
+    }
   }
-  return false;
+  if (!pending_.empty()) {
+    for (const change& c : pending_[fp >> (64 - shard_bits)]) {
+      if (tag_of(c.fp) == tag && c.position == position) count += c.insert ? 1 : -1;
+    }
+  }
+  return count > 0;
 }
 
-scheduled_index::snapshot scheduled_index::take_snapshot() const {
-  snapshot snap;
-  snap.reserve(shards_.size());
-  for (const shard& s : shards_) snap.emplace_back(s.slots);
-  return snap;
+scheduled_index::snapshot scheduled_index::freeze() {
+  OUTRIDER_ASSERT(!frozen_ || frozen_->written_count.load() == shards_.size(),
+                  "scheduled_index: a snapshot is still being written");
+  if (frozen_) writable(0);  // thaws
+  frozen_ = std::make_shared<freeze_state>(*this);
+  pending_.assign(shards_.size(), {});
+  return snapshot(frozen_);
+}
+
+void scheduled_index::freeze_state::release_all() {
+  for (auto& w : written) {
+    if (!w.exchange(true, std::memory_order_acq_rel)) {
+      written_count.fetch_add(1, std::memory_order_acq_rel);
+    }
+  }
+}
+
+scheduled_index::snapshot& scheduled_index::snapshot::operator=(snapshot&& other) noexcept {
+  if (this != &other) {
+    if (state_) state_->release_all();
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+
+scheduled_index::snapshot::~snapshot() {
+  // Written or dropped: every shard may be changed again.
+  if (state_) state_->release_all();
 }
 
 void scheduled_index::save_snapshot(snapshot& snap, checkpoint_writer& out) {
   static_assert(std::endian::native == std::endian::little, "slots are written as they are");
-  out.put_u32(static_cast<std::uint32_t>(snap.size()));
-  for (auto& shard_slots : snap) {
-    const std::size_t n = shard_slots ? shard_slots->size() : 0;
-    out.put_u64(n);
-    if (n != 0) out.put_bytes(shard_slots->data(), n * sizeof(slot));
-    shard_slots.reset();  // frees a copy-on-write copy as soon as it is written
+  OUTRIDER_ASSERT(snap.state_ != nullptr, "scheduled_index: an empty snapshot");
+  freeze_state& state = *snap.state_;
+  const auto& shards = state.index->shards_;
+  out.put_u32(static_cast<std::uint32_t>(shards.size()));
+  for (std::size_t i = 0; i < shards.size(); ++i) {
+    const shard& s = shards[i];
+    out.put_u64(s.slots.size());
+    out.put_bytes(s.slots.data(), s.slots.size() * sizeof(slot));
+    state.written[i].store(true, std::memory_order_release);
+    state.written_count.fetch_add(1, std::memory_order_acq_rel);
   }
+  snap.state_.reset();
 }
 
 void scheduled_index::save(checkpoint_writer& out) const {
-  auto snap = take_snapshot();
-  save_snapshot(snap, out);
+  static_assert(std::endian::native == std::endian::little, "slots are written as they are");
+  out.put_u32(static_cast<std::uint32_t>(shards_.size()));
+  for (const shard& s : shards_) {
+    out.put_u64(s.slots.size());
+    out.put_bytes(s.slots.data(), s.slots.size() * sizeof(slot));
+  }
 }
 
 bool scheduled_index::load(checkpoint_reader& in) {
@@ -171,17 +247,14 @@ bool scheduled_index::load(checkpoint_reader& in) {
       in.corrupt(fmt::format("an index shard of capacity {}", capacity));
       return false;
     }
+    s.slots = std::vector<slot>(capacity);
+    if (!in.get_bytes(s.slots.data(), capacity * sizeof(slot))) return false;
     s.size = 0;
-    s.slots.reset();
-    if (capacity == 0) continue;
-    auto slots = std::make_shared<std::vector<slot>>(capacity);
-    if (!in.get_bytes(slots->data(), capacity * sizeof(slot))) return false;
-    for (const slot& e : *slots) s.size += e.tag != 0 ? 1 : 0;
+    for (const slot& e : s.slots) s.size += e.tag != 0 ? 1 : 0;
     if (s.size * 8 > capacity * 7) {
       in.corrupt("an index shard fuller than its load limit");
       return false;
     }
-    s.slots = std::move(slots);
     size_ += s.size;
   }
   return true;

@@ -17,15 +17,19 @@
 // far-future message at tens of bytes of memory: the id itself lives only in
 // the journal.
 //
-// Snapshots: snapshot() shares every shard's slots with the caller in O(shards)
-// (copy-on-write: the next insert or erase into a shared shard copies that one
-// shard first), so a checkpoint can write a consistent image on another thread
-// while the owner keeps changing the index.
+// Snapshots for checkpoints written on another thread: freeze() returns a
+// snapshot in O(shards) and no copy. Until the writer has written a shard
+// (save_snapshot(), any thread), the owner leaves that shard's slots alone and
+// keeps its inserts and erases aside in a small per-shard list instead (12-17
+// bytes each; find() and contains() see them), applied once the shard is
+// written. So a checkpoint costs neither a pause nor a second copy of the
+// index, only the changes made while it is written.
 //
-// Thread-safety: none, except that a snapshot may be read on any thread while
-// the owner changes the index.
+// Thread-safety: none, except that save_snapshot() may run on another thread
+// while the owner goes on using the index.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -58,6 +62,36 @@ class scheduled_index {
   void save(checkpoint_writer& out) const;
   bool load(checkpoint_reader& in);
 
+  struct freeze_state;
+  // The index as of freeze(), to be written once by save_snapshot(). The index
+  // stays frozen shard by shard until each is written or the snapshot dropped.
+  class snapshot {
+   public:
+    snapshot() = default;
+    explicit snapshot(std::shared_ptr<freeze_state> state) : state_(std::move(state)) {}
+    snapshot(snapshot&&) noexcept = default;
+    snapshot& operator=(snapshot&& other) noexcept;
+    ~snapshot();
+
+   private:
+    friend class scheduled_index;
+    std::shared_ptr<freeze_state> state_;
+  };
+  // REQUIRES: no other snapshot of this index is live (one at a time).
+  snapshot freeze();
+  // Writes the snapshot in save()'s format; any thread. REQUIRES: the index
+  // outlives the call.
+  static void save_snapshot(snapshot& snap, checkpoint_writer& out);
+  // Changes kept aside while frozen (for tests and metrics).
+  std::size_t deferred() const noexcept { return deferred_; }
+
+  std::size_t size() const noexcept { return size_; }
+  std::size_t memory_bytes() const noexcept;
+
+ private:
+  static constexpr unsigned shard_bits = 10;
+  static constexpr std::size_t initial_capacity = 16;
+
   struct slot {
     std::uint32_t tag = 0;  // 0 = empty (tag_of() never returns 0)
     std::uint32_t position_low = 0;
@@ -67,31 +101,15 @@ class scheduled_index {
     }
   };
   static_assert(sizeof(slot) == 12);
-  // The index's contents at one moment, for save_snapshot() on any thread.
-  // Holding one costs nothing until the index changes: each shard changed
-  // afterwards is copied once (the copy-on-write memory, at most the index's
-  // size, is freed as save_snapshot() writes each shard out).
-  using snapshot = std::vector<std::shared_ptr<const std::vector<slot>>>;
-  snapshot take_snapshot() const;
-  // Writes `snap` in save()'s format, releasing each shard once written.
-  static void save_snapshot(snapshot& snap, checkpoint_writer& out);
-
-  std::size_t size() const noexcept { return size_; }
-  std::size_t memory_bytes() const noexcept;
-
- private:
-  static constexpr unsigned shard_bits = 10;
-  static constexpr std::size_t initial_capacity = 16;
-
   struct shard {
-    // Null, empty or capacity >= initial_capacity. Shared with snapshots:
-    // change it only through own().
-    std::shared_ptr<std::vector<slot>> slots;
+    std::vector<slot> slots;  // empty or capacity >= initial_capacity
     std::size_t size = 0;
-    std::size_t capacity() const noexcept { return slots ? slots->size() : 0; }
   };
-  // The shard's slots for writing: copied first if a snapshot shares them.
-  static std::vector<slot>& own(shard& s);
+  struct change {
+    std::uint64_t fp;
+    std::uint64_t position;
+    bool insert;
+  };
 
   static std::uint32_t tag_of(std::uint64_t fp) noexcept {
     const auto t = static_cast<std::uint32_t>(fp);
@@ -104,11 +122,34 @@ class scheduled_index {
   const shard& shard_of(std::uint64_t fp) const noexcept {
     return shards_[fp >> (64 - shard_bits)];
   }
-  static void place(std::vector<slot>& slots, slot entry);
+  static void place(shard& s, slot entry);
   static void resize(shard& s, std::size_t capacity);
+
+  static void insert_into(shard& s, std::uint64_t fp, std::uint64_t position);
+  static bool erase_from(shard& s, std::uint64_t fp, std::uint64_t position);
+  // True when shard `i` may be changed in place now (not frozen, or written);
+  // applies its deferred changes first, and thaws the index once every shard
+  // is written.
+  bool writable(std::size_t i);
+  void apply_deferred(std::size_t i);
 
   std::vector<shard> shards_;
   std::size_t size_ = 0;
+  // While frozen: the snapshot being written and each shard's changes since.
+  std::shared_ptr<freeze_state> frozen_;
+  std::vector<std::vector<change>> pending_;
+  std::size_t deferred_ = 0;
+};
+
+struct scheduled_index::freeze_state {
+  explicit freeze_state(const scheduled_index& owner)
+      : index(&owner), written(owner.shards_.size()) {}
+  // Marks every shard not yet written as written (a dropped snapshot).
+  void release_all();
+  const scheduled_index* index;
+  // Per shard: written (the owner may change it again). Release/acquire.
+  std::vector<std::atomic<bool>> written;
+  std::atomic<std::size_t> written_count{0};
 };
 
 }  // namespace outrider::broker::detail

@@ -85,6 +85,8 @@ def main():
     ap.add_argument("--rate", type=float, default=1000)
     ap.add_argument("--duration-s", type=float, default=10)
     ap.add_argument("--runs", type=int, default=8, help="rounds (each: one run per side)")
+    ap.add_argument("--sampling", type=float, default=1.0,
+                    help="the traced sidecar's --trace-sampling (0: contexts only, nothing exported)")
     args = ap.parse_args()
     build = Path(args.build_dir)
     outrider = str(build / "outrider")
@@ -105,7 +107,7 @@ def main():
         sidecars = {}
         for name, extra in (("off", []),
                             ("on", ["--trace-endpoint", f"http://127.0.0.1:{sink_port}/v1/traces",
-                                    "--trace-sampling", "1.0"])):
+                                    "--trace-sampling", str(args.sampling)])):
             p, m = start([outrider, "sidecar", "--app-id", f"bench-{name}", "--app-port", "0",
                           "--dapr-http-port", "0", "--metrics-port", "0", "--io-threads", "1",
                           "--broker", f"127.0.0.1:{broker_port}"] + extra,
@@ -146,6 +148,7 @@ def main():
         def r2(x):
             return round(x, 2)
         print(json.dumps({"generator": "tracing_overhead", "rate": args.rate,
+                          "sampling": args.sampling,
                           "duration_s": args.duration_s, "rounds": args.runs,
                           "publishes_per_run": int(args.rate * args.duration_s),
                           "cpu_us_per_publish_off": r2(quantile(results["off"], 0.5)),

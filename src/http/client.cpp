@@ -20,6 +20,7 @@
 #include <variant>
 
 #include "base/log.h"
+#include "http/detail/lazy_deadline.h"
 
 namespace outrider::http {
 namespace asio = boost::asio;
@@ -35,6 +36,11 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 using plain_stream = beast::tcp_stream;
 using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+// A pooled connection idle for less than this is reused without probing it for
+// a close by the peer (a recv(MSG_PEEK) per request): servers close idle
+// keep-alive connections after seconds, not within one. A connection found
+// closed on use is retried once (see run()).
+constexpr auto probe_after_idle = std::chrono::seconds(1);
 
 bool idempotent(std::string_view method) {
   return method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE" ||
@@ -80,9 +86,46 @@ std::string url::origin() const {
   return fmt::format("{}://{}{}{}:{}", scheme, v6 ? "[" : "", host, v6 ? "]" : "", port);
 }
 
+// One connection: its stream and its deadline. The stream's own timeout (a
+// timer operation per read and write) is never set; `deadline` is one lazily
+// armed timer that closes the socket when the current request's deadline passes.
 struct pooled {
+  pooled() = default;
+  pooled(std::variant<std::unique_ptr<plain_stream>, std::unique_ptr<tls_stream>> s,
+         std::shared_ptr<detail::lazy_deadline> d)
+      : stream(std::move(s)), deadline(std::move(d)) {
+    tcp::socket* sock = &socket();  // stable: the stream is on the heap
+    deadline->on_expire([sock] {
+      boost::system::error_code ec;
+      sock->close(ec);
+    });
+  }
+  pooled(pooled&& o) noexcept = default;
+  pooled& operator=(pooled&& o) noexcept {
+    if (this != &o) {
+      release();
+      stream = std::move(o.stream);
+      deadline = std::move(o.deadline);
+      idle_since = o.idle_since;
+    }
+    return *this;
+  }
+  ~pooled() { release(); }
+  pooled(const pooled&) = delete;
+  pooled& operator=(const pooled&) = delete;
+
+  tcp::socket& socket() {
+    return std::visit([](auto& s) -> tcp::socket& { return beast::get_lowest_layer(*s).socket(); },
+                      stream);
+  }
+  void release() {
+    if (deadline) deadline->shutdown();
+    deadline.reset();
+  }
+
   std::variant<std::unique_ptr<plain_stream>, std::unique_ptr<tls_stream>> stream;
-  mono_time idle_since;
+  std::shared_ptr<detail::lazy_deadline> deadline;
+  mono_time idle_since{};
 };
 
 struct client::impl : std::enable_shared_from_this<client::impl> {
@@ -125,11 +168,8 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       pooled p = std::move(it->second.back());
       it->second.pop_back();
       if (now - p.idle_since > opts.idle_timeout) continue;
-      int fd = std::visit(
-          [](auto& s) {
-            return static_cast<int>(beast::get_lowest_layer(*s).socket().native_handle());
-          },
-          p.stream);
+      if (now - p.idle_since < probe_after_idle) return p;
+      const int fd = static_cast<int>(p.socket().native_handle());
       char probe;
       auto n = ::recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
       if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) continue;  // closed by peer
@@ -146,10 +186,10 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     q.push_back(std::move(p));
   }
 
-  asio::awaitable<result<pooled>> connect(const url& dest, mono_time deadline) {
+  asio::awaitable<result<pooled>> connect(const url& dest, mono_time due) {
     auto remaining = [&] {
       return std::max(nanoseconds(0), std::chrono::duration_cast<nanoseconds>(
-                                          deadline - std::chrono::steady_clock::now()));
+                                          due - std::chrono::steady_clock::now()));
     };
     auto [rec, endpoints] =
         co_await resolver.async_resolve(dest.host, std::to_string(dest.port), use_tuple);
@@ -158,10 +198,16 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
                       fmt::format("cannot resolve {}: {}", dest.host, rec.message()));
     }
     auto tcp_s = std::make_unique<plain_stream>(context);
-    tcp_s->expires_after(std::min(remaining(), opts.connect_timeout));
+    auto watch = std::make_shared<detail::lazy_deadline>(context.get_executor());
+    watch->on_expire([sock = &tcp_s->socket()] {
+      boost::system::error_code ec;
+      sock->close(ec);
+    });
+    watch->expires_after(std::min(remaining(), opts.connect_timeout));
     auto [cec, ep] = co_await tcp_s->async_connect(endpoints, use_tuple);
-    if (cec) {
-      if (cec == beast::error::timeout) {
+    if (cec || watch->expired()) {
+      watch->shutdown();
+      if (watch->expired()) {
         co_return error(errc::deadline_exceeded,
                         fmt::format("connecting to {} timed out", dest.origin()));
       }
@@ -170,11 +216,16 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     }
     boost::system::error_code ignored;
     tcp_s->socket().set_option(tcp::no_delay(true), ignored);
-    if (dest.scheme != "https") co_return pooled{std::move(tcp_s), {}};
+    watch->expires_never();
+    if (dest.scheme != "https") co_return pooled{std::move(tcp_s), std::move(watch)};
 
     if (!tls_ready) init_tls();
-    if (!tls_error.empty()) co_return error(errc::unavailable, "TLS configuration: " + tls_error);
-    auto s = std::make_unique<tls_stream>(std::move(*tcp_s), tls);
+    if (!tls_error.empty()) {
+      watch->shutdown();
+      co_return error(errc::unavailable, "TLS configuration: " + tls_error);
+    }
+    pooled conn{std::make_unique<tls_stream>(std::move(*tcp_s), tls), std::move(watch)};
+    auto& s = std::get<std::unique_ptr<tls_stream>>(conn.stream);
     // SSL_set_tlsext_host_name is a macro with a C cast; call what it expands to.
     if (SSL_ctrl(s->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
                  const_cast<char*>(dest.host.c_str())) != 1) {
@@ -183,24 +234,28 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     if (opts.tls_verify_peer) {
       s->set_verify_callback(ssl::host_name_verification(dest.host));
     }
-    beast::get_lowest_layer(*s).expires_after(remaining());
+    conn.deadline->expires_at(due);
     auto [hec] = co_await s->async_handshake(ssl::stream_base::client, use_tuple);
+    if (conn.deadline->expired()) {
+      co_return error(errc::deadline_exceeded,
+                      fmt::format("TLS handshake with {} timed out", dest.origin()));
+    }
     if (hec) {
       co_return error(errc::unavailable, fmt::format("TLS handshake with {} failed: {}",
                                                      dest.origin(), hec.message()));
     }
-    co_return pooled{std::move(s), {}};
+    conn.deadline->expires_never();
+    co_return conn;
   }
 
   template <class Stream>
-  asio::awaitable<result<response>> exchange(Stream& stream,
+  asio::awaitable<result<response>> exchange(Stream& stream, detail::lazy_deadline& watch,
                                              bhttp::request<bhttp::string_body>& out,
-                                             mono_time deadline, bool& reusable) {
-    auto& lowest = beast::get_lowest_layer(stream);
-    lowest.expires_at(deadline);
+                                             mono_time deadline, bool& reusable, bool& sent) {
+    watch.expires_at(deadline);
     auto [wec, written] = co_await bhttp::async_write(stream, out, use_tuple);
     if (wec) {
-      if (wec == beast::error::timeout)
+      if (watch.expired())
         co_return error(errc::deadline_exceeded, "request timed out while sending");
       co_return error(errc::unavailable,
                       fmt::format("sending the request failed: {}", wec.message()));
@@ -210,9 +265,10 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     parser.header_limit(static_cast<std::uint32_t>(opts.response_header_limit));
     parser.body_limit(opts.response_body_limit);
     if (out.method() == bhttp::verb::head) parser.skip(true);
+    sent = true;
     auto [rec, read] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
     if (rec) {
-      if (rec == beast::error::timeout)
+      if (watch.expired())
         co_return error(errc::deadline_exceeded, "request timed out waiting for the response");
       co_return error(errc::upstream_error,
                       fmt::format("reading the response failed: {}", rec.message()));
@@ -223,7 +279,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     for (const auto& f : msg) r.headers.add(f.name_string(), f.value());
     r.body = std::move(msg.body());
     reusable = msg.keep_alive() && buffer.size() == 0;
-    lowest.expires_never();
+    watch.expires_never();
     co_return r;
   }
 
@@ -273,13 +329,18 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         conn = std::move(*fresh);
       }
       bool reusable = false;
-      auto res = co_await std::visit([&](auto& s) { return exchange(*s, out, deadline, reusable); },
-                                     conn.stream);
+      bool sent = false;
+      auto res = co_await std::visit(
+          [&](auto& s) { return exchange(*s, *conn.deadline, out, deadline, reusable, sent); },
+          conn.stream);
       if (res) {
         if (reusable) give_back(origin, std::move(conn));
         co_return res;
       }
-      bool stale = reused && res.error().code != errc::deadline_exceeded && idempotent(req.method);
+      // Stale: a reused connection that failed before the request was written, or, for an
+      // idempotent request, before a response arrived.
+      bool stale = reused && res.error().code != errc::deadline_exceeded &&
+                   (!sent || idempotent(req.method));
       if (!stale) co_return res;
       logger.debug("pooled connection to {} was stale; retrying once", origin);
     }

@@ -20,6 +20,7 @@
 #include <unordered_set>
 
 #include "base/log.h"
+#include "http/detail/lazy_deadline.h"
 #include "io/runtime.h"
 
 namespace outrider::http {
@@ -84,9 +85,24 @@ result<std::pair<std::string, std::uint16_t>> parse_host_port(std::string_view t
 
 // A connection's state, owned by its session coroutine and by the registry
 // (for stop()). Touched only on its context's thread.
+//
+// Deadlines: the stream's own timeout (a timer operation per read and write) is
+// never set; `deadline` holds the phase's deadline (idle, header, body, write)
+// and closes the socket when it passes, which fails the pending operation.
 struct connection {
-  explicit connection(tcp::socket s) : stream(std::move(s)) {}
+  explicit connection(tcp::socket s)
+      : stream(std::move(s)),
+        deadline(std::make_shared<detail::lazy_deadline>(stream.get_executor())) {
+    deadline->on_expire([this] {
+      boost::system::error_code ec;
+      stream.socket().close(ec);
+    });
+  }
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
   beast::tcp_stream stream;
+  std::shared_ptr<detail::lazy_deadline> deadline;
   std::string out;                              // the response being written (reused)
   bool busy = false;                            // a request is being read or handled
   asio::steady_timer* waiting_timer = nullptr;  // set while awaiting an async handler
@@ -125,8 +141,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> session(std::shared_ptr<connection> c);
   // Answers a request the session cannot hand to the handler; the caller then closes.
-  asio::awaitable<void> reply_error(beast::tcp_stream& stream, error e);
-  request to_request(bhttp::request<bhttp::string_body>&& msg, const tcp::endpoint& peer);
+  asio::awaitable<void> reply_error(connection& c, error e);
+  static request to_request(bhttp::request<bhttp::string_body>&& msg, const std::string& peer);
 };
 
 asio::awaitable<void> server::impl::accept_loop() {
@@ -166,7 +182,7 @@ asio::awaitable<void> server::impl::accept_loop() {
 }
 
 request server::impl::to_request(bhttp::request<bhttp::string_body>&& msg,
-                                 const tcp::endpoint& peer) {
+                                 const std::string& peer) {
   request req;
   req.method = std::string(msg.method_string());
   req.target = std::string(msg.target());
@@ -177,7 +193,7 @@ request server::impl::to_request(bhttp::request<bhttp::string_body>&& msg,
   req.version = msg.version();
   req.keep_alive = msg.keep_alive();
   req.body = std::move(msg.body());
-  req.remote_address = peer.address().to_string() + ":" + std::to_string(peer.port());
+  req.remote_address = peer;
   return req;
 }
 
@@ -191,23 +207,27 @@ struct pending_response {
   bool in_call = true;
 };
 
-asio::awaitable<void> server::impl::reply_error(beast::tcp_stream& stream, error e) {
+asio::awaitable<void> server::impl::reply_error(connection& c, error e) {
   auto out = error_response(e, opts);
-  stream.expires_after(opts.write_timeout);
-  co_await bhttp::async_write(stream, out, use_tuple);
+  c.deadline->expires_after(opts.write_timeout);
+  co_await bhttp::async_write(c.stream, out, use_tuple);
 }
 
 asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
   auto& stream = c->stream;
+  auto& deadline = *c->deadline;
   beast::flat_buffer buffer;
   boost::system::error_code ec;
-  const auto peer = stream.socket().remote_endpoint(ec);
+  std::string peer;  // "ip:port", once per connection
+  if (const auto ep = stream.socket().remote_endpoint(ec); !ec) {
+    peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
   for (;;) {
     c->busy = false;
     if (stopping) break;
     if (buffer.size() == 0) {
       // Idle: wait for the first byte of the next request.
-      stream.expires_after(opts.idle_timeout);
+      deadline.expires_after(opts.idle_timeout);
       auto [read_ec, n] =
           co_await stream.async_read_some(buffer.prepare(read_chunk_bytes), use_tuple);
       if (read_ec) break;
@@ -217,24 +237,24 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(opts.header_limit));
     parser.body_limit(opts.body_limit);
-    stream.expires_after(opts.header_timeout);
+    deadline.expires_after(opts.header_timeout);
     auto [header_ec, header_bytes] =
         co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
     if (header_ec) {
+      if (deadline.expired()) break;  // the header deadline passed: close without an answer
       if (header_ec == bhttp::error::header_limit) {
         co_await reply_error(
-            stream, error(errc::header_too_large,
-                          fmt::format("request headers exceed {} bytes", opts.header_limit)));
+            *c, error(errc::header_too_large,
+                      fmt::format("request headers exceed {} bytes", opts.header_limit)));
       } else if (header_ec == bhttp::error::body_limit) {  // Content-Length over the limit
-        co_await reply_error(stream,
+        co_await reply_error(*c,
                              error(errc::body_too_large,
                                    fmt::format("request body exceeds {} bytes", opts.body_limit)));
       } else if (header_ec != beast::error::timeout && header_ec != bhttp::error::end_of_stream &&
                  header_ec != asio::error::eof && header_ec != asio::error::operation_aborted &&
                  header_ec != asio::error::connection_reset) {
-        co_await reply_error(stream,
-                             error(errc::malformed_request,
-                                   fmt::format("malformed request: {}", header_ec.message())));
+        co_await reply_error(*c, error(errc::malformed_request,
+                                       fmt::format("malformed request: {}", header_ec.message())));
       }
       break;
     }
@@ -242,22 +262,23 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
       auto expect = parser.get()[bhttp::field::expect];
       if (iequals(expect, "100-continue")) {
         static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
-        stream.expires_after(opts.write_timeout);
+        deadline.expires_after(opts.write_timeout);
         auto [write_ec, written] =
             co_await asio::async_write(stream, asio::buffer(continue_line), use_tuple);
         if (write_ec) break;
       }
-      stream.expires_after(opts.body_timeout);
+      deadline.expires_after(opts.body_timeout);
       auto [body_ec, body_bytes] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
       if (body_ec) {
+        if (deadline.expired()) break;
         if (body_ec == bhttp::error::body_limit) {
           co_await reply_error(
-              stream, error(errc::body_too_large,
-                            fmt::format("request body exceeds {} bytes", opts.body_limit)));
+              *c, error(errc::body_too_large,
+                        fmt::format("request body exceeds {} bytes", opts.body_limit)));
         } else if (body_ec != beast::error::timeout && body_ec != asio::error::eof &&
                    body_ec != bhttp::error::partial_message &&
                    body_ec != asio::error::operation_aborted) {
-          co_await reply_error(stream,
+          co_await reply_error(*c,
                                error(errc::malformed_request,
                                      fmt::format("malformed request body: {}", body_ec.message())));
         }
@@ -268,7 +289,7 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
     auto req = to_request(parser.release(), peer);
     const bool client_keep_alive = req.keep_alive;
     const unsigned version = req.version;
-    stream.expires_never();  // the handler's time is the handler's business
+    deadline.expires_never();  // the handler's time is the handler's business
     auto slot = std::make_shared<pending_response>();
     {
       auto ex = stream.get_executor();
@@ -299,7 +320,7 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
 
     c->out.clear();
     serialize_response(c->out, resp, version, keep_alive, head, opts.server_header);
-    stream.expires_after(opts.write_timeout);
+    deadline.expires_after(opts.write_timeout);
     auto [write_ec, written] = co_await asio::async_write(stream, asio::buffer(c->out), use_tuple);
     if (write_ec) break;
     if (c->out.capacity() > max_kept_output_bytes)
@@ -307,6 +328,7 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
     if (!keep_alive) break;
   }
   c->busy = false;
+  deadline.shutdown();
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   stream.close();
 }

@@ -22,6 +22,10 @@ void declare_settings(config::settings& s, sidecar_options& o) {
         "OUTRIDER_SIDECAR_PUBSUB_TYPE", "pubsub-type");
   s.add("sidecar.appMaxConcurrency", &o.max_in_flight, "deliveries in flight to the app at once",
         "OUTRIDER_SIDECAR_APP_MAX_CONCURRENCY", "app-max-concurrency");
+  s.add("sidecar.maxPublishesInFlight", &o.max_publishes_in_flight,
+        "publishes awaiting the backend at once (bulk entries count one each); beyond it a "
+        "publish is answered 429 with Retry-After",
+        "OUTRIDER_SIDECAR_MAX_PUBLISHES_IN_FLIGHT", "max-publishes-in-flight");
   s.add("sidecar.appTimeout", &o.app_timeout, "timeout of one delivery call to the app",
         "OUTRIDER_SIDECAR_APP_TIMEOUT", "app-timeout");
   s.add("sidecar.lease", &o.lease, "how long a delivery is leased before redelivery",

@@ -69,9 +69,11 @@ struct sidecar_options {
   std::uint16_t http_port = 3500;  // 0 picks a free port
   bool serve_metrics = true;
   std::uint16_t metrics_port = 9090;
-  std::string pubsub_name = "pubsub";                  // the component name apps use
-  std::string pubsub_type = "embedded";                // backends registry type
-  std::uint32_t max_in_flight = 64;                    // deliveries to the app at once
+  std::string pubsub_name = "pubsub";    // the component name apps use
+  std::string pubsub_type = "embedded";  // backends registry type
+  std::uint32_t max_in_flight = 64;      // deliveries to the app at once
+  // Publishes (bulk entries count one each) awaiting the backend at once; beyond: 429.
+  std::uint32_t max_publishes_in_flight = 1024;
   nanoseconds app_timeout = std::chrono::seconds(30);  // one delivery call
   nanoseconds lease = std::chrono::seconds(60);        // backend lease per delivery (> app_timeout)
   retry_policy retry;

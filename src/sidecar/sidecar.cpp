@@ -114,6 +114,10 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     in_flight_gauge = &reg.add_gauge("outrider_sidecar_deliveries_in_flight",
                                      "Deliveries awaiting the app's answer")
                            .get();
+    publishes_in_flight_gauge =
+        &reg.add_gauge("outrider_sidecar_publishes_in_flight",
+                       "Published messages awaiting the backend's confirmation")
+             .get();
     app_health_gauge->set(1);
   }
 
@@ -130,6 +134,10 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
   metrics::histogram* publish_latency;
   metrics::gauge* app_health_gauge;
   metrics::gauge* in_flight_gauge;
+  metrics::gauge* publishes_in_flight_gauge;
+  // Admission of publishes: messages handed to the backend and not yet answered.
+  std::shared_ptr<std::atomic<std::uint32_t>> publishes_in_flight =
+      std::make_shared<std::atomic<std::uint32_t>>(0);
 
   std::unique_ptr<http::client> client;
   std::unique_ptr<io::asio_clock> timers;  // touched on context 0 only
@@ -523,12 +531,63 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     return resp;
   }
 
+  // `n` publishes in flight until the ticket is dropped (its holder is the
+  // backend's callback). Admitted while the total stays within
+  // max_publishes_in_flight, or when nothing is in flight (so one bulk larger
+  // than the limit still goes through alone).
+  struct publish_ticket {
+    publish_ticket(std::shared_ptr<std::atomic<std::uint32_t>> c, std::uint32_t k,
+                   metrics::gauge* g)
+        : count(std::move(c)), n(k), gauge(g) {}
+    ~publish_ticket() { release(); }
+    // When the backend answered (its callback object may live on).
+    void release() {
+      if (n == 0) return;
+      count->fetch_sub(n, std::memory_order_relaxed);
+      gauge->add(-static_cast<double>(n));
+      n = 0;
+    }
+    publish_ticket(const publish_ticket&) = delete;
+    publish_ticket& operator=(const publish_ticket&) = delete;
+    std::shared_ptr<std::atomic<std::uint32_t>> count;
+    std::uint32_t n;
+    metrics::gauge* gauge;  // the registry outlives the sidecar
+  };
+
+  std::shared_ptr<publish_ticket> admit_publish(std::uint32_t n) {
+    auto& count = *publishes_in_flight;
+    std::uint32_t now = count.load(std::memory_order_relaxed);
+    do {
+      if (now != 0 && (now + n > opts.max_publishes_in_flight || now + n < now)) return nullptr;
+    } while (!count.compare_exchange_weak(now, now + n, std::memory_order_relaxed));
+    publishes_in_flight_gauge->add(static_cast<double>(n));
+    return std::make_shared<publish_ticket>(publishes_in_flight, n, publishes_in_flight_gauge);
+  }
+
+  // 429 + Retry-After: the sidecar already holds max_publishes_in_flight
+  // publishes the backend has not confirmed; nothing was accepted.
+  http::response publish_refused(std::string_view pubsub) {
+    count_publish(pubsub, "rejected");
+    auto resp =
+        error_response(errc::resource_exhausted,
+                       fmt::format("too many publishes in flight (the limit is {}, "
+                                   "--max-publishes-in-flight); nothing was published, retry later",
+                                   opts.max_publishes_in_flight));
+    resp.headers.set("Retry-After", "1");
+    return resp;
+  }
+
   void publish(http::request&& req, http::responder r) {
     const std::string pubsub(req.params.at("pubsub"));
     const std::string topic(req.params.at("topic"));
     auto* comp = find_component(pubsub);
     if (comp == nullptr) {
       r.send(error_response(errc::pubsub_not_found, "pubsub " + pubsub + " not found"));
+      return;
+    }
+    auto ticket = admit_publish(1);
+    if (!ticket) {
+      r.send(publish_refused(pubsub));
       return;
     }
     const wall_time now = std::chrono::system_clock::now();
@@ -556,9 +615,10 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     std::vector<backends::message> batch;
     batch.push_back(std::move(*msg));
     comp->backend->publish(
-        std::move(batch), [weak = weak_from_this(), r, pubsub, topic, started_at,
+        std::move(batch), [weak = weak_from_this(), r, pubsub, topic, started_at, ticket,
                            span = std::make_shared<tracing::active_span>(std::move(producer))](
                               result<std::vector<backends::publish_outcome>> res) {
+          ticket->release();
           auto self = weak.lock();
           if (!self) {
             span->set_error("sidecar stopped");
@@ -666,11 +726,17 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
       r.send(http::response::no_content());
       return;
     }
+    auto ticket = admit_publish(static_cast<std::uint32_t>(batch.size()));
+    if (!ticket) {
+      r.send(publish_refused(pubsub));
+      return;
+    }
     comp->backend->publish(
         std::move(batch),
-        [weak = weak_from_this(), r, pubsub, topic, entry_ids = std::move(entry_ids),
+        [weak = weak_from_this(), r, pubsub, topic, entry_ids = std::move(entry_ids), ticket,
          span = std::make_shared<tracing::active_span>(std::move(producer))](
             result<std::vector<backends::publish_outcome>> res) {
+          ticket->release();
           auto self = weak.lock();
           json::array failed;
           json::object ids;

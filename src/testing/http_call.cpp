@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 
 namespace outrider::testing {
@@ -42,6 +43,7 @@ http_reply raw_http(std::uint16_t port, const std::string& bytes, std::chrono::s
   }
   for (std::size_t sent = 0; sent < bytes.size();) {
     const auto n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;  // sockets with a timeout are not restarted
     if (n <= 0) break;
     sent += static_cast<std::size_t>(n);
   }
@@ -49,6 +51,7 @@ http_reply raw_http(std::uint16_t port, const std::string& bytes, std::chrono::s
   char buf[16384];
   for (;;) {
     const auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;  // e.g. SIGCHLD when a test stops/continues a child
     if (n <= 0) break;
     in.append(buf, static_cast<std::size_t>(n));
   }

@@ -8,8 +8,10 @@
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <gtest/gtest.h>
 #include <map>
 #include <regex>
@@ -416,5 +418,114 @@ TEST_F(sidecar_process, configuration_api_reads_a_file_store_and_notifies_on_cha
   EXPECT_NE(bad.output().find("bad.yaml:3"), std::string::npos) << bad.output();
 }
 
+namespace admission {
+
+// VmRSS of a process in bytes (0 if unreadable).
+std::size_t rss_bytes(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+// True once every thread of `pid` is stopped (state T in /proc/PID/task/*/stat).
+bool all_threads_stopped(pid_t pid) {
+  std::error_code ec;
+  bool any = false;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(task.path() / "stat");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto close = text.rfind(')');
+    if (close == std::string::npos || close + 2 >= text.size()) return false;
+    const char state = text[close + 2];
+    if (state != 'T' && state != 't') return false;
+    any = true;
+  }
+  return any;
+}
+
+}  // namespace admission
+
+// The broker is paused (SIGSTOP), so publishes stay in flight: the first
+// --max-publishes-in-flight wait, every later one (single or bulk) is refused
+// at once with 429 + Retry-After and a JSON error, counted in the metrics, and
+// a flood of large refused publishes does not grow the sidecar's memory. When
+// the broker resumes, the waiting publishes complete and new ones are admitted.
+TEST_F(sidecar_process, publishes_beyond_the_in_flight_limit_get_429_and_memory_stays_bounded) {
+  constexpr int limit = 4;
+  start_app("[]");
+  start_sidecar("admitted", {"--max-publishes-in-flight", std::to_string(limit)});
+  ASSERT_TRUE(wait_healthy());
+  const std::string out = sidecar_->output();
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("metrics on http://127\\.0\\.0\\.1:(\\d+)")))
+      << out;
+  const auto metrics_port = static_cast<std::uint16_t>(std::stoi(m[1].str()));
+  ASSERT_EQ(publish("flood", R"({"warm":1})").status, 204);
+
+  broker_->signal(SIGSTOP);
+  struct resume_broker {
+    ~resume_broker() { broker->signal(SIGCONT); }
+    process* broker;
+  } resume{broker_};
+  const auto stopped_by = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < stopped_by &&
+         !admission::all_threads_stopped(broker_->pid())) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(admission::all_threads_stopped(broker_->pid()));
+
+  std::vector<http_reply> waited(limit);
+  std::vector<std::thread> waiting;
+  for (int i = 0; i < limit; ++i) {
+    waiting.emplace_back([&, i] { waited[i] = publish("flood", R"({"n":1})"); });
+  }
+  auto metric = [&](const std::string& line) {
+    return http_call(metrics_port, "GET", "/metrics").body.find(line) != std::string::npos;
+  };
+  const auto end = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < end &&
+         !metric("outrider_sidecar_publishes_in_flight " + std::to_string(limit))) {
+    std::this_thread::sleep_for(20ms);
+  }
+  if (!metric("outrider_sidecar_publishes_in_flight " + std::to_string(limit))) {
+    broker_->signal(SIGCONT);
+    for (auto& t : waiting) t.join();
+    FAIL() << http_call(metrics_port, "GET", "/metrics").body;
+  }
+
+  auto refused = publish("flood", R"({"n":2})");
+  EXPECT_EQ(refused.status, 429) << refused.body;
+  EXPECT_EQ(refused.header("retry-after"), "1");
+  EXPECT_EQ(json::parse(refused.body).at("errorCode").as_string(), "ERR_RESOURCE_EXHAUSTED")
+      << refused.body;
+  auto bulk = http_call(port_, "POST", "/v1.0-alpha1/publish/bulk/pubsub/flood",
+                        R"([{"entryId":"a","event":{"n":3}},{"entryId":"b","event":{"n":4}}])");
+  EXPECT_EQ(bulk.status, 429) << bulk.body;
+
+  // A flood of 64 KiB publishes (~64 MiB in all) is refused without holding them.
+  const std::size_t rss_before = admission::rss_bytes(sidecar_->pid());
+  const std::string big = "\"" + std::string(64 * 1024, 'x') + "\"";
+  int flood_refused = 0;
+  for (int i = 0; i < 1000; ++i) {
+    if (publish("flood", big).status == 429) ++flood_refused;
+  }
+  EXPECT_EQ(flood_refused, 1000);
+  const std::size_t rss_after = admission::rss_bytes(sidecar_->pid());
+  EXPECT_LT(rss_after, rss_before + 32 * 1024 * 1024)
+      << "RSS grew from " << rss_before << " to " << rss_after << " bytes";
+  EXPECT_TRUE(metric("outrider_sidecar_publish_total{pubsub=\"pubsub\",outcome=\"rejected\"} 1002"))
+      << http_call(metrics_port, "GET", "/metrics").body;
+
+  broker_->signal(SIGCONT);
+  for (auto& t : waiting) t.join();
+  for (const auto& w : waited) EXPECT_EQ(w.status, 204) << w.body;
+  EXPECT_EQ(publish("flood", R"({"n":5})").status, 204);
+  EXPECT_TRUE(metric("outrider_sidecar_publishes_in_flight 0"));
+  EXPECT_EQ(sidecar_->stop(10s), 0);
+}
 }  // namespace
 }  // namespace outrider

@@ -439,11 +439,17 @@ status disk_scheduler::for_each_entry(const std::function<status(const due_entry
   return ok_status();
 }
 
-result<disk_scheduler::entries_snapshot> disk_scheduler::snapshot() const {
+result<disk_scheduler::entries_snapshot> disk_scheduler::snapshot(
+    std::vector<due_entry> buffer) const {
   if (broken_) return *broken_;
   entries_snapshot snap;
+  snap.in_memory = std::move(buffer);
+  snap.in_memory.clear();
   snap.fired_through = recovered_fired_through_;
-  snap.in_memory.reserve(wheel_.size() + pending_entries_);
+  // Room for a full write buffer too: the buffer passed back then never has to grow (a new
+  // allocation is what faults pages in).
+  snap.in_memory.reserve(wheel_.size() +
+                         std::max<std::size_t>(pending_entries_, options_.max_buffered_entries));
   wheel_.for_each([&](const due_entry& e) { snap.in_memory.push_back(e); });
   auto add = [&](const std::string& path, const bucket& b, bool filter_recovered) -> status {
     snap.in_memory.insert(snap.in_memory.end(), b.pending.begin(), b.pending.end());
@@ -464,7 +470,7 @@ result<disk_scheduler::entries_snapshot> disk_scheduler::snapshot() const {
 status disk_scheduler::entries_snapshot::for_each(
     const std::function<status(const due_entry&)>& fn) {
   for (const due_entry& e : in_memory) OUTRIDER_TRY(fn(e));
-  in_memory = {};
+  in_memory.clear();
   std::vector<due_entry> entries;
   for (file_part& f : files) {
     entries.clear();

@@ -109,11 +109,14 @@ class disk_scheduler final : public scheduler {
     std::vector<file_part> files;
     std::int64_t fired_through = 0;
     // Calls `fn` for every entry (as for_each_entry), reading the files; any thread, once.
+    // Leaves in_memory empty with its capacity kept (for the next snapshot()).
     // Errors: io_error, data_corruption from a bucket file, or `fn`'s.
     status for_each(const std::function<status(const due_entry&)>& fn);
   };
+  // `buffer` is reused for the in-memory copy (pass back a previous snapshot's in_memory: its
+  // pages are already mapped, so a snapshot under memory pressure does not stall on page faults).
   // Errors: the filesystem's (opening a bucket file), a broken index's.
-  result<entries_snapshot> snapshot() const;
+  result<entries_snapshot> snapshot(std::vector<due_entry> buffer = {}) const;
   // Writes buffered entries to their bucket files (not durable until checkpoint()).
   status flush();
 

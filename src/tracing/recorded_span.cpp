@@ -37,7 +37,9 @@ void recorded_span::clear() noexcept {
   name = {};
   trace_state = {};
   status_message = {};
-  resource.reset();
+  // `resource` is kept: the next tracer to take the record usually sets the
+  // same one, and an equal shared_ptr assigns without touching the (shared,
+  // cross-thread) reference count.
   events.clear();
   links.clear();
   inline_count_ = 0;

@@ -88,7 +88,8 @@ class recorded_span {
 
   // The inline arrays are left uninitialised (they are written before read).
   recorded_span() noexcept {}  // NOLINT(modernize-use-equals-default): no zeroing
-  // Back to a new record's state, keeping the allocations (for reuse).
+  // Back to a new record's state, keeping the allocations (for reuse) and
+  // the resource (a tracer taking the record sets its own).
   void clear() noexcept;
 
   id128 trace_id;

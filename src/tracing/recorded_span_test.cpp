@@ -253,7 +253,6 @@ TEST(RecordedSpan, RecycledRecordsComeBackCleared) {
     EXPECT_EQ(r->store("abc").offset, 0U);
     EXPECT_TRUE(r->events.empty());
     EXPECT_TRUE(r->links.empty());
-    EXPECT_FALSE(r->resource);
     EXPECT_EQ(r->status, status_code::unset);
     EXPECT_EQ(r->parent_id, 0U);
   }

@@ -336,6 +336,9 @@ carrier_headers carrier_from_fields(const http::fields& fields, std::string& tra
   std::size_t tracestates = 0;
   for (const auto& f : fields) {
     const std::string_view name = f.name;
+    // Only names starting t, b or x can be trace headers: skip the rest cheaply.
+    const char first = name.empty() ? '\0' : static_cast<char>(name.front() | 0x20);
+    if (first != 't' && first != 'b' && first != 'x') continue;
     if (http::iequals(name, "traceparent")) {
       if (h.traceparent.empty()) h.traceparent = f.value;
     } else if (http::iequals(name, "tracestate")) {

@@ -87,6 +87,13 @@ class posix_writable_file final : public writable_file {
 
   std::uint64_t size() const override { return size_; }
 
+  void drop_cached(std::uint64_t offset, std::uint64_t length) override {
+    if (fd_ < 0 || length == 0) return;
+    // Clean pages only: the caller synced them. A failure only leaves them cached.
+    (void)::posix_fadvise(fd_, static_cast<off_t>(offset), static_cast<off_t>(length),
+                          POSIX_FADV_DONTNEED);
+  }
+
   status close() override {
     if (fd_ < 0) return {};
     const int fd = fd_;

@@ -39,6 +39,9 @@ class writable_file {
   // Current size including unsynced appends.
   virtual std::uint64_t size() const = 0;
   virtual status close() = 0;
+  // A hint after sync(): bytes [offset, offset + length) are durable and need not stay in
+  // the OS page cache (posix_fadvise DONTNEED). Best effort; does nothing by default.
+  virtual void drop_cached(std::uint64_t /*offset*/, std::uint64_t /*length*/) {}
 };
 
 // A file opened for positional reads. Safe for concurrent reads.

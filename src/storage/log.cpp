@@ -145,6 +145,7 @@ struct log::segment {
   std::string path;
   std::uint64_t size = 0;                     // including buffered bytes (mutex_)
   std::uint64_t file_bytes = 0;               // handed to the file (mutex_)
+  std::uint64_t uncached_bytes = 0;           // dropped from the page cache (write_mutex_)
   std::unique_ptr<io::writable_file> writer;  // active segment only (write_mutex_)
   std::shared_ptr<io::readable_file> reader;  // opened on first read (mutex_)
 };
@@ -555,6 +556,10 @@ status log::roll() {
     }
     durable_end_.store(*flushed, std::memory_order_release);
   }
+  if (opts_.cached_tail_bytes > 0) {
+    old->writer->drop_cached(old->uncached_bytes, offset_of(*flushed) - old->uncached_bytes);
+    old->uncached_bytes = offset_of(*flushed);
+  }
   return create_segment(old->number + 1);
 }
 
@@ -621,6 +626,16 @@ result<position> log::sync() {
     return *broken_;
   }
   durable_end_.store(*covered, std::memory_order_release);
+  if (opts_.cached_tail_bytes > 0) {
+    // Dropped in steps of at least 4 MiB (one fadvise per step, not per sync).
+    constexpr std::uint64_t min_drop = std::uint64_t{4} << 20;
+    const std::uint64_t synced = offset_of(*covered);
+    if (synced > seg->uncached_bytes + opts_.cached_tail_bytes + min_drop) {
+      const std::uint64_t upto = synced - opts_.cached_tail_bytes;
+      seg->writer->drop_cached(seg->uncached_bytes, upto - seg->uncached_bytes);
+      seg->uncached_bytes = upto;
+    }
+  }
   return *covered;
 }
 

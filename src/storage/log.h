@@ -58,6 +58,12 @@ struct log_options {
   // the log at the damage (deleting later segments) and log an error, instead of failing
   // open() with data_corruption. Loses data: for an operator who chose it.
   bool repair = false;
+  // Page cache use of a write-mostly log (0: left to the OS). After a sync, the active
+  // segment's durable bytes more than this far behind its end are dropped from the OS page
+  // cache, and a finished segment is dropped whole when the next one starts. Writing into
+  // an ever larger page cache made each write(2) dearer as a span store grew
+  // (docs/benchmarks.md, collector); reads of dropped parts go to the disk.
+  std::uint64_t cached_tail_bytes = 0;
 };
 
 struct record {

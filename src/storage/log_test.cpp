@@ -136,6 +136,58 @@ TEST(log, works_on_the_real_disk) {
   std::filesystem::remove_all(tmpl);
 }
 
+// cached_tail_bytes drops durable bytes from the OS page cache (a hint): every
+// record stays readable, from the file, in this process and after a reopen.
+TEST(log, dropping_synced_bytes_from_the_page_cache_keeps_every_record_readable) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "outrider-log-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  const std::string path = tmpl + "/log";
+  log_options o;
+  o.segment_bytes = std::uint64_t{8} << 20;
+  o.cached_tail_bytes = 1;
+  auto payload = [](std::uint64_t i) {
+    std::vector<std::byte> p(4000, static_cast<std::byte>(i));
+    p[0] = static_cast<std::byte>(i >> 8);
+    return p;
+  };
+  std::vector<position> written;
+  {
+    auto lg = log::open(io::posix_file_system(), path, o);
+    ASSERT_TRUE(lg.ok()) << lg.error().message;
+    for (std::uint64_t i = 0; i < 5000; ++i) {
+      auto pos = (*lg)->append(1, payload(i));
+      ASSERT_TRUE(pos.ok()) << pos.error().message;
+      written.push_back(*pos);
+      if (i % 200 == 199) {
+        ASSERT_TRUE((*lg)->sync().ok());
+      }
+    }
+    ASSERT_TRUE((*lg)->sync().ok());
+    EXPECT_GE((*lg)->segment_count(), 3u);
+    for (std::uint64_t i = 0; i < written.size(); i += 97) {
+      auto rec = (*lg)->read(written[i]);
+      ASSERT_TRUE(rec.ok()) << rec.error().message;
+      EXPECT_EQ(rec->payload, payload(i));
+    }
+  }
+  auto lg = log::open(io::posix_file_system(), path, o);
+  ASSERT_TRUE(lg.ok()) << lg.error().message;
+  auto rd = (*lg)->read_from((*lg)->begin());
+  ASSERT_TRUE(rd.ok());
+  std::uint64_t i = 0;
+  while (true) {
+    auto next = rd->next();
+    ASSERT_TRUE(next.ok());
+    if (!next->has_value()) break;
+    ASSERT_LT(i, written.size());
+    EXPECT_EQ((**next).pos, written[i]);
+    EXPECT_EQ((**next).payload, payload(i));
+    ++i;
+  }
+  EXPECT_EQ(i, written.size());
+  std::filesystem::remove_all(tmpl);
+}
+
 TEST(log, a_record_larger_than_a_segment_gets_a_segment_of_its_own) {
   io::mem_file_system fs;
   log_options o = small_segments();

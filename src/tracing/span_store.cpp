@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <fmt/format.h>
 #include <limits>
 
 #include "base/assert.h"
@@ -41,6 +43,14 @@ std::uint64_t segment_of(storage::position pos) {
   return pos >> storage::log_format::offset_bits;
 }
 
+std::uint64_t offset_of(storage::position pos) {
+  return pos & storage::log_format::offset_mask;
+}
+
+storage::position position_in(std::uint64_t segment, std::uint64_t offset) {
+  return (segment << storage::log_format::offset_bits) | offset;
+}
+
 bool is_error(const span& s) {
   return s.status.code == status_code::error || s.attribute("error") != nullptr;
 }
@@ -56,6 +66,7 @@ result<std::unique_ptr<span_store>> span_store::open(io::file_system& fs, span_s
   storage::log_options lo;
   lo.segment_bytes = store->opts_.segment_bytes;
   lo.max_record_bytes = max_record_bytes;
+  lo.cached_tail_bytes = store->opts_.cached_tail_bytes;
   auto lg = storage::log::open(fs, store->opts_.dir + "/" + span_store_format::log_subdir, lo);
   if (!lg) return std::move(lg).error();
   store->log_ = std::move(*lg);
@@ -63,8 +74,57 @@ result<std::unique_ptr<span_store>> span_store::open(io::file_system& fs, span_s
   return store;
 }
 
+std::string span_store::index_path(std::uint64_t segment) const {
+  return fmt::format("{}/{}/{:020}{}", opts_.dir, span_store_format::index_subdir, segment,
+                     span_store_format::index_suffix);
+}
+
 status span_store::rebuild() {
-  auto rd = log_->read_from(log_->begin());
+  const std::string index_dir = opts_.dir + "/" + span_store_format::index_subdir;
+  OUTRIDER_TRY(fs_.create_dirs(index_dir));
+  const std::uint64_t first = segment_of(log_->begin());
+  const std::uint64_t active = segment_of(log_->end());
+  // Index files of segments that are gone (or not finished) are stale.
+  if (auto names = fs_.list_dir(index_dir)) {
+    for (const auto& name : *names) {
+      std::uint64_t number = 0;
+      const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), number);
+      const bool ours =
+          ec == std::errc{} && std::string_view(end) == span_store_format::index_suffix;
+      if (!ours || number < first || number >= active)
+        (void)fs_.remove_file(index_dir + "/" + name);
+    }
+  }
+  std::size_t from_files = 0;
+  std::size_t decoded = 0;
+  for (std::uint64_t n = first; n <= active; ++n) {
+    if (n < active && load_index_file(n)) {
+      ++from_files;
+      continue;
+    }
+    OUTRIDER_TRY(decode_segment(n));
+    ++decoded;
+    if (n < active) {
+      std::unique_lock lock(index_mutex_);
+      seal_journal();  // so that the next open reads the file
+    }
+  }
+  write_index_files();
+  logger.info(
+      "span store {}: {} spans in {} traces, {} bytes on disk; {} segment(s) from index "
+      "files, {} decoded",
+      opts_.dir, span_count_, trace_slots_.size(), log_->bytes_on_disk(), from_files, decoded);
+  return {};
+}
+
+status span_store::decode_segment(std::uint64_t segment) {
+  {
+    std::unique_lock lock(index_mutex_);
+    journal_ = detail::segment_index{};
+    journal_.segment = segment;
+    journal_valid_ = true;
+  }
+  auto rd = log_->read_from(position_in(segment, storage::log_format::segment_header_size));
   if (!rd) return std::move(rd).error();
   std::vector<const span*> pointers;
   while (true) {
@@ -72,6 +132,7 @@ status span_store::rebuild() {
     if (!next) return std::move(next).error();
     if (!next->has_value()) break;
     const storage::record& rec = **next;
+    if (segment_of(rec.pos) != segment) break;
     if (rec.type != span_store_format::record_type_spans) continue;
     auto decoded = detail::decode_span_record(rec.payload);
     if (!decoded) {
@@ -81,13 +142,148 @@ status span_store::rebuild() {
     pointers.clear();
     for (const auto& s : decoded->spans) pointers.push_back(&s);
     std::unique_lock lock(index_mutex_);
-    segments_[segment_of(rec.pos)].bytes +=
-        rec.payload.size() + storage::log_format::record_header_size;
-    index_record(rec.pos, decoded->ingest_ms, decoded->trace_id, pointers);
+    index_record(rec.pos, decoded->ingest_ms, decoded->trace_id,
+                 rec.payload.size() + storage::log_format::record_header_size, pointers);
   }
-  logger.info("span store {}: {} spans in {} traces, {} bytes on disk", opts_.dir, span_count_,
-              trace_slots_.size(), log_->bytes_on_disk());
   return {};
+}
+
+bool span_store::load_index_file(std::uint64_t segment) {
+  const std::string path = index_path(segment);
+  auto file = fs_.open_for_read(path);
+  if (!file) return false;  // none: the segment is decoded
+  auto size = (*file)->size();
+  if (!size) return false;
+  std::vector<std::byte> bytes(static_cast<std::size_t>(*size));
+  auto got = (*file)->read_at(0, bytes);
+  auto index = got && *got == bytes.size()
+                   ? detail::decode_segment_index(bytes)
+                   : result<detail::segment_index>(error(errc::data_corruption, "short read"));
+  auto reject = [&](std::string_view why) {
+    logger.warn("{}: {}; decoding segment {} from the log instead", path, why, segment);
+    return false;
+  };
+  if (!index) return reject(index.error().message);
+  if (index->segment != segment) return reject("written for another segment");
+  // It must end where the segment ends: its last record is there, and nothing after it.
+  if (!index->records.empty()) {
+    const auto& last = index->records.back();
+    auto rec = log_->read(position_in(segment, last.offset));
+    if (!rec || rec->next != position_in(segment, last.offset + last.bytes))
+      return reject("does not match the log");
+    if (log_->read(rec->next)) return reject("the log segment holds more records");
+  } else if (log_->read(position_in(segment, storage::log_format::segment_header_size))) {
+    return reject("the log segment holds records");
+  }
+  std::unique_lock lock(index_mutex_);
+  apply_index(*index);
+  return true;
+}
+
+// REQUIRES: index_mutex_ held exclusively.
+void span_store::apply_index(const detail::segment_index& index) {
+  auto& seg = segments_[index.segment];
+  // The file's strings once each; the span keys then count their own references.
+  std::vector<std::uint32_t> ids(index.strings.size(), 0);
+  for (std::size_t i = 1; i < index.strings.size(); ++i) ids[i] = acquire(index.strings[i]);
+  std::size_t span_at = 0;
+  std::size_t link_at = 0;
+  for (const auto& r : index.records) {
+    const storage::position pos = position_in(index.segment, r.offset);
+    seg.bytes += r.bytes;
+    key_scratch_.clear();
+    for (std::uint32_t i = 0; i < r.span_count; ++i) {
+      const auto& e = index.spans[span_at++];
+      span_key key{ids[e.service], ids[e.name], ids[e.remote], e.duration_us};
+      for (const std::uint32_t id : {key.service, key.name, key.remote}) {
+        if (id != 0) ++string_refs_[id];
+      }
+      key_scratch_.push_back(key);
+      index_names(key, seg);
+    }
+    index_keys(pos, r.ingest_ms, r.trace_id, key_scratch_, r.root_start_us, r.min_start_us, seg);
+    for (std::uint32_t i = 0; i < r.link_count; ++i) index_link(r.trace_id, index.links[link_at++]);
+  }
+  for (std::size_t i = 1; i < index.strings.size(); ++i) release(ids[i]);
+  for (const auto& key : index.tag_keys) index_tag(key, nullptr, index.segment, seg);
+  for (const auto& [key, value] : index.tag_values) index_tag(key, &value, index.segment, seg);
+}
+
+// REQUIRES: index_mutex_ held exclusively. The journal becomes the segment's
+// index file (written by write_index_files()).
+void span_store::seal_journal() {
+  if (!journal_valid_) return;
+  journal_valid_ = false;
+  detail::segment_index index = std::move(journal_);
+  journal_ = detail::segment_index{};
+  // Global string ids -> the file's own table.
+  std::unordered_map<std::uint32_t, std::uint32_t> local{{0, 0}};
+  auto map = [&](std::uint32_t& id) {
+    auto [it, added] = local.emplace(id, static_cast<std::uint32_t>(index.strings.size()));
+    if (added) index.strings.push_back(strings_[id]);
+    id = it->second;
+  };
+  for (auto& e : index.spans) {
+    map(e.service);
+    map(e.name);
+    map(e.remote);
+  }
+  if (auto it = segments_.find(index.segment); it != segments_.end()) {
+    for (const auto* key : it->second.tag_keys) index.tag_keys.push_back(key->first);
+    for (const auto& [value, key] : it->second.tag_values)
+      index.tag_values.emplace_back(key->first, value->first);
+    std::sort(index.tag_keys.begin(), index.tag_keys.end());  // the same bytes for the same data
+    std::sort(index.tag_values.begin(), index.tag_values.end());
+  }
+  index_files_.emplace_back(index.segment, detail::encode_segment_index(index));
+}
+
+// Writer thread, no lock held. Not synced: a torn or lost file fails its
+// checksum or is missing, and the segment is decoded from the log instead.
+void span_store::write_index_files() {
+  for (auto& [segment, bytes] : index_files_) {
+    const std::string path = index_path(segment);
+    const std::string temp = path + ".tmp";
+    auto file = fs_.open_for_append(temp);
+    status st = file ? status{} : status(file.error());
+    if (st) st = (*file)->truncate(0);
+    if (st) st = (*file)->append(std::as_bytes(std::span(bytes)));
+    if (st) st = (*file)->close();
+    if (st) st = fs_.rename(temp, path);
+    if (!st) {
+      logger.warn("{}: {} (the segment will be decoded on the next open)", path,
+                  st.error().message);
+      (void)fs_.remove_file(temp);
+    }
+  }
+  index_files_.clear();
+}
+
+// REQUIRES: index_mutex_ held exclusively.
+void span_store::journal_record(storage::position pos, std::int64_t ingest_ms,
+                                const id128& trace_id, std::uint64_t bytes,
+                                std::int64_t root_start_us, std::int64_t min_start_us,
+                                std::span<const span_key> keys, std::span<const id128> links) {
+  const std::uint64_t segment = segment_of(pos);
+  if (segment != journal_.segment) {
+    if (segment > journal_.segment) seal_journal();  // the log moved on: it is finished
+    journal_ = detail::segment_index{};
+    journal_.segment = segment;
+    journal_valid_ = offset_of(pos) == storage::log_format::segment_header_size;
+  }
+  if (!journal_valid_) return;
+  detail::segment_index::record_entry e;
+  e.offset = offset_of(pos);
+  e.ingest_ms = ingest_ms;
+  e.trace_id = trace_id;
+  e.bytes = bytes;
+  e.root_start_us = root_start_us;
+  e.min_start_us = min_start_us;
+  e.span_count = static_cast<std::uint32_t>(keys.size());
+  e.link_count = static_cast<std::uint32_t>(links.size());
+  journal_.records.push_back(e);
+  for (const auto& k : keys) journal_.spans.push_back({k.service, k.name, k.remote, k.duration_us});
+  journal_.links.insert(journal_.links.end(), links.begin(), links.end());
 }
 
 namespace {
@@ -236,21 +432,50 @@ void span_store::forget_segment(segment_entry& seg) {
   tag_key_cache_.clear();  // it may point at erased keys
 }
 
-// REQUIRES: index_mutex_ held exclusively.
-void span_store::index_links(const id128& trace_id, const span& s) {
-  for (const span_link& l : s.links) {
-    if (l.trace_id == trace_id) continue;
-    auto& from = linked_from_[l.trace_id];
-    if (std::find(from.begin(), from.end(), trace_id) == from.end()) from.push_back(trace_id);
+// REQUIRES: index_mutex_ held exclusively (as for the ones below).
+void span_store::index_tag(std::string_view key_text, const std::string* value,
+                           std::uint64_t segment, segment_entry& seg) {
+  if (!opts_.autocomplete_keys.empty() &&
+      std::find(opts_.autocomplete_keys.begin(), opts_.autocomplete_keys.end(), key_text) ==
+          opts_.autocomplete_keys.end()) {
+    return;
+  }
+  auto it = tag_values_.find(key_text);
+  if (it == tag_values_.end()) {
+    if (tag_values_.size() >= opts_.max_autocomplete_keys) return;
+    it = tag_values_.emplace(std::string(key_text), tag_key_entry{}).first;
+  }
+  tag_map::value_type* key = &*it;
+  tag_key_entry& entry = key->second;
+  if (entry.last_segment != segment) {
+    if (seg.tag_keys.insert(key).second) ++entry.segments;
+    entry.last_segment = segment;
+  }
+  if (value == nullptr || value->size() > opts_.max_autocomplete_value_bytes) return;
+  auto vit = entry.values.find(*value);
+  if (vit == entry.values.end()) {
+    if (entry.values.size() >= opts_.max_values_per_key) return;
+    vit = entry.values.emplace(*value, tag_value_entry{}).first;
+  }
+  tag_value_map::value_type* v = &*vit;
+  if (v->second.last_segment != segment) {
+    if (seg.tag_values.emplace(v, key).second) ++v->second.segments;
+    v->second.last_segment = segment;
   }
 }
 
-// REQUIRES: index_mutex_ held exclusively.
-void span_store::index_record(storage::position pos, std::int64_t ingest_ms, const id128& trace_id,
-                              std::span<const span* const> spans) {
-  auto& seg = segments_[segment_of(pos)];
+void span_store::index_link(const id128& trace_id, const id128& target) {
+  auto& from = linked_from_[target];
+  if (std::find(from.begin(), from.end(), trace_id) == from.end()) from.push_back(trace_id);
+}
+
+span_store::trace_entry& span_store::index_keys(storage::position pos, std::int64_t ingest_ms,
+                                                const id128& trace_id,
+                                                std::span<const span_key> keys,
+                                                std::int64_t root_start_us,
+                                                std::int64_t min_start_us, segment_entry& seg) {
   seg.newest_ingest_ms = std::max(seg.newest_ingest_ms, ingest_ms);
-  seg.spans += spans.size();
+  seg.spans += keys.size();
   std::uint32_t slot;
   if (auto it = trace_slots_.find(trace_id); it != trace_slots_.end()) {
     slot = it->second;
@@ -268,8 +493,36 @@ void span_store::index_record(storage::position pos, std::int64_t ingest_ms, con
   }
   trace_entry& t = traces_[slot];
   const std::int64_t old_timestamp = t.timestamp_us;
-  t.records.push_back(record_ref{pos, static_cast<std::uint32_t>(spans.size())});
-  t.keys.reserve(t.keys.size() + spans.size());  // one allocation for a trace's first record
+  t.records.push_back(record_ref{pos, static_cast<std::uint32_t>(keys.size())});
+  t.keys.insert(t.keys.end(), keys.begin(), keys.end());
+  // The root's start, else the earliest start (the first root of the trace wins).
+  if (!t.has_root) {
+    if (root_start_us > 0) {
+      t.timestamp_us = root_start_us;
+      t.has_root = true;
+    } else if (min_start_us > 0 && (t.timestamp_us == 0 || min_start_us < t.timestamp_us)) {
+      t.timestamp_us = min_start_us;
+    }
+  }
+  key_count_ += keys.size();
+  span_count_ += keys.size();
+  ++record_count_;
+  if (old_timestamp != t.timestamp_us || t.records.size() == 1) {
+    by_time_.erase({old_timestamp, slot});
+    by_time_.insert({t.timestamp_us, slot});
+  }
+  return t;
+}
+
+void span_store::index_record(storage::position pos, std::int64_t ingest_ms, const id128& trace_id,
+                              std::uint64_t bytes, std::span<const span* const> spans) {
+  const std::uint64_t segment = segment_of(pos);
+  auto& seg = segments_[segment];
+  seg.bytes += bytes;
+  key_scratch_.clear();
+  link_scratch_.clear();
+  std::int64_t root_start_us = 0;
+  std::int64_t min_start_us = 0;
   for (const span* s : spans) {
     span_key key{};
     key.service = acquire(s->service_name());
@@ -277,27 +530,23 @@ void span_store::index_record(storage::position pos, std::int64_t ingest_ms, con
     key.remote = acquire(s->remote_endpoint.service_name);
     const std::int64_t d = duration_us(*s);
     key.duration_us = d >= saturated_duration ? saturated_duration : static_cast<std::uint32_t>(d);
-    t.keys.push_back(key);
+    key_scratch_.push_back(key);
     index_names(key, seg);
     const std::int64_t start_us = s->start_ns / nanos_per_micro;
     if (start_us > 0) {
-      if (s->parent_id == 0 && !t.has_root) {
-        t.timestamp_us = start_us;
-        t.has_root = true;
-      } else if (!t.has_root && (t.timestamp_us == 0 || start_us < t.timestamp_us)) {
-        t.timestamp_us = start_us;
-      }
+      if (s->parent_id == 0 && root_start_us == 0) root_start_us = start_us;
+      if (min_start_us == 0 || start_us < min_start_us) min_start_us = start_us;
     }
-    index_tags(*s, segment_of(pos), seg);
-    index_links(trace_id, *s);
+    index_tags(*s, segment, seg);
+    for (const span_link& l : s->links) {
+      if (l.trace_id == trace_id) continue;
+      index_link(trace_id, l.trace_id);
+      link_scratch_.push_back(l.trace_id);
+    }
   }
-  key_count_ += spans.size();
-  span_count_ += spans.size();
-  ++record_count_;
-  if (old_timestamp != t.timestamp_us || t.records.size() == 1) {
-    by_time_.erase({old_timestamp, slot});
-    by_time_.insert({t.timestamp_us, slot});
-  }
+  index_keys(pos, ingest_ms, trace_id, key_scratch_, root_start_us, min_start_us, seg);
+  journal_record(pos, ingest_ms, trace_id, bytes, root_start_us, min_start_us, key_scratch_,
+                 link_scratch_);
 }
 
 status span_store::append(std::span<const span> spans, wall_time now) {
@@ -342,11 +591,12 @@ status span_store::append(std::span<const span> spans, wall_time now) {
   {
     std::unique_lock lock(index_mutex_);
     for (const auto& a : done) {
-      segments_[segment_of(a.pos)].bytes += a.bytes + storage::log_format::record_header_size;
       index_record(a.pos, ingest_ms, groups[a.group].first,
+                   a.bytes + storage::log_format::record_header_size,
                    std::span<const span* const>(groups[a.group].second).subspan(a.first, a.count));
     }
   }
+  if (!index_files_.empty()) write_index_files();  // a segment was finished
   return failure;
 }
 
@@ -385,6 +635,7 @@ result<std::size_t> span_store::enforce_retention(wall_time now) {
     OUTRIDER_TRY(log_->remove_segments_before(cut));
   }
   for (auto it = segments_.begin(); it != segments_.end() && it->first < cut_segment;) {
+    (void)fs_.remove_file(index_path(it->first));
     span_count_ -= std::min(span_count_, it->second.spans);
     forget_segment(it->second);
     it = segments_.erase(it);

@@ -4,7 +4,10 @@
 // Data: a storage::log (append-only segments, checksummed records) under
 // `<dir>/spans`; each record holds the spans of one trace from one ingest
 // batch (format: span_store_format.h, docs/formats/span-store.md). Indexes
-// live in memory and are rebuilt from the log on open:
+// live in memory. When a log segment is finished, what they need of it is
+// written to `<dir>/index/<segment>.idx` (a few bytes per span); open() loads
+// those files and decodes only the segments without a valid one (the active
+// segment, a missing or damaged file):
 //  - trace id -> record positions (a trace's spans arriving days apart are one
 //    trace; lookup needs no time window),
 //  - per trace: its timestamp (root span's start, else the earliest) and one
@@ -47,6 +50,7 @@
 #include "base/result.h"
 #include "io/file_system.h"
 #include "storage/log.h"
+#include "tracing/detail/segment_index.h"
 #include "tracing/span.h"
 
 namespace outrider::tracing {
@@ -63,6 +67,9 @@ struct span_store_options {
   std::size_t max_autocomplete_keys = 500;
   std::size_t max_values_per_key = 500;
   std::size_t max_autocomplete_value_bytes = 256;
+  // Written log bytes kept in the OS page cache behind the write position (older ones are
+  // dropped once durable: storage::log_options::cached_tail_bytes; 0 leaves it to the OS).
+  std::uint64_t cached_tail_bytes = std::uint64_t{32} << 20;
 };
 
 // A Zipkin v2 /api/v2/traces query. Names are compared lower-cased.
@@ -187,8 +194,25 @@ class span_store {
 
   span_store(io::file_system& fs, span_store_options opts);
   status rebuild();
+  // Indexes one segment from its index file; false (and nothing indexed) when
+  // the file is missing, damaged or does not match the log.
+  bool load_index_file(std::uint64_t segment);
+  void apply_index(const detail::segment_index& index);
+  // Indexes one segment by decoding its records (and journals it).
+  status decode_segment(std::uint64_t segment);
   void index_record(storage::position pos, std::int64_t ingest_ms, const id128& trace_id,
-                    std::span<const span* const> spans);
+                    std::uint64_t bytes, std::span<const span* const> spans);
+  trace_entry& index_keys(storage::position pos, std::int64_t ingest_ms, const id128& trace_id,
+                          std::span<const span_key> keys, std::int64_t root_start_us,
+                          std::int64_t min_start_us, segment_entry& seg);
+  void journal_record(storage::position pos, std::int64_t ingest_ms, const id128& trace_id,
+                      std::uint64_t bytes, std::int64_t root_start_us, std::int64_t min_start_us,
+                      std::span<const span_key> keys, std::span<const id128> links);
+  void seal_journal();
+  void write_index_files();
+  std::string index_path(std::uint64_t segment) const;
+  void index_tag(std::string_view key, const std::string* value, std::uint64_t segment,
+                 segment_entry& seg);
   // The id of a name (lower-cased; 0 for ""), counting one more user: every
   // span key holds its three names, and release() gives them back when
   // retention drops the key; a name nobody uses is forgotten and its id reused.
@@ -201,7 +225,7 @@ class span_store {
   void index_tags(const span& s, std::uint64_t segment, segment_entry& seg);
   void index_names(const span_key& key, segment_entry& seg);
   void forget_segment(segment_entry& seg);
-  void index_links(const id128& trace_id, const span& s);
+  void index_link(const id128& trace_id, const id128& target);
 
   io::file_system& fs_;
   const span_store_options opts_;
@@ -238,6 +262,15 @@ class span_store {
   std::uint64_t record_count_ = 0;
   std::uint64_t key_count_ = 0;
   std::string encode_buffer_;
+  std::vector<span_key> key_scratch_;
+  std::vector<id128> link_scratch_;
+  // The active segment's entries for its index file (spans hold global string
+  // ids until the segment is sealed). Valid when it holds the segment from its
+  // first record on. Writer thread only.
+  detail::segment_index journal_;
+  bool journal_valid_ = false;
+  // Finished index files waiting to be written (outside the index lock).
+  std::vector<std::pair<std::uint64_t, std::string>> index_files_;
 };
 
 }  // namespace outrider::tracing

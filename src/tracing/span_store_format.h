@@ -14,6 +14,14 @@ inline constexpr std::uint8_t version = 1;
 // Subdirectory of the data dir holding the log segments.
 inline constexpr const char* log_subdir = "spans";
 
+// Subdirectory of the data dir holding one index file per finished log segment,
+// named by the segment number (20 decimal digits) and this suffix.
+inline constexpr const char* index_subdir = "index";
+inline constexpr const char* index_suffix = ".idx";
+// First 4 bytes of an index file ("SIDX" little-endian) and its format version.
+inline constexpr std::uint32_t index_magic = 0x58444953;
+inline constexpr std::uint8_t index_version = 1;
+
 // Attribute value type tags.
 inline constexpr std::uint8_t value_empty = 0;
 inline constexpr std::uint8_t value_string = 1;

@@ -419,6 +419,158 @@ TEST(span_store, interned_names_are_freed_when_retention_drops_their_spans) {
   EXPECT_EQ(services.size(), st.traces + 1);  // svc-N of each retained trace, and "stable"
 }
 
+// What queries see of a store, to compare one opened from index files with one
+// rebuilt from the log.
+std::string snapshot(const span_store& s, wall_time now) {
+  std::string out;
+  const auto st = s.stats();
+  out += "spans=" + std::to_string(st.spans) + " traces=" + std::to_string(st.traces) +
+         " records=" + std::to_string(st.records) + " strings=" + std::to_string(st.strings) + "\n";
+  for (const auto& svc : s.service_names()) {
+    out += "service " + svc + ":";
+    for (const auto& n : s.span_names(svc)) out += " " + n;
+    out += " |";
+    for (const auto& n : s.remote_service_names(svc)) out += " " + n;
+    out += "\n";
+  }
+  for (const auto& k : s.autocomplete_keys()) {
+    out += "key " + k + ":";
+    for (const auto& v : s.autocomplete_values(k)) out += " " + v;
+    out += "\n";
+  }
+  trace_query q;
+  q.end_ts_ms = ms(now) + 1;
+  q.lookback_ms = 30LL * 24 * 3600 * 1000;
+  q.limit = 1000;
+  for (const std::string svc : {"", "svc-1", "edge"}) {
+    q.service_name = svc;
+    const auto found = s.find_traces(q);
+    for (const auto& trace : *found) {
+      out += "trace " + trace[0].trace_id.to_hex() + " " + std::to_string(trace.size()) + "\n";
+    }
+  }
+  q.service_name = "";
+  q.min_duration_us = 40;
+  out += "slow " + std::to_string(s.find_traces(q)->size()) + "\n";
+  for (std::uint64_t t = 1; t <= 3; ++t) {
+    for (const auto& id : s.traces_linking_to(id128{0xabc, t})) out += "link " + id.to_hex() + "\n";
+  }
+  auto links = s.dependencies(ms(now) + 1, 30LL * 24 * 3600 * 1000);
+  for (const auto& l : *links)
+    out += "dep " + l.parent + ">" + l.child + " " + std::to_string(l.call_count) + "\n";
+  return out;
+}
+
+// Many small segments of varied spans (names, tags, links, a trace across days).
+void fill(span_store& store, wall_time start) {
+  for (int i = 0; i < 300; ++i) {
+    const auto t = static_cast<std::uint64_t>(i % 120) + 1;  // traces get spans in later batches
+    const wall_time at = start + std::chrono::minutes(i);
+    auto root = make_span(t, static_cast<std::uint64_t>(i) * 4 + 1, i < 120 ? 0 : 7, "Edge",
+                          "GET /" + std::to_string(i % 7), at,
+                          std::chrono::microseconds(10 + i % 50), span_kind::server);
+    root.attributes.push_back({"http.method", attribute_value::of(i % 2 ? "GET" : "POST")});
+    root.attributes.push_back({"retry", attribute_value::of_int(i % 3)});
+    auto client = make_span(t, static_cast<std::uint64_t>(i) * 4 + 2, root.span_id, "edge", "call",
+                            at, 5us, span_kind::client);
+    client.remote_endpoint.service_name = "svc-" + std::to_string(i % 5);
+    if (i % 10 == 0) client.links.push_back({id128{0xabc, 1 + t % 3}, 1, "", {}});
+    auto server = make_span(t, static_cast<std::uint64_t>(i) * 4 + 3, client.span_id,
+                            "svc-" + std::to_string(i % 5), "serve", at, 4us);
+    ASSERT_TRUE(store.append(std::vector<span>{root, client, server}, at));
+  }
+  ASSERT_TRUE(store.sync());
+}
+
+std::vector<std::string> index_files(io::mem_file_system& fs) {
+  auto names = fs.list_dir("/data/index");
+  return names ? *names : std::vector<std::string>{};
+}
+
+TEST(span_store, restart_reads_finished_segments_from_index_files) {
+  io::mem_file_system fs;
+  const wall_time end = day0 + std::chrono::minutes(300);
+  std::string live;
+  {
+    auto store = *span_store::open(fs, options());
+    fill(*store, day0);
+    live = snapshot(*store, end);
+    EXPECT_GT(store->stats().segments, 5u);
+    // Every finished segment has its file; the active one does not.
+    EXPECT_EQ(index_files(fs).size(), store->stats().segments - 1);
+  }
+  auto reopened = *span_store::open(fs, options());
+  EXPECT_EQ(snapshot(*reopened, end), live);
+  // New spans after the restart: the active segment keeps being journaled.
+  fill(*reopened, end);
+  const std::string more = snapshot(*reopened, end + std::chrono::minutes(300));
+  EXPECT_EQ(index_files(fs).size(), reopened->stats().segments - 1);
+  reopened.reset();
+  // The same from index files as from the log alone.
+  auto from_files = *span_store::open(fs, options());
+  EXPECT_EQ(snapshot(*from_files, end + std::chrono::minutes(300)), more);
+  from_files.reset();
+  for (const auto& name : index_files(fs)) ASSERT_TRUE(fs.remove_file("/data/index/" + name));
+  auto from_log = *span_store::open(fs, options());
+  EXPECT_EQ(snapshot(*from_log, end + std::chrono::minutes(300)), more);
+  EXPECT_EQ(index_files(fs).size(), from_log->stats().segments - 1);  // written again
+}
+
+TEST(span_store, a_damaged_or_foreign_index_file_falls_back_to_the_log) {
+  io::mem_file_system fs;
+  const wall_time end = day0 + std::chrono::minutes(300);
+  std::string live;
+  {
+    auto store = *span_store::open(fs, options());
+    fill(*store, day0);
+    live = snapshot(*store, end);
+  }
+  auto files = index_files(fs);
+  ASSERT_GE(files.size(), 4u);
+  auto read_all = [&](const std::string& path) {
+    auto f = *fs.open_for_read(path);
+    std::string bytes(static_cast<std::size_t>(*f->size()), '\0');
+    EXPECT_TRUE(f->read_at(0, std::as_writable_bytes(std::span(bytes))));
+    return bytes;
+  };
+  auto write_all = [&](const std::string& path, const std::string& bytes) {
+    auto f = *fs.open_for_append(path);
+    ASSERT_TRUE(f->truncate(0));
+    ASSERT_TRUE(f->append(std::as_bytes(std::span(bytes))));
+  };
+  const std::string dir = "/data/index/";
+  const std::string original = read_all(dir + files[0]);
+  ASSERT_TRUE(
+      fs.corrupt_for_test(dir + files[0], original.size() / 2, std::byte{0x10}));  // bit flip
+  write_all(dir + files[1], read_all(dir + files[1]).substr(0, 40));               // torn
+  write_all(dir + files[2], read_all(dir + files[3]));  // another segment's file
+  write_all(dir + files[3], "");                        // empty
+  {
+    auto reopened = *span_store::open(fs, options());
+    EXPECT_EQ(snapshot(*reopened, end), live);
+  }
+  EXPECT_EQ(read_all(dir + files[0]), original);  // rewritten from the log
+  auto again = *span_store::open(fs, options());
+  EXPECT_EQ(snapshot(*again, end), live);
+}
+
+TEST(span_store, retention_removes_index_files_of_dropped_segments) {
+  io::mem_file_system fs;
+  auto opts = options();
+  opts.max_age = 24h;
+  auto store = *span_store::open(fs, opts);
+  fill(*store, day0);
+  fill(*store, day0 + 72h);
+  const auto before = index_files(fs).size();
+  ASSERT_TRUE(store->enforce_retention(day0 + 72h + std::chrono::minutes(300)));
+  EXPECT_LT(index_files(fs).size(), before);
+  EXPECT_EQ(index_files(fs).size(), store->stats().segments - 1);
+  const std::string live = snapshot(*store, day0 + 80h);
+  store.reset();
+  auto reopened = *span_store::open(fs, opts);
+  EXPECT_EQ(snapshot(*reopened, day0 + 80h), live);
+}
+
 TEST(span_store, reports_disk_and_memory_per_span) {
   io::mem_file_system fs;
   auto store = *span_store::open(fs, options());

@@ -198,7 +198,8 @@ request server::impl::to_request(bhttp::request<bhttp::string_body>&& msg,
 }
 
 // The response slot of one request. The handler may answer synchronously (on
-// this thread, before it returns: no post, no timer) or later from any thread
+// this thread, before it returns: no post, no timer) or later: on this thread
+// (no post: the session's wait is cancelled directly) or from another thread
 // (posted back; the session waits on a timer created only then).
 struct pending_response {
   std::optional<response> result;
@@ -294,9 +295,12 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
     {
       auto ex = stream.get_executor();
       on_request(std::move(req), responder([slot, ex](response&& r) {
-                   // Thread first: in_call is only ever read on the owner thread.
-                   if (std::this_thread::get_id() == slot->owner && slot->in_call) {
+                   // Thread first: the slot is only ever touched on the owner thread. On it,
+                   // no post: during the call the session finds the result when the handler
+                   // returns; later the session waits on slot->timer, which we cancel.
+                   if (std::this_thread::get_id() == slot->owner) {
                      slot->result = std::move(r);
+                     if (!slot->in_call && slot->timer) slot->timer->cancel();
                      return;
                    }
                    asio::post(ex, [slot, r = std::move(r)]() mutable {

@@ -21,6 +21,7 @@
 
 #include "base/log.h"
 #include "http/detail/lazy_deadline.h"
+#include "http/detail/streaming.h"
 
 namespace outrider::http {
 namespace asio = boost::asio;
@@ -249,20 +250,83 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   }
 
   template <class Stream>
-  asio::awaitable<result<response>> exchange(Stream& stream, detail::lazy_deadline& watch,
+  asio::awaitable<result<response>> exchange(Stream& stream, pooled& conn,
                                              bhttp::request<bhttp::string_body>& out,
-                                             mono_time deadline, bool& reusable, bool& sent) {
+                                             const std::shared_ptr<body_stream>& upload,
+                                             mono_time deadline, bool& reusable, bool& sent,
+                                             const std::string& origin) {
+    auto& watch = *conn.deadline;
     watch.expires_at(deadline);
-    auto [wec, written] = co_await bhttp::async_write(stream, out, use_tuple);
-    if (wec) {
-      if (watch.expired())
-        co_return error(errc::deadline_exceeded, "request timed out while sending");
-      co_return error(errc::unavailable,
-                      fmt::format("sending the request failed: {}", wec.message()));
+    if (upload) {
+      // The request body streams from `upload`; the deadline covers all of it.
+      bhttp::request<bhttp::buffer_body> m{bhttp::request_header<>(out.base())};
+      if (auto len = upload->content_length()) {
+        m.content_length(*len);
+      } else {
+        m.chunked(true);
+      }
+      auto pumped = co_await detail::pump_body(stream, m, *upload, [] {});
+      if (pumped.end == detail::pump_result::kind::source_cut) {
+        boost::system::error_code ignored;
+        conn.socket().close(ignored);  // the upstream sees a cut body, never a short clean one
+        co_return error(errc::upstream_error, "the request body was cut: " + pumped.why);
+      }
+      if (pumped.end == detail::pump_result::kind::sink_failed) {
+        if (watch.expired())
+          co_return error(errc::deadline_exceeded, "request timed out while sending");
+        co_return error(errc::unavailable,
+                        fmt::format("sending the request failed: {}", pumped.ec.message()));
+      }
+    } else {
+      auto [wec, written] = co_await bhttp::async_write(stream, out, use_tuple);
+      if (wec) {
+        if (watch.expired())
+          co_return error(errc::deadline_exceeded, "request timed out while sending");
+        co_return error(errc::unavailable,
+                        fmt::format("sending the request failed: {}", wec.message()));
+      }
     }
     beast::flat_buffer buffer;
     bhttp::response_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(opts.response_header_limit));
+    if (opts.stream_response_threshold > 0 && out.method() != bhttp::verb::head) {
+      parser.body_limit(boost::none);  // decided once the head is in
+      sent = true;
+      auto [hec, hread] = co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
+      if (hec) {
+        if (watch.expired())
+          co_return error(errc::deadline_exceeded, "request timed out waiting for the response");
+        co_return error(errc::upstream_error,
+                        fmt::format("reading the response failed: {}", hec.message()));
+      }
+      const auto len = parser.content_length();
+      if (!parser.is_done()) {
+        if (parser.chunked() || !len || *len > opts.stream_response_threshold) {
+          // The body streams: the call's deadline ends here, reads get an idle limit.
+          watch.expires_never();
+          const auto& h = parser.get();
+          response r;
+          r.status = static_cast<int>(h.result_int());
+          for (const auto& f : h) r.headers.add(f.name_string(), f.value());
+          auto holder = std::make_shared<pooled>(std::move(conn));
+          using download_stream = detail::parser_body_stream<false, Stream>;
+          auto body = std::make_shared<download_stream>(
+              stream, holder, std::move(buffer), std::move(parser), opts.stream_idle_timeout, 0);
+          body->on_end = [weak = weak_from_this(), holder, origin](bool can_reuse) {
+            auto self = weak.lock();
+            if (self && can_reuse) self->give_back(origin, std::move(*holder));
+          };
+          r.stream = std::move(body);
+          reusable = false;  // the body owns the connection now
+          co_return r;
+        }
+        if (len && *len > opts.response_body_limit) {
+          co_return error(errc::upstream_error,
+                          fmt::format("the response body ({} bytes) exceeds the {} byte limit",
+                                      *len, opts.response_body_limit));
+        }
+      }
+    }
     parser.body_limit(opts.response_body_limit);
     if (out.method() == bhttp::verb::head) parser.skip(true);
     sent = true;
@@ -313,8 +377,10 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
             default_port ? dest.host : dest.host + ":" + std::to_string(dest.port));
     if (!req.headers.contains("User-Agent")) out.set(bhttp::field::user_agent, opts.user_agent);
     out.keep_alive(true);
-    out.body() = std::move(req.body);
-    out.prepare_payload();
+    if (!req.stream) {
+      out.body() = std::move(req.body);
+      out.prepare_payload();
+    }
 
     // A pooled connection can still have been closed by the peer an instant ago;
     // idempotent requests then get one more try on a fresh connection.
@@ -331,7 +397,9 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       bool reusable = false;
       bool sent = false;
       auto res = co_await std::visit(
-          [&](auto& s) { return exchange(*s, *conn.deadline, out, deadline, reusable, sent); },
+          [&](auto& s) {
+            return exchange(*s, conn, out, req.stream, deadline, reusable, sent, origin);
+          },
           conn.stream);
       if (res) {
         if (reusable) give_back(origin, std::move(conn));
@@ -340,7 +408,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       // Stale: a reused connection that failed before the request was written, or, for an
       // idempotent request, before a response arrived.
       bool stale = reused && res.error().code != errc::deadline_exceeded &&
-                   (!sent || idempotent(req.method));
+                   (!sent || idempotent(req.method)) && !(req.stream && req.stream->started());
       if (!stale) co_return res;
       logger.debug("pooled connection to {} was stale; retrying once", origin);
     }

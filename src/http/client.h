@@ -51,6 +51,14 @@ struct client_options {
   std::string tls_client_cert_file;  // optional client certificate (PEM)
   std::string tls_client_key_file;
   std::string user_agent = "outrider";
+  // Streaming (see http/body_stream.h). A request with `stream` sends it as
+  // its body (chunked unless the stream knows its length); the timeout covers
+  // sending it and waiting for the response head. When this is non-zero, a
+  // response that is chunked, close-delimited or longer than this many bytes
+  // comes back with `stream` set (no response_body_limit; each read must make
+  // progress within stream_idle_timeout); 0: responses are always buffered.
+  std::uint64_t stream_response_threshold = 0;
+  nanoseconds stream_idle_timeout = std::chrono::seconds(60);
 };
 
 class client {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,6 +13,8 @@
 #include "base/result.h"
 
 namespace outrider::http {
+
+class body_stream;  // http/body_stream.h
 
 // Header fields in arrival order; names compare case-insensitively.
 class fields {
@@ -63,6 +66,8 @@ struct request {
   std::string query;   // after '?', not decoded ("" if none)
   fields headers;
   std::string body;
+  // Set instead of `body` when the body is streamed (see http/body_stream.h).
+  std::shared_ptr<body_stream> stream;
   unsigned version = 11;  // 10 or 11
   bool keep_alive = true;
   std::string remote_address;  // "ip:port" of the peer
@@ -76,6 +81,8 @@ struct response {
   int status = 200;
   fields headers;
   std::string body;
+  // Set instead of `body` to stream the body (see http/body_stream.h).
+  std::shared_ptr<body_stream> stream;
 
   // A response with `body` and Content-Type.
   static response with_body(int status, std::string body, std::string_view content_type);

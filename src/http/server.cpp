@@ -21,6 +21,7 @@
 
 #include "base/log.h"
 #include "http/detail/lazy_deadline.h"
+#include "http/detail/streaming.h"
 #include "io/runtime.h"
 
 namespace outrider::http {
@@ -143,6 +144,13 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   // Answers a request the session cannot hand to the handler; the caller then closes.
   asio::awaitable<void> reply_error(connection& c, error e);
   static request to_request(bhttp::request<bhttp::string_body>&& msg, const std::string& peer);
+  // A streamed request's head (the body comes through request.stream).
+  static request request_head(const bhttp::request<bhttp::string_body>& msg,
+                              const std::string& peer);
+  // Writes a response whose body is resp.stream; false when the connection
+  // must close (the body was cut, or writing failed).
+  asio::awaitable<bool> write_streamed(connection& c, response& resp, unsigned version,
+                                       bool keep_alive, bool head);
 };
 
 asio::awaitable<void> server::impl::accept_loop() {
@@ -208,6 +216,53 @@ struct pending_response {
   bool in_call = true;
 };
 
+request server::impl::request_head(const bhttp::request<bhttp::string_body>& msg,
+                                   const std::string& peer) {
+  request req;
+  req.method = std::string(msg.method_string());
+  req.target = std::string(msg.target());
+  split_target(req.target, req.path, req.query);
+  for (const auto& f : msg) req.headers.add(f.name_string(), f.value());
+  req.version = msg.version();
+  req.keep_alive = msg.keep_alive();
+  req.remote_address = peer;
+  return req;
+}
+
+asio::awaitable<bool> server::impl::write_streamed(connection& c, response& resp, unsigned version,
+                                                   bool keep_alive, bool head) {
+  bhttp::response<bhttp::buffer_body> m{static_cast<bhttp::status>(resp.status), version};
+  bool has_server = false;
+  for (const auto& f : resp.headers) {
+    if (detail::framing_field(f.name) || detail::has_crlf(f.name) || detail::has_crlf(f.value)) {
+      continue;
+    }
+    if (iequals(f.name, "Server")) has_server = true;
+    m.insert(f.name, f.value);
+  }
+  if (!has_server) m.set(bhttp::field::server, opts.server_header);
+  const bool no_body = resp.status < 200 || resp.status == 204 || resp.status == 304;
+  if (!no_body) {
+    if (auto len = resp.stream->content_length()) {
+      m.content_length(*len);
+    } else if (version >= 11) {
+      m.chunked(true);
+    } else {
+      keep_alive = false;  // HTTP/1.0: the end of the body is the end of the connection
+    }
+  }
+  m.keep_alive(keep_alive);
+  auto& deadline = *c.deadline;
+  auto r = co_await detail::pump_body(
+      c.stream, m, *resp.stream, [&] { deadline.expires_after(opts.write_timeout); },
+      head || no_body);
+  deadline.expires_never();
+  if (r.end == detail::pump_result::kind::source_cut) {
+    logger.debug("streamed response cut: {}", r.why);
+  }
+  co_return r.end == detail::pump_result::kind::done&& keep_alive;
+}
+
 asio::awaitable<void> server::impl::reply_error(connection& c, error e) {
   auto out = error_response(e, opts);
   c.deadline->expires_after(opts.write_timeout);
@@ -237,7 +292,12 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
     c->busy = true;
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(opts.header_limit));
-    parser.body_limit(opts.body_limit);
+    const bool may_stream = static_cast<bool>(opts.stream_request);
+    if (may_stream) {
+      parser.body_limit(boost::none);  // set below, once the route is known
+    } else {
+      parser.body_limit(opts.body_limit);
+    }
     deadline.expires_after(opts.header_timeout);
     auto [header_ec, header_bytes] =
         co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
@@ -259,6 +319,23 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
       }
       break;
     }
+    std::optional<request> streamed;  // the head of a request whose body is streamed
+    if (may_stream && !parser.is_done()) {
+      const auto len = parser.content_length();
+      if (parser.chunked() || (len && *len > opts.stream_threshold)) {
+        auto head = request_head(parser.get(), peer);
+        if (opts.stream_request(head)) streamed = std::move(head);
+      }
+      if (!streamed) {
+        if (len && *len > opts.body_limit) {
+          co_await reply_error(
+              *c, error(errc::body_too_large,
+                        fmt::format("request body exceeds {} bytes", opts.body_limit)));
+          break;
+        }
+        parser.body_limit(opts.body_limit);
+      }
+    }
     if (!parser.is_done()) {
       auto expect = parser.get()[bhttp::field::expect];
       if (iequals(expect, "100-continue")) {
@@ -268,6 +345,8 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
             co_await asio::async_write(stream, asio::buffer(continue_line), use_tuple);
         if (write_ec) break;
       }
+    }
+    if (!parser.is_done() && !streamed) {
       deadline.expires_after(opts.body_timeout);
       auto [body_ec, body_bytes] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
       if (body_ec) {
@@ -287,7 +366,17 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
       }
     }
     const bool head = parser.get().method() == bhttp::verb::head;
-    auto req = to_request(parser.release(), peer);
+    using upload_stream = detail::parser_body_stream<true, beast::tcp_stream>;
+    std::shared_ptr<upload_stream> upload;
+    request req;
+    if (streamed) {
+      upload = std::make_shared<upload_stream>(stream, c, std::move(buffer), std::move(parser),
+                                               opts.body_timeout, opts.stream_body_limit);
+      req = std::move(*streamed);
+      req.stream = upload;
+    } else {
+      req = to_request(parser.release(), peer);
+    }
     const bool client_keep_alive = req.keep_alive;
     const unsigned version = req.version;
     deadline.expires_never();  // the handler's time is the handler's business
@@ -320,12 +409,21 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
                         ? std::move(*slot->result)
                         : response::from_error(error(errc::shutting_down,
                                                      "server stopped before the handler answered"));
-    const bool keep_alive = client_keep_alive && !stopping;
+    // A streamed request body not read to its end leaves the connection unusable.
+    const bool keep_alive = client_keep_alive && !stopping && (!upload || upload->done());
 
+    if (resp.stream) {
+      const bool reusable = co_await write_streamed(*c, resp, version, keep_alive, head);
+      resp.stream.reset();  // an unread upstream body closes its connection
+      if (upload) buffer = upload->detach();
+      if (!reusable) break;
+      continue;
+    }
     c->out.clear();
     serialize_response(c->out, resp, version, keep_alive, head, opts.server_header);
     deadline.expires_after(opts.write_timeout);
     auto [write_ec, written] = co_await asio::async_write(stream, asio::buffer(c->out), use_tuple);
+    if (upload) buffer = upload->detach();
     if (write_ec) break;
     if (c->out.capacity() > max_kept_output_bytes)
       std::string().swap(c->out);  // do not pin big buffers

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -37,6 +38,15 @@ struct server_options {
   nanoseconds write_timeout = std::chrono::seconds(30);   // writing one response
   std::size_t max_connections = 20000;                    // beyond: accepted and closed at once
   std::string server_header = "outrider";
+  // Streaming (see http/body_stream.h): when set and it returns true for a
+  // request's head (method, target, headers; no body yet), a body that is
+  // chunked or longer than `stream_threshold` is handed to the handler as
+  // request.stream instead of being buffered; `body_limit` does not apply to
+  // it, `stream_body_limit` does (0: unlimited). Each read of a streamed body
+  // must make progress within `body_timeout`. Smaller bodies stay buffered.
+  std::function<bool(const request&)> stream_request;
+  std::uint64_t stream_threshold = 1024 * 1024;
+  std::uint64_t stream_body_limit = 0;
 };
 
 class server {

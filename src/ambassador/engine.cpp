@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "base/log.h"
+#include "http/body_stream.h"
 
 namespace outrider::ambassador {
 namespace {
@@ -287,8 +288,10 @@ void engine::on_attempt_result(const std::shared_ptr<call_state>& c, std::uint64
       finish(c, http::response::from_error(*c->last_error), "error");
     }
   };
+  // A request body that started streaming upstream cannot be sent again.
+  const bool body_spent = c->spec.request.stream && c->spec.request.stream->started();
   const bool may_retry =
-      retry != nullptr &&
+      retry != nullptr && !body_spent &&
       (idempotent_method(c->spec.request.method) || retry->retry_non_idempotent) &&
       (retry->max_retries < 0 || static_cast<std::int64_t>(c->attempts) <= retry->max_retries);
   if (!may_retry) {

@@ -58,6 +58,9 @@ void declare_settings(config::settings& s, sidecar_options& o) {
         "APP_API_TOKEN");
   s.add("sidecar.maxBodySize", &o.max_body, "largest request body",
         "OUTRIDER_SIDECAR_MAX_BODY_SIZE", "max-body-size");
+  s.add("sidecar.maxStreamBodySize", &o.max_stream_body,
+        "largest streamed body on invocation and forward-proxy routes (0: unlimited)",
+        "OUTRIDER_SIDECAR_MAX_STREAM_BODY_SIZE", "max-stream-body-size");
   s.add("sidecar.maxHeaderSize", &o.max_header_bytes, "largest request line + headers, bytes",
         "OUTRIDER_SIDECAR_MAX_HEADER_SIZE", "max-header-size");
   s.add("sidecar.shutdownGrace", &o.shutdown_grace, "time in-flight deliveries get at shutdown",

@@ -83,6 +83,7 @@ struct sidecar_options {
   nanoseconds subscribe_retry_interval = std::chrono::milliseconds(500);
   nanoseconds shutdown_grace = std::chrono::seconds(5);
   config::byte_size max_body{4 * 1024 * 1024};
+  config::byte_size max_stream_body{0};  // streamed invocation/proxy bodies; 0: unlimited
   std::uint32_t max_header_bytes = 16 * 1024;
   std::string runtime_version = "outrider";
   std::vector<subscription> subscriptions;  // declarative (YAML)

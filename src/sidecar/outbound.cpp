@@ -350,7 +350,10 @@ status outbound::start() {
     slot.engine =
         std::make_unique<ambassador::engine>(*slot.clock, *slot.random, s.shared_targets, eo);
     if (s.observer) slot.engine->set_observer(s.observer);
-    slot.client = std::make_unique<http::client>(ctx);
+    // Invocation and proxy answers that are chunked or large stream back to the app.
+    http::client_options streaming;
+    streaming.stream_response_threshold = s.opts.server_limits.stream_threshold;
+    slot.client = std::make_unique<http::client>(ctx, streaming);
     slot.via = std::make_unique<ambassador::client_upstream>(*slot.client);
   }
   s.resolver_clock = std::make_unique<io::asio_clock>(s.rt.context(0));
@@ -379,6 +382,7 @@ status outbound::start() {
   if (s.opts.proxy_port != 0) {
     http::server_options po = s.opts.server_limits;
     po.listen = s.opts.listen_host + ":" + std::to_string(s.opts.proxy_port);
+    po.stream_request = [](const http::request&) { return true; };  // every proxied body
     s.proxy = std::make_unique<http::server>(
         s.rt, po, [weak = std::weak_ptr(state_)](http::request&& req, http::responder r) {
           if (auto self = weak.lock()) self->forward(std::move(req), r);
@@ -446,6 +450,12 @@ void outbound::stop() {
   }
   std::unique_lock lock(l->m);
   l->cv.wait_for(lock, std::chrono::seconds(5), [&] { return l->left == 0; });
+}
+
+bool outbound::streams_request(const http::request& head) {
+  if (head.path.starts_with(invoke_prefix)) return true;
+  const auto id = head.headers.get(app_id_header);
+  return id && !id->empty();
 }
 
 std::uint16_t outbound::proxy_port() const {

@@ -81,6 +81,10 @@ class outbound {
   // Stops the proxy listener and tears down the engine. Idempotent.
   void stop();
 
+  // The sidecar API server's streaming predicate (server_options::stream_request):
+  // invocation requests (by path or dapr-app-id header) may stream their bodies.
+  static bool streams_request(const http::request& head);
+
   std::uint16_t proxy_port() const;
   // Tracing hook (a CLIENT span per attempt); set before start().
   void set_observer(std::shared_ptr<ambassador::call_observer> observer);

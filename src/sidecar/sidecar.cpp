@@ -1456,6 +1456,8 @@ status sidecar::start() {
   so.listen = s.opts.listen_host + ":" + std::to_string(s.opts.http_port);
   so.body_limit = s.opts.max_body.bytes;
   so.header_limit = s.opts.max_header_bytes;
+  so.stream_request = outbound::streams_request;  // large invocation bodies flow through
+  so.stream_body_limit = s.opts.max_stream_body.bytes;
   s.ambassador =
       std::make_unique<outbound>(s.rt, outbound_options_for(s.opts, s.app_url, so), s.reg);
   if (s.tracer) s.ambassador->set_observer(std::make_shared<impl::trace_observer>(s));

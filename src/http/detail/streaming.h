@@ -61,6 +61,9 @@ class parser_body_stream final
         parser_(std::forward<HeaderParser>(header_parser)),
         idle_(idle_timeout),
         window_(std::make_unique<char[]>(stream_window_bytes)) {
+    // Beast reads at most the buffer's free capacity per read_some: room for
+    // a whole window keeps reads large (a small header buffer meant 512-byte reads).
+    buffer_.reserve(buffer_.size() + stream_window_bytes);
     if (auto len = parser_.content_length()) length_ = *len;
     if (body_limit == 0) {
       parser_.body_limit(boost::none);
@@ -103,6 +106,7 @@ class parser_body_stream final
     detached_ = true;
     why_ = "the body stream ended with its exchange";
     if (!done_) return {};  // a read may be in flight into buffer_: leave it there
+    buffer_.shrink_to_fit();  // the connection does not keep the window's room
     return std::move(buffer_);
   }
 

@@ -97,9 +97,11 @@ class streaming_process : public ::testing::Test {
     ASSERT_NE(backend_port, 0);
     const std::string resolve = data_->path() + "/apps.yaml";
     std::ofstream(resolve) << "apps:\n  backend: \"127.0.0.1:" << backend_port << "\"\n";
+    proxy_port_ = testing::free_port();
     frontend_ =
         new process({outrider_binary(), "sidecar", "--app-id", "frontend", "--dapr-http-port", "0",
-                     "--metrics-port", "0", "--broker", broker, "--resolve-file", resolve},
+                     "--metrics-port", "0", "--broker", broker, "--resolve-file", resolve,
+                     "--proxy-port", std::to_string(proxy_port_)},
                     {{}, "", "sidecar-frontend"});
     ASSERT_TRUE(frontend_->wait_for_output("outrider sidecar listening on", start_timeout));
     frontend_port_ = port_from_output(*frontend_, "outrider sidecar listening on");
@@ -134,6 +136,7 @@ class streaming_process : public ::testing::Test {
   static inline process* frontend_ = nullptr;
   static inline std::uint16_t app_port_ = 0;
   static inline std::uint16_t frontend_port_ = 0;
+  static inline std::uint16_t proxy_port_ = 0;
 };
 
 TEST_F(streaming_process, uploads_of_256_mib_arrive_intact_with_bounded_sidecar_memory) {
@@ -231,6 +234,22 @@ TEST_F(streaming_process, an_app_reset_mid_body_cuts_the_callers_response) {
   // The sidecars are fine afterwards.
   auto again = run_peer({"download", invoke_url("/download?size=100000"), "100000"});
   EXPECT_EQ(again["sha256"].as_string(), again["expected_sha256"].as_string());
+}
+
+TEST_F(streaming_process, the_forward_proxy_streams_a_large_answer_unchanged) {
+  const std::string target = "/download?size=" + std::to_string(8 * mib + 3);
+  auto direct = testing::raw_http(
+      app_port_, "GET " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 120s);
+  ASSERT_EQ(direct.status, 200);
+  auto proxied = testing::raw_http(proxy_port_,
+                                   "GET http://127.0.0.1:" + std::to_string(app_port_) + target +
+                                       " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                                   120s);
+  ASSERT_EQ(proxied.status, 200) << proxied.head;
+  EXPECT_EQ(proxied.header("Content-Length"), std::to_string(8 * mib + 3)) << proxied.head;
+  EXPECT_EQ(proxied.body.size(), 8 * mib + 3);
+  EXPECT_TRUE(proxied.body == direct.body) << "the proxied body differs from the app's";
+  expect_bounded_rss("after a proxied 8 MiB answer");
 }
 
 }  // namespace

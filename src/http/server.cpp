@@ -120,6 +120,10 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   tcp::endpoint bound;
   std::atomic<bool> stopping{false};
   std::atomic<bool> running{false};
+  // Connections refused at the limit since the last warning (the acceptor's thread only), so a
+  // burst logs one line a second, not one per connection.
+  std::uint64_t refused_since_warning = 0;
+  std::chrono::steady_clock::time_point last_refusal_warning{};
 
   std::mutex mutex;  // guards connections; cv signals when it empties
   std::condition_variable drained;
@@ -168,7 +172,14 @@ asio::awaitable<void> server::impl::accept_loop() {
       continue;
     }
     if (count() >= opts.max_connections) {
-      logger.warn("connection limit {} reached; closing a new connection", opts.max_connections);
+      ++refused_since_warning;
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_refusal_warning >= std::chrono::seconds(1)) {
+        logger.warn("connection limit {} reached; closed {} new connection(s)",
+                    opts.max_connections, refused_since_warning);
+        refused_since_warning = 0;
+        last_refusal_warning = now;
+      }
       boost::system::error_code ignored;
       socket.close(ignored);
       continue;

@@ -146,6 +146,38 @@ TEST_F(server_test, keep_alive_serves_many_requests_on_one_connection) {
   }
 }
 
+// Beyond max_connections a new connection is closed before any request is
+// read; the open ones go on, and a slot freed by a close is usable again.
+TEST_F(server_test, connections_beyond_the_limit_are_closed_and_the_open_ones_go_on) {
+  server_options o;
+  o.max_connections = 2;
+  start(o);
+  raw_socket a(server_->port());
+  raw_socket b(server_->port());
+  ASSERT_TRUE(a.connected() && b.connected());
+  for (auto* s : {&a, &b}) {  // both accepted and served
+    ASSERT_TRUE(s->send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+    EXPECT_NE(s->read_responses(1).find("HTTP/1.1 200 OK"), std::string::npos);
+  }
+  {
+    raw_socket c(server_->port());  // the kernel completes the handshake; the server closes it
+    ASSERT_TRUE(c.connected());
+    EXPECT_TRUE(c.closed_within(5s));
+  }
+  ASSERT_TRUE(a.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_NE(a.read_responses(1).find("HTTP/1.1 200 OK"), std::string::npos);
+  // Closing one frees its slot (the server notices the close asynchronously: poll).
+  { raw_socket gone = std::move(b); }
+  bool served = false;
+  for (int i = 0; i < 100 && !served; ++i) {
+    raw_socket d(server_->port());
+    if (d.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"))
+      served = d.read_responses(1, 1s).find("HTTP/1.1 200 OK") != std::string::npos;
+    if (!served) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(served);
+}
+
 TEST_F(server_test, pipelined_requests_answered_in_order) {
   start();
   raw_socket s(server_->port());

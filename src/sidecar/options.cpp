@@ -26,6 +26,9 @@ void declare_settings(config::settings& s, sidecar_options& o) {
         "publishes awaiting the backend at once (bulk entries count one each); beyond it a "
         "publish is answered 429 with Retry-After",
         "OUTRIDER_SIDECAR_MAX_PUBLISHES_IN_FLIGHT", "max-publishes-in-flight");
+  s.add("sidecar.maxConnections", &o.max_connections,
+        "open connections to the API port at once; beyond it a new connection is closed",
+        "OUTRIDER_SIDECAR_MAX_CONNECTIONS", "max-connections");
   s.add("sidecar.appTimeout", &o.app_timeout, "timeout of one delivery call to the app",
         "OUTRIDER_SIDECAR_APP_TIMEOUT", "app-timeout");
   s.add("sidecar.lease", &o.lease, "how long a delivery is leased before redelivery",

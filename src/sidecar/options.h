@@ -74,6 +74,9 @@ struct sidecar_options {
   std::uint32_t max_in_flight = 64;      // deliveries to the app at once
   // Publishes (bulk entries count one each) awaiting the backend at once; beyond: 429.
   std::uint32_t max_publishes_in_flight = 1024;
+  // Open connections to the API port at once; beyond: a new one is closed at
+  // once. Bounds memory when an app opens a connection per outstanding call.
+  std::uint32_t max_connections = 4096;
   nanoseconds app_timeout = std::chrono::seconds(30);  // one delivery call
   nanoseconds lease = std::chrono::seconds(60);        // backend lease per delivery (> app_timeout)
   retry_policy retry;

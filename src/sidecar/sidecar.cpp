@@ -315,9 +315,9 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
         inner(std::move(req), std::move(r));
         return;
       }
-      auto span = start_server_span(*self->tracer, req, self->opts.listen_host,
-                                    self->server ? self->server->port() : 0,
-                                    self->opts.tracing.emit_b3);
+      auto span =
+          start_server_span(*self->tracer, req, self->opts.listen_host,
+                            self->server ? self->server->port() : 0, self->opts.tracing.emit_b3);
       auto shared = std::make_shared<tracing::active_span>(std::move(span));
       http::responder wrapped([shared, r](http::response&& resp) {
         set_error_from_status(*shared, resp.status, true);
@@ -1452,10 +1452,13 @@ status sidecar::start() {
         });
   }
   s.routes();
+  if (s.opts.max_connections == 0)
+    return error(errc::config_invalid, "--max-connections must be at least 1");
   http::server_options so;
   so.listen = s.opts.listen_host + ":" + std::to_string(s.opts.http_port);
   so.body_limit = s.opts.max_body.bytes;
   so.header_limit = s.opts.max_header_bytes;
+  so.max_connections = s.opts.max_connections;
   so.stream_request = outbound::streams_request;  // large invocation bodies flow through
   so.stream_body_limit = s.opts.max_stream_body.bytes;
   s.ambassador =

@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "tracing/codec.h"
+#include "tracing/detail/byte_codec.h"
 #include "tracing/span_store_format.h"
 
 namespace outrider::tracing::detail {
@@ -12,36 +13,10 @@ namespace {
 
 namespace fmt_ = span_store_format;
 
-constexpr unsigned varint_payload_bits = 7;
-constexpr std::uint8_t varint_more = 0x80;
-constexpr std::uint8_t varint_mask = 0x7f;
-constexpr unsigned max_varint_shift = 63;
-
-class writer {
+class writer : public byte_writer {
  public:
-  explicit writer(std::string& out) : out_(out) {}
+  using byte_writer::byte_writer;
 
-  void u8(std::uint8_t v) { out_ += static_cast<char>(v); }
-  void varint(std::uint64_t v) {
-    while (v >= varint_more) {
-      out_ += static_cast<char>((v & varint_mask) | varint_more);
-      v >>= varint_payload_bits;
-    }
-    out_ += static_cast<char>(v);
-  }
-  void zigzag(std::int64_t v) {
-    varint((static_cast<std::uint64_t>(v) << 1) ^
-           static_cast<std::uint64_t>(v >> max_varint_shift));
-  }
-  void fixed64(std::uint64_t v) {
-    char buf[8];
-    for (int i = 0; i < 8; ++i) buf[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-    out_.append(buf, sizeof buf);
-  }
-  void text(std::string_view s) {
-    varint(s.size());
-    out_.append(s);
-  }
   void value(const attribute_value& v) {
     using t = attribute_value::type;
     switch (v.kind) {
@@ -90,56 +65,12 @@ class writer {
     text(e.ipv6);
     varint(e.port);
   }
-
- private:
-  std::string& out_;
 };
 
-class reader {
+class reader : public byte_reader {
  public:
-  explicit reader(std::span<const std::byte> in) : p_(in.data()), end_(in.data() + in.size()) {}
+  using byte_reader::byte_reader;
 
-  bool failed() const noexcept { return failed_; }
-  bool at_end() const noexcept { return p_ == end_; }
-
-  std::uint8_t u8() {
-    if (p_ == end_) return fail<std::uint8_t>();
-    return static_cast<std::uint8_t>(*p_++);
-  }
-  std::uint64_t varint() {
-    std::uint64_t v = 0;
-    for (unsigned shift = 0; shift <= max_varint_shift; shift += varint_payload_bits) {
-      if (p_ == end_) return fail<std::uint64_t>();
-      const auto b = static_cast<std::uint8_t>(*p_++);
-      v |= static_cast<std::uint64_t>(b & varint_mask) << shift;
-      if ((b & varint_more) == 0) return v;
-    }
-    return fail<std::uint64_t>();
-  }
-  std::int64_t zigzag() {
-    const std::uint64_t u = varint();
-    return static_cast<std::int64_t>(u >> 1) ^ -static_cast<std::int64_t>(u & 1);
-  }
-  std::uint64_t fixed64() {
-    if (end_ - p_ < 8) return fail<std::uint64_t>();
-    std::uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v |= std::uint64_t{static_cast<std::uint8_t>(p_[i])} << (8 * i);
-    p_ += 8;
-    return v;
-  }
-  std::string text() {
-    const std::uint64_t n = varint();
-    if (failed_ || n > static_cast<std::uint64_t>(end_ - p_)) return fail<std::string>();
-    std::string s(reinterpret_cast<const char*>(p_), static_cast<std::size_t>(n));
-    p_ += n;
-    return s;
-  }
-  // A count of items each at least one byte long (bounds allocations on corrupt input).
-  std::size_t count() {
-    const std::uint64_t n = varint();
-    if (failed_ || n > static_cast<std::uint64_t>(end_ - p_)) return fail<std::size_t>();
-    return static_cast<std::size_t>(n);
-  }
   void value(attribute_value& v, int depth) {
     if (depth > max_attribute_depth) {
       failed_ = true;
@@ -198,18 +129,6 @@ class reader {
     if (port > max_port) failed_ = true;
     e.port = static_cast<std::uint16_t>(port);
   }
-
- private:
-  template <class T>
-  T fail() {
-    failed_ = true;
-    p_ = end_;
-    return T{};
-  }
-
-  const std::byte* p_;
-  const std::byte* end_;
-  bool failed_ = false;
 };
 
 }  // namespace

@@ -105,7 +105,7 @@ class parser_body_stream final
   beast::flat_buffer detach() {
     detached_ = true;
     why_ = "the body stream ended with its exchange";
-    if (!done_) return {};  // a read may be in flight into buffer_: leave it there
+    if (!done_) return {};    // a read may be in flight into buffer_: leave it there
     buffer_.shrink_to_fit();  // the connection does not keep the window's room
     return std::move(buffer_);
   }

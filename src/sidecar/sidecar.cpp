@@ -1454,6 +1454,8 @@ status sidecar::start() {
   s.routes();
   if (s.opts.max_connections == 0)
     return error(errc::config_invalid, "--max-connections must be at least 1");
+  if (s.opts.max_publishes_in_flight == 0)
+    return error(errc::config_invalid, "--max-publishes-in-flight must be at least 1");
   http::server_options so;
   so.listen = s.opts.listen_host + ":" + std::to_string(s.opts.http_port);
   so.body_limit = s.opts.max_body.bytes;

@@ -1,5 +1,8 @@
 // The outrider binary as a user runs it.
 #include <gtest/gtest.h>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "testing/process.h"
 
@@ -45,6 +48,23 @@ TEST(outrider_cli, admin_verbs_reject_bad_input_and_unreachable_brokers) {
   EXPECT_EQ(unreachable.wait(20s), 1);
   EXPECT_NE(unreachable.output().find("cannot reach the broker"), std::string::npos)
       << unreachable.output();
+}
+
+// Limits that cannot work are refused at start with a message naming the flag.
+TEST(outrider_cli, sidecar_refuses_unusable_limits) {
+  for (const auto& [flag, value, message] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"--max-connections", "0", "--max-connections must be at least 1"},
+           {"--max-publishes-in-flight", "0", "--max-publishes-in-flight must be at least 1"},
+           {"--max-connections", "many", "max-connections"}}) {
+    process p({outrider_binary(), "sidecar", "--app-id", "limits", "--dapr-http-port", "0",
+               "--metrics-port", "0", "--broker",
+               "127.0.0.1:" + std::to_string(testing::free_port()), flag, value});
+    auto code = p.wait(20s);
+    ASSERT_TRUE(code) << flag << " " << value;
+    EXPECT_NE(*code, 0) << flag << " " << value;
+    EXPECT_NE(p.output().find(message), std::string::npos) << p.output();
+  }
 }
 
 }  // namespace

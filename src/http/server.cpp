@@ -337,6 +337,14 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
         auto head = request_head(parser.get(), peer);
         if (opts.stream_request(head)) streamed = std::move(head);
       }
+      if (streamed && len && opts.stream_body_limit != 0 && *len > opts.stream_body_limit) {
+        // A declared length over the stream limit: 413 before any of the body is read
+        // (a chunked body over it is cut while it streams).
+        co_await reply_error(
+            *c, error(errc::body_too_large,
+                      fmt::format("request body exceeds {} bytes", opts.stream_body_limit)));
+        break;
+      }
       if (!streamed) {
         if (len && *len > opts.body_limit) {
           co_await reply_error(

@@ -78,6 +78,9 @@ int run_broker(const broker_settings& b) {
   io::block_shutdown_signals();
   if (b.io_threads == 0)
     return report_failure(error(errc::config_invalid, "--io-threads must be at least 1"));
+  // Client connections, log segments and the delay index's files (a checkpoint
+  // holds hundreds open at once).
+  raise_open_file_limit(logger, 0, "the broker");
   metrics::registry registry;
   broker::host_options host_opts;
   host_opts.data_dir = b.data_dir;

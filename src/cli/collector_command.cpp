@@ -99,6 +99,7 @@ int run_collector(const collector_settings& c) {
     return report_failure(error(errc::config_invalid, "--io-threads must be at least 1"));
   if (c.zipkin_listen.empty())
     return report_failure(error(errc::config_invalid, "--zipkin-listen must not be empty"));
+  raise_open_file_limit(logger, 0, "the collector");
   metrics::registry registry;
   tracing::span_store_options so;
   so.dir = c.data_dir;

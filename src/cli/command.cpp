@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "config/node.h"
+#include "io/open_file_limit.h"
 
 namespace outrider::cli {
 
@@ -65,6 +66,24 @@ int report_failure(const error& e) {
                  e.code == errc::not_found
              ? 2
              : 1;
+}
+
+void raise_open_file_limit(const log::logger& logger, std::uint64_t wanted, std::string_view what) {
+  auto r = io::raise_open_file_limit();
+  if (!r) {
+    logger.warn("could not raise the open-file limit: {}", r.error().message);
+    return;
+  }
+  if (r->soft != r->soft_before) {
+    logger.debug("open-file limit raised from {} to {} (hard limit {})", r->soft_before, r->soft,
+                 r->hard);
+  }
+  if (wanted > r->soft) {
+    logger.warn(
+        "the open-file limit is {} (hard limit {}) but {} needs about {}; raise it (ulimit -n, "
+        "systemd LimitNOFILE=) or lower the setting",
+        r->soft, r->hard, what, wanted);
+  }
 }
 
 }  // namespace outrider::cli

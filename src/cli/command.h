@@ -5,8 +5,10 @@
 // applies them in the documented precedence (flag > env > file > default).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -58,5 +60,11 @@ status write_file_atomically(const std::string& path, std::string_view text);
 // Prints "outrider: <message>" to stderr and returns the process exit code
 // for an error (2 for configuration and usage errors, 1 otherwise).
 int report_failure(const error& e);
+
+// Server subcommands call this at start: raises the soft limit on open files
+// to the hard limit (io/open_file_limit.h) and logs a warning naming the
+// setting when the result is still below `wanted` descriptors (0: no need
+// stated). Never fails the command: a low limit is the operator's choice.
+void raise_open_file_limit(const log::logger& logger, std::uint64_t wanted, std::string_view what);
 
 }  // namespace outrider::cli

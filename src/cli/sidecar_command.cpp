@@ -116,6 +116,8 @@ int run_sidecar(const sidecar_cli_settings& c, const sidecar::sidecar_options& o
   if (c.io_threads == 0) {
     return report_failure(error(errc::config_invalid, "--io-threads must be at least 1"));
   }
+  // Inbound connections up to the limit, plus the app, the broker, peers and files.
+  raise_open_file_limit(logger, std::uint64_t{o.max_connections} + 256, "--max-connections");
   io::runtime rt(c.io_threads);
   auto made =
       backends::create(o.pubsub_type, component_metadata(c, o.pubsub_type), {&rt, o.app_id});

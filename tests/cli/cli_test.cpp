@@ -67,5 +67,20 @@ TEST(outrider_cli, sidecar_refuses_unusable_limits) {
   }
 }
 
+// A server raises a low soft open-file limit to the hard limit, and warns,
+// naming the flag, when even the hard limit is below what its settings need.
+TEST(outrider_cli, sidecar_raises_the_open_file_limit_and_warns_when_it_is_too_low) {
+  const std::string command = "ulimit -Sn 64 && ulimit -Hn 512 && exec " + outrider_binary() +
+                              " sidecar --app-id fds --dapr-http-port 0 --metrics-port 0"
+                              " --log-level debug --broker 127.0.0.1:" +
+                              std::to_string(testing::free_port());
+  process p({"/bin/bash", "-c", command});
+  EXPECT_TRUE(p.wait_for_output("open-file limit raised from 64 to 512", 20s)) << p.output();
+  // Default --max-connections 4096 plus 256 for the app, the broker and files.
+  EXPECT_TRUE(p.wait_for_output("needs about 4352", 20s)) << p.output();
+  EXPECT_NE(p.output().find("--max-connections"), std::string::npos) << p.output();
+  p.stop();
+}
+
 }  // namespace
 }  // namespace outrider

@@ -206,7 +206,11 @@ struct host::impl {
   void dispatch_all() {
     if (consumers.empty()) return;
     const auto now = system_now();
-    const auto limit = durable.load(std::memory_order_relaxed);
+    // Early delivery hands out what is appended (the log reads records still in
+    // its buffer; the read cache holds ready publishes anyway). After a failed
+    // sync only what is durable goes out: the rest may be gone from disk.
+    const auto limit =
+        opts.deliver_after_fsync || failed ? durable.load(std::memory_order_relaxed) : UINT64_MAX;
     for (;;) {
       dispatch_buffer.clear();
       auto s = eng->dispatch(now, opts.dispatch_batch, dispatch_buffer, limit);

@@ -16,10 +16,19 @@
 // they must be short (post to your own executor).
 //
 // Guarantees: a publish (or cancel, or declare) completes successfully only
-// after its record is durable (fdatasync returned). Deliveries are handed out
-// only for messages whose publish record is durable. After a failed fdatasync
-// the host refuses further work (io_error) until restarted: the kernel may
-// have dropped the data, and recovery reads what is really on disk.
+// after its record is durable (fdatasync returned). Deliveries (early
+// delivery, the default, as RabbitMQ classic queues do) are handed out as soon
+// as a message's publish record is appended, in log order, before its fsync:
+// a consumer may see a message that a crash then takes back, but its publisher
+// was never confirmed and publishes it again (a duplicate, never a loss). Any
+// later record about it (ack, nack, dead letter) is appended after its publish
+// record, so it can never be durable without it. With
+// host_options::deliver_after_fsync, deliveries wait until the publish record
+// is durable. After a failed fdatasync the host refuses further work
+// (io_error) until restarted: the kernel may have dropped the data, and
+// recovery reads what is really on disk; from then on nothing past the durable
+// end is delivered (messages delivered early stay leased; their publishers got
+// io_error and their consumers' acks are refused).
 #pragma once
 
 #include <cstdint>
@@ -46,6 +55,11 @@ struct host_options {
   std::size_t message_cache_bytes = 8 * 1024 * 1024;
   // Deliveries handed out per dispatch round.
   std::size_t dispatch_batch = 512;
+  // Deliver a message only once its publish record is durable (fsync), so a
+  // consumer never sees a message a crash could take back; costs one or two
+  // fsyncs of publish->consume latency. Off (the default): early delivery, at
+  // append (see "Guarantees" above). Publish confirms wait for fsync either way.
+  bool deliver_after_fsync = false;
   // How often fully consumed log segments are looked for and deleted (and
   // whether a checkpoint is due is checked).
   nanoseconds reclaim_interval = std::chrono::seconds(10);

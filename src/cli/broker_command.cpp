@@ -38,6 +38,7 @@ struct broker_settings {
   std::uint32_t io_threads = 1;
   config::byte_size segment_size{64ULL << 20};
   bool repair = false;
+  bool deliver_after_fsync = false;
 };
 
 void declare(config::settings& s, broker_settings& b) {
@@ -59,6 +60,10 @@ void declare(config::settings& s, broker_settings& b) {
   s.add("broker.segmentBytes", &b.segment_size, "size of one log segment file", "", "segment-size");
   s.add("broker.repair", &b.repair,
         "truncate a corrupted log at the damage instead of refusing to start", "", "repair");
+  s.add("broker.deliverAfterFsync", &b.deliver_after_fsync,
+        "deliver a message only once its publish is durable (default: at append; confirms "
+        "always wait for fsync)",
+        "OUTRIDER_BROKER_DELIVER_AFTER_FSYNC", "deliver-after-fsync");
 }
 
 status write_ready_file(const std::string& path, const std::vector<std::string>& addresses,
@@ -86,6 +91,7 @@ int run_broker(const broker_settings& b) {
   host_opts.data_dir = b.data_dir;
   host_opts.log.segment_bytes = b.segment_size.bytes;
   host_opts.log.repair = b.repair;
+  host_opts.deliver_after_fsync = b.deliver_after_fsync;
   host_opts.engine.max_body_bytes = b.max_body.bytes;
   auto h = broker::host::open(io::posix_file_system(), host_opts, &registry);
   if (!h) return report_failure(h.error());

@@ -57,7 +57,8 @@ struct host::impl {
   std::unique_ptr<timing::disk_scheduler> scheduler;
   std::unique_ptr<engine> eng;
 
-  asio::io_context engine_ctx{1};
+  asio::io_context own_engine_ctx{1};  // unused with opts.engine_context
+  asio::io_context& engine_ctx = opts.engine_context ? *opts.engine_context : own_engine_ctx;
   asio::io_context sync_ctx{1};
   asio::io_context checkpoint_ctx{1};
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> engine_guard;
@@ -648,7 +649,7 @@ void host::start() {
   auto& im = *impl_;
   OUTRIDER_ASSERT(!im.started, "host started twice");
   im.started = true;
-  im.engine_guard.emplace(im.engine_ctx.get_executor());
+  if (im.opts.engine_context == nullptr) im.engine_guard.emplace(im.engine_ctx.get_executor());
   im.sync_guard.emplace(im.sync_ctx.get_executor());
   im.checkpoint_guard.emplace(im.checkpoint_ctx.get_executor());
   im.sync_thread = std::thread([&im] { im.sync_ctx.run(); });
@@ -659,7 +660,8 @@ void host::start() {
     (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), checkpoint_nice);
     im.checkpoint_ctx.run();
   });
-  im.engine_thread = std::thread([&im] { im.engine_ctx.run(); });
+  if (im.opts.engine_context == nullptr)
+    im.engine_thread = std::thread([&im] { im.engine_ctx.run(); });
   im.post([&im] {
     im.schedule_reclaim();
     im.schedule_depth_refresh();
@@ -680,10 +682,10 @@ void host::stop() {
   im.engine_guard.reset();
   im.sync_guard.reset();
   im.checkpoint_guard.reset();
-  im.engine_ctx.stop();
+  if (im.opts.engine_context == nullptr) im.engine_ctx.stop();
   im.sync_ctx.stop();
   im.checkpoint_ctx.stop();
-  im.engine_thread.join();
+  if (im.engine_thread.joinable()) im.engine_thread.join();
   im.sync_thread.join();
   im.checkpoint_thread.join();
 }

@@ -5,7 +5,8 @@
 //
 // Threads:
 //  - the engine thread owns the engine, the log's appending side and the
-//    delay index; every public call below is posted to it (thread-safe);
+//    delay index; every public call below is posted to it (thread-safe). It is
+//    the host's own thread, or the thread of host_options::engine_context;
 //  - the checkpoint thread writes checkpoints from snapshots the engine thread
 //    takes in milliseconds (a frozen scheduled index, open delay-index files),
 //    so a checkpoint of a big index never stalls the engine;
@@ -44,6 +45,10 @@
 #include "metrics/registry.h"
 #include "storage/log.h"
 
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
+
 namespace outrider::broker {
 
 struct host_options {
@@ -75,6 +80,13 @@ struct host_options {
   // checkpoint.tmp, before its last block and sync (to hold a checkpoint in
   // flight while the engine goes on, or crash during it).
   std::function<void()> checkpoint_write_hook;
+  // Runs the engine on this context (one thread) instead of a thread of its
+  // own: `outrider broker` passes its connection thread, so a publish, its
+  // confirm, a delivery and its ack cross no thread on their way through the
+  // engine (each crossing is a wake-up, and on a busy machine a context switch).
+  // The context must run from start() until stop() returns; stop() must not be
+  // called from its thread.
+  boost::asio::io_context* engine_context = nullptr;
 };
 
 struct queue_summary {

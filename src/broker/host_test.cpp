@@ -2,6 +2,9 @@
 // delivery, restart, delayed delivery and cancel.
 #include "broker/host.h"
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
@@ -32,6 +35,7 @@ class host_test : public ::testing::Test {
   void open() {
     host_options o;
     o.data_dir = dir_;
+    o.engine_context = engine_context_;
     auto h = host::open(io::posix_file_system(), o, &registry_);
     ASSERT_TRUE(h) << h.error().message;
     host_ = std::move(*h);
@@ -116,6 +120,7 @@ class host_test : public ::testing::Test {
   // still hand deliveries to their sinks while the host stops.
   collector& new_collector() { return collectors_.emplace_back(); }
   std::deque<collector> collectors_;
+  boost::asio::io_context* engine_context_ = nullptr;  // open(): the host's own thread
   std::string dir_;
   metrics::registry registry_;
   std::unique_ptr<host> host_;
@@ -267,6 +272,40 @@ TEST_F(host_test, stop_with_work_in_flight_loses_nothing_confirmed) {
   wait_for(c, static_cast<std::size_t>(was_confirmed), 5s);
   std::lock_guard lock(c.m);
   EXPECT_GE(c.got.size(), static_cast<std::size_t>(was_confirmed));
+}
+
+}  // namespace
+}  // namespace outrider::broker
+
+namespace outrider::broker {
+namespace {
+
+// `outrider broker` runs the engine on its connection thread: the host then
+// starts no engine thread, completes everything on that context, and stops
+// without stopping the context.
+TEST_F(host_test, an_engine_on_a_given_context_runs_on_its_thread_and_leaves_it_running) {
+  boost::asio::io_context ctx{1};
+  auto guard = boost::asio::make_work_guard(ctx);
+  std::thread runner([&] { ctx.run(); });
+  engine_context_ = &ctx;
+  restart();
+  ASSERT_TRUE(declare("orders"));
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 50; ++i) bodies.push_back("m" + std::to_string(i));
+  for (auto& r : publish("orders", bodies)) ASSERT_TRUE(r) << r.error().message;
+  std::promise<std::thread::id> engine_thread;
+  host_->stats([&](auto) { engine_thread.set_value(std::this_thread::get_id()); });
+  EXPECT_EQ(engine_thread.get_future().get(), runner.get_id());
+  restart();  // stop() leaves the context running for the next host
+  collector& c = new_collector();
+  subscribe("orders", c);
+  EXPECT_TRUE(wait_for(c, 50));
+  host_.reset();
+  std::promise<void> still_running;
+  boost::asio::post(ctx, [&] { still_running.set_value(); });
+  still_running.get_future().get();
+  guard.reset();
+  runner.join();
 }
 
 }  // namespace

@@ -87,7 +87,11 @@ int run_broker(const broker_settings& b) {
   // holds hundreds open at once).
   raise_open_file_limit(logger, 0, "the broker");
   metrics::registry registry;
+  // Declared before the host so that it outlives it: the host's engine runs on
+  // its first connection thread (host_options::engine_context).
+  io::runtime rt(b.io_threads);
   broker::host_options host_opts;
+  host_opts.engine_context = &rt.context(0);
   host_opts.data_dir = b.data_dir;
   host_opts.log.segment_bytes = b.segment_size.bytes;
   host_opts.log.repair = b.repair;
@@ -97,8 +101,8 @@ int run_broker(const broker_settings& b) {
   if (!h) return report_failure(h.error());
   auto& host = **h;
   host.start();
+  rt.start();  // runs the engine from here on (every exit path below stops the host)
 
-  io::runtime rt(b.io_threads);
   broker::host_service svc(host);
   broker::server_options server_opts;
   server_opts.listen = {b.listen};
@@ -107,6 +111,7 @@ int run_broker(const broker_settings& b) {
   broker::server srv(rt, server_opts, svc);
   if (auto s = srv.start(); !s) {
     host.stop();
+    rt.stop();
     return report_failure(s.error());
   }
 
@@ -124,10 +129,10 @@ int run_broker(const broker_settings& b) {
     if (auto s = metrics_server->start(); !s) {
       srv.stop(nanoseconds::zero());
       host.stop();
+      rt.stop();
       return report_failure(s.error());
     }
   }
-  rt.start();
 
   const auto addresses = srv.addresses();
   const std::string metrics_address = metrics_server ? metrics_server->address() : "";

@@ -5,15 +5,20 @@
 
 Starts a private `outrider broker`, a trace sink (`bench_tracing --mode sink`, answers 200) and
 two publish-only sidecars in the same run: one with tracing off, one exporting every span
-(`--trace-sampling 1.0`, OTLP/HTTP protobuf to the sink). Each round drives both in turn with
-`bench_sidecar_publish` at a fixed rate (rate x duration publishes each), alternating which goes
-first, so slow drifts of the machine's load hit both sides alike. The sidecar's CPU is read from
-/proc: the sum over its threads of /proc/<pid>/task/<tid>/schedstat (run time in ns, so no 10 ms
-tick granularity), and utime/stime from /proc/<pid>/stat for the user/kernel split. Reports, per
-publish: the median CPU of each side over the rounds, the median of the per-round differences
-(on - off, the paired estimate), their quartiles and range, and the same for user time.
-Each traced publish records two spans (SERVER and PRODUCER). The in-process measurement of the
-same work, without the HTTP and broker I/O and their noise, is bench_tracing_path.
+(`--trace-sampling 1.0`, OTLP/HTTP protobuf to the sink). Each round drives both with
+`bench_sidecar_publish` at a fixed rate (rate x duration publishes each). By default
+(`--order together`) both generators run at the same time, so both sidecars see the same
+machine for the same seconds (a shared 2-core machine's load swings by more than the effect
+between two consecutive runs); `--order alternate` drives them in turn, alternating which goes
+first. The sidecar's CPU is read from /proc: the sum over its threads of
+/proc/<pid>/task/<tid>/schedstat (run time in ns, so no 10 ms tick granularity), split by thread
+name (the exporter's threads are "trace-export" and "trace-send"), plus utime from /proc/<pid>/stat and the
+threads' context switches. Reports, per publish: the median CPU of each side over the rounds,
+the median of the per-round differences (on - off, the paired estimate), their quartiles and
+range, the exporter threads' share of the traced side and the rest (request path), user time,
+and context switches. Each traced publish records two spans (SERVER and PRODUCER). The
+in-process measurement of the same work, without the HTTP and broker I/O and their noise, is
+bench_tracing_path.
 Python 3 standard library only.
 """
 import argparse
@@ -38,21 +43,41 @@ def free_port():
 
 
 def cpu_times(pid):
-    """(user, system) CPU seconds of the process."""
+    """(user, system) CPU seconds of the process (clock ticks)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / ticks, int(fields[12]) / ticks  # utime, stime
 
 
-def cpu_seconds(pid):
-    """CPU seconds of all the process's threads, at ns resolution (schedstat run time)."""
-    total = 0
+EXPORTER_THREADS = ("trace-export", "trace-send")  # the batching thread and the senders
+
+
+def threads(pid):
+    """{tid: (name, run ns, context switches)} of the process's threads (schedstat: ns resolution)."""
+    out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            total += int((task / "schedstat").read_text().split()[0])
+            name = (task / "comm").read_text().strip()
+            run_ns = int((task / "schedstat").read_text().split()[0])
+            status = (task / "status").read_text()
+            switches = sum(int(m) for m in re.findall(r"ctxt_switches:\s+(\d+)", status))
+            out[task.name] = (name, run_ns, switches)
         except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
             pass  # a thread that just ended
-    return total / 1e9
+    return out
+
+
+def usage(before, after):
+    """(CPU s of all threads, CPU s of the exporter's threads, context switches) between snapshots."""
+    cpu = exporter = 0
+    switches = 0
+    for tid, (name, run_ns, cs) in after.items():
+        _, run0, cs0 = before.get(tid, (name, 0, 0))
+        cpu += run_ns - run0
+        switches += cs - cs0
+        if name in EXPORTER_THREADS:
+            exporter += run_ns - run0
+    return cpu / 1e9, exporter / 1e9, switches
 
 
 def quantile(xs, q):
@@ -87,6 +112,8 @@ def main():
     ap.add_argument("--runs", type=int, default=8, help="rounds (each: one run per side)")
     ap.add_argument("--sampling", type=float, default=1.0,
                     help="the traced sidecar's --trace-sampling (0: contexts only, nothing exported)")
+    ap.add_argument("--order", choices=("together", "alternate"), default="together",
+                    help="together: both sidecars loaded at once each round; alternate: in turn")
     args = ap.parse_args()
     build = Path(args.build_dir)
     outrider = str(build / "outrider")
@@ -116,39 +143,61 @@ def main():
             sidecars[name] = (p, int(m.group(1)))
         results = {"off": [], "on": []}
         user_results = {"off": [], "on": []}
-        for run in range(args.runs):
-            order = ("off", "on") if run % 2 == 0 else ("on", "off")
-            for name in order:
-                p, port = sidecars[name]
-                time.sleep(0.5)  # the other side's exporter finishes its last batch
-                before = cpu_seconds(p.pid)
-                user_before = cpu_times(p.pid)[0]
-                out = subprocess.run([str(build / "bench" / "bench_sidecar_publish"), "--via",
-                                      "sidecar", "--port", str(port), "--rate", str(args.rate),
-                                      "--duration-s", str(args.duration_s), "--topic",
-                                      f"bench-{name}"], capture_output=True, text=True)
-                if out.returncode != 0 and '"generator"' not in out.stdout:
-                    sys.exit(f"bench_sidecar_publish failed ({name}): {out.stderr[-2000:]}"
-                             f"{out.stdout[-2000:]}")
-                time.sleep(0.5)  # the exporter sends this run's last batch (batch delay 200 ms)
-                cpu = cpu_seconds(p.pid) - before
-                user = cpu_times(p.pid)[0] - user_before
-                report = json.loads(out.stdout.strip().splitlines()[-1])
-                n = report["messages"]
+        switch_results = {"off": [], "on": []}
+        exporter_results = []
+
+        def generator(name):
+            port = sidecars[name][1]
+            return subprocess.Popen(
+                [str(build / "bench" / "bench_sidecar_publish"), "--via", "sidecar", "--port",
+                 str(port), "--rate", str(args.rate), "--duration-s", str(args.duration_s),
+                 "--topic", f"bench-{name}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True)
+
+        def measure(names):
+            """Drives `names` at once; appends each one's figures."""
+            time.sleep(0.5)  # the exporter sends the last round's final batch
+            before = {n: (threads(sidecars[n][0].pid), cpu_times(sidecars[n][0].pid)[0])
+                      for n in names}
+            gens = {n: generator(n) for n in names}
+            outs = {n: g.communicate() for n, g in gens.items()}
+            time.sleep(0.5)  # the exporter sends this run's last batch (batch delay)
+            for n in names:
+                pid = sidecars[n][0].pid
+                cpu, exporter, switches = usage(before[n][0], threads(pid))
+                user = cpu_times(pid)[0] - before[n][1]
+                stdout, stderr = outs[n]
+                if gens[n].returncode != 0 and '"generator"' not in stdout:
+                    sys.exit(f"bench_sidecar_publish failed ({n}): {stderr[-2000:]}{stdout[-2000:]}")
+                report = json.loads(stdout.strip().splitlines()[-1])
+                count = report["messages"]
                 failures = report.get("failures", 0)
-                results[name].append(cpu * 1e6 / n)
-                user_results[name].append(user * 1e6 / n)
-                print(f"round {run + 1} tracing {name}: {n} publishes ({failures} failed), "
-                      f"sidecar CPU {cpu:.3f} s (user {user:.2f} s), {cpu * 1e6 / n:.1f} us/publish "
-                      f"(user {user * 1e6 / n:.1f}), p50 {report['latency_ms']['p50']:.2f} ms",
-                      flush=True)
+                results[n].append(cpu * 1e6 / count)
+                user_results[n].append(user * 1e6 / count)
+                switch_results[n].append(switches / count)
+                if n == "on":
+                    exporter_results.append(exporter * 1e6 / count)
+                extra = f", exporter threads {exporter * 1e6 / count:.1f}" if n == "on" else ""
+                print(f"round {run + 1} tracing {n}: {count} publishes ({failures} failed), "
+                      f"sidecar CPU {cpu:.3f} s (user {user:.2f} s), {cpu * 1e6 / count:.1f} "
+                      f"us/publish (user {user * 1e6 / count:.1f}{extra}), "
+                      f"{switches / count:.2f} context switches/publish, "
+                      f"p50 {report['latency_ms']['p50']:.2f} ms", flush=True)
+
+        for run in range(args.runs):
+            if args.order == "together":
+                measure(("off", "on"))
+            else:
+                for name in (("off", "on") if run % 2 == 0 else ("on", "off")):
+                    measure((name,))
         diffs = [on - off for on, off in zip(results["on"], results["off"])]
         user_diffs = [on - off for on, off in zip(user_results["on"], user_results["off"])]
+        rest_diffs = [d - e for d, e in zip(diffs, exporter_results)]
 
         def r2(x):
             return round(x, 2)
         print(json.dumps({"generator": "tracing_overhead", "rate": args.rate,
-                          "sampling": args.sampling,
+                          "sampling": args.sampling, "order": args.order,
                           "duration_s": args.duration_s, "rounds": args.runs,
                           "publishes_per_run": int(args.rate * args.duration_s),
                           "cpu_us_per_publish_off": r2(quantile(results["off"], 0.5)),
@@ -158,11 +207,17 @@ def main():
                           "overhead_us_q3": r2(quantile(diffs, 0.75)),
                           "overhead_us_min": r2(min(diffs)),
                           "overhead_us_max": r2(max(diffs)),
+                          "exporter_threads_us_per_publish": r2(quantile(exporter_results, 0.5)),
+                          "rest_overhead_us_per_publish": r2(quantile(rest_diffs, 0.5)),
+                          "rest_overhead_us_q1": r2(quantile(rest_diffs, 0.25)),
+                          "rest_overhead_us_q3": r2(quantile(rest_diffs, 0.75)),
                           "user_cpu_us_per_publish_off": r2(quantile(user_results["off"], 0.5)),
                           "user_cpu_us_per_publish_on": r2(quantile(user_results["on"], 0.5)),
                           "user_overhead_us_per_publish": r2(quantile(user_diffs, 0.5)),
                           "user_overhead_us_q1": r2(quantile(user_diffs, 0.25)),
-                          "user_overhead_us_q3": r2(quantile(user_diffs, 0.75))}),
+                          "user_overhead_us_q3": r2(quantile(user_diffs, 0.75)),
+                          "switches_per_publish_off": r2(quantile(switch_results["off"], 0.5)),
+                          "switches_per_publish_on": r2(quantile(switch_results["on"], 0.5))}),
               flush=True)
     finally:
         for p in reversed(procs):

@@ -52,7 +52,7 @@ using namespace outrider;
 // The exporter's transport: answers 200 at once, the body is dropped.
 class discard_transport final : public tracing::export_transport {
  public:
-  result<http::response> post(const http::url&, std::string body, std::string_view,
+  result<http::response> post(const http::url&, std::string_view body, std::string_view,
                               nanoseconds) override {
     bytes_.fetch_add(body.size(), std::memory_order_relaxed);
     return http::response{200, {}, {}};

@@ -1,11 +1,15 @@
 #include "tracing/exporter.h"
 
+#include <pthread.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <charconv>
 #include <ctime>
-#include <future>
+#include <optional>
 
 #include "base/log.h"
-#include "io/runtime.h"
+#include "http/body_stream.h"
 #include "tracing/codec.h"
 
 namespace outrider::tracing {
@@ -24,32 +28,88 @@ bool retryable_status(int s) {
          s == status_gateway_timeout;
 }
 
+// The request body read in place from the exporter's buffer: one piece, then the end.
+class view_body final : public http::body_stream {
+ public:
+  view_body(boost::asio::io_context& context, std::string_view data)
+      : context_(context), data_(data) {}
+  void read(read_fn done) override {
+    started_ = true;
+    piece p;
+    if (given_) {
+      p.end = true;
+    } else {
+      p.data = data_;
+      given_ = true;
+    }
+    // body_stream's contract: `done` never runs inside read().
+    boost::asio::post(context_, [done = std::move(done), p] { done(p); });
+  }
+  std::optional<std::uint64_t> content_length() const override { return data_.size(); }
+
+ private:
+  boost::asio::io_context& context_;
+  std::string_view data_;
+  bool given_ = false;
+};
+
+// http::clients on io_contexts of their own that run only inside post(), on the
+// calling thread: no I/O thread and no hand-over. One slot (context, client,
+// keep-alive connection) per concurrent caller, reused: a sender thread takes a
+// free slot for a POST and puts it back.
 class http_transport final : public export_transport {
  public:
-  http_transport() : runtime_(1), client_(runtime_.context(0)) { runtime_.start(); }
-  ~http_transport() override {
-    // The client lives on the runtime's context: destroy it there would be
-    // ideal; stopping the runtime first abandons its pending handlers.
-    runtime_.stop();
-  }
-
-  result<http::response> post(const http::url& to, std::string body, std::string_view content_type,
-                              nanoseconds timeout) override {
-    http::request req;
-    req.method = "POST";
-    req.target = to.target;
-    req.headers.set("content-type", content_type);
-    req.body = std::move(body);
-    auto done = std::make_shared<std::promise<result<http::response>>>();
-    auto answer = done->get_future();
-    client_.send(to, std::move(req), timeout,
-                 [done](result<http::response> r) { done->set_value(std::move(r)); });
-    return answer.get();
+  result<http::response> post(const http::url& to, std::string_view body,
+                              std::string_view content_type, nanoseconds timeout) override {
+    std::unique_ptr<slot> s = take();
+    auto answer = s->post(to, body, content_type, timeout);
+    std::lock_guard lock(mutex_);
+    free_.push_back(std::move(s));
+    return answer;
   }
 
  private:
-  io::runtime runtime_;
-  http::client client_;
+  struct slot {
+    boost::asio::io_context context{1};
+    http::client client{context};
+
+    result<http::response> post(const http::url& to, std::string_view body,
+                                std::string_view content_type, nanoseconds timeout) {
+      http::request req;
+      req.method = "POST";
+      req.target = to.target;
+      req.headers.set("content-type", content_type);
+      req.stream = std::make_shared<view_body>(context, body);
+      std::optional<result<http::response>> answer;
+      client.send(to, std::move(req), timeout,
+                  [&answer](result<http::response> r) { answer = std::move(r); });
+      context.restart();
+      while (!answer) {
+        // The client's deadline bounds the exchange; running out of work
+        // without an answer would be a client bug.
+        if (context.run_one() == 0 && !answer) {
+          return error(errc::internal, "the HTTP client finished without an answer");
+        }
+      }
+      context.poll();  // what the exchange left ready (its coroutine's end)
+      return std::move(*answer);
+    }
+  };
+
+  std::unique_ptr<slot> take() {
+    {
+      std::lock_guard lock(mutex_);
+      if (!free_.empty()) {
+        auto s = std::move(free_.back());
+        free_.pop_back();
+        return s;
+      }
+    }
+    return std::make_unique<slot>();
+  }
+
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<slot>> free_;
 };
 
 }  // namespace
@@ -258,6 +318,8 @@ void exporter::count_failed(std::size_t n) {
 }
 
 void exporter::run() {
+  // Named so per-thread CPU (top -H, /proc/PID/task/*/comm) tells the exporter apart.
+  pthread_setname_np(pthread_self(), "trace-export");
   std::vector<recorded_span_ptr> recorded;  // the batch being encoded (capacity reused)
   std::vector<span> spans;
   std::unique_lock lock(mutex_);
@@ -331,6 +393,7 @@ void exporter::run() {
 }
 
 void exporter::sender() {
+  pthread_setname_np(pthread_self(), "trace-send");
   std::unique_lock lock(mutex_);
   while (true) {
     send_wake_.wait(lock, [&] { return !to_send_.empty() || batching_done_; });
@@ -364,7 +427,7 @@ void exporter::send(const encoded& batch) {
   nanoseconds backoff = options_.initial_backoff;
   for (std::uint32_t attempt = 1;; ++attempt) {
     requests_.fetch_add(1, std::memory_order_relaxed);
-    auto res = transport_->post(url_, batch.body, type, options_.request_timeout);
+    auto res = transport_->post(url_, batch.body, type, options_.request_timeout);  // not copied
     if (res && res->status >= 200 && res->status < 300) {
       exported_.fetch_add(batch.spans, std::memory_order_relaxed);
       if (exported_metric_ != nullptr) exported_metric_->inc(batch.spans);

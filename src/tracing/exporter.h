@@ -1,5 +1,5 @@
-// exporter: sends finished spans to a trace backend in batches, on its own
-// thread, over OTLP/HTTP (protobuf or JSON) or Zipkin v2 JSON.
+// exporter: sends finished spans to a trace backend in batches, over
+// OTLP/HTTP (protobuf or JSON) or Zipkin v2 JSON, from threads of its own.
 //
 //   exporter ex(opts, make_http_transport(), &registry);
 //   ex.start();
@@ -7,15 +7,20 @@
 //   ex.stop();                       // flushes what is queued (bounded by flush_timeout)
 //
 // export_span()/export_recorded() never block: the queue is bounded (max_queue
-// spans) and a span arriving when it is full is dropped and counted. The
-// batching thread takes a batch when max_batch spans are queued or batch_delay
-// after the first one and encodes it (spans recorded by a tracer straight to the
-// wire format, recorded_span.h, then recycled); up to max_in_flight encoded batches are
-// sent at once by as many sender threads over keep-alive connections, so
-// encoding the next batch overlaps sending the last. A response 429, 502, 503
-// or 504 (or a failure to connect) is retried with exponential backoff, or
-// after the server's Retry-After (seconds or an HTTP date) when it gives one,
-// up to max_attempts; other 4xx/5xx fail the batch.
+// spans) and a span arriving when it is full is dropped and counted. Queueing a
+// span takes a mutex and appends a pointer; it wakes the batching thread only
+// when it is the first span of a batch or fills one (no timer and no post per
+// span). The batching thread ("trace-export") takes a batch when max_batch spans
+// are queued or batch_delay after the first one and encodes it into a reused
+// body (spans recorded by a tracer straight to the wire format, recorded_span.h,
+// then recycled); up to max_in_flight encoded batches are sent at once by as many
+// sender threads ("trace-send"), so encoding the next batch overlaps sending the
+// last. A sender runs the HTTP exchange itself (the transport's I/O runs on the
+// calling thread, over a keep-alive connection per sender) and the body is read
+// in place, never copied: a batch costs a few wake-ups and no fresh memory. A
+// response 429, 502, 503 or 504 (or a failure to connect) is retried with
+// exponential backoff, or after the server's Retry-After (seconds or an HTTP
+// date) when it gives one, up to max_attempts; other 4xx/5xx fail the batch.
 //
 // Metrics: outrider_tracing_exporter_spans_total{outcome="exported"|"dropped"|"failed"}
 // (dropped: queue full; failed: the batch was given up), and
@@ -62,15 +67,17 @@ std::string encode_batch(export_protocol p, std::span<const recorded_span_ptr> r
                          const std::vector<span>& spans);
 
 // How the exporter reaches the backend: one blocking POST. Called on the
-// exporter's sender threads (concurrently when max_in_flight > 1).
+// exporter's sender threads (concurrently when max_in_flight > 1). `body` stays
+// valid and unchanged until post() returns.
 class export_transport {
  public:
   virtual ~export_transport() = default;
-  virtual result<http::response> post(const http::url& to, std::string body,
+  virtual result<http::response> post(const http::url& to, std::string_view body,
                                       std::string_view content_type, nanoseconds timeout) = 0;
 };
 
-// The real transport: an http::client (keep-alive pool) on a thread of its own.
+// The real transport: an http::client per concurrent caller whose I/O runs on
+// the calling thread during post(); the body is sent from the caller's buffer.
 std::unique_ptr<export_transport> make_http_transport();
 
 struct exporter_options {

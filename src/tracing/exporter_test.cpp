@@ -183,7 +183,7 @@ struct gated_transport final : export_transport {
   std::condition_variable cv;
   bool open = false;
   std::size_t posts = 0;
-  result<http::response> post(const http::url&, std::string, std::string_view,
+  result<http::response> post(const http::url&, std::string_view, std::string_view,
                               nanoseconds) override {
     std::unique_lock lock(m);
     ++posts;

@@ -238,12 +238,11 @@ struct host::impl {
 
   void rearm() {
     auto w = eng->next_wakeup();
-    if (!w) {
-      if (armed_for) wake_timer.cancel();
-      armed_for.reset();
-      return;
-    }
-    if (armed_for && *armed_for == *w) return;
+    // A timer armed for earlier than needed stays armed: firing early is harmless
+    // (tick() finds nothing and the timer is armed again then). next_wakeup()
+    // moves later whenever an ack ends the earliest lease, so re-arming each
+    // time would cancel and re-arm the timer once per delivery.
+    if (!w || (armed_for && *armed_for <= *w)) return;
     armed_for = w;
     auto delay = std::chrono::duration_cast<nanoseconds>(*w - system_now());
     if (last_fired_for && *last_fired_for == *w)

@@ -250,6 +250,31 @@ TEST_F(host_test, nack_redelivers_after_delay_with_attempt_count) {
   EXPECT_GE(c.received_at[1] - nacked_at, 150ms);
 }
 
+// The wake-up timer stays armed for the first lease after it is acked (it fires
+// for nothing then): the second lease still expires and is redelivered.
+TEST_F(host_test, a_lease_still_expires_after_the_earlier_one_was_acked) {
+  queue_options o;
+  o.lease = 300ms;
+  o.max_attempts = 0;
+  std::promise<status> declared;
+  host_->declare_queue("q", o, [&](status s) { declared.set_value(std::move(s)); });
+  ASSERT_TRUE(declared.get_future().get());
+  collector& c = new_collector();
+  subscribe("q", c, 10, /*auto_ack=*/false);
+  ASSERT_TRUE(publish("q", {"first"})[0]);
+  ASSERT_TRUE(wait_for(c, 1));
+  ASSERT_TRUE(publish("q", {"second"})[0]);
+  ASSERT_TRUE(wait_for(c, 2));
+  std::promise<std::vector<status>> acked;
+  host_->ack({c.got[0].tag}, [&](std::vector<status> s) { acked.set_value(std::move(s)); });
+  ASSERT_TRUE(acked.get_future().get()[0]);
+  ASSERT_TRUE(wait_for(c, 3));
+  std::lock_guard lock(c.m);
+  EXPECT_EQ(c.got[2].msg.body, "second");
+  EXPECT_EQ(c.got[2].attempt, 2U);
+  for (std::size_t i = 1; i < c.got.size(); ++i) EXPECT_EQ(c.got[i].msg.body, "second");
+}
+
 TEST_F(host_test, stop_with_work_in_flight_loses_nothing_confirmed) {
   ASSERT_TRUE(declare("q"));
   std::atomic<int> confirmed{0};

@@ -1,6 +1,7 @@
 // bench_tracing: what tracing costs.
 //
 //   bench_tracing --mode exporter [--rate 100000] [--duration-s 10] [--protocol otlp]
+//                 [--batch-delay-ms N]
 //       Forks a sink process (an HTTP server answering 200 to every POST), then
 //       creates spans with the sidecar's tracer at a fixed rate (8 attributes each,
 //       like a CONSUMER span) and exports them to the sink. Reports the tracer's
@@ -84,6 +85,7 @@ int run_exporter(bench::arg_parser& args) {
   const double duration_s = args.get_double("duration-s", 10);
   const std::string protocol_name = args.get("protocol", "otlp");
   const auto sink_port = static_cast<std::uint16_t>(args.get_int("sink-port", 0));
+  const auto batch_delay_ms = args.get_int("batch-delay-ms", 0);  // 0: the exporter's default
   auto protocol = tracing::parse_export_protocol(protocol_name);
   if (!protocol) args.add_problem(protocol.error().message);
   if (sink_port == 0) args.add_problem("--sink-port is required (a free port for the sink)");
@@ -99,6 +101,7 @@ int run_exporter(bench::arg_parser& args) {
       "http://127.0.0.1:" + std::to_string(sink_port) +
       (*protocol == tracing::export_protocol::zipkin_json ? "/api/v2/spans" : "/v1/traces");
   eo.protocol = *protocol;
+  if (batch_delay_ms > 0) eo.batch_delay = std::chrono::milliseconds(batch_delay_ms);
   auto ex = std::make_shared<tracing::exporter>(eo, tracing::make_http_transport(), nullptr);
   if (auto st = ex->start(); !st) {
     std::fprintf(stderr, "exporter: %s\n", st.error().message.c_str());

@@ -3,16 +3,42 @@
 // sidecar's Dapr API (POST /v1.0/publish/{pubsub}/{topic} -> 204 once durable)
 // or directly with the broker client (PUBLISH -> CONFIRM once durable), open
 // loop (calls start on schedule, concurrently), and reports call latency
-// percentiles from each call's intended start. Run both modes against the same broker
-// in one session and compare (bench/run's sidecar-publish suite will drive it).
+// percentiles from each call's intended start.
 //   bench_sidecar_publish --via sidecar --port SIDECAR_PORT [--pubsub pubsub]
 //   bench_sidecar_publish --via direct --port BROKER_PORT
-//   common: --rate 1000 --duration-s 10 --size 1024 --topic bench
+//   bench_sidecar_publish --via alternate --port SIDECAR_PORT --broker-port BROKER_PORT
+//       [--rounds 4] [--pause-s 1] [--sidecar-pid PID]
+//   common: --rate 1000 --duration-s 10 --size 1024 --topic bench --connections 128
+//
+// `alternate` is the comparison bench/run makes: `rounds` rounds, each a direct
+// phase and a sidecar phase of duration-s (the order swaps every round: direct
+// first in odd rounds, sidecar first in even ones, so a drift of the machine's
+// load over the run hits both sides alike), with `pause-s` after each phase for
+// the sidecar to finish delivering it. It reports both sides' percentiles over
+// all their samples, each round's percentiles, and the added p50/p99 of each
+// round (sidecar minus direct of the same round) with their median, quartiles
+// and range. With --sidecar-pid, the sidecar's CPU (user + system, /proc) per
+// message of each phase, measured from the phase's start to the end of its
+// pause, so the deliveries of the phase's messages count in it.
+//
+// HTTP connections: at most --connections calls (default 128) are outstanding
+// on as many keep-alive connections, all opened during the warm-up; a call
+// due while all are busy waits in the generator (its latency still counts from
+// its intended start). Without a bound the generator opened a connection per
+// outstanding call and closed those beyond the client's 64 idle ones after one
+// call each: at 5k msg/s a short stall turned into thousands of connects and
+// TIME_WAIT sockets (connect() searching for a free ephemeral port,
+// __inet_check_established), and the generator, not the sidecar, saturated.
+#include <algorithm>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <cmath>
 #include <cstdio>
+#include <deque>
+#include <fstream>
 #include <future>
+#include <sstream>
 #include <thread>
 
 #include "broker_client/client.h"
@@ -24,60 +50,199 @@ namespace {
 using namespace outrider;
 namespace bc = outrider::broker_client;
 
+constexpr double ns_per_ms = 1e6;
+
+using publish_fn = std::function<void(std::function<void(bool)>)>;
+
+// User + system CPU seconds of process `pid` so far; 0 when it cannot be read.
+double cpu_seconds(long pid) {
+  if (pid <= 0) return 0;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto paren = text.rfind(')');
+  if (paren == std::string::npos) return 0;
+  std::istringstream fields(text.substr(paren + 2));
+  std::string field;
+  long long utime = 0;
+  long long stime = 0;
+  for (int i = 0; i < 13 && fields >> field; ++i) {
+    if (i == 11) utime = std::stoll(field);
+    if (i == 12) stime = std::stoll(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// Percentile of sorted nanosecond samples (nearest rank, as bench::latency_samples), in ms.
+double quantile_ms(const std::vector<std::int64_t>& sorted, double q) {
+  if (sorted.empty()) return 0;
+  auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(sorted.size())));
+  rank = std::clamp<std::size_t>(rank, 1, sorted.size());
+  return static_cast<double>(sorted[rank - 1]) / ns_per_ms;
+}
+
+struct phase_result {
+  std::vector<std::int64_t> samples;  // sorted after the phase
+  std::int64_t failures = 0;
+  double elapsed_s = 0;
+  double cpu_us_per_msg = 0;
+};
+
+// One fixed-rate open-loop phase: calls start on schedule whether or not earlier
+// ones finished (latency from the intended start, so a backlog shows).
+// Completions run on the I/O thread, the only writer of the result until done.
+phase_result run_phase(boost::asio::io_context& ctx, const publish_fn& publish_one, double rate,
+                       double duration_s, double pause_s, long sidecar_pid) {
+  const auto count = static_cast<std::int64_t>(rate * duration_s);
+  phase_result out;
+  out.samples.reserve(static_cast<std::size_t>(count));
+  std::int64_t completed = 0;
+  std::promise<void> all_done;
+  const double cpu_before = cpu_seconds(sidecar_pid);
+  bench::rate_pacer pacer(rate);
+  const auto start = bench::now_ns();
+  for (std::int64_t i = 0; i < count; ++i) {
+    const auto intended = pacer.wait_for(static_cast<std::uint64_t>(i));
+    boost::asio::post(ctx, [&, intended] {
+      publish_one([&, intended](bool ok) {
+        out.samples.push_back(bench::now_ns() - intended);
+        if (!ok) ++out.failures;
+        if (++completed == count) all_done.set_value();
+      });
+    });
+  }
+  if (count > 0) all_done.get_future().wait();
+  out.elapsed_s = static_cast<double>(bench::now_ns() - start) / 1e9;
+  if (pause_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(pause_s));
+  out.cpu_us_per_msg = (cpu_seconds(sidecar_pid) - cpu_before) * 1e6 /
+                       static_cast<double>(std::max<std::int64_t>(count, 1));
+  std::sort(out.samples.begin(), out.samples.end());
+  return out;
+}
+
+std::string fmt_num(double v) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.4f", v);
+  return buffer;
+}
+
+// {"median","q1","q3","min","max"} of `values` (ms).
+std::string spread_json(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  auto at = [&](double q) {
+    if (values.empty()) return 0.0;
+    // Linear interpolation between closest ranks (the usual median of an even count).
+    const double pos = q * static_cast<double>(values.size() - 1);
+    const auto lo = static_cast<std::size_t>(std::floor(pos));
+    const auto hi = std::min(lo + 1, values.size() - 1);
+    return values[lo] + (values[hi] - values[lo]) * (pos - static_cast<double>(lo));
+  };
+  return "{\"median\":" + fmt_num(at(0.5)) + ",\"q1\":" + fmt_num(at(0.25)) +
+         ",\"q3\":" + fmt_num(at(0.75)) + ",\"min\":" + fmt_num(at(0.0)) +
+         ",\"max\":" + fmt_num(at(1.0)) + "}";
+}
+
+std::string phase_json(const phase_result& p) {
+  return "{\"p50\":" + fmt_num(quantile_ms(p.samples, 0.5)) +
+         ",\"p90\":" + fmt_num(quantile_ms(p.samples, 0.9)) +
+         ",\"p99\":" + fmt_num(quantile_ms(p.samples, 0.99)) +
+         ",\"max\":" + fmt_num(quantile_ms(p.samples, 1.0)) +
+         ",\"failures\":" + std::to_string(p.failures) + ",\"elapsed_s\":" + fmt_num(p.elapsed_s) +
+         ",\"sidecar_cpu_us_per_msg\":" + fmt_num(p.cpu_us_per_msg) + "}";
+}
+
 int run(bench::arg_parser& args) {
   const std::string via = args.get("via", "sidecar");
   const std::string host = args.get("host", "127.0.0.1");
   const auto port = args.get_int("port", 0);
+  const auto broker_port = args.get_int("broker-port", 0);
   const std::string pubsub = args.get("pubsub", "pubsub");
   const std::string topic = args.get("topic", "bench");
   const double rate = args.get_double("rate", 1000);
   const double duration_s = args.get_double("duration-s", 10);
   const auto size = args.get_int("size", 1024);
+  const auto rounds = args.get_int("rounds", 4);
+  const double pause_s = args.get_double("pause-s", 1);
+  const long sidecar_pid = static_cast<long>(args.get_int("sidecar-pid", 0));
+  const auto connections = args.get_int("connections", 128);
   const std::string label = args.get("label", "outrider-" + via);
-  if (via != "sidecar" && via != "direct") args.add_problem("--via must be sidecar or direct");
+  const bool alternate = via == "alternate";
+  if (via != "sidecar" && via != "direct" && !alternate) {
+    args.add_problem("--via must be sidecar, direct or alternate");
+  }
   if (port <= 0) args.add_problem("--port is required");
+  if (alternate && broker_port <= 0) args.add_problem("--via alternate needs --broker-port");
+  if (rounds < 1) args.add_problem("--rounds must be at least 1");
+  if (connections < 1) args.add_problem("--connections must be at least 1");
+  if (rate <= 0) args.add_problem("--rate must be positive");
   if (!args.finish()) return 2;
 
   boost::asio::io_context ctx{1};
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard(
       ctx.get_executor());
   std::thread io([&] { ctx.run(); });
+  auto stop_io = [&] {
+    guard.reset();
+    ctx.stop();
+    io.join();
+  };
   const std::string body =
       "\"" + std::string(static_cast<std::size_t>(std::max<std::int64_t>(size - 2, 0)), 'x') + "\"";
 
-  std::function<void(std::function<void(bool)>)> publish_one;
+  publish_fn via_sidecar;
+  publish_fn via_direct;
   std::unique_ptr<http::client> web;
   std::shared_ptr<bc::client> broker;
   http::url target;
-  if (via == "sidecar") {
-    web = std::make_unique<http::client>(ctx);
+  // Calls beyond `connections` outstanding wait here (I/O thread only).
+  std::size_t http_outstanding = 0;
+  std::deque<std::function<void(bool)>> http_waiting;
+  std::function<void(std::function<void(bool)>)> send_http;
+  if (via == "sidecar" || alternate) {
+    http::client_options co;
+    co.max_idle_per_origin = static_cast<std::size_t>(connections);
+    web = std::make_unique<http::client>(ctx, co);
     target = *http::url::parse("http://" + host + ":" + std::to_string(port) + "/v1.0/publish/" +
                                pubsub + "/" + topic);
-    publish_one = [&](std::function<void(bool)> done) {
+    send_http = [&](std::function<void(bool)> done) {
+      ++http_outstanding;
       http::request req;
       req.method = "POST";
       req.headers.set("Content-Type", "application/json");
       req.body = body;
-      web->send(
-          target, std::move(req), std::chrono::seconds(10),
-          [done = std::move(done)](result<http::response> r) { done(r && r->status == 204); });
+      web->send(target, std::move(req), std::chrono::seconds(10),
+                [&, done = std::move(done)](result<http::response> r) {
+                  --http_outstanding;
+                  done(r && r->status == 204);
+                  if (!http_waiting.empty()) {
+                    auto next = std::move(http_waiting.front());
+                    http_waiting.pop_front();
+                    send_http(std::move(next));
+                  }
+                });
     };
-  } else {
+    via_sidecar = [&](std::function<void(bool)> done) {
+      if (http_outstanding >= static_cast<std::size_t>(connections)) {
+        http_waiting.push_back(std::move(done));
+        return;
+      }
+      send_http(std::move(done));
+    };
+  }
+  if (via == "direct" || alternate) {
     bc::client_options o;
-    o.address = host + ":" + std::to_string(port);
+    o.address = host + ":" + std::to_string(alternate ? broker_port : port);
     broker = bc::client::create(ctx, o);
     std::promise<status> connected;
     broker->connect([&](status s) { connected.set_value(std::move(s)); });
     if (!connected.get_future().get()) {
       std::fprintf(stderr, "bench_sidecar_publish: cannot connect to the broker\n");
-      guard.reset();
-      io.join();
+      stop_io();
       return 1;
     }
     std::promise<status> declared;
     broker->declare_topic(topic, [&](status s) { declared.set_value(std::move(s)); });
     (void)declared.get_future().get();
-    publish_one = [&](std::function<void(bool)> done) {
+    via_direct = [&](std::function<void(bool)> done) {
       std::vector<bc::outgoing_message> batch(1);
       batch[0].destination = topic;
       batch[0].headers = {{"content-type", "application/json"}};
@@ -89,51 +254,115 @@ int run(bench::arg_parser& args) {
     };
   }
 
-  // Warm up (connections, pools), then the timed fixed-rate run, one call at a time.
-  for (int i = 0; i < 200; ++i) {
-    std::promise<bool> p;
-    publish_one([&](bool ok) { p.set_value(ok); });
-    if (!p.get_future().get()) {
-      std::fprintf(stderr, "bench_sidecar_publish: warm-up publish failed\n");
-      guard.reset();
-      ctx.stop();
-      io.join();
-      return 1;
-    }
-  }
-  // Open loop: calls start on the fixed-rate schedule whether or not earlier ones
-  // finished (latency from the intended start, so a backlog shows). Completions
-  // run on the I/O thread, the only writer of `latency` until `all_done`.
-  const auto count = static_cast<std::int64_t>(rate * duration_s);
-  bench::rate_pacer pacer(rate);
-  bench::latency_samples latency;
-  latency.reserve(static_cast<std::size_t>(count));
-  std::int64_t failures = 0;
-  std::int64_t completed = 0;
-  std::promise<void> all_done;
-  const auto start = bench::now_ns();
-  for (std::int64_t i = 0; i < count; ++i) {
-    const auto intended = pacer.wait_for(static_cast<std::uint64_t>(i));
-    boost::asio::post(ctx, [&, intended] {
-      publish_one([&, intended](bool ok) {
-        latency.add(bench::now_ns() - intended);
-        if (!ok) ++failures;
-        if (++completed == count) all_done.set_value();
-      });
+  // Warm up: open every HTTP connection (`connections` calls at once, a few
+  // times), then calls one at a time on each path.
+  auto warm = [&](const publish_fn& fn, std::int64_t concurrent) {
+    std::atomic<std::int64_t> ok{0};
+    std::promise<void> all;
+    std::atomic<std::int64_t> left{concurrent};
+    boost::asio::post(ctx, [&] {
+      for (std::int64_t i = 0; i < concurrent; ++i) {
+        fn([&](bool good) {
+          if (good) ++ok;
+          if (--left == 0) all.set_value();
+        });
+      }
     });
+    all.get_future().wait();
+    return ok == concurrent;
+  };
+  bool warmed = true;
+  if (via_sidecar) {
+    for (int i = 0; i < 3 && warmed; ++i) warmed = warm(via_sidecar, connections);
+    for (int i = 0; i < 200 && warmed; ++i) warmed = warm(via_sidecar, 1);
   }
-  all_done.get_future().wait();
-  const double elapsed_s = static_cast<double>(bench::now_ns() - start) / 1e9;
-  guard.reset();
-  if (broker) broker->close();
-  web.reset();
-  ctx.stop();
-  io.join();
+  if (via_direct) {
+    for (int i = 0; i < 200 && warmed; ++i) warmed = warm(via_direct, 1);
+  }
+  if (!warmed) {
+    std::fprintf(stderr, "bench_sidecar_publish: warm-up publish failed\n");
+    if (broker) broker->close();
+    stop_io();
+    return 1;
+  }
+
   bench::json_line line;
   line.str("generator", "bench_sidecar_publish").str("system", label).str("via", via);
-  line.integer("size", size).integer("messages", count).integer("failures", failures);
-  line.num("rate_msg_s", rate).num("elapsed_s", elapsed_s);
-  line.raw("latency_ms", latency.percentiles_json());
+  line.integer("size", size);
+  std::int64_t failures = 0;
+  if (!alternate) {
+    auto p = run_phase(ctx, via == "sidecar" ? via_sidecar : via_direct, rate, duration_s, 0,
+                       sidecar_pid);
+    failures = p.failures;
+    bench::latency_samples latency;
+    for (auto s : p.samples) latency.add(s);
+    line.integer("messages", static_cast<std::int64_t>(p.samples.size()))
+        .integer("failures", p.failures);
+    line.num("rate_msg_s", rate).num("elapsed_s", p.elapsed_s);
+    line.raw("latency_ms", latency.percentiles_json());
+  } else {
+    struct side {
+      bench::latency_samples pooled;
+      std::int64_t messages = 0;
+      std::int64_t failures = 0;
+      double elapsed_s = 0;
+      double cpu_us = 0;  // sum over rounds of the per-message CPU
+    } direct_side, sidecar_side;
+    std::vector<double> added_p50;
+    std::vector<double> added_p99;
+    std::string per_round = "[";
+    for (std::int64_t round = 1; round <= rounds; ++round) {
+      const bool direct_first = round % 2 == 1;
+      phase_result d;
+      phase_result s;
+      if (direct_first) {
+        d = run_phase(ctx, via_direct, rate, duration_s, pause_s, sidecar_pid);
+        s = run_phase(ctx, via_sidecar, rate, duration_s, pause_s, sidecar_pid);
+      } else {
+        s = run_phase(ctx, via_sidecar, rate, duration_s, pause_s, sidecar_pid);
+        d = run_phase(ctx, via_direct, rate, duration_s, pause_s, sidecar_pid);
+      }
+      for (auto [res, sd] : {std::pair{&d, &direct_side}, std::pair{&s, &sidecar_side}}) {
+        for (auto v : res->samples) sd->pooled.add(v);
+        sd->messages += static_cast<std::int64_t>(res->samples.size());
+        sd->failures += res->failures;
+        sd->elapsed_s += res->elapsed_s;
+        sd->cpu_us += res->cpu_us_per_msg;
+      }
+      const double a50 = quantile_ms(s.samples, 0.5) - quantile_ms(d.samples, 0.5);
+      const double a99 = quantile_ms(s.samples, 0.99) - quantile_ms(d.samples, 0.99);
+      added_p50.push_back(a50);
+      added_p99.push_back(a99);
+      if (round > 1) per_round += ",";
+      per_round += "{\"round\":" + std::to_string(round) + ",\"first\":\"" +
+                   (direct_first ? "direct" : "sidecar") + "\",\"direct\":" + phase_json(d) +
+                   ",\"sidecar\":" + phase_json(s) + ",\"added_p50_ms\":" + fmt_num(a50) +
+                   ",\"added_p99_ms\":" + fmt_num(a99) + "}";
+    }
+    per_round += "]";
+    failures = direct_side.failures + sidecar_side.failures;
+    auto side_json = [&](side& sd) {
+      return "{\"messages\":" + std::to_string(sd.messages) +
+             ",\"failures\":" + std::to_string(sd.failures) +
+             ",\"elapsed_s\":" + fmt_num(sd.elapsed_s) +
+             ",\"sidecar_cpu_us_per_msg\":" + fmt_num(sd.cpu_us / static_cast<double>(rounds)) +
+             ",\"latency_ms\":" + sd.pooled.percentiles_json() + "}";
+    };
+    line.num("rate_msg_s", rate).num("duration_s", duration_s).integer("rounds", rounds);
+    line.integer("failures", failures);
+    line.raw("direct", side_json(direct_side)).raw("sidecar", side_json(sidecar_side));
+    line.raw("added_p50_ms", spread_json(added_p50)).raw("added_p99_ms", spread_json(added_p99));
+    line.raw("per_round", per_round);
+  }
+  if (broker) broker->close();
+  // The client's connections belong to the I/O thread: drop it there.
+  std::promise<void> dropped;
+  boost::asio::post(ctx, [&] {
+    web.reset();
+    dropped.set_value();
+  });
+  dropped.get_future().wait();
+  stop_io();
   line.print();
   return failures == 0 ? 0 : 1;
 }

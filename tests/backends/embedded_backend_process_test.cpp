@@ -11,6 +11,7 @@
 #include "backends/embedded/embedded_backend.h"
 #include "backends/testing/conformance.h"
 #include "broker_client/client.h"
+#include "io/runtime.h"
 #include "testing/process.h"
 
 namespace outrider {
@@ -101,7 +102,30 @@ backends::conformance::target embedded_target() {
   return t;
 }
 
-INSTANTIATE_TEST_SUITE_P(embedded, backend_conformance, ::testing::Values(embedded_target()),
+// The same backend on a shared io_context (how the sidecar runs it: on its
+// runtime's context 0, no backend thread). The runtime stops after the backend
+// is closed, as in the sidecar.
+backends::conformance::target embedded_shared_context_target() {
+  auto t = embedded_target();
+  t.name = "embedded_shared_context";
+  t.make = [] {
+    auto rt = std::make_shared<io::runtime>(1);
+    rt->start();
+    backends::embedded_backend_options o;
+    o.address = broker_environment::address();
+    o.max_reconnect_interval = 500ms;
+    auto b = std::make_shared<backends::embedded_backend>(o, rt->context(0));
+    return std::shared_ptr<backends::backend>(b.get(), [rt, b](backends::backend*) mutable {
+      b->close();
+      b.reset();
+      rt->stop();
+    });
+  };
+  return t;
+}
+
+INSTANTIATE_TEST_SUITE_P(embedded, backend_conformance,
+                         ::testing::Values(embedded_target(), embedded_shared_context_target()),
                          backends::conformance::target_name);
 
 template <class T, class Call>

@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "base/time_format.h"
 #include "broker_client/client.h"
+#include "io/runtime.h"
 
 namespace outrider::backends {
 namespace {
@@ -64,12 +65,19 @@ struct embedded_backend::impl : std::enable_shared_from_this<impl> {
     std::unordered_set<bc::delivery_tag> unsettled;
   };
 
-  explicit impl(embedded_backend_options o)
-      : opts(std::move(o)), guard(ctx.get_executor()), reconnect_timer(ctx) {}
+  // `shared` null: a private io_context (run by `thread`).
+  impl(embedded_backend_options o, asio::io_context* shared)
+      : opts(std::move(o)),
+        own(shared == nullptr ? std::make_unique<asio::io_context>(1) : nullptr),
+        ctx(shared == nullptr ? *own : *shared),
+        reconnect_timer(ctx) {
+    if (own) guard.emplace(ctx.get_executor());
+  }
 
   embedded_backend_options opts;
-  asio::io_context ctx{1};
-  asio::executor_work_guard<asio::io_context::executor_type> guard;
+  std::unique_ptr<asio::io_context> own;
+  asio::io_context& ctx;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
   std::thread thread;
   std::future<void> finished;
   std::atomic<bool> closed{false};
@@ -274,11 +282,13 @@ struct embedded_backend::impl : std::enable_shared_from_this<impl> {
 
   void retry_establish(subscription_handle handle, std::uint32_t gen) {
     auto timer = std::make_shared<asio::steady_timer>(ctx, opts.min_reconnect_interval * 10);
-    timer->async_wait([this, timer, handle, gen](boost::system::error_code ec) {
-      if (ec || state != conn_state::ready || gen != generation) return;
-      auto it = subs.find(handle);
-      if (it != subs.end() && !it->second.established) establish(handle, nullptr);
-    });
+    // Holds the impl: on a shared context the timer may fire after close().
+    timer->async_wait(
+        [this, self = shared_from_this(), timer, handle, gen](boost::system::error_code ec) {
+          if (ec || state != conn_state::ready || gen != generation) return;
+          auto it = subs.find(handle);
+          if (it != subs.end() && !it->second.established) establish(handle, nullptr);
+        });
   }
 
   // ---------------- publishing ----------------
@@ -419,12 +429,13 @@ struct embedded_backend::impl : std::enable_shared_from_this<impl> {
     auto answered = std::make_shared<bool>(false);
     auto shared_done = std::make_shared<callback<status>>(std::move(done));
     auto timer = std::make_shared<asio::steady_timer>(ctx, opts.health_timeout);
-    timer->async_wait([this, answered, shared_done](boost::system::error_code ec) {
-      if (ec || *answered) return;
-      *answered = true;
-      (*shared_done)(error(errc::unavailable,
-                           "the broker at " + opts.address + " did not answer a ping in time"));
-    });
+    timer->async_wait(
+        [this, self = shared_from_this(), answered, shared_done](boost::system::error_code ec) {
+          if (ec || *answered) return;
+          *answered = true;
+          (*shared_done)(error(errc::unavailable,
+                               "the broker at " + opts.address + " did not answer a ping in time"));
+        });
     client->ping([this, answered, shared_done, timer](status s) {
       timer->cancel();
       if (*answered) return;
@@ -446,8 +457,14 @@ std::string embedded_backend::queue_name(std::string_view topic, std::string_vie
   return name;
 }
 
+embedded_backend::embedded_backend(embedded_backend_options options,
+                                   boost::asio::io_context& shared_context)
+    : impl_(std::make_shared<impl>(std::move(options), &shared_context)) {
+  impl_->post([](impl& m) { m.connect(); });
+}
+
 embedded_backend::embedded_backend(embedded_backend_options options)
-    : impl_(std::make_shared<impl>(std::move(options))) {
+    : impl_(std::make_shared<impl>(std::move(options), nullptr)) {
   std::promise<void> finished;
   impl_->finished = finished.get_future();
   impl_->thread = std::thread([im = impl_.get(), finished = std::move(finished)]() mutable {
@@ -572,6 +589,21 @@ void embedded_backend::health(callback<status> done) {
 
 void embedded_backend::close() {
   if (impl_->closed.exchange(true)) return;
+  if (!impl_->own) {
+    // Shared context: shut down on its thread (client callbacks fail there,
+    // inline); handlers still queued hold the impl and find it closed.
+    if (impl_->ctx.get_executor().running_in_this_thread()) return impl_->shut();
+    auto shut = std::make_shared<std::promise<void>>();
+    auto done = shut->get_future();
+    impl_->post([shut](impl& m) {
+      m.shut();
+      shut->set_value();
+    });
+    if (done.wait_for(close_wait) != std::future_status::ready) {
+      logger.warn("the broker connection did not close in time (is the I/O thread stopped?)");
+    }
+    return;
+  }
   impl_->post([](impl& m) { m.shut(); });
   impl_->guard.reset();
   if (impl_->finished.wait_for(close_wait) != std::future_status::ready) {
@@ -615,6 +647,11 @@ result<std::unique_ptr<backend>> make_embedded_backend(const config::node& metad
   auto o = parse_embedded_backend_options(metadata);
   if (!o) return o.error();
   if (!context.app_id.empty()) o->client_name = "outrider-sidecar:" + context.app_id;
+  // On the runtime's context 0 (the sidecar's I/O thread) when there is one.
+  if (context.runtime != nullptr) {
+    return std::unique_ptr<backend>(
+        std::make_unique<embedded_backend>(std::move(*o), context.runtime->context(0)));
+  }
   return std::unique_ptr<backend>(std::make_unique<embedded_backend>(std::move(*o)));
 }
 

@@ -25,9 +25,16 @@
 // "unix:/path", default 127.0.0.1:7450), connectTimeout (duration, 2s),
 // maxReconnectInterval (duration, 5s). Unknown keys are config_invalid.
 //
-// Threading: one private io_context run by one backend thread; every method
-// may be called from any thread and is posted there; callbacks run on it
-// (or, for calls refused after close(), on the caller's thread).
+// Threading: by default one private io_context run by one backend thread;
+// every method may be called from any thread and is posted there; callbacks
+// run on it (or, for calls refused after close(), on the caller's thread).
+// Given a shared io_context instead (the registry factory passes the
+// runtime's context 0: the sidecar's I/O thread), the backend has no thread of
+// its own and everything runs on that context's thread, so a publish from a
+// handler on it reaches the broker connection and its confirm comes back
+// without a thread hop. close() is then called while that context runs (from
+// another thread, which waits, or on the context's thread itself); the
+// context must outlive the backend's pending handlers (they hold it).
 #pragma once
 
 #include <memory>
@@ -36,6 +43,10 @@
 #include "backends/backend.h"
 #include "backends/registry.h"
 #include "config/node.h"
+
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
 
 namespace outrider::backends {
 
@@ -53,6 +64,8 @@ class embedded_backend final : public backend {
  public:
   // Starts the backend thread and the first connect attempt; never blocks.
   explicit embedded_backend(embedded_backend_options options);
+  // Runs on `shared_context` (see Threading above); no thread of its own.
+  embedded_backend(embedded_backend_options options, boost::asio::io_context& shared_context);
   ~embedded_backend() override;  // close()
   embedded_backend(const embedded_backend&) = delete;
   embedded_backend& operator=(const embedded_backend&) = delete;

@@ -43,6 +43,11 @@ class fake_service final : public service {
     std::lock_guard lock(mutex_);
     return max_outstanding_;
   }
+  // ack() calls so far, and deliveries acked by them.
+  std::pair<std::size_t, std::size_t> acks() {
+    std::lock_guard lock(mutex_);
+    return {ack_calls_, acked_};
+  }
   std::size_t subscriptions() {
     std::lock_guard lock(mutex_);
     return subs_.size();
@@ -139,6 +144,7 @@ class fake_service final : public service {
            completion<std::vector<bc::settle_failure>> done) override {
     std::vector<bc::settle_failure> failures;
     std::unique_lock lock(mutex_);
+    ++ack_calls_;
     for (auto tag : tags) {
       auto it = leased_.find(tag);
       if (it == leased_.end()) {
@@ -147,6 +153,7 @@ class fake_service final : public service {
       }
       release_locked(it->second.sub);
       leased_.erase(it);
+      ++acked_;
     }
     dispatch_locked();
     lock.unlock();
@@ -325,6 +332,8 @@ class fake_service final : public service {
   bc::delivery_tag next_tag_ = 1;
   std::uint64_t published_ = 0;
   std::uint64_t deliveries_ = 0;
+  std::size_t ack_calls_ = 0;
+  std::size_t acked_ = 0;
   std::size_t max_outstanding_ = 0;
 };
 

@@ -277,6 +277,42 @@ TEST_F(broker_server_test, subscribe_never_exceeds_credit_over_a_unix_socket) {
   EXPECT_EQ(bodies.size(), static_cast<std::size_t>(total));
 }
 
+// A consumer acking each delivery without a callback (as the benchmarks do):
+// the acks of one DELIVER frame travel as one ACK frame, and the credit they
+// give back still lets every later message through.
+TEST_F(broker_server_test, acks_without_a_callback_are_merged_and_still_top_up_credit) {
+  client_thread producer(options());
+  ASSERT_TRUE(producer.connect().ok());
+  ASSERT_TRUE(producer.declare_queue("jobs").ok());
+  constexpr int per_batch = 20;
+  auto publish_batch = [&](int b) {
+    std::vector<bc::outgoing_message> batch;
+    for (int i = 0; i < per_batch; ++i) batch.push_back(msg("jobs", std::to_string(b * 100 + i)));
+    return producer.publish(std::move(batch)).ok();
+  };
+  ASSERT_TRUE(publish_batch(0));
+  client_thread consumer(options());
+  ASSERT_TRUE(consumer.connect().ok());
+  std::atomic<int> got{0};
+  bc::client* c = consumer.c.get();
+  auto sub = consumer.call<result<bc::subscription_id>>([&](auto done) {
+    c->subscribe(
+        {"jobs", per_batch, {}},
+        [&, c](bc::delivery d) {
+          c->ack({d.tag}, nullptr);
+          ++got;
+        },
+        done);
+  });
+  ASSERT_TRUE(sub.ok());
+  ASSERT_TRUE(eventually([&] { return fake.acks().second == per_batch; }));
+  EXPECT_LT(fake.acks().first, static_cast<std::size_t>(per_batch));
+  for (int b = 1; b <= 3; ++b) ASSERT_TRUE(publish_batch(b));
+  ASSERT_TRUE(eventually([&] { return fake.acks().second == 4 * per_batch; }));
+  EXPECT_EQ(got.load(), 4 * per_batch);
+  EXPECT_LE(fake.max_outstanding(), static_cast<std::size_t>(per_batch));
+}
+
 TEST_F(broker_server_test, nack_redelivers_or_dead_letters_and_admin_calls_work) {
   client_thread ct(options());
   ASSERT_TRUE(ct.connect().ok());

@@ -87,6 +87,10 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   // drop) while it runs without destroying the function being executed.
   std::unordered_map<subscription_id, std::shared_ptr<callback<delivery>>> subs;
   std::unordered_map<delivery_tag, subscription_id> unsettled;
+  // Acks without a callback, sent as one ACK frame (and one CREDIT frame per
+  // subscription) before the next frame or write: a consumer acking each
+  // delivery of a DELIVER frame sends two frames for the lot, not two each.
+  std::vector<delivery_tag> deferred_acks;
   callback<error> disconnect_handler;
   callback<status> connect_done;
 
@@ -112,10 +116,21 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       asio::post(ctx, [handler = std::move(handler)]() { handler(unavailable("not connected")); });
       return;
     }
+    flush_deferred_acks();
     const auto rid = request_id();
     encode(out, rid);
     pending.emplace(rid, std::move(handler));
     wake_writer();
+  }
+
+  // Encodes the deferred acks (in order, before anything sent after them).
+  void flush_deferred_acks() {
+    if (deferred_acks.empty()) return;
+    const auto rid = request_id();
+    encode_ack(out, rid, deferred_acks);
+    pending.emplace(rid, [](result<frame>) {});  // nobody asked for the outcome
+    settle_credit(deferred_acks);
+    deferred_acks.clear();
   }
 
   template <class T, class Decode>
@@ -269,6 +284,7 @@ asio::awaitable<void> client::impl::reader() {
 asio::awaitable<void> client::impl::writer() {
   auto self = shared_from_this();
   while (st != state::closed) {
+    flush_deferred_acks();
     if (out.empty()) {
       write_wake.expires_at(never);
       co_await write_wake.async_wait(use_tuple);
@@ -382,6 +398,7 @@ void client::impl::shut(const error& for_pending, bool notify) {
   in_flight = 0;
   subs.clear();
   unsettled.clear();
+  deferred_acks.clear();
   for (auto& [rid, h] : handlers) h(for_pending);
   for (auto& q : waiting) {
     if (q.done) q.done(for_pending);
@@ -390,6 +407,7 @@ void client::impl::shut(const error& for_pending, bool notify) {
 }
 
 void client::impl::send_publish(queued_publish p) {
+  flush_deferred_acks();
   out += p.bytes;
   ++in_flight;
   auto done = std::move(p.done);
@@ -548,6 +566,7 @@ void client::unsubscribe(subscription_id subscription, callback<status> done) {
 void client::add_credit(subscription_id subscription, std::uint32_t credit) {
   impl_->run([subscription, credit](impl& m) {
     if (m.st != impl::state::ready || credit == 0) return;
+    m.flush_deferred_acks();
     encode_credit(m.out, m.request_id(), subscription, credit);
     m.wake_writer();
   });
@@ -556,6 +575,11 @@ void client::add_credit(subscription_id subscription, std::uint32_t credit) {
 void client::ack(std::vector<delivery_tag> tags,
                  callback<result<std::vector<settle_failure>>> done) {
   impl_->run([tags = std::move(tags), done = std::move(done)](impl& m) mutable {
+    if (!done) {
+      if (m.st != impl::state::ready) return;
+      m.deferred_acks.insert(m.deferred_acks.end(), tags.begin(), tags.end());
+      return m.wake_writer();
+    }
     m.request([&](std::string& o, std::uint32_t rid) { encode_ack(o, rid, tags); },
               impl::expect<std::vector<settle_failure>>(opcode::settle_result, std::move(done),
                                                         decode_settle_result));

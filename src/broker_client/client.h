@@ -9,7 +9,9 @@
 //
 // Pipelining: every call sends its frame at once (coalesced with other frames
 // queued in the same turn of the io_context) and does not wait for earlier
-// answers. Publishes: at most `max_in_flight_batches` PUBLISH frames await
+// answers. Acks without a callback are merged: those made in one turn (e.g. one
+// per delivery of a DELIVER frame) go out as one ACK frame, before any later
+// frame. Publishes: at most `max_in_flight_batches` PUBLISH frames await
 // their CONFIRM; further batches wait in a local queue, in order, and go out
 // as confirms arrive; a batch that finds `max_queued_batches` already waiting
 // fails at once with resource_exhausted (the caller's signal to slow down).

@@ -16,7 +16,9 @@ name (the exporter's threads are "trace-export" and "trace-send"), plus utime fr
 threads' context switches. Reports, per publish: the median CPU of each side over the rounds,
 the median of the per-round differences (on - off, the paired estimate), their quartiles and
 range, the exporter threads' share of the traced side and the rest (request path), user time,
-and context switches. Each traced publish records two spans (SERVER and PRODUCER). The
+and context switches. `--control` runs the same with tracing off on both sidecars: the A/A
+check of the bench's own bias and noise, to read the traced figure against. Each traced
+publish records two spans (SERVER and PRODUCER). The
 in-process measurement of the same work, without the HTTP and broker I/O and their noise, is
 bench_tracing_path.
 Python 3 standard library only.
@@ -112,6 +114,9 @@ def main():
     ap.add_argument("--runs", type=int, default=8, help="rounds (each: one run per side)")
     ap.add_argument("--sampling", type=float, default=1.0,
                     help="the traced sidecar's --trace-sampling (0: contexts only, nothing exported)")
+    ap.add_argument("--control", action="store_true",
+                    help="A/A check: the 'on' sidecar runs without tracing too, so the reported "
+                         "overhead is the bench's own bias and noise")
     ap.add_argument("--order", choices=("together", "alternate"), default="together",
                     help="together: both sidecars loaded at once each round; alternate: in turn")
     args = ap.parse_args()
@@ -132,9 +137,9 @@ def main():
                       str(sink_port)], r"sink listening", log("sink"))
         procs.append(p)
         sidecars = {}
-        for name, extra in (("off", []),
-                            ("on", ["--trace-endpoint", f"http://127.0.0.1:{sink_port}/v1/traces",
-                                    "--trace-sampling", str(args.sampling)])):
+        traced = ["--trace-endpoint", f"http://127.0.0.1:{sink_port}/v1/traces",
+                  "--trace-sampling", str(args.sampling)]
+        for name, extra in (("off", []), ("on", [] if args.control else traced)):
             p, m = start([outrider, "sidecar", "--app-id", f"bench-{name}", "--app-port", "0",
                           "--dapr-http-port", "0", "--metrics-port", "0", "--io-threads", "1",
                           "--broker", f"127.0.0.1:{broker_port}"] + extra,
@@ -198,6 +203,7 @@ def main():
             return round(x, 2)
         print(json.dumps({"generator": "tracing_overhead", "rate": args.rate,
                           "sampling": args.sampling, "order": args.order,
+                          "control": args.control,
                           "duration_s": args.duration_s, "rounds": args.runs,
                           "publishes_per_run": int(args.rate * args.duration_s),
                           "cpu_us_per_publish_off": r2(quantile(results["off"], 0.5)),

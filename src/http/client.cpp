@@ -20,6 +20,7 @@
 #include <variant>
 
 #include "base/log.h"
+#include "http/detail/direct_io.h"
 #include "http/detail/lazy_deadline.h"
 #include "http/detail/streaming.h"
 
@@ -42,6 +43,25 @@ using tls_stream = beast::ssl_stream<beast::tcp_stream>;
 // keep-alive connections after seconds, not within one. A connection found
 // closed on use is retried once (see run()).
 constexpr auto probe_after_idle = std::chrono::seconds(1);
+// The first read of a response asks for this much (Beast's own reads start at 512 bytes, so a
+// 1 KiB answer took three reads).
+constexpr std::size_t response_read_bytes = 16 * 1024;
+
+// The request's wire form (Beast's serializer, run to the end into one string).
+void serialize_request(bhttp::request<bhttp::string_body>& msg, std::string& wire,
+                       boost::system::error_code& ec) {
+  wire.clear();
+  bhttp::serializer<true, bhttp::string_body> sr{msg};
+  do {
+    sr.next(ec, [&](boost::system::error_code&, const auto& buffers) {
+      const std::size_t n = beast::buffer_bytes(buffers);
+      const std::size_t at = wire.size();
+      wire.resize(at + n);
+      asio::buffer_copy(asio::buffer(wire.data() + at, n), buffers);
+      sr.consume(n);
+    });
+  } while (!ec && !sr.is_done());
+}
 
 bool idempotent(std::string_view method) {
   return method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE" ||
@@ -108,6 +128,7 @@ struct pooled {
       stream = std::move(o.stream);
       deadline = std::move(o.deadline);
       idle_since = o.idle_since;
+      wire = std::move(o.wire);
     }
     return *this;
   }
@@ -127,6 +148,7 @@ struct pooled {
   std::variant<std::unique_ptr<plain_stream>, std::unique_ptr<tls_stream>> stream;
   std::shared_ptr<detail::lazy_deadline> deadline;
   mono_time idle_since{};
+  std::string wire;  // the request being written (plain connections; reused)
 };
 
 struct client::impl : std::enable_shared_from_this<client::impl> {
@@ -217,6 +239,14 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     }
     boost::system::error_code ignored;
     tcp_s->socket().set_option(tcp::no_delay(true), ignored);
+    // Non-blocking for the direct reads and writes (detail/direct_io.h); async
+    // operations do not depend on it.
+    tcp_s->socket().non_blocking(true, cec);
+    if (cec) {
+      watch->shutdown();
+      co_return error(errc::unavailable,
+                      fmt::format("cannot connect to {}: {}", dest.origin(), cec.message()));
+    }
     watch->expires_never();
     if (dest.scheme != "https") co_return pooled{std::move(tcp_s), std::move(watch)};
 
@@ -277,6 +307,26 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         co_return error(errc::unavailable,
                         fmt::format("sending the request failed: {}", pumped.ec.message()));
       }
+    } else if constexpr (std::is_same_v<Stream, plain_stream>) {
+      // Plain TCP: the whole request goes out now when the kernel takes it (no posted
+      // completion); only a remainder waits for writability.
+      boost::system::error_code wec;
+      serialize_request(out, conn.wire, wec);
+      std::size_t written = 0;
+      if (!wec) written = detail::write_now(stream.socket(), conn.wire, wec);
+      if (!wec && written < conn.wire.size()) {
+        auto [rest_ec, rest] = co_await asio::async_write(
+            stream, asio::buffer(conn.wire.data() + written, conn.wire.size() - written),
+            use_tuple);
+        wec = rest_ec;
+      }
+      if (conn.wire.capacity() > 64 * 1024) std::string().swap(conn.wire);
+      if (wec) {
+        if (watch.expired())
+          co_return error(errc::deadline_exceeded, "request timed out while sending");
+        co_return error(errc::unavailable,
+                        fmt::format("sending the request failed: {}", wec.message()));
+      }
     } else {
       auto [wec, written] = co_await bhttp::async_write(stream, out, use_tuple);
       if (wec) {
@@ -289,10 +339,37 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     beast::flat_buffer buffer;
     bhttp::response_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(opts.response_header_limit));
-    if (opts.stream_response_threshold > 0 && out.method() != bhttp::verb::head) {
-      parser.body_limit(boost::none);  // decided once the head is in
+    const bool may_stream = opts.stream_response_threshold > 0 && out.method() != bhttp::verb::head;
+    // With streaming the body limit is decided once the head is in.
+    if (may_stream) {
+      parser.body_limit(boost::none);
+    } else {
+      parser.body_limit(opts.response_body_limit);
+    }
+    if (out.method() == bhttp::verb::head) parser.skip(true);
+    if constexpr (std::is_same_v<Stream, plain_stream>) {
+      // Plain TCP: one read of up to 16 KiB when the answer arrives, parsed in place; Beast's
+      // reads below only continue a head or body that did not fit.
       sent = true;
-      auto [hec, hread] = co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
+      auto rec = co_await detail::read_some_now(stream.socket(), buffer, response_read_bytes);
+      if (!rec) rec = detail::parse_buffered(parser, buffer);
+      if (rec && rec != asio::error::eof) {
+        if (watch.expired())
+          co_return error(errc::deadline_exceeded, "request timed out waiting for the response");
+        co_return error(errc::upstream_error,
+                        fmt::format("reading the response failed: {}", rec.message()));
+      }
+      // At eof, Beast's read below reports it the way it always did (end of a
+      // close-delimited body, or a partial message).
+    }
+    if (may_stream) {
+      sent = true;
+      boost::system::error_code hec;
+      if (!parser.is_header_done()) {
+        auto [read_ec, hread] =
+            co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
+        hec = read_ec;
+      }
       if (hec) {
         if (watch.expired())
           co_return error(errc::deadline_exceeded, "request timed out waiting for the response");
@@ -328,9 +405,12 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       }
     }
     parser.body_limit(opts.response_body_limit);
-    if (out.method() == bhttp::verb::head) parser.skip(true);
     sent = true;
-    auto [rec, read] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+    boost::system::error_code rec = detail::parse_buffered(parser, buffer);
+    if (!rec && !parser.is_done()) {
+      auto [read_ec, read] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+      rec = read_ec;
+    }
     if (rec) {
       if (watch.expired())
         co_return error(errc::deadline_exceeded, "request timed out waiting for the response");

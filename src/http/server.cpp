@@ -20,6 +20,7 @@
 #include <unordered_set>
 
 #include "base/log.h"
+#include "http/detail/direct_io.h"
 #include "http/detail/lazy_deadline.h"
 #include "http/detail/streaming.h"
 #include "io/runtime.h"
@@ -289,16 +290,18 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
   if (const auto ep = stream.socket().remote_endpoint(ec); !ec) {
     peer = ep.address().to_string() + ":" + std::to_string(ep.port());
   }
+  // Reads and writes try the socket now and wait for readiness only when it has nothing
+  // (or takes nothing): no completion is posted for bytes that are already there.
+  auto& sock = stream.socket();
+  sock.non_blocking(true, ec);
+  if (ec) co_return;
   for (;;) {
     c->busy = false;
     if (stopping) break;
     if (buffer.size() == 0) {
-      // Idle: wait for the first byte of the next request.
+      // Idle: wait for the first bytes of the next request.
       deadline.expires_after(opts.idle_timeout);
-      auto [read_ec, n] =
-          co_await stream.async_read_some(buffer.prepare(read_chunk_bytes), use_tuple);
-      if (read_ec) break;
-      buffer.commit(n);
+      if (co_await detail::read_some_now(sock, buffer, read_chunk_bytes)) break;
     }
     c->busy = true;
     bhttp::request_parser<bhttp::string_body> parser;
@@ -310,8 +313,13 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
       parser.body_limit(opts.body_limit);
     }
     deadline.expires_after(opts.header_timeout);
-    auto [header_ec, header_bytes] =
-        co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
+    // The head is usually whole in the buffer already: parse it in place.
+    auto header_ec = detail::parse_buffered(parser, buffer);
+    if (!header_ec && !parser.is_header_done()) {
+      auto [read_ec, header_bytes] =
+          co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
+      header_ec = read_ec;
+    }
     if (header_ec) {
       if (deadline.expired()) break;  // the header deadline passed: close without an answer
       if (header_ec == bhttp::error::header_limit) {
@@ -367,7 +375,11 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
     }
     if (!parser.is_done() && !streamed) {
       deadline.expires_after(opts.body_timeout);
-      auto [body_ec, body_bytes] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+      auto body_ec = detail::parse_buffered(parser, buffer);
+      if (!body_ec && !parser.is_done()) {
+        auto [read_ec, body_bytes] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+        body_ec = read_ec;
+      }
       if (body_ec) {
         if (deadline.expired()) break;
         if (body_ec == bhttp::error::body_limit) {
@@ -440,8 +452,15 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
     }
     c->out.clear();
     serialize_response(c->out, resp, version, keep_alive, head, opts.server_header);
-    deadline.expires_after(opts.write_timeout);
-    auto [write_ec, written] = co_await asio::async_write(stream, asio::buffer(c->out), use_tuple);
+    boost::system::error_code write_ec;
+    const std::size_t written_now = detail::write_now(sock, c->out, write_ec);
+    if (!write_ec && written_now < c->out.size()) {
+      deadline.expires_after(opts.write_timeout);
+      auto [rest_ec, rest] = co_await asio::async_write(
+          stream, asio::buffer(c->out.data() + written_now, c->out.size() - written_now),
+          use_tuple);
+      write_ec = rest_ec;
+    }
     if (upload) buffer = upload->detach();
     if (write_ec) break;
     if (c->out.capacity() > max_kept_output_bytes)

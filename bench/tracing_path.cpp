@@ -101,15 +101,9 @@ void handle_publish(http::request&& req, const tracing::tracer* tracer,
   int answered = 0;
   http::responder r([&answered](http::response&& resp) { answered = resp.status; });
   // sidecar.cpp traced(): the SERVER span and a responder that ends it.
-  std::shared_ptr<tracing::active_span> server;
   if (tracer != nullptr) {
-    server = std::make_shared<tracing::active_span>(
-        sidecar::start_server_span(*tracer, req, "127.0.0.1", listen_port, false));
-    r = http::responder([server, inner = r](http::response&& resp) {
-      sidecar::set_error_from_status(*server, resp.status, true);
-      server->end();
-      inner.send(std::move(resp));
-    });
+    r = sidecar::ending_on_response(
+        sidecar::start_server_span(*tracer, req, "127.0.0.1", listen_port, false), std::move(r));
   }
   // sidecar.cpp publish(): the envelope, the PRODUCER span, the message.
   const std::string pubsub(req.params.at("pubsub"));

@@ -161,4 +161,18 @@ void set_error_from_status(tracing::active_span& span, int status, bool server_s
   }
 }
 
+http::responder ending_on_response(tracing::active_span span, http::responder inner) {
+  struct call {
+    tracing::active_span span;
+    http::responder inner;
+  };
+  // The callback holds only this pointer, small enough for std::function's own storage.
+  auto c = std::make_shared<call>(call{std::move(span), std::move(inner)});
+  return http::responder([c](http::response&& resp) {
+    set_error_from_status(c->span, resp.status, true);
+    c->span.end();
+    c->inner.send(std::move(resp));
+  });
+}
+
 }  // namespace outrider::sidecar

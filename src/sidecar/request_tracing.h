@@ -10,7 +10,7 @@
 //   note_message(producer, msg);
 //   producer.end();
 //   set_error_from_status(server, 204, true);
-//   server.end();
+//   server.end();     // or: respond through ending_on_response(std::move(server), r)
 //
 // Thread-safety: stateless; spans follow tracer.h's rules.
 #pragma once
@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "backends/backend.h"
+#include "http/handler.h"
 #include "http/message.h"
 #include "tracing/tracer.h"
 
@@ -75,5 +76,9 @@ void note_message(tracing::active_span& span, const backends::message& m);
 
 // http.response.status_code, and ERROR status for 5xx (servers) or 4xx/5xx (clients), as OTel says.
 void set_error_from_status(tracing::active_span& span, int status, bool server_side);
+
+// A responder that ends the SERVER span `span` with the response's status,
+// then answers through `inner` (one allocation for both).
+http::responder ending_on_response(tracing::active_span span, http::responder inner);
 
 }  // namespace outrider::sidecar

@@ -318,13 +318,7 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
       auto span =
           start_server_span(*self->tracer, req, self->opts.listen_host,
                             self->server ? self->server->port() : 0, self->opts.tracing.emit_b3);
-      auto shared = std::make_shared<tracing::active_span>(std::move(span));
-      http::responder wrapped([shared, r](http::response&& resp) {
-        set_error_from_status(*shared, resp.status, true);
-        shared->end();
-        r.send(std::move(resp));
-      });
-      inner(std::move(req), std::move(wrapped));
+      inner(std::move(req), ending_on_response(std::move(span), std::move(r)));
     };
   }
 

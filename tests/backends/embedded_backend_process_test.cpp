@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <future>
 #include <gtest/gtest.h>
+#include <set>
 #include <thread>
 
 #include "backends/embedded/embedded_backend.h"
@@ -231,6 +232,99 @@ TEST(embedded_backend_process, survives_a_broker_restart) {
   EXPECT_TRUE(saw_after);
   EXPECT_TRUE(saw_before_again);
   b->close();
+}
+
+// Publishes and acks made in one turn of the backend's context go to the
+// broker as one PUBLISH and one ACK (the backend coalesces them): every call
+// still gets its own outcomes, in its own order, with its own ids, and every
+// ack settles its own delivery (nothing is redelivered).
+TEST(embedded_backend_process, publishes_and_acks_of_one_turn_each_get_their_own_outcome) {
+  io::runtime rt(1);
+  rt.start();
+  backends::embedded_backend_options o;
+  o.address = broker_environment::address();
+  auto b = std::make_shared<backends::embedded_backend>(o, rt.context(0));
+  ASSERT_TRUE(wait_until_healthy(*b, true, 10s));
+  const std::string topic = "coalesced";
+  sink s;
+  auto sub = call<result<backends::subscription_handle>>([&](auto done) {
+    b->subscribe({topic, "app", 0, 60s, 200}, s.fn(), done);
+  });
+  ASSERT_TRUE(sub.ok()) << sub.error().message;
+
+  // 40 calls from one handler on the context: single messages with a given id,
+  // and pairs with backend-assigned ids.
+  constexpr int calls = 40;
+  struct call_result {
+    std::vector<id128> sent;
+    std::size_t size = 0;
+    result<std::vector<backends::publish_outcome>> got = error(errc::internal, "no answer");
+  };
+  std::vector<call_result> results(calls);
+  std::atomic<int> answered{0};
+  std::promise<void> all;
+  rt.post(0, [&] {
+    for (int i = 0; i < calls; ++i) {
+      std::vector<backends::message> batch;
+      if (i % 2 == 0) {
+        const auto id = id128::random();
+        results[i].sent.push_back(id);
+        batch.push_back(backends::message{topic, id, {}, "single " + std::to_string(i), {}});
+      } else {
+        batch.push_back(backends::message{topic, {}, {}, "pair a " + std::to_string(i), {}});
+        batch.push_back(backends::message{topic, {}, {}, "pair b " + std::to_string(i), {}});
+      }
+      results[i].size = batch.size();
+      b->publish(std::move(batch), [&, i](result<std::vector<backends::publish_outcome>> r) {
+        results[i].got = std::move(r);
+        if (++answered == calls) all.set_value();
+      });
+    }
+  });
+  ASSERT_EQ(all.get_future().wait_for(15s), std::future_status::ready);
+  std::set<id128> ids;
+  for (int i = 0; i < calls; ++i) {
+    ASSERT_TRUE(results[i].got.ok()) << i << ": " << results[i].got.error().message;
+    ASSERT_EQ(results[i].got->size(), results[i].size) << i;
+    for (std::size_t k = 0; k < results[i].size; ++k) {
+      const auto& out = results[i].got->at(k);
+      EXPECT_TRUE(out.outcome.ok()) << i;
+      if (!results[i].sent.empty()) {
+        EXPECT_EQ(out.id, results[i].sent[k]) << i;
+      }
+      ids.insert(out.id);
+    }
+  }
+  constexpr std::size_t messages = calls / 2 + calls;  // 20 singles + 20 pairs
+  EXPECT_EQ(ids.size(), messages);
+
+  // Every delivery acked from one handler: one ACK frame, each ack answered ok.
+  ASSERT_TRUE(s.wait_for(messages, 15s));
+  std::vector<backends::delivery> got;
+  for (std::size_t i = 0; i < messages; ++i) got.push_back(s.at(i));
+  std::atomic<int> acked{0};
+  std::atomic<int> ack_errors{0};
+  std::promise<void> all_acked;
+  rt.post(0, [&] {
+    for (const auto& d : got) {
+      b->settle(d.handle, backends::settle_action::ack(), [&](status st) {
+        if (!st.ok()) ++ack_errors;
+        if (++acked == static_cast<int>(messages)) all_acked.set_value();
+      });
+    }
+  });
+  ASSERT_EQ(all_acked.get_future().wait_for(15s), std::future_status::ready);
+  EXPECT_EQ(ack_errors.load(), 0);
+  std::set<id128> delivered;
+  for (const auto& d : got) delivered.insert(d.id);
+  EXPECT_EQ(delivered, ids);
+  // Settled for good: the queue holds nothing (PEEK shows ready and leased messages).
+  EXPECT_TRUE(peek_bodies(broker_environment::address(),
+                          backends::embedded_backend::queue_name(topic, "app"))
+                  .empty());
+  b->close();
+  b.reset();
+  rt.stop();
 }
 
 }  // namespace

@@ -183,6 +183,8 @@ struct embedded_backend::impl : std::enable_shared_from_this<impl> {
     reconnect_timer.cancel();
     if (client) client->close();
     run_waiting(false);
+    flush_publishes();  // not sent yet: they fail with shutting_down
+    flush_acks();
     subs.clear();
   }
 
@@ -293,7 +295,122 @@ struct embedded_backend::impl : std::enable_shared_from_this<impl> {
 
   // ---------------- publishing ----------------
 
+  // Publishes that arrive in one turn of the io_context go to the broker as one
+  // PUBLISH batch (split only by the broker's limits), and acks as one ACK:
+  // fewer frames, confirms and broker engine calls per message, and the
+  // client's bound on batches awaiting confirms no longer bounds messages.
+  struct publish_waiter {
+    std::size_t count = 0;
+    callback<result<std::vector<publish_outcome>>> done;
+  };
+  struct ack_waiter {
+    bc::delivery_tag tag = 0;
+    std::uint32_t generation = 0;
+    callback<status> done;  // may be null
+  };
+  std::vector<message> coalesced;
+  std::vector<publish_waiter> publish_waiters;
+  bool publish_flush_posted = false;
+  std::vector<ack_waiter> coalesced_acks;
+  bool ack_flush_posted = false;
+
   void publish(std::vector<message> batch, callback<result<std::vector<publish_outcome>>> done) {
+    if (state != conn_state::ready) return done(not_connected());
+    publish_waiters.push_back(publish_waiter{batch.size(), std::move(done)});
+    for (auto& m : batch) coalesced.push_back(std::move(m));
+    if (publish_flush_posted) return;
+    publish_flush_posted = true;
+    asio::post(ctx, [self = shared_from_this()] { self->flush_publishes(); });
+  }
+
+  void flush_publishes() {
+    publish_flush_posted = false;
+    auto batch = std::move(coalesced);
+    auto waiters = std::move(publish_waiters);
+    coalesced.clear();
+    publish_waiters.clear();
+    if (waiters.empty()) return;
+    if (state != conn_state::ready) {
+      const error e = state == conn_state::closed ? shutting_down_error() : not_connected();
+      for (auto& w : waiters) w.done(e);
+      return;
+    }
+    if (waiters.size() == 1) return send_batch(std::move(batch), std::move(waiters.front().done));
+    send_batch(std::move(batch),
+               [waiters = std::move(waiters)](result<std::vector<publish_outcome>> r) mutable {
+                 std::size_t at = 0;
+                 for (auto& w : waiters) {
+                   if (!r) {
+                     w.done(r.error());
+                     continue;
+                   }
+                   if (at + w.count > r->size()) {
+                     w.done(error(errc::internal, "the broker confirmed fewer messages than sent"));
+                     continue;
+                   }
+                   const auto first = r->begin() + static_cast<std::ptrdiff_t>(at);
+                   w.done(std::vector<publish_outcome>(
+                       std::make_move_iterator(first),
+                       std::make_move_iterator(first + static_cast<std::ptrdiff_t>(w.count))));
+                   at += w.count;
+                 }
+               });
+  }
+
+  void queue_ack(bc::delivery_tag tag, callback<status> done) {
+    coalesced_acks.push_back(ack_waiter{tag, generation, std::move(done)});
+    if (ack_flush_posted) return;
+    ack_flush_posted = true;
+    asio::post(ctx, [self = shared_from_this()] { self->flush_acks(); });
+  }
+
+  // Also called before any other settle or unsubscribe, so that the broker sees
+  // a connection's settlements in the order they were made.
+  void flush_acks() {
+    ack_flush_posted = false;
+    if (coalesced_acks.empty()) return;
+    auto acks = std::move(coalesced_acks);
+    coalesced_acks.clear();
+    std::vector<bc::delivery_tag> tags;
+    std::vector<ack_waiter> sent;
+    tags.reserve(acks.size());
+    sent.reserve(acks.size());
+    for (auto& a : acks) {
+      if (state != conn_state::ready || a.generation != generation) {
+        if (a.done) {
+          a.done(state == conn_state::closed
+                     ? shutting_down_error()
+                     : error(errc::delivery_not_found,
+                             "the delivery's broker connection was lost (the broker redelivers "
+                             "it)"));
+        }
+        continue;
+      }
+      tags.push_back(a.tag);
+      sent.push_back(std::move(a));
+    }
+    if (tags.empty()) return;
+    client->ack(std::move(tags), [this, sent = std::move(sent)](
+                                     result<std::vector<bc::settle_failure>> r) mutable {
+      for (auto& a : sent) {
+        if (!a.done) continue;
+        if (!r) {
+          a.done(state == conn_state::closed ? shutting_down_error() : status(r.error()));
+          continue;
+        }
+        status st = ok_status();
+        for (const auto& f : *r) {
+          if (f.tag == a.tag) {
+            st = f.err;
+            break;
+          }
+        }
+        a.done(std::move(st));
+      }
+    });
+  }
+
+  void send_batch(std::vector<message> batch, callback<result<std::vector<publish_outcome>>> done) {
     if (state != conn_state::ready) return done(not_connected());
     for (const auto& m : batch) {
       if (declared_topics.contains(m.topic)) continue;
@@ -383,13 +500,15 @@ struct embedded_backend::impl : std::enable_shared_from_this<impl> {
       }
       return;
     }
+    if (action.type == settle_action::kind::ack) return queue_ack(h.token, std::move(done));
+    flush_acks();
     auto finish = [this, done = std::move(done)](result<std::vector<bc::settle_failure>> r) {
       if (!done) return;
       if (!r && state == conn_state::closed) return done(shutting_down_error());
       done(settle_status(r));
     };
     switch (action.type) {
-      case settle_action::kind::ack: client->ack({h.token}, std::move(finish)); return;
+      case settle_action::kind::ack: return;  // queued above
       case settle_action::kind::retry:
         client->nack({bc::nack_entry{h.token, std::max(action.delay, nanoseconds{}), false, false}},
                      std::move(finish));
@@ -409,6 +528,7 @@ struct embedded_backend::impl : std::enable_shared_from_this<impl> {
       if (done) done(error(errc::consumer_not_found, "no subscription " + std::to_string(handle)));
       return;
     }
+    flush_acks();  // acks made before the unsubscribe reach the broker before it
     subscription sub = std::move(it->second);
     subs.erase(it);
     if (state != conn_state::ready || !sub.established) {

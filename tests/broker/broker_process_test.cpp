@@ -64,10 +64,12 @@ class connection {
 
 class broker_process : public ::testing::Test {
  protected:
-  std::unique_ptr<process> start_broker() {
-    auto p = std::make_unique<process>(std::vector<std::string>{
-        outrider_binary(), "broker", "--listen", "127.0.0.1:" + std::to_string(port_), "--data-dir",
-        data_.path(), "--metrics-listen", ""});
+  std::unique_ptr<process> start_broker(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv{
+        outrider_binary(), "broker",     "--listen",         "127.0.0.1:" + std::to_string(port_),
+        "--data-dir",      data_.path(), "--metrics-listen", ""};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto p = std::make_unique<process>(argv);
     EXPECT_TRUE(p->wait_for_output("outrider broker listening on", 20s)) << p->output();
     return p;
   }
@@ -94,9 +96,11 @@ TEST_F(broker_process, bad_flag_value_is_a_clear_error) {
   EXPECT_NE(p.output().find("--max-body: expected a size"), std::string::npos) << p.output();
 }
 
+// The first broker runs its engine on a thread of its own (--engine-thread),
+// the second on its connection thread (the default).
 TEST_F(broker_process, confirmed_messages_survive_a_restart) {
   {
-    auto broker = start_broker();
+    auto broker = start_broker({"--engine-thread", "true"});
     connection c(port_);
     ASSERT_TRUE(c.ok());
     ASSERT_TRUE(

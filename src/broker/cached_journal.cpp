@@ -11,16 +11,28 @@ cached_journal::cached_journal(journal& inner, std::size_t budget_bytes,
   }
 }
 
+bool cached_journal::admitted(std::uint8_t type, std::string_view payload) const {
+  return type < 32 && (type_mask_ & (1U << type)) != 0 && payload.size() <= budget_ &&
+         (!admit_ || admit_(type, payload));
+}
+
+void cached_journal::keep(std::uint64_t position, std::uint8_t type, std::string payload) {
+  const auto size = payload.size();
+  evict_to(budget_ - size);
+  entries_.emplace(position, entry{type, std::move(payload)});
+  order_.push_back(position);
+  bytes_ += size;
+}
+
 result<std::uint64_t> cached_journal::append(std::uint8_t type, std::string_view payload) {
   auto position = inner_.append(type, payload);
-  if (!position) return position;
-  if (type < 32 && (type_mask_ & (1U << type)) != 0 && payload.size() <= budget_ &&
-      (!admit_ || admit_(type, payload))) {
-    evict_to(budget_ - payload.size());
-    entries_.emplace(*position, entry{type, std::string(payload)});
-    order_.push_back(*position);
-    bytes_ += payload.size();
-  }
+  if (position && admitted(type, payload)) keep(*position, type, std::string(payload));
+  return position;
+}
+
+result<std::uint64_t> cached_journal::append_owned(std::uint8_t type, std::string&& payload) {
+  auto position = inner_.append(type, payload);
+  if (position && admitted(type, payload)) keep(*position, type, std::move(payload));
   return position;
 }
 

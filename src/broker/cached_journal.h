@@ -34,6 +34,8 @@ class cached_journal final : public journal {
                  std::initializer_list<std::uint8_t> cached_types, admit_fn admit = nullptr);
 
   result<std::uint64_t> append(std::uint8_t type, std::string_view payload) override;
+  // Caches the payload itself (no copy) when it is admitted.
+  result<std::uint64_t> append_owned(std::uint8_t type, std::string&& payload) override;
   result<journal_record> read(std::uint64_t position) override;
   status replay(std::uint64_t from, const visitor& fn) override { return inner_.replay(from, fn); }
 
@@ -47,6 +49,8 @@ class cached_journal final : public journal {
     std::uint8_t type;
     std::string payload;
   };
+  bool admitted(std::uint8_t type, std::string_view payload) const;
+  void keep(std::uint64_t position, std::uint8_t type, std::string payload);
   void evict_to(std::size_t budget);
 
   journal& inner_;

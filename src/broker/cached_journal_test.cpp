@@ -96,3 +96,31 @@ TEST(cached_journal, admit_predicate_keeps_scheduled_publishes_out) {
 
 }  // namespace
 }  // namespace outrider::broker
+
+namespace outrider::broker {
+namespace {
+
+// append_owned() keeps the caller's string itself; what is cached and what the
+// wrapped journal holds are the same bytes either way.
+TEST(cached_journal, append_owned_caches_the_payload_it_is_given) {
+  counting_journal base;
+  cached_journal j(base, 100, {10});
+  auto a = j.append_owned(10, std::string("published"));
+  auto b = j.append_owned(11, std::string("an ack"));
+  ASSERT_TRUE(a && b);
+  auto ra = j.read(*a);
+  ASSERT_TRUE(ra);
+  EXPECT_EQ(ra->payload, "published");
+  EXPECT_EQ(base.reads, 0);
+  auto rb = j.read(*b);  // not a cached type: read through
+  ASSERT_TRUE(rb);
+  EXPECT_EQ(rb->payload, "an ack");
+  EXPECT_EQ(base.reads, 1);
+  auto stored = base.inner.read(*a);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->payload, "published");
+  EXPECT_EQ(j.cached_bytes(), std::string("published").size());
+}
+
+}  // namespace
+}  // namespace outrider::broker

@@ -538,7 +538,7 @@ result<publish_receipt> engine::publish(publish_request request, wall_time now) 
   r.destinations = std::move(destinations);
   r.headers = std::move(request.headers);
   r.body = std::move(request.body);
-  auto position = log_.append(static_cast<std::uint8_t>(record_type::publish), encode(r));
+  auto position = log_.append_owned(static_cast<std::uint8_t>(record_type::publish), encode(r));
   if (!position) return std::move(position).error();
   OUTRIDER_TRY(apply_publish(r, *position));
   return publish_receipt{r.id, *position, r.destinations.size(), deliver_ns > now_ns};

@@ -45,6 +45,11 @@ class journal {
   // Appends a record; returns its position.
   // Errors: disk_full/resource_exhausted/io_error (nothing appended).
   virtual result<std::uint64_t> append(std::uint8_t type, std::string_view payload) = 0;
+  // The same, for a payload the caller no longer needs: a journal that keeps
+  // records in memory may take it over instead of copying it.
+  virtual result<std::uint64_t> append_owned(std::uint8_t type, std::string&& payload) {
+    return append(type, payload);
+  }
 
   // The record at `position` (a value append() returned).
   // Errors: not_found (no record starts there, or it was reclaimed),

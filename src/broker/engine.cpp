@@ -492,6 +492,22 @@ result<std::string> engine::declare_subscription(std::string_view topic, std::st
 
 // ---------------------------------------------------------------- publishing
 
+status engine::check_not_pending(const id128& id, const std::vector<std::string>& destinations) {
+  for (const auto& d : destinations) {
+    if (queues_[*find_queue(d)]->messages.contains(id)) {
+      return error(errc::already_exists,
+                   fmt::format("message {} is still pending in '{}'", id.to_string(), d));
+    }
+  }
+  auto scheduled = find_scheduled(id);
+  if (!scheduled) return std::move(scheduled).error();
+  if (scheduled->has_value()) {
+    return error(errc::already_exists,
+                 fmt::format("message {} is already scheduled", id.to_string()));
+  }
+  return ok_status();
+}
+
 result<publish_receipt> engine::publish(publish_request request, wall_time now) {
   if (request.body.size() > options_.max_body_bytes) {
     return error(errc::message_too_large,
@@ -515,21 +531,14 @@ result<publish_receipt> engine::publish(publish_request request, wall_time now) 
                  fmt::format("no queue or topic named '{}'", request.destination));
   }
   publish_record r;
-  r.id = request.id.is_zero()
-             ? id128::time_ordered(now, options_.random ? *options_.random : thread_random())
-             : request.id;
-  for (const auto& d : destinations) {
-    if (queues_[*find_queue(d)]->messages.contains(r.id)) {
-      return error(errc::already_exists,
-                   fmt::format("message {} is still pending in '{}'", r.id.to_string(), d));
-    }
-  }
-  auto scheduled = find_scheduled(r.id);
-  if (!scheduled) return std::move(scheduled).error();
-  if (scheduled->has_value()) {
-    return error(errc::already_exists,
-                 fmt::format("message {} is already scheduled", r.id.to_string()));
-  }
+  // An id chosen by the publisher must not be pending already. One generated
+  // here is new by construction (the millisecond and 80 random bits), so it
+  // skips the check: a lookup in the scheduled index, and with millions of
+  // scheduled messages a cache miss, on every publish without an id.
+  const bool generated = request.id.is_zero();
+  r.id = generated ? id128::time_ordered(now, options_.random ? *options_.random : thread_random())
+                   : request.id;
+  if (!generated) OUTRIDER_TRY(check_not_pending(r.id, destinations));
   const std::int64_t now_ns = to_ns(now);
   const std::int64_t deliver_ns = request.deliver_at ? to_ns(*request.deliver_at) : now_ns;
   r.published_at_ns = now_ns;

@@ -406,6 +406,8 @@ class engine {
   // The pending scheduled publish of `id` (verified against the journal) and
   // its position, if any.
   result<std::optional<std::pair<std::uint64_t, publish_record>>> find_scheduled(const id128& id);
+  // already_exists if `id` is pending in one of `destinations` or scheduled.
+  status check_not_pending(const id128& id, const std::vector<std::string>& destinations);
   void materialize(const publish_record& r, std::uint64_t position);
   void add_ready(std::uint32_t q, const id128& id, message_slot slot);
   void make_ready(std::uint32_t q, const id128& id, message_slot& slot);

@@ -129,7 +129,11 @@ struct engine::call_state {
   target_state* target = nullptr;
   mono_time started{};
   mono_time deadline{};
-  clock::timer_id deadline_timer = 0;
+  // Links in the deadline queue of the call's timeout (while it has not finished).
+  std::shared_ptr<call_state> next;
+  call_state* prev = nullptr;
+  std::size_t queue = 0;
+  bool queued = false;
   clock::timer_id backoff_timer = 0;
   std::uint32_t attempts = 0;
   bool holds_retry_slot = false;
@@ -138,15 +142,141 @@ struct engine::call_state {
   std::optional<error> last_error;
 };
 
+// Call deadlines without a timer per call. Calls with the same timeout end in the
+// order they started, so each timeout value has a FIFO queue (an intrusive list:
+// linking and unlinking allocate nothing) and one clock timer is armed for the
+// earliest deadline of all queues. A call that finishes only leaves its queue; the
+// timer is not moved: when it fires it times out the calls whose deadline passed
+// and is armed again for the earliest remaining one. With the usual seconds-long
+// timeouts and millisecond calls that is one timer operation per timeout period,
+// not a timer set and cancelled (and its cancellation run) per call. The queues
+// hold the calls they list, so a call is answered at its deadline even if its
+// attempt's callback never comes.
+struct engine::deadline_queues {
+  struct queue {
+    nanoseconds timeout{};
+    std::shared_ptr<call_state> head;
+    call_state* tail = nullptr;
+  };
+  std::vector<queue> queues;  // one per distinct timeout (a handful: they come from policies)
+  clock::timer_id timer = 0;
+  mono_time armed_for = mono_time::max();
+
+  std::size_t index_of(nanoseconds timeout) {
+    for (std::size_t i = 0; i < queues.size(); ++i) {
+      if (queues[i].timeout == timeout) return i;
+    }
+    queues.push_back(queue{timeout, nullptr, nullptr});
+    return queues.size() - 1;
+  }
+  void push(const std::shared_ptr<call_state>& c, std::size_t i) {
+    auto& q = queues[i];
+    c->queue = i;
+    c->queued = true;
+    c->prev = q.tail;
+    if (q.tail != nullptr) {
+      q.tail->next = c;
+    } else {
+      q.head = c;
+    }
+    q.tail = c.get();
+  }
+  void unlink(call_state& c) {
+    if (!c.queued) return;
+    c.queued = false;
+    auto& q = queues[c.queue];
+    auto next = std::move(c.next);  // may hold the last reference to the rest of the list
+    if (next) {
+      next->prev = c.prev;
+    } else {
+      q.tail = c.prev;
+    }
+    call_state* prev = c.prev;
+    c.prev = nullptr;
+    if (prev != nullptr) {
+      prev->next = std::move(next);  // may release `c` itself: touch nothing after this
+    } else {
+      q.head = std::move(next);
+    }
+  }
+  mono_time earliest() const {
+    mono_time t = mono_time::max();
+    for (const auto& q : queues) {
+      if (q.head && q.head->deadline < t) t = q.head->deadline;
+    }
+    return t;
+  }
+};
+
 engine::engine(clock& clk, random_source& random, metrics::registry& m, engine_options opts)
     : engine(clk, random, std::make_shared<target_table>(m, opts.budget), opts) {}
 
 engine::engine(clock& clk, random_source& random, std::shared_ptr<target_table> targets,
                engine_options opts)
-    : clock_(clk), random_(random), opts_(opts), table_(std::move(targets)) {}
+    : clock_(clk),
+      random_(random),
+      opts_(opts),
+      table_(std::move(targets)),
+      deadlines_(std::make_unique<deadline_queues>()) {}
 
 engine::~engine() {
   *alive_ = false;
+  if (deadlines_->timer != 0) clock_.cancel(deadlines_->timer);
+  // Unlink iteratively (a long list released from its head would recurse).
+  for (auto& q : deadlines_->queues) {
+    while (q.head) {
+      auto c = q.head;
+      deadlines_->unlink(*c);
+    }
+  }
+}
+
+void engine::watch_deadline(const std::shared_ptr<call_state>& c, nanoseconds timeout) {
+  deadlines_->push(c, deadlines_->index_of(timeout));
+  if (c->deadline < deadlines_->armed_for) arm_deadline_timer(c->deadline);
+}
+
+void engine::arm_deadline_timer(mono_time at) {
+  auto& d = *deadlines_;
+  if (d.timer != 0) clock_.cancel(d.timer);
+  d.armed_for = at;
+  const auto delay = std::max(nanoseconds(0),
+                              std::chrono::duration_cast<nanoseconds>(at - clock_.monotonic_now()));
+  d.timer = clock_.call_after(delay, [this, alive = alive_] {
+    if (!*alive) return;
+    on_deadline_timer();
+  });
+}
+
+void engine::on_deadline_timer() {
+  auto& d = *deadlines_;
+  d.timer = 0;
+  d.armed_for = mono_time::max();
+  const mono_time now = clock_.monotonic_now();
+  for (std::size_t i = 0; i < d.queues.size(); ++i) {
+    // time_out() answers the app, whose code may start calls (appended at the tails).
+    while (d.queues[i].head && d.queues[i].head->deadline <= now) {
+      auto c = d.queues[i].head;
+      d.unlink(*c);
+      time_out(c);
+    }
+  }
+  const mono_time next = d.earliest();
+  if (next != mono_time::max() && next < d.armed_for) arm_deadline_timer(next);
+}
+
+void engine::time_out(const std::shared_ptr<call_state>& call) {
+  if (call->finished) return;
+  if (call->target->timeouts) call->target->timeouts->inc();
+  finish(call,
+         http::response::from_error(error(
+             errc::deadline_exceeded,
+             fmt::format("{} did not answer within {} ms ({} attempts)", call->spec.target,
+                         std::chrono::duration_cast<std::chrono::milliseconds>(call->deadline -
+                                                                               call->started)
+                             .count(),
+                         call->attempts))),
+         "timeout");
 }
 
 engine::target_state& engine::state_of(const std::string& target, const target_policy& policy) {
@@ -178,21 +308,7 @@ void engine::call(call_spec spec, done_fn done) {
   c->target->budget.call_started();
   ++in_flight_;
   table_->in_flight_.fetch_add(1, std::memory_order_relaxed);
-  c->deadline_timer = clock_.call_after(timeout, [this, weak = std::weak_ptr(c), alive = alive_] {
-    auto call = weak.lock();
-    if (!*alive || !call || call->finished) return;
-    call->deadline_timer = 0;
-    if (call->target->timeouts) call->target->timeouts->inc();
-    finish(call,
-           http::response::from_error(error(
-               errc::deadline_exceeded,
-               fmt::format("{} did not answer within {} ms ({} attempts)", call->spec.target,
-                           std::chrono::duration_cast<std::chrono::milliseconds>(call->deadline -
-                                                                                 call->started)
-                               .count(),
-                           call->attempts))),
-           "timeout");
-  });
+  watch_deadline(c, timeout);
   attempt(c);
 }
 
@@ -325,9 +441,8 @@ void engine::finish(const std::shared_ptr<call_state>& c, http::response resp,
   if (c->finished) return;
   c->finished = true;
   auto& t = *c->target;
-  if (c->deadline_timer != 0) clock_.cancel(c->deadline_timer);
+  deadlines_->unlink(*c);  // `c` (the caller's reference) keeps the call alive
   if (c->backoff_timer != 0) clock_.cancel(c->backoff_timer);
-  c->deadline_timer = 0;
   c->backoff_timer = 0;
   if (c->holds_retry_slot) t.budget.release();
   t.budget.call_ended();

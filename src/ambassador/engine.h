@@ -169,6 +169,13 @@ class engine {
                          result<http::response> r);
   void finish(const std::shared_ptr<call_state>& c, http::response resp, std::string_view outcome,
               bool from_upstream = false);
+  // Call deadlines: calls in deadline order per timeout value, one clock timer
+  // for the earliest (see engine.cpp).
+  struct deadline_queues;
+  void watch_deadline(const std::shared_ptr<call_state>& c, nanoseconds timeout);
+  void arm_deadline_timer(mono_time at);
+  void on_deadline_timer();
+  void time_out(const std::shared_ptr<call_state>& c);
 
   clock& clock_;
   random_source& random_;
@@ -178,6 +185,7 @@ class engine {
   std::unordered_map<std::string, target_state*> targets_;  // cache of table_ lookups
   std::uint32_t in_flight_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::unique_ptr<deadline_queues> deadlines_;
 };
 
 // True for methods that may be repeated without changing the outcome (RFC 9110).

@@ -353,14 +353,21 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       sent = true;
       auto rec = co_await detail::read_some_now(stream.socket(), buffer, response_read_bytes);
       if (!rec) rec = detail::parse_buffered(parser, buffer);
-      if (rec && rec != asio::error::eof) {
+      if (rec == asio::error::eof) {
+        // Handled here, as Beast's read would: reading again after the end would wait for a
+        // readiness edge that never comes.
+        if (parser.got_some()) {
+          parser.put_eof(rec);
+        } else {
+          rec = bhttp::error::end_of_stream;
+        }
+      }
+      if (rec) {
         if (watch.expired())
           co_return error(errc::deadline_exceeded, "request timed out waiting for the response");
         co_return error(errc::upstream_error,
                         fmt::format("reading the response failed: {}", rec.message()));
       }
-      // At eof, Beast's read below reports it the way it always did (end of a
-      // close-delimited body, or a partial message).
     }
     if (may_stream) {
       sent = true;

@@ -392,6 +392,44 @@ TEST_F(client_test, survives_server_closing_idle_connection) {
   EXPECT_EQ(r->status, 200);
 }
 
+// A peer that reads each request and closes without answering: the client reports it at
+// once (it must not wait for more bytes after the end, which would last until the timeout),
+// with and without streamed responses.
+TEST_F(client_test, a_connection_closed_without_an_answer_is_an_error_at_once) {
+  start();
+  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(listener, 8), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::thread peer([listener] {
+    for (int i = 0; i < 4; ++i) {  // two calls, each tried twice at most
+      int fd = ::accept(listener, nullptr, nullptr);
+      if (fd < 0) return;
+      char buf[4096];
+      (void)::recv(fd, buf, sizeof buf, 0);
+      ::shutdown(fd, SHUT_RDWR);
+      ::close(fd);
+    }
+  });
+  const auto u = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/";
+  client_options streaming;
+  streaming.stream_response_threshold = 1024;
+  client plain_client(ctx());
+  client streaming_client(ctx(), streaming);
+  for (client* c : {&plain_client, &streaming_client}) {
+    auto r = call(*c, u, "POST", "x", 60s);  // a POST is not retried on a fresh connection
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, errc::upstream_error) << r.error().message;
+  }
+  ::shutdown(listener, SHUT_RDWR);
+  ::close(listener);
+  peer.join();
+}
+
 TEST(url, parses_and_rejects) {
   auto u = url::parse("https://Example.com/a/b?c=d");
   ASSERT_TRUE(u);

@@ -5,9 +5,9 @@
 // whole message, and an async write posts its completion even when the kernel took
 // every byte at once. On a small request each of those is a scheduler round trip
 // (a handler allocation and a coroutine resume). Here the socket is non-blocking:
-// a write goes out now and only a remainder waits for writability; a read takes
-// what is there and waits for readability (async_wait, which does not read
-// speculatively a second time) only when nothing is.
+// a write goes out now and only a remainder waits for writability; reads go
+// with Asio's read on the socket itself, which tries the socket at once and waits
+// for readability only when nothing is there.
 #pragma once
 
 #include <boost/asio/as_tuple.hpp>
@@ -56,20 +56,16 @@ inline std::size_t write_now(boost::asio::ip::tcp::socket& socket, std::string_v
   return n;
 }
 
-// Reads at least one byte (up to `chunk`) into `buffer` from a non-blocking
-// socket, waiting for readability only when nothing is there yet. Errors: the
-// read's (eof when the peer closed) or the wait's (e.g. operation_aborted when
-// the socket was cancelled or closed by a deadline).
+// Reads at least one byte (up to `chunk`) into `buffer`: Asio's read on the socket
+// itself (not through beast::tcp_stream's wrapper), which tries the socket at once
+// and otherwise waits for readability. (A non-blocking read followed by async_wait
+// costs an extra epoll_ctl per wait: Asio re-arms the descriptor for a wait.)
+// Errors: the read's (eof when the peer closed; operation_aborted when the socket
+// was cancelled or closed by a deadline).
 inline boost::asio::awaitable<boost::system::error_code> read_some_now(
     boost::asio::ip::tcp::socket& socket, boost::beast::flat_buffer& buffer, std::size_t chunk) {
-  boost::system::error_code ec;
-  std::size_t n = socket.read_some(buffer.prepare(chunk), ec);
-  while (would_block(ec)) {
-    auto [wait_ec] = co_await socket.async_wait(boost::asio::ip::tcp::socket::wait_read,
-                                                boost::asio::as_tuple(boost::asio::use_awaitable));
-    if (wait_ec) co_return wait_ec;
-    n = socket.read_some(buffer.prepare(chunk), ec);
-  }
+  auto [ec, n] = co_await socket.async_read_some(buffer.prepare(chunk),
+                                                 boost::asio::as_tuple(boost::asio::use_awaitable));
   if (!ec) buffer.commit(n);
   co_return ec;
 }

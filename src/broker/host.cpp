@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -75,6 +76,8 @@ struct host::impl {
 
   // Engine-thread state.
   bool sync_in_flight = false;
+  // False once stopped: posted work is dropped from then on (see post()).
+  std::shared_ptr<std::atomic<bool>> live = std::make_shared<std::atomic<bool>>(true);
   bool stopping = false;
   std::optional<error> failed;  // sticky after a failed fdatasync
   std::atomic<std::uint64_t> durable{0};
@@ -149,7 +152,13 @@ struct host::impl {
 
   template <class F>
   void post(F&& fn) {
-    asio::post(engine_ctx, std::forward<F>(fn));
+    // Work that reaches the engine after the stop is dropped, as stopping its
+    // own context would drop it: with host_options::engine_context the context
+    // outlives the host, and a handler queued late (say an ack a delivery sink
+    // posted during the stop) must not run against a destroyed host.
+    asio::post(engine_ctx, [live = live, fn = std::forward<F>(fn)]() mutable {
+      if (live->load(std::memory_order_acquire)) fn();
+    });
   }
 
   // REQUIRES engine thread. Refuses work when stopping or failed.
@@ -587,6 +596,7 @@ struct host::impl {
     wake_timer.cancel();
     reclaim_timer.cancel();
     depth_timer.cancel();
+    live->store(false, std::memory_order_release);
     stopped.set_value();
   }
 };

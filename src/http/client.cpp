@@ -16,6 +16,7 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/url/parse.hpp>
 #include <deque>
+#include <optional>
 #include <unordered_map>
 #include <variant>
 
@@ -152,12 +153,14 @@ struct pooled {
 };
 
 struct client::impl : std::enable_shared_from_this<client::impl> {
-  impl(asio::io_context& c, client_options o)
-      : context(c), opts(std::move(o)), tls(ssl::context::tls_client), resolver(c) {}
+  impl(asio::io_context& c, client_options o) : context(c), opts(std::move(o)), resolver(c) {}
 
   asio::io_context& context;
   client_options opts;
-  ssl::context tls;
+  // Made on the first https request: creating an OpenSSL context initialises
+  // the library, which faults in ~3 MiB of libcrypto pages (RSS) that a
+  // plain-HTTP client never needs.
+  std::optional<ssl::context> tls;
   bool tls_ready = false;
   std::string tls_error;
   tcp::resolver resolver;
@@ -165,21 +168,22 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
 
   void init_tls() {
     tls_ready = true;
+    tls.emplace(ssl::context::tls_client);
     boost::system::error_code ec;
-    tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
-                    ec);
+    tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                         ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
+                     ec);
     if (opts.tls_ca_file.empty()) {
-      tls.set_default_verify_paths(ec);
+      tls->set_default_verify_paths(ec);
     } else {
-      tls.load_verify_file(opts.tls_ca_file, ec);
+      tls->load_verify_file(opts.tls_ca_file, ec);
     }
     if (!ec && !opts.tls_client_cert_file.empty()) {
-      tls.use_certificate_chain_file(opts.tls_client_cert_file, ec);
-      if (!ec) tls.use_private_key_file(opts.tls_client_key_file, ssl::context::pem, ec);
+      tls->use_certificate_chain_file(opts.tls_client_cert_file, ec);
+      if (!ec) tls->use_private_key_file(opts.tls_client_key_file, ssl::context::pem, ec);
     }
     if (ec) tls_error = ec.message();
-    tls.set_verify_mode(opts.tls_verify_peer ? ssl::verify_peer : ssl::verify_none, ec);
+    tls->set_verify_mode(opts.tls_verify_peer ? ssl::verify_peer : ssl::verify_none, ec);
   }
 
   // A pooled connection whose peer has not closed it, if any.
@@ -255,7 +259,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       watch->shutdown();
       co_return error(errc::unavailable, "TLS configuration: " + tls_error);
     }
-    pooled conn{std::make_unique<tls_stream>(std::move(*tcp_s), tls), std::move(watch)};
+    pooled conn{std::make_unique<tls_stream>(std::move(*tcp_s), *tls), std::move(watch)};
     auto& s = std::get<std::unique_ptr<tls_stream>>(conn.stream);
     // SSL_set_tlsext_host_name is a macro with a C cast; call what it expands to.
     if (SSL_ctrl(s->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,

@@ -7,12 +7,15 @@
 // on the same RabbitMQ (--pubsub-type rabbitmq).
 //   bench_amqp_publish --port AMQP_PORT [--rate 1000 --duration-s 10 --size 1024 --topic bench
 //                      --queue-type quorum|classic]
+#include <poll.h>
 #include <sys/time.h>
 
 #include <amqp.h>
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
+#include <cerrno>
 #include <cstdio>
+#include <ctime>
 #include <map>
 #include <string>
 
@@ -83,18 +86,34 @@ int run(bench::arg_parser& args) {
   std::map<std::uint64_t, std::int64_t> pending;  // seq -> intended start
   bench::latency_samples latency;
   std::int64_t failures = 0;
-  // Reads confirms until `until_ns` (0: just what is there).
+  // Reads confirms until `until_ns` (0: just what is there). The socket is waited on with
+  // ppoll, whose timeout has nanosecond resolution: librabbitmq's own timed wait rounds to
+  // whole milliseconds, which made publishes start up to 1 ms before their intended time
+  // (and their latencies read negative).
+  const int fd = amqp_get_sockfd(conn);
   auto drain = [&](std::int64_t until_ns) -> bool {
+    bool partial = false;  // the library holds part of a frame: wait for the socket
     for (;;) {
-      const std::int64_t left = until_ns - bench::now_ns();
-      timeval tv{0, 0};
-      if (left > 0) {
-        tv.tv_sec = static_cast<time_t>(left / 1000000000);
-        tv.tv_usec = static_cast<suseconds_t>((left % 1000000000) / 1000);
+      if (partial || (amqp_frames_enqueued(conn) == 0 && amqp_data_in_buffer(conn) == 0)) {
+        const std::int64_t left = until_ns - bench::now_ns();
+        pollfd p{fd, POLLIN, 0};
+        timespec ts{0, 0};
+        if (left > 0) {
+          ts.tv_sec = static_cast<time_t>(left / 1000000000);
+          ts.tv_nsec = static_cast<long>(left % 1000000000);
+        }
+        const int n = ::ppoll(&p, 1, &ts, nullptr);
+        if (n < 0 && errno != EINTR) return false;
+        if (n <= 0) {
+          if (bench::now_ns() >= until_ns) return true;
+          continue;
+        }
       }
+      timeval tv{0, 0};
       amqp_frame_t frame;
       const int rc = amqp_simple_wait_frame_noblock(conn, &frame, &tv);
-      if (rc == AMQP_STATUS_TIMEOUT) return true;
+      partial = rc == AMQP_STATUS_TIMEOUT;
+      if (partial) continue;  // wait for the rest of the frame
       if (rc != AMQP_STATUS_OK) return false;
       if (frame.frame_type != AMQP_FRAME_METHOD) continue;
       const auto id = frame.payload.method.id;
@@ -112,9 +131,12 @@ int run(bench::arg_parser& args) {
         ++failures;
       }
       const std::int64_t now = bench::now_ns();
-      auto end = multiple ? pending.upper_bound(tag) : std::next(pending.find(tag));
-      for (auto it = pending.begin(); it != end; ++it) latency.add(now - it->second);
-      pending.erase(pending.begin(), end);
+      // A confirm covers its tag, and with `multiple` every earlier one too.
+      auto first = multiple ? pending.begin() : pending.find(tag);
+      auto end = multiple ? pending.upper_bound(tag) : first;
+      if (!multiple && first != pending.end()) ++end;
+      for (auto it = first; it != end; ++it) latency.add(now - it->second);
+      pending.erase(first, end);
       amqp_maybe_release_buffers(conn);
     }
   };

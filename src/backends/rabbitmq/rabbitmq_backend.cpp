@@ -90,6 +90,12 @@ std::int64_t to_ms(wall_time t) {
   return std::chrono::duration_cast<milliseconds>(t.time_since_epoch()).count();
 }
 
+// A due time in whole milliseconds, rounded up: rounded down, a message due at
+// 12.7 ms could be sent on at 12.0 ms, before its time.
+std::int64_t due_ms(wall_time t) {
+  return std::chrono::ceil<milliseconds>(t.time_since_epoch()).count();
+}
+
 std::int64_t parse_i64(std::string_view s) {
   std::int64_t v = 0;
   std::from_chars(s.data(), s.data() + s.size(), v);
@@ -975,7 +981,7 @@ struct rabbitmq_backend::impl {
       w.headers = std::move(m.headers);
       w.body = std::move(m.body);
       w.published_ms = to_ms(wall_now);
-      const std::int64_t at = m.deliver_at > wall_now ? to_ms(m.deliver_at) : 0;
+      const std::int64_t at = m.deliver_at > wall_now ? due_ms(m.deliver_at) : 0;
       auto fn = [this, st, i, id, at, stamp, finish_one](status s) {
         if (!s) {
           auto it = recent.find(id);

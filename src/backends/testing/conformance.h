@@ -55,18 +55,25 @@ std::string target_name(const ::testing::TestParamInfo<target>& info);
 // GoogleTest prints a target by its name.
 void PrintTo(const target& t, std::ostream* os);
 
-// Collects deliveries (they arrive on a backend thread).
+// Collects deliveries (they arrive on a backend thread), each stamped with `clock` (the
+// backend's time: it must be callable from the backend's delivery thread).
 class sink {
  public:
+  sink() = default;
+  explicit sink(std::function<wall_time()> clock) : clock_(std::move(clock)) {}
   backend::delivery_fn fn();
   // True once at least `n` deliveries arrived within `timeout`.
   bool wait_for(std::size_t n, std::chrono::milliseconds timeout = std::chrono::seconds(10));
   std::size_t size();
   delivery at(std::size_t i);
+  // When delivery i arrived, by the sink's clock.
+  wall_time received_at(std::size_t i);
 
  private:
+  std::function<wall_time()> clock_ = [] { return std::chrono::system_clock::now(); };
   std::mutex mutex_;
   std::vector<delivery> got_;
+  std::vector<wall_time> received_at_;
 };
 
 class backend_conformance : public ::testing::TestWithParam<target> {

@@ -50,8 +50,10 @@ void PrintTo(const target& t, std::ostream* os) {
 
 backend::delivery_fn sink::fn() {
   return [this](delivery d) {
+    const wall_time arrived = clock_();
     std::lock_guard lock(mutex_);
     got_.push_back(std::move(d));
+    received_at_.push_back(arrived);
   };
 }
 
@@ -72,6 +74,11 @@ std::size_t sink::size() {
 delivery sink::at(std::size_t i) {
   std::lock_guard lock(mutex_);
   return got_.at(i);
+}
+
+wall_time sink::received_at(std::size_t i) {
+  std::lock_guard lock(mutex_);
+  return received_at_.at(i);
 }
 
 void backend_conformance::SetUp() {
@@ -358,6 +365,35 @@ TEST_P(backend_conformance, delayed_delivery_never_early_and_cancellable) {
   EXPECT_EQ(cancel(out[0].id).error().code, errc::message_not_scheduled);
   std::this_thread::sleep_for(quiet_period);
   EXPECT_EQ(s.size(), 1U);
+}
+
+// Due times with sub-millisecond parts: a backend that rounds a deliver_at down to whole
+// milliseconds (the rabbitmq backend did) delivers up to a millisecond early.
+TEST_P(backend_conformance,
+       a_delayed_message_is_never_delivered_before_its_deliver_at_to_the_microsecond) {
+  const std::string t = topic();
+  sink s([this] { return now(); });
+  subscribe({t, "a", 0, {}, 100}, s);
+  constexpr int count = 20;
+  const wall_time start = now();
+  std::vector<message> batch;
+  std::vector<wall_time> due;
+  for (int i = 0; i < count; ++i) {
+    // 1 µs to 951 µs past start + schedule_delay, never on a millisecond of its own.
+    due.push_back(start + schedule_delay + std::chrono::microseconds(1 + 50 * i));
+    batch.push_back(message{t, {}, {}, std::to_string(i), due.back()});
+  }
+  ASSERT_EQ(publish(std::move(batch)).size(), static_cast<std::size_t>(count));
+  advance(schedule_delay);
+  ASSERT_TRUE(s.wait_for(count));
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto n = static_cast<std::size_t>(std::stoi(s.at(i).body));
+    ASSERT_LT(n, due.size());
+    EXPECT_GE(s.received_at(i), due[n])
+        << "message " << n << " arrived "
+        << std::chrono::duration_cast<std::chrono::microseconds>(due[n] - s.received_at(i)).count()
+        << " µs early";
+  }
 }
 
 TEST_P(backend_conformance, a_past_deliver_at_delivers_at_once) {

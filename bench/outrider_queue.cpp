@@ -163,6 +163,7 @@ int run(const bench::common_options& options) {
       options.mode == "latency" ? 1 : std::max<std::int64_t>(1, options.inflight / 4);
   std::unique_ptr<bench::rate_pacer> pacer;
   if (options.mode == "latency") pacer = std::make_unique<bench::rate_pacer>(options.rate);
+  bench::due_schedule schedule(options);
   const auto start = bench::now_ns();
   std::string body;
   for (std::int64_t i = 0; i < count && !failed; i += batch_size) {
@@ -177,7 +178,7 @@ int run(const bench::common_options& options) {
       bc::outgoing_message m;
       m.destination = queue;
       if (delayed) {
-        h.due_us = bench::wall_us() + bench::due_offset_us(options, i + j);
+        h.due_us = schedule.due_us(i + j);
         m.deliver_at = wall_time{std::chrono::microseconds(h.due_us)};
       }
       bench::write_payload(body, static_cast<std::size_t>(options.size), h);

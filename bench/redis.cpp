@@ -274,11 +274,12 @@ int run(const bench::common_options& options) {
     auto context = connect(options);
     produced = context != nullptr;
     std::string body;
+    bench::due_schedule schedule(options);
     std::int64_t outstanding = 0;
     for (std::int64_t i = 0; produced && i < count; ++i) {
       bench::payload_header header;
       header.sequence = i;
-      header.due_us = bench::wall_us() + bench::due_offset_us(options, i);
+      header.due_us = schedule.due_us(i);
       bench::write_payload(body, static_cast<std::size_t>(options.size), header);
       append(context.get(), {"ZADD", names.delayed, std::to_string(header.due_us), body});
       if (++outstanding >= options.inflight) {

@@ -230,6 +230,8 @@ common_options parse_common(arg_parser& args, std::string_view default_label) {
   options.window_s = args.get_double("window-s", default_window_s);
   options.near_every = args.get_int("near-every", 1);
   options.far_window_s = args.get_double("far-window-s", 0);
+  options.near_rate = args.get_double("near-rate", 0);
+  options.near_lead_s = args.get_double("near-lead-s", options.near_lead_s);
   options.server_pid = static_cast<long>(args.get_int("server-pid", 0));
   options.label = args.get("label", std::string(default_label));
   options.timeout_s = args.get_double("timeout-s", default_timeout_s);
@@ -249,12 +251,21 @@ common_options parse_common(arg_parser& args, std::string_view default_label) {
   }
   if (options.near_every < 1) fail("--near-every must be at least 1");
   if (options.far_window_s < 0) fail("--far-window-s must not be negative");
+  if (options.near_rate < 0 || options.near_lead_s < 0) {
+    fail("--near-rate and --near-lead-s must not be negative");
+  }
+  if (options.near_rate > 0 && (options.far_window_s <= 0 || options.near_every <= 1)) {
+    fail("--near-rate needs --near-every > 1 and --far-window-s");
+  }
   return options;
 }
 
 namespace {
 bool is_far(const common_options& options, std::int64_t sequence) {
-  return options.far_window_s > 0 && options.near_every > 1 && sequence % options.near_every != 0;
+  if (options.far_window_s <= 0 || options.near_every <= 1) return false;
+  // A burst sends the far messages first.
+  if (options.near_rate > 0) return sequence < options.messages - near_messages(options);
+  return sequence % options.near_every != 0;
 }
 }  // namespace
 
@@ -268,6 +279,19 @@ std::int64_t due_offset_us(const common_options& options, std::int64_t sequence)
 std::int64_t near_messages(const common_options& options) {
   if (options.far_window_s <= 0 || options.near_every <= 1) return options.messages;
   return (options.messages + options.near_every - 1) / options.near_every;
+}
+
+std::int64_t due_schedule::due_us(std::int64_t sequence) {
+  const std::int64_t now = wall_us();
+  if (options_.near_rate <= 0 || is_far(options_, sequence)) {
+    return now + due_offset_us(options_, sequence);
+  }
+  if (first_near_us_ < 0) first_near_us_ = now;
+  constexpr double us_per_s = 1e6;
+  const auto k = sequence - (options_.messages - near_messages(options_));
+  return first_near_us_ + static_cast<std::int64_t>(options_.near_lead_s * us_per_s +
+                                                    static_cast<double>(k) * us_per_s /
+                                                        options_.near_rate);
 }
 
 json_line report_header(const common_options& options, std::string_view generator) {

@@ -136,6 +136,11 @@ struct common_options {
   // the others are due after it, spread over far_window_s, and do not fire during the run.
   std::int64_t near_every = 1;
   double far_window_s = 0;
+  // Delayed mode, burst (with near_every / far_window_s): the far messages are sent first, then
+  // the near ones, which come due at near_rate per second from near_lead_s after the first near
+  // one is sent (firing lag while a given rate comes due, with everything else pending).
+  double near_rate = 0;
+  double near_lead_s = 10;
   long server_pid = 0;   // process whose peak RSS is reported, 0 for none
   double timeout_s = 0;  // a run that has not finished after this many seconds fails
   std::string label;     // system label copied into the report
@@ -146,6 +151,18 @@ common_options parse_common(arg_parser& args, std::string_view default_label);
 // near_every / far_window_s), and how many of the run's messages come due within window_s.
 std::int64_t due_offset_us(const common_options& options, std::int64_t sequence);
 std::int64_t near_messages(const common_options& options);
+
+// Delayed mode: the due time (wall_us()) of each message as the producer sends it, in sequence
+// order, from one thread. Without near_rate it is the send time plus due_offset_us().
+class due_schedule {
+ public:
+  explicit due_schedule(const common_options& options) : options_(options) {}
+  std::int64_t due_us(std::int64_t sequence);
+
+ private:
+  const common_options& options_;
+  std::int64_t first_near_us_ = -1;
+};
 
 // Starts the report with the fields every generator emits.
 json_line report_header(const common_options& options, std::string_view generator);

@@ -56,11 +56,13 @@ std::string target_name(const ::testing::TestParamInfo<target>& info);
 void PrintTo(const target& t, std::ostream* os);
 
 // Collects deliveries (they arrive on a backend thread), each stamped with `clock` (the
-// backend's time: it must be callable from the backend's delivery thread).
+// backend's time: it must be callable from the backend's delivery thread). What fn() collects
+// into outlives the sink: a delivery may still arrive after a test's sink is gone (the backend
+// is closed in TearDown).
 class sink {
  public:
   sink() = default;
-  explicit sink(std::function<wall_time()> clock) : clock_(std::move(clock)) {}
+  explicit sink(std::function<wall_time()> clock) { state_->clock = std::move(clock); }
   backend::delivery_fn fn();
   // True once at least `n` deliveries arrived within `timeout`.
   bool wait_for(std::size_t n, std::chrono::milliseconds timeout = std::chrono::seconds(10));
@@ -70,10 +72,13 @@ class sink {
   wall_time received_at(std::size_t i);
 
  private:
-  std::function<wall_time()> clock_ = [] { return std::chrono::system_clock::now(); };
-  std::mutex mutex_;
-  std::vector<delivery> got_;
-  std::vector<wall_time> received_at_;
+  struct state {
+    std::function<wall_time()> clock = [] { return std::chrono::system_clock::now(); };
+    std::mutex mutex;
+    std::vector<delivery> got;
+    std::vector<wall_time> received_at;
+  };
+  std::shared_ptr<state> state_ = std::make_shared<state>();
 };
 
 class backend_conformance : public ::testing::TestWithParam<target> {

@@ -49,11 +49,11 @@ void PrintTo(const target& t, std::ostream* os) {
 }
 
 backend::delivery_fn sink::fn() {
-  return [this](delivery d) {
-    const wall_time arrived = clock_();
-    std::lock_guard lock(mutex_);
-    got_.push_back(std::move(d));
-    received_at_.push_back(arrived);
+  return [st = state_](delivery d) {
+    const wall_time arrived = st->clock();
+    std::lock_guard lock(st->mutex);
+    st->got.push_back(std::move(d));
+    st->received_at.push_back(arrived);
   };
 }
 
@@ -67,18 +67,18 @@ bool sink::wait_for(std::size_t n, std::chrono::milliseconds timeout) {
 }
 
 std::size_t sink::size() {
-  std::lock_guard lock(mutex_);
-  return got_.size();
+  std::lock_guard lock(state_->mutex);
+  return state_->got.size();
 }
 
 delivery sink::at(std::size_t i) {
-  std::lock_guard lock(mutex_);
-  return got_.at(i);
+  std::lock_guard lock(state_->mutex);
+  return state_->got.at(i);
 }
 
 wall_time sink::received_at(std::size_t i) {
-  std::lock_guard lock(mutex_);
-  return received_at_.at(i);
+  std::lock_guard lock(state_->mutex);
+  return state_->received_at.at(i);
 }
 
 void backend_conformance::SetUp() {

@@ -74,8 +74,12 @@ struct host::impl {
   std::optional<wall_time> armed_for;
   std::optional<wall_time> last_fired_for;
 
-  // Engine-thread state.
+  // Engine-thread state. sync_in_flight: the sync thread's loop runs (its last
+  // result has not arrived yet).
   bool sync_in_flight = false;
+  // Set by stop(): the sync loop ends after the sync it is in (finish_stop
+  // makes the rest durable itself).
+  std::atomic<bool> stop_syncing{false};
   // False once stopped: posted work is dropped from then on (see post()).
   std::shared_ptr<std::atomic<bool>> live = std::make_shared<std::atomic<bool>>(true);
   bool stopping = false;
@@ -179,20 +183,37 @@ struct host::impl {
     waiters.emplace(position, std::move(done));
   }
 
+  // Engine thread: starts the sync thread's loop unless it is running.
   void maybe_sync() {
     if (sync_in_flight || failed || log->end() <= durable.load(std::memory_order_relaxed)) return;
     sync_in_flight = true;
     const auto from = durable.load(std::memory_order_relaxed);
-    asio::post(sync_ctx, [this, from] {
+    asio::post(sync_ctx, [this, from] { sync_loop(from); });
+  }
+
+  // Sync thread. Group commit without a round trip through the engine between
+  // syncs: as soon as a sync returns, its result goes to the engine thread
+  // (which confirms what it covers) and, if anything was appended while it ran,
+  // the next sync starts at once. Each result says whether the loop goes on;
+  // the engine's sync_in_flight stays set until the last one arrives.
+  void sync_loop(std::uint64_t from) {
+    for (;;) {
       const auto began = std::chrono::steady_clock::now();
       auto r = log->sync();
       const auto took = std::chrono::steady_clock::now() - began;
-      post([this, r = std::move(r), took, from]() mutable { on_synced(std::move(r), took, from); });
-    });
+      const bool more = r && !stop_syncing.load(std::memory_order_acquire) && log->end() > *r;
+      const std::uint64_t covered = r ? *r : from;
+      post([this, r = std::move(r), took, from, more]() mutable {
+        on_synced(std::move(r), took, from, more);
+      });
+      if (!more) return;
+      from = covered;
+    }
   }
 
-  void on_synced(result<std::uint64_t> r, nanoseconds took, std::uint64_t from) {
-    sync_in_flight = false;
+  // Engine thread: a sync's result. `more`: the sync thread has started the next one.
+  void on_synced(result<std::uint64_t> r, nanoseconds took, std::uint64_t from, bool more) {
+    if (!more) sync_in_flight = false;
     if (!r) {
       failed = r.error();
       logger.error("log sync failed; refusing new work until restart: {}", r.error().message);
@@ -201,7 +222,9 @@ struct host::impl {
       for (auto& [pos, done] : pending)
         done(error(errc::io_error, "log sync failed: " + r.error().message));
     } else {
-      durable.store(*r, std::memory_order_relaxed);
+      // Results arrive in the order of their syncs, so this only grows.
+      durable.store(std::max(*r, durable.load(std::memory_order_relaxed)),
+                    std::memory_order_relaxed);
       if (fsync_seconds != nullptr) fsync_seconds->observe(seconds_of(took));
       if (batch_records != nullptr && *r > from)
         batch_records->observe(static_cast<double>(*r - from) / 1024.0);
@@ -514,7 +537,9 @@ struct host::impl {
   }
 
   void reclaim() {
-    if (failed || sync_in_flight || log->segment_count() < 2) return;
+    // A sync may be in flight (under steady load the sync loop always runs): it
+    // only touches the active segment, which is never removed.
+    if (failed || log->segment_count() < 2) return;
     auto low_messages = eng->lowest_live_message_position();
     if (auto s = eng->rejournal_topology_below(low_messages.value_or(log->end())); !s) {
       logger.warn("reclaim: {}", s.error().message);
@@ -683,6 +708,7 @@ void host::stop() {
   if (!im.started) return;
   im.started = false;
   auto done = im.stopped.get_future();
+  im.stop_syncing.store(true, std::memory_order_release);
   im.post([&im] {
     im.stopping = true;
     if (!im.sync_in_flight) im.finish_stop();

@@ -12,7 +12,10 @@
 //    so a checkpoint of a big index never stalls the engine;
 //  - the sync thread runs log.sync() (fdatasync). Group commit is pipelined:
 //    while one sync is in flight the engine keeps appending, and the next sync
-//    covers everything appended meanwhile. One sync is in flight at a time.
+//    covers everything appended meanwhile. One sync is in flight at a time; the
+//    sync thread starts the next one as soon as one returns if anything was
+//    appended meanwhile (no round trip through the engine thread between two
+//    syncs), and posts each result to the engine thread, which confirms.
 // Completions (`done` callbacks, delivery sinks) run on the engine thread;
 // they must be short (post to your own executor).
 //

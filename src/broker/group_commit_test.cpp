@@ -1,0 +1,208 @@
+// Group commit in the host: the sync thread starts the next sync as soon as one
+// returns (no round trip through the engine thread), confirms follow each sync
+// that covers them, and a failure, a crash or a stop while a second sync is
+// pending keeps the durability contract (a confirm only after an fdatasync that
+// covers the record). The log's syncs are held at a gate over mem_file_system;
+// the engine runs on a context of the test's own, so a test can hold it too.
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <future>
+#include <gtest/gtest.h>
+#include <set>
+#include <thread>
+
+#include "broker/gated_file_system_test_util.h"
+#include "broker/host.h"
+#include "io/mem_file_system.h"
+
+namespace outrider::broker {
+namespace {
+
+using namespace std::chrono_literals;
+using publish_results = std::vector<result<publish_receipt>>;
+
+class group_commit : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    runner_ = std::thread([this] { ctx_.run(); });
+  }
+  void TearDown() override {
+    gate_.open_gate();
+    host_.reset();
+    guard_.reset();
+    runner_.join();
+  }
+
+  void open() {
+    host_options o;
+    o.data_dir = "data";
+    o.checkpoint_at_stop = false;
+    o.engine_context = &ctx_;
+    auto h = host::open(gate_, o);
+    ASSERT_TRUE(h) << h.error().message;
+    host_ = std::move(*h);
+    host_->start();
+  }
+
+  void crash() {
+    mem_.crash_for_test(io::crash_mode::drop_unsynced);
+    gate_.open_gate();
+    host_.reset();
+  }
+
+  template <class T, class F>
+  T call(F&& start) {
+    std::promise<T> p;
+    start([&p](T v) { p.set_value(std::move(v)); });
+    return p.get_future().get();
+  }
+
+  std::future<publish_results> publish_async(const std::string& q, const std::string& body) {
+    std::vector<publish_request> batch(1);
+    batch[0].destination = q;
+    batch[0].body = body;
+    auto p = std::make_shared<std::promise<publish_results>>();
+    auto f = p->get_future();
+    host_->publish(std::move(batch), [p](publish_results r) { p->set_value(std::move(r)); });
+    return f;
+  }
+
+  // Runs after everything posted to the engine before it: a barrier.
+  void barrier() {
+    (void)call<std::vector<std::pair<std::string, std::uint64_t>>>(
+        [&](auto done) { host_->stats(std::move(done)); });
+  }
+
+  // Holds the engine thread until the returned promise is set.
+  std::shared_ptr<std::promise<void>> hold_engine() {
+    auto release = std::make_shared<std::promise<void>>();
+    std::promise<void> held;
+    boost::asio::post(ctx_, [&held, gate = release->get_future().share()] {
+      held.set_value();
+      gate.wait();
+    });
+    held.get_future().wait();
+    return release;
+  }
+
+  std::multiset<std::string> listed_bodies(const std::string& q) {
+    auto r = call<result<std::vector<std::pair<message_info, message>>>>(
+        [&](auto done) { host_->peek_messages(q, 1000, std::move(done)); });
+    EXPECT_TRUE(r);
+    std::multiset<std::string> out;
+    if (r) {
+      for (const auto& [info, m] : *r) out.insert(m.body);
+    }
+    return out;
+  }
+
+  // `a` is appended and its sync held at the gate; then `b` is appended while
+  // that sync is in flight. Returns their futures; syncs so far: `first_sync`.
+  std::pair<std::future<publish_results>, std::future<publish_results>> two_publishes_one_sync_held(
+      int& first_sync) {
+    gate_.close_gate();
+    first_sync = gate_.arrivals() + 1;
+    auto a = publish_async("orders", "a");
+    EXPECT_TRUE(gate_.wait_for_arrivals(first_sync));
+    auto b = publish_async("orders", "b");
+    barrier();  // "b" is appended
+    EXPECT_EQ(a.wait_for(0s), std::future_status::timeout) << "confirmed before its sync";
+    EXPECT_EQ(b.wait_for(0s), std::future_status::timeout) << "confirmed before its sync";
+    return {std::move(a), std::move(b)};
+  }
+
+  boost::asio::io_context ctx_{1};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_{
+      ctx_.get_executor()};
+  std::thread runner_;
+  io::mem_file_system mem_{17};
+  gated_file_system gate_{mem_};
+  std::unique_ptr<host> host_;
+};
+
+TEST_F(group_commit, the_next_sync_starts_when_one_returns_without_the_engine_thread) {
+  open();
+  ASSERT_TRUE(
+      call<status>([&](auto done) { host_->declare_queue("orders", {}, std::move(done)); }));
+  int first = 0;
+  auto [a, b] = two_publishes_one_sync_held(first);
+  // With the engine thread busy, the first sync returns and the second (for
+  // "b", appended while the first ran) starts anyway.
+  auto release = hold_engine();
+  gate_.let_through(1);
+  const bool second_started = gate_.wait_for_arrivals(first + 1, 10s);
+  // Nothing is confirmed while the engine thread is held (it sends confirms).
+  EXPECT_EQ(a.wait_for(0s), std::future_status::timeout);
+  release->set_value();
+  EXPECT_TRUE(second_started) << "the second sync waited for the engine thread";
+  ASSERT_TRUE(a.get()[0]);
+  EXPECT_EQ(b.wait_for(100ms), std::future_status::timeout) << "\"b\" confirmed before its sync";
+  gate_.open_gate();
+  auto rb = b.get();
+  ASSERT_TRUE(rb[0]) << rb[0].error().message;
+  EXPECT_LT(rb[0]->position, host_->durable_end());
+}
+
+TEST_F(group_commit, a_failed_sync_fails_what_was_appended_during_it_and_syncs_no_more) {
+  open();
+  ASSERT_TRUE(
+      call<status>([&](auto done) { host_->declare_queue("orders", {}, std::move(done)); }));
+  int first = 0;
+  auto [a, b] = two_publishes_one_sync_held(first);
+  gate_.open_gate(/*fail=*/true);
+  for (auto* f : {&a, &b}) {
+    auto r = f->get();
+    ASSERT_FALSE(r[0]) << "confirmed after a failed sync";
+    EXPECT_EQ(r[0].error().code, errc::io_error);
+  }
+  auto later = publish_async("orders", "later").get();
+  ASSERT_FALSE(later[0]);
+  EXPECT_EQ(later[0].error().code, errc::io_error);
+  barrier();
+  EXPECT_EQ(gate_.arrivals(), first) << "synced again after a failed sync";
+  crash();
+  open();
+  EXPECT_TRUE(listed_bodies("orders").empty());
+}
+
+TEST_F(group_commit, the_second_sync_failing_fails_only_what_it_covers) {
+  open();
+  ASSERT_TRUE(
+      call<status>([&](auto done) { host_->declare_queue("orders", {}, std::move(done)); }));
+  int first = 0;
+  auto [a, b] = two_publishes_one_sync_held(first);
+  gate_.let_through(1);
+  auto ra = a.get();
+  ASSERT_TRUE(ra[0]) << ra[0].error().message;
+  ASSERT_TRUE(gate_.wait_for_arrivals(first + 1));  // the sync covering "b" is held
+  EXPECT_EQ(b.wait_for(0s), std::future_status::timeout);
+  gate_.open_gate(/*fail=*/true);
+  auto rb = b.get();
+  ASSERT_FALSE(rb[0]) << "confirmed after a failed sync";
+  EXPECT_EQ(rb[0].error().code, errc::io_error);
+  crash();
+  open();
+  EXPECT_EQ(listed_bodies("orders"), (std::multiset<std::string>{"a"}));
+}
+
+TEST_F(group_commit, a_stop_while_a_second_sync_is_pending_confirms_everything_appended) {
+  open();
+  ASSERT_TRUE(
+      call<status>([&](auto done) { host_->declare_queue("orders", {}, std::move(done)); }));
+  int first = 0;
+  auto [a, b] = two_publishes_one_sync_held(first);
+  std::thread stopper([this] { host_->stop(); });
+  gate_.open_gate();
+  stopper.join();
+  for (auto* f : {&a, &b}) {
+    auto r = f->get();
+    ASSERT_TRUE(r[0]) << r[0].error().message;
+  }
+  crash();  // nothing unsynced is left to lose
+  open();
+  EXPECT_EQ(listed_bodies("orders"), (std::multiset<std::string>{"a", "b"}));
+}
+
+}  // namespace
+}  // namespace outrider::broker

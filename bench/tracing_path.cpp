@@ -3,6 +3,7 @@
 //
 //   bench_tracing_path [--benchmark_repetitions=15] [--benchmark_min_time=0.3]
 //                      [--benchmark_filter=traceparent:1] [other Google Benchmark flags]
+//                      [--cold-bytes=8388608] [--cold-iterations=2000]
 //
 // Defaults: 15 repetitions of 0.3 s each, in random interleaved order; the
 // console shows the aggregates (the summary reads every repetition, so don't
@@ -95,9 +96,10 @@ constexpr std::string_view backend_type = "embedded";
 constexpr std::uint16_t listen_port = 3500;
 
 // One publish through the sidecar's handler code, up to the broker call and
-// back from its confirmation (no broker: the message is dropped).
-void handle_publish(http::request&& req, const tracing::tracer* tracer,
-                    const sidecar::publish_metadata& meta) {
+// back from its confirmation (no broker: the message is dropped). Not inlined,
+// so that bench/tracing_callgrind.py can read its inclusive cost per call.
+[[gnu::noinline]] void handle_publish(http::request&& req, const tracing::tracer* tracer,
+                                      const sidecar::publish_metadata& meta) {
   int answered = 0;
   http::responder r([&answered](http::response&& resp) { answered = resp.status; });
   // sidecar.cpp traced(): the SERVER span and a responder that ends it.
@@ -187,10 +189,14 @@ BENCHMARK(publish)
 
 // The same publish with the caches cold, as in a sidecar on a busy machine
 // (other processes run between two requests): before each publish, outside
-// the timed part, 8 MiB of other data is written, so the publish's code and
-// data come back from the last-level cache or memory. On − off here is the
-// cost of tracing's footprint (code and data touched per request), which the
-// hot loop above hides.
+// the timed part, cold_bytes (8 MiB; --cold-bytes) of other data is written,
+// so the publish's code and data come back from the last-level cache or
+// memory. On − off here is the cost of tracing's footprint (code and data
+// touched per request), which the hot loop above hides. --cold-iterations
+// (2000) publishes per repetition.
+std::size_t cold_bytes = 8 * 1024 * 1024;
+std::int64_t cold_iterations = 2000;
+
 void publish_cold(benchmark::State& state) {
   const bool traced = state.range(0) != 0;
   auto transport = std::make_unique<discard_transport>();
@@ -208,7 +214,7 @@ void publish_cold(benchmark::State& state) {
   }
   const http::request request = publish_request(true);
   const sidecar::publish_metadata meta;
-  static std::vector<std::uint64_t> other(8 * 1024 * 1024 / sizeof(std::uint64_t));
+  std::vector<std::uint64_t> other(cold_bytes / sizeof(std::uint64_t));
   std::uint64_t n = 0;
   for (auto _ : state) {
     state.PauseTiming();
@@ -221,14 +227,6 @@ void publish_cold(benchmark::State& state) {
   tracer.reset();
   ex->stop();
 }
-
-BENCHMARK(publish_cold)
-    ->ArgNames({"tracing"})
-    ->Arg(0)
-    ->Arg(1)
-    ->Iterations(2000)
-    ->MeasureProcessCPUTime()
-    ->Unit(benchmark::kMicrosecond);
 
 // Keeps every repetition's CPU time per publish, by benchmark name.
 class collecting_reporter final : public benchmark::ConsoleReporter {
@@ -258,9 +256,27 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Our own flags (--cold-bytes=N, --cold-iterations=N), then Google Benchmark's.
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a.starts_with("--cold-bytes=")) {
+      cold_bytes = std::stoull(std::string(a.substr(13)));
+    } else if (a.starts_with("--cold-iterations=")) {
+      cold_iterations = std::stoll(std::string(a.substr(18)));
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  benchmark::RegisterBenchmark("publish_cold", publish_cold)
+      ->ArgNames({"tracing"})
+      ->Arg(0)
+      ->Arg(1)
+      ->Iterations(cold_iterations)
+      ->MeasureProcessCPUTime()
+      ->Unit(benchmark::kMicrosecond);
   // Defaults (given flags override them): interleaved repetitions, long enough
   // that the exporter's batches (1024 spans) are amortised.
-  std::vector<char*> args(argv, argv + argc);
   std::string defaults[] = {"--benchmark_repetitions=15", "--benchmark_min_time=0.3",
                             "--benchmark_enable_random_interleaving=true"};
   args.insert(args.begin() + 1, {defaults[0].data(), defaults[1].data(), defaults[2].data()});

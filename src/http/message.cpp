@@ -37,8 +37,19 @@ std::optional<std::string_view> fields::get(std::string_view name) const {
 }
 
 void fields::set(std::string_view name, std::string_view value) {
-  erase(name);
-  add(name, value);
+  // The first field of that name takes the value in place (its storage is
+  // reused: no allocation when the value fits, as a traceparent rewritten per
+  // request does); later ones go.
+  const auto first = std::find_if(items_.begin(), items_.end(),
+                                  [&](const field& f) { return iequals(f.name, name); });
+  if (first == items_.end()) {
+    add(name, value);
+    return;
+  }
+  first->value.assign(value);
+  const auto rest = std::remove_if(std::next(first), items_.end(),
+                                   [&](const field& f) { return iequals(f.name, name); });
+  items_.erase(rest, items_.end());
 }
 
 void fields::add(std::string_view name, std::string_view value) {

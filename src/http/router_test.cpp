@@ -117,6 +117,23 @@ TEST(message, fields_are_case_insensitive) {
   EXPECT_EQ(*f.get("x-multi"), "3");
 }
 
+TEST(message, set_replaces_the_first_field_in_place_and_drops_the_others) {
+  fields f;
+  f.add("traceparent", "00-old");
+  f.add("Host", "h");
+  f.add("TraceParent", "00-second");
+  f.add("Accept", "*/*");
+  f.set("traceparent", "00-new");
+  ASSERT_EQ(f.size(), 3u);
+  auto it = f.begin();
+  EXPECT_EQ(it->value, "00-new");  // in the first one's place
+  EXPECT_EQ((++it)->name, "Host");
+  EXPECT_EQ((++it)->name, "Accept");
+  f.set("content-type", "text/plain");  // absent: appended
+  ASSERT_EQ(f.size(), 4u);
+  EXPECT_EQ(*f.get("Content-Type"), "text/plain");
+}
+
 TEST(message, error_response_uses_catalog) {
   auto r = response::from_error(error(errc::unavailable, "broker down"), 5);
   EXPECT_EQ(r.status, 503);

@@ -124,7 +124,7 @@ constexpr std::uint16_t listen_port = 3500;
   tracing::active_span producer;
   if (tracer != nullptr) {
     producer = sidecar::start_producer_span(*tracer, req.headers, backend_type, pubsub, topic);
-    in.traceparent = producer.traceparent();
+    producer.traceparent_into(in.traceparent);
     in.tracestate = producer.tracestate();
   }
   auto msg = sidecar::build_message(in, meta);

@@ -140,7 +140,7 @@ tracing::active_span start_producer_span(const tracing::tracer& tracer, const ht
 
 void note_message(tracing::active_span& span, const backends::message& m) {
   if (!span.recording()) return;
-  span.set(attr::messaging_message_id, m.id.to_string());
+  span.set(attr::messaging_message_id, m.id);
   span.set(attr::messaging_message_body_size, static_cast<std::int64_t>(m.body.size()));
   if (m.deliver_at > wall_time{}) {
     span.set(attr::outrider_message_scheduled_time_ms, unix_ms(m.deliver_at));

@@ -594,7 +594,7 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     in.body = std::move(req.body);
     auto producer = start_producer(req.headers, *comp, topic);
     if (tracer) {
-      in.traceparent = producer.traceparent();
+      producer.traceparent_into(in.traceparent);
       in.tracestate = producer.tracestate();
     }
     auto msg = build_message(in, *meta);
@@ -699,7 +699,7 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
         in.content_type = event->is_string() ? "text/plain" : "application/json";
       }
       if (tracer) {
-        in.traceparent = producer.traceparent();
+        producer.traceparent_into(in.traceparent);
         in.tracestate = producer.tracestate();
       }
       auto msg = build_message(in, *meta);
@@ -1116,7 +1116,7 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
       c.set(attr::messaging_destination_name, sub.topic);
       c.set(attr::messaging_operation_type, "process");
       c.set(attr::messaging_operation_name, "process");
-      c.set(attr::messaging_message_id, d.id.to_string());
+      c.set(attr::messaging_message_id, d.id);
       c.set(attr::messaging_consumer_group_name, opts.app_id);
       c.set(attr::messaging_message_body_size, static_cast<std::int64_t>(d.body.size()));
       c.set(attr::outrider_pubsub_name, sub.pubsub_name);

@@ -81,12 +81,12 @@ recorded_span_ptr acquire_recorded_span() {
   }
   recorded_span_ptr s = std::move(cache.back());
   cache.pop_back();
+  s->clear();  // here, on the thread about to write it anyway
   return s;
 }
 
 void release_recorded_spans(std::vector<recorded_span_ptr>& spans) noexcept {
   if (spans.empty()) return;
-  for (auto& s : spans) s->clear();
   auto& p = pool();
   std::vector<recorded_span_ptr> taken;
   {
@@ -102,7 +102,7 @@ void release_recorded_spans(std::vector<recorded_span_ptr>& spans) noexcept {
 }
 
 recorded_span::text_ref recorded_span::store(std::string_view s) {
-  text_ref r;
+  text_ref r{};
   r.size = static_cast<std::uint32_t>(s.size());
   if (s.size() <= inline_text_bytes - text_used_) {
     r.offset = text_used_;
@@ -122,7 +122,7 @@ std::string_view recorded_span::text(text_ref r) const noexcept {
 }
 
 void recorded_span::add(const attribute& a) {
-  if (inline_count_ < inline_attributes && more_attributes_.empty()) {
+  if (inline_count_ < inline_attributes) {
     attributes_[inline_count_++] = a;
   } else {
     more_attributes_.push_back(a);
@@ -408,7 +408,7 @@ std::size_t span_size(const recorded_span& s) {
       case t::float64: value = 1 + 8; break;
       default: break;
     }
-    const std::size_t key = a.key == attr::custom ? a.key_text.size : attr_name(a.key).size();
+    const std::size_t key = a.key == attr::custom ? a.key_size : attr_name(a.key).size();
     n += bytes_field_size(9, bytes_field_size(1, key) + bytes_field_size(2, value));
   }
   if (s.status != status_code::unset || s.status_message.size != 0) {

@@ -320,7 +320,7 @@ std::optional<span_context> extract_context(const carrier_headers& h) {
     c.trace_id = tp->trace_id;
     c.span_id = tp->parent_id;
     c.flags = tp->flags;
-    c.trace_state = normalize_tracestate(h.tracestate);
+    if (!h.tracestate.empty()) c.trace_state = normalize_tracestate(h.tracestate);
     c.remote = true;
     return c;
   }

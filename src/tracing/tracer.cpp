@@ -169,11 +169,35 @@ void active_span::set(attr key, double value) {
 }
 
 namespace {
+// id128::to_string()'s text (Crockford base32, lower case, 26 digits: base/id.h)
+// into `out` without a heap string; tracer_test checks that they agree.
+void write_id_text(const id128& id, char (&out)[id128::text_size]) noexcept {
+  static constexpr char digits[] = "0123456789abcdefghjkmnpqrstvwxyz";
+  std::uint64_t hi = id.high;
+  std::uint64_t lo = id.low;
+  for (std::size_t i = id128::text_size; i-- > 0;) {
+    out[i] = digits[lo & 31];
+    lo = (lo >> 5) | (hi << 59);
+    hi >>= 5;
+  }
+}
+}  // namespace
+
+void active_span::set(attr key, const id128& id) {
+  if (!data_) return;
+  char text[id128::text_size];
+  write_id_text(id, text);
+  set(key, std::string_view(text, sizeof text));
+}
+
+namespace {
 // A custom key's attribute: the key text goes into the span too.
 recorded_span::attribute custom_key(recorded_span& s, std::string_view key) {
   recorded_span::attribute a;
   a.key = attr::custom;
-  a.key_text = s.store(key);
+  const auto text = s.store(key.substr(0, recorded_span::max_key_size));
+  a.key_offset = text.offset;
+  a.key_size = static_cast<std::uint16_t>(text.size);
   return a;
 }
 }  // namespace

@@ -82,6 +82,12 @@ class active_span {
   const span_context& context() const noexcept { return context_; }
   // The headers that continue this span's trace downstream.
   std::string traceparent() const { return format_traceparent(context_); }
+  // The same written into `out`, reusing its storage (no allocation when it
+  // already holds a traceparent, e.g. the one a request came with).
+  void traceparent_into(std::string& out) const {
+    out.resize(traceparent_size);
+    write_traceparent(context_.trace_id, context_.span_id, context_.flags, out.data());
+  }
   const std::string& tracestate() const noexcept { return context_.trace_state; }
 
   // Attributes with a fixed key (recorded_span.h): no key text is stored.
@@ -90,6 +96,8 @@ class active_span {
   void set(attr key, std::int64_t value);
   void set(attr key, bool value);
   void set(attr key, double value);
+  // An id as its text (id128::to_string), written straight into the span.
+  void set(attr key, const id128& id);
   // Any other key (copied into the span).
   void set(std::string_view key, std::string_view value);
   void set(std::string_view key, const char* value) { set(key, std::string_view(value)); }

@@ -60,6 +60,39 @@ TEST(Tracer, EndIsIdempotentAndDestructorEnds) {
   EXPECT_EQ(sink.spans.size(), 2U);
 }
 
+TEST(Tracer, IdAttributesCustomKeysAndTraceparentInto) {
+  simulated_clock clk;
+  xoshiro_random rng(5);
+  collecting_sink sink;
+  tracer t({}, borrow(sink), borrow(clk), &rng);
+  auto s = t.start_span("publish orders", span_kind::producer, nullptr);
+  const id128 id{0x0123456789abcdef, 0xfedcba9876543210};
+  s.set(attr::messaging_message_id, id);
+  s.set("app.flag", true);
+  s.set("app.note", "kept after a custom key");
+  std::string tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  s.traceparent_into(tp);
+  EXPECT_EQ(tp, s.traceparent());
+  std::string empty;
+  s.traceparent_into(empty);
+  EXPECT_EQ(empty, s.traceparent());
+  s.end();
+  ASSERT_EQ(sink.spans.size(), 1U);
+  const span& out = sink.spans[0];
+  EXPECT_EQ(out.attribute("messaging.message.id")->string_value, id.to_string());
+  EXPECT_TRUE(out.attribute("app.flag")->bool_value);
+  EXPECT_EQ(out.attribute("app.note")->string_value, "kept after a custom key");
+  // The id's text is id128::to_string()'s, whatever the id.
+  std::vector<id128> ids = {id128{}, id128{~0ULL, ~0ULL}, id128{1ULL << 63, 1}};
+  for (int i = 0; i < 50; ++i) ids.push_back(id128::random(rng));
+  for (const auto& x : ids) {
+    auto e = t.start_span("e", span_kind::internal, nullptr);
+    e.set(attr::messaging_message_id, x);
+    e.end();
+    EXPECT_EQ(sink.spans.back().attribute("messaging.message.id")->string_value, x.to_string());
+  }
+}
+
 TEST(Tracer, ParentBasedSampling) {
   simulated_clock clk;
   collecting_sink sink;

@@ -1,6 +1,7 @@
 #include "sidecar/outbound.h"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/url/parse.hpp>
 #include <condition_variable>
 #include <fmt/core.h>
 #include <mutex>
@@ -41,6 +42,49 @@ std::string join_url(std::string base, std::string_view target) {
   return base;
 }
 
+// An HTTPEndpoint with its baseUrl parsed once, at start.
+struct endpoint_entry {
+  ambassador::http_endpoint endpoint;
+  std::optional<http::url> base;  // the parsed baseUrl (if it parses)
+  // When the baseUrl has no query or fragment, a call's URL is `base` with
+  // target = base_path + the call's origin-form target: the URL that parsing
+  // join_url(baseUrl, target) gives (anything else takes that slower path,
+  // with its errors).
+  bool joins_fast = false;
+  std::string base_path;  // base's path without one trailing '/' ("" for "/")
+  std::string target;     // "endpoint:<name>"
+
+  explicit endpoint_entry(ambassador::http_endpoint e)
+      : endpoint(std::move(e)), target("endpoint:" + endpoint.name) {
+    auto parsed = http::url::parse(endpoint.base_url);
+    if (!parsed) return;
+    base = std::move(*parsed);
+    if (base->target.find('?') != std::string::npos ||
+        endpoint.base_url.find('#') != std::string::npos) {
+      return;
+    }
+    joins_fast = true;
+    // url::parse makes an empty path "/"; join_url keeps the base as written.
+    const bool written_path =
+        endpoint.base_url.find('/', endpoint.base_url.find("//") + 2) != std::string::npos;
+    base_path = written_path ? base->target : std::string();
+    if (!base_path.empty() && base_path.back() == '/') base_path.pop_back();
+  }
+
+  // The URL of a call to `call_target` (an origin-form "/path?query" for the fast
+  // path). Errors: invalid_argument.
+  result<http::url> url_for(std::string_view call_target) const {
+    if (joins_fast && call_target.starts_with('/') && boost::urls::parse_origin_form(call_target)) {
+      http::url out = *base;
+      out.target.reserve(base_path.size() + call_target.size());
+      out.target.assign(base_path);
+      out.target.append(call_target);
+      return out;
+    }
+    return http::url::parse(join_url(endpoint.base_url, call_target));
+  }
+};
+
 }  // namespace
 
 struct outbound::state : std::enable_shared_from_this<state> {
@@ -69,7 +113,7 @@ struct outbound::state : std::enable_shared_from_this<state> {
   metrics::registry& reg;
   std::shared_ptr<ambassador::call_observer> observer;
   ambassador::resources res;
-  std::map<std::string, ambassador::http_endpoint> endpoints;
+  std::map<std::string, endpoint_entry, std::less<>> endpoints;
   ambassador::chain_resolver resolver;
   std::unique_ptr<http::server> proxy;
   std::shared_ptr<ambassador::target_table> shared_targets;  // breakers, budgets, metrics
@@ -178,13 +222,13 @@ struct outbound::state : std::enable_shared_from_this<state> {
     }
     ambassador::call_spec spec;
     if (auto ep = endpoints.find(app_id); ep != endpoints.end()) {
-      auto url = http::url::parse(join_url(ep->second.base_url, method_target));
+      auto url = ep->second.url_for(method_target);
       if (!url) {
         r.send(fail(errc::invalid_argument, url.error().message));
         return;
       }
-      for (const auto& h : ep->second.headers) req.headers.set(h.name, h.value);
-      spec.target = "endpoint:" + app_id;
+      for (const auto& h : ep->second.endpoint.headers) req.headers.set(h.name, h.value);
+      spec.target = ep->second.target;
       spec.policy = policy_for(res.policies.endpoints, app_id);
       spec.destination = std::move(*url);
       req.target = spec.destination.target;
@@ -283,11 +327,11 @@ struct outbound::state : std::enable_shared_from_this<state> {
       spec.policy = targets.at(url->host);
     } else {
       for (const auto& [name, ep] : endpoints) {
-        auto base = http::url::parse(ep.base_url);
+        const auto& base = ep.base;
         if (base && base->scheme == "http" && base->host == url->host && base->port == url->port) {
-          spec.target = "endpoint:" + name;
+          spec.target = ep.target;
           spec.policy = policy_for(targets, name);
-          for (const auto& h : ep.headers) req.headers.set(h.name, h.value);
+          for (const auto& h : ep.endpoint.headers) req.headers.set(h.name, h.value);
           break;
         }
       }
@@ -372,7 +416,10 @@ status outbound::start() {
       return error(errc::config_invalid, "output binding '" + b.name + "' is defined twice");
     }
   }
-  for (const auto& e : s.res.endpoints) s.endpoints[e.name] = e;
+  for (const auto& e : s.res.endpoints) {
+    s.endpoints.erase(e.name);
+    s.endpoints.emplace(e.name, endpoint_entry(e));
+  }
   if (!s.opts.resolve_file.empty()) {
     s.resolver.add(std::make_shared<ambassador::file_resolver>(
         io::posix_file_system(), s.opts.resolve_file, *s.resolver_clock));

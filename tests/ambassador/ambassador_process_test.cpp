@@ -135,7 +135,10 @@ spec:
     write_file(resources + "/endpoints.yaml",
                "apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\n"
                "metadata:\n  name: ext\nspec:\n  baseUrl: " +
-                   up + "\n");
+                   up +
+                   "\n---\napiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\n"
+                   "metadata:\n  name: extpath\nspec:\n  baseUrl: " +
+                   up + "/echo/base/\n");
     resolve_file_ = new std::string(data_->path() + "/apps.yaml");
     write_file(*resolve_file_,
                "apps:\n  backend: \"127.0.0.1:" + std::to_string(backend_port_) + "\"\n");
@@ -417,10 +420,28 @@ TEST_F(ambassador_process, metadata_lists_output_bindings_and_http_endpoints) {
     EXPECT_EQ(b.at("version").as_string(), "v1");
     EXPECT_EQ(json::serialize(b.at("capabilities")), R"(["OUTPUT_BINDING"])");
   }
-  EXPECT_EQ(json::serialize(doc.at("httpEndpoints")), R"([{"name":"ext"}])");
+  EXPECT_EQ(json::serialize(doc.at("httpEndpoints")), R"([{"name":"ext"},{"name":"extpath"}])");
   // The listed endpoint is callable by its name.
   auto e = http_call(frontend_port_, "GET", "/v1.0/invoke/ext/method/echo");
   EXPECT_EQ(e.status, 200) << e.body;
+}
+
+// A call's URL is the endpoint's baseUrl (its path kept, one slash between) and the call's
+// path and query, by path and by dapr-app-id header; a path the URL grammar refuses is a 400.
+TEST_F(ambassador_process, http_endpoint_calls_join_the_base_path) {
+  auto r = http_call(frontend_port_, "GET", "/v1.0/invoke/extpath/method/items/7?x=1%202");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body).as_object().at("path").as_string(), "/echo/base/items/7?x=1%202");
+  r = http_call(frontend_port_, "GET", "/q?z=2", "", {{"dapr-app-id", "extpath"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body).as_object().at("path").as_string(), "/echo/base/q?z=2");
+  r = http_call(frontend_port_, "GET", "/v1.0/invoke/ext/method/echo");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body).as_object().at("path").as_string(), "/echo");
+  r = raw_http(
+      frontend_port_,
+      "GET /echo/a|b HTTP/1.1\r\nHost: x\r\ndapr-app-id: ext\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(r.status, 400) << r.body;
 }
 
 }  // namespace

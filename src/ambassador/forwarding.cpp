@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <cstdint>
 #include <fmt/core.h>
+#include <iterator>
 
 namespace outrider::ambassador {
 namespace json = boost::json;
@@ -27,24 +29,58 @@ bool valid_header_text(std::string_view s) {
 }  // namespace
 
 void strip_hop_by_hop(http::fields& headers) {
-  std::vector<std::string> named;
+  static constexpr std::string_view always[] = {"Connection",
+                                                "Keep-Alive",
+                                                "Proxy-Connection",
+                                                "Proxy-Authenticate",
+                                                "Proxy-Authorization",
+                                                "TE",
+                                                "Trailer",
+                                                "Transfer-Encoding",
+                                                "Upgrade",
+                                                "Host",
+                                                "Content-Length",
+                                                "Expect"};
+  static_assert(std::size(always) <= 32);
+  auto listed = [](std::string_view name) -> int {
+    for (std::size_t i = 0; i < std::size(always); ++i) {
+      if (name.size() == always[i].size() && http::iequals(name, always[i])) {
+        return static_cast<int>(i);
+      }
+    }
+    return -1;
+  };
+  auto present = [&headers](std::string_view name) {
+    return std::any_of(headers.begin(), headers.end(), [name](const http::fields::field& f) {
+      return http::iequals(f.name, name);
+    });
+  };
+  // One pass finds which of the names are there (a bit each, no allocation), and the
+  // names Connection lists; then each name present is erased (a pass each), not all twelve.
+  std::uint32_t found = 0;
+  std::vector<std::string> named;  // Connection's tokens that are other fields present
   for (const auto& f : headers) {
-    if (!http::iequals(f.name, "Connection")) continue;
+    const int i = listed(f.name);
+    if (i < 0) continue;
+    found |= 1U << static_cast<unsigned>(i);
+    if (i != 0) continue;  // Connection: the fields it names go too
     std::string_view v = f.value;
     while (!v.empty()) {
       auto comma = v.find(',');
       auto token = v.substr(0, comma);
       while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
       while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
-      if (!token.empty()) named.emplace_back(token);
+      if (const int t = listed(token); t >= 0) {
+        found |= 1U << static_cast<unsigned>(t);
+      } else if (!token.empty() && present(token)) {
+        named.emplace_back(token);
+      }
       v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
     }
   }
   for (const auto& n : named) headers.erase(n);
-  for (std::string_view n :
-       {"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
-        "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Expect"}) {
-    headers.erase(n);
+  for (std::size_t i = 0; i < std::size(always); ++i) {
+    if ((found & (1U << i)) != 0) headers.erase(always[i]);
   }
 }
 

@@ -21,6 +21,22 @@ TEST(forwarding, strips_hop_by_hop_fields_and_those_connection_names) {
   EXPECT_FALSE(h.contains("Proxy-Authorization"));
   EXPECT_TRUE(h.contains("traceparent"));
   EXPECT_TRUE(h.contains("X-Kept"));
+  EXPECT_FALSE(h.contains("Connection"));
+
+  // Every listed name in any case, repeated fields, and Connection naming listed ones.
+  http::fields all;
+  for (std::string_view n :
+       {"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "PROXY-AUTHORIZATION",
+        "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length", "expect"}) {
+    all.add(n, "x");
+  }
+  all.add("Connection", "Upgrade,  close , x-b");
+  all.add("X-A", "kept");
+  all.add("x-B", "named");
+  all.add("Host", "again");
+  strip_hop_by_hop(all);
+  ASSERT_EQ(all.size(), 1U);
+  EXPECT_EQ(all.get("x-a"), "kept");
 }
 
 TEST(forwarding, parses_invocation_targets) {

@@ -47,21 +47,52 @@ constexpr auto probe_after_idle = std::chrono::seconds(1);
 // The first read of a response asks for this much (Beast's own reads start at 512 bytes, so a
 // 1 KiB answer took three reads).
 constexpr std::size_t response_read_bytes = 16 * 1024;
+// A pooled connection keeps its read buffer up to this capacity.
+constexpr std::size_t max_kept_buffer_bytes = 64 * 1024;
 
-// The request's wire form (Beast's serializer, run to the end into one string).
-void serialize_request(bhttp::request<bhttp::string_body>& msg, std::string& wire,
-                       boost::system::error_code& ec) {
+// Whether run() leaves the field out of what it sends (it writes its own).
+bool replaced_field(std::string_view name) {
+  return iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding") ||
+         iequals(name, "Connection") || iequals(name, "Host");
+}
+
+// The Host field's value for `dest` (no port when it is the scheme's default).
+void append_host(std::string& out, const url& dest) {
+  const bool v6 = dest.host.find(':') != std::string::npos;
+  if (v6) out += '[';
+  out += dest.host;
+  if (v6) out += ']';
+  const bool default_port =
+      (dest.scheme == "http" && dest.port == 80) || (dest.scheme == "https" && dest.port == 443);
+  if (!default_port) fmt::format_to(std::back_inserter(out), ":{}", dest.port);
+}
+
+// The wire form of a request with a buffered body on a plain connection, written
+// straight from `req` (no Beast message in between): what Beast's serializer
+// writes for the message run() builds for TLS: the request line, req's fields in
+// order without the ones replaced_field() names (and without any holding CR or
+// LF), Host, User-Agent unless req has one, Content-Length as Beast's
+// prepare_payload sets it (a body, or POST, PUT, OPTIONS), then the body.
+void write_request(std::string& wire, const request& req, std::string_view target, const url& dest,
+                   std::string_view user_agent) {
   wire.clear();
-  bhttp::serializer<true, bhttp::string_body> sr{msg};
-  do {
-    sr.next(ec, [&](boost::system::error_code&, const auto& buffers) {
-      const std::size_t n = beast::buffer_bytes(buffers);
-      const std::size_t at = wire.size();
-      wire.resize(at + n);
-      asio::buffer_copy(asio::buffer(wire.data() + at, n), buffers);
-      sr.consume(n);
-    });
-  } while (!ec && !sr.is_done());
+  wire.reserve(256 + req.body.size());
+  wire.append(req.method).append(" ").append(target).append(" HTTP/1.1\r\n");
+  bool has_user_agent = false;
+  for (const auto& f : req.headers) {
+    if (replaced_field(f.name) || detail::has_crlf(f.name) || detail::has_crlf(f.value)) continue;
+    if (!has_user_agent && iequals(f.name, "User-Agent")) has_user_agent = true;
+    wire.append(f.name).append(": ").append(f.value).append("\r\n");
+  }
+  wire.append("Host: ");
+  append_host(wire, dest);
+  wire.append("\r\n");
+  if (!has_user_agent) wire.append("User-Agent: ").append(user_agent).append("\r\n");
+  if (!req.body.empty() || req.method == "POST" || req.method == "PUT" || req.method == "OPTIONS") {
+    fmt::format_to(std::back_inserter(wire), "Content-Length: {}\r\n", req.body.size());
+  }
+  wire.append("\r\n");
+  wire.append(req.body);
 }
 
 bool idempotent(std::string_view method) {
@@ -130,6 +161,7 @@ struct pooled {
       deadline = std::move(o.deadline);
       idle_since = o.idle_since;
       wire = std::move(o.wire);
+      buffer = std::move(o.buffer);
     }
     return *this;
   }
@@ -150,6 +182,9 @@ struct pooled {
   std::shared_ptr<detail::lazy_deadline> deadline;
   mono_time idle_since{};
   std::string wire;  // the request being written (plain connections; reused)
+  // Where responses are read (reused; empty between requests: a connection with
+  // bytes left over is not pooled).
+  beast::flat_buffer buffer;
 };
 
 struct client::impl : std::enable_shared_from_this<client::impl> {
@@ -283,14 +318,18 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     co_return conn;
   }
 
+  // One request on `conn`. `out` is the Beast form of `req` (built for TLS
+  // and streamed bodies only); plain connections write `req` directly.
   template <class Stream>
-  asio::awaitable<result<response>> exchange(Stream& stream, pooled& conn,
+  asio::awaitable<result<response>> exchange(Stream& stream, pooled& conn, const request& req,
+                                             std::string_view target, const url& dest,
                                              bhttp::request<bhttp::string_body>& out,
                                              const std::shared_ptr<body_stream>& upload,
                                              mono_time deadline, bool& reusable, bool& sent,
                                              const std::string& origin) {
     auto& watch = *conn.deadline;
     watch.expires_at(deadline);
+    const bool head_request = req.method == "HEAD";
     if (upload) {
       // The request body streams from `upload`; the deadline covers all of it.
       bhttp::request<bhttp::buffer_body> m{bhttp::request_header<>(out.base())};
@@ -315,9 +354,8 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       // Plain TCP: the whole request goes out now when the kernel takes it (no posted
       // completion); only a remainder waits for writability.
       boost::system::error_code wec;
-      serialize_request(out, conn.wire, wec);
-      std::size_t written = 0;
-      if (!wec) written = detail::write_now(stream.socket(), conn.wire, wec);
+      write_request(conn.wire, req, target, dest, opts.user_agent);
+      std::size_t written = detail::write_now(stream.socket(), conn.wire, wec);
       if (!wec && written < conn.wire.size()) {
         auto [rest_ec, rest] = co_await asio::async_write(
             stream, asio::buffer(conn.wire.data() + written, conn.wire.size() - written),
@@ -340,17 +378,18 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
                         fmt::format("sending the request failed: {}", wec.message()));
       }
     }
-    beast::flat_buffer buffer;
+    auto& buffer = conn.buffer;
+    buffer.clear();
     bhttp::response_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(opts.response_header_limit));
-    const bool may_stream = opts.stream_response_threshold > 0 && out.method() != bhttp::verb::head;
+    const bool may_stream = opts.stream_response_threshold > 0 && !head_request;
     // With streaming the body limit is decided once the head is in.
     if (may_stream) {
       parser.body_limit(boost::none);
     } else {
       parser.body_limit(opts.response_body_limit);
     }
-    if (out.method() == bhttp::verb::head) parser.skip(true);
+    if (head_request) parser.skip(true);
     if constexpr (std::is_same_v<Stream, plain_stream>) {
       // Plain TCP: one read of up to 16 KiB when the answer arrives, parsed in place; Beast's
       // reads below only continue a head or body that did not fit.
@@ -396,10 +435,12 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
           response r;
           r.status = static_cast<int>(h.result_int());
           for (const auto& f : h) r.headers.add(f.name_string(), f.value());
+          beast::flat_buffer body_buffer = std::move(buffer);  // before `conn` moves
           auto holder = std::make_shared<pooled>(std::move(conn));
           using download_stream = detail::parser_body_stream<false, Stream>;
-          auto body = std::make_shared<download_stream>(
-              stream, holder, std::move(buffer), std::move(parser), opts.stream_idle_timeout, 0);
+          auto body =
+              std::make_shared<download_stream>(stream, holder, std::move(body_buffer),
+                                                std::move(parser), opts.stream_idle_timeout, 0);
           body->on_end = [weak = weak_from_this(), holder, origin](bool can_reuse) {
             auto self = weak.lock();
             if (self && can_reuse) self->give_back(origin, std::move(*holder));
@@ -434,6 +475,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     for (const auto& f : msg) r.headers.add(f.name_string(), f.value());
     r.body = std::move(msg.body());
     reusable = msg.keep_alive() && buffer.size() == 0;
+    if (buffer.capacity() > max_kept_buffer_bytes) buffer = beast::flat_buffer();
     watch.expires_never();
     co_return r;
   }
@@ -447,30 +489,34 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   asio::awaitable<result<response>> run(url dest, request req, nanoseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     const auto origin = dest.origin();
-    bhttp::request<bhttp::string_body> out;
-    auto verb = bhttp::string_to_verb(req.method);
-    if (verb == bhttp::verb::unknown)
-      out.method_string(req.method);
-    else
-      out.method(verb);
-    out.target(req.target.empty() ? dest.target : req.target);
-    out.version(11);
-    for (const auto& f : req.headers) {
-      if (iequals(f.name, "Content-Length") || iequals(f.name, "Transfer-Encoding") ||
-          iequals(f.name, "Connection") || iequals(f.name, "Host")) {
-        continue;
-      }
-      out.insert(f.name, f.value);
+    const std::string_view target = req.target.empty() ? dest.target : req.target;
+    if (req.method == "TRACE" && !req.body.empty()) {  // Beast's serializer throws on it
+      co_return error(errc::invalid_argument, "a TRACE request cannot have a body");
     }
-    bool default_port =
-        (dest.scheme == "http" && dest.port == 80) || (dest.scheme == "https" && dest.port == 443);
-    out.set(bhttp::field::host,
-            default_port ? dest.host : dest.host + ":" + std::to_string(dest.port));
-    if (!req.headers.contains("User-Agent")) out.set(bhttp::field::user_agent, opts.user_agent);
-    out.keep_alive(true);
-    if (!req.stream) {
-      out.body() = std::move(req.body);
-      out.prepare_payload();
+    // Plain connections with a buffered body write `req` as it is (write_request);
+    // TLS and streamed bodies go through Beast's serializer.
+    bhttp::request<bhttp::string_body> out;
+    if (dest.scheme == "https" || req.stream) {
+      auto verb = bhttp::string_to_verb(req.method);
+      if (verb == bhttp::verb::unknown)
+        out.method_string(req.method);
+      else
+        out.method(verb);
+      out.target(target);
+      out.version(11);
+      for (const auto& f : req.headers) {
+        if (replaced_field(f.name)) continue;
+        out.insert(f.name, f.value);
+      }
+      std::string host;
+      append_host(host, dest);
+      out.set(bhttp::field::host, host);
+      if (!req.headers.contains("User-Agent")) out.set(bhttp::field::user_agent, opts.user_agent);
+      out.keep_alive(true);
+      if (!req.stream) {
+        out.body() = std::move(req.body);  // exchange() reads req's body only for plain ones
+        out.prepare_payload();
+      }
     }
 
     // A pooled connection can still have been closed by the peer an instant ago;
@@ -489,7 +535,8 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       bool sent = false;
       auto res = co_await std::visit(
           [&](auto& s) {
-            return exchange(*s, conn, out, req.stream, deadline, reusable, sent, origin);
+            return exchange(*s, conn, req, target, dest, out, req.stream, deadline, reusable, sent,
+                            origin);
           },
           conn.stream);
       if (res) {
@@ -514,7 +561,8 @@ client::~client() = default;
 
 void client::send(const url& destination, request req, nanoseconds timeout, callback done) {
   auto self = impl_;
-  asio::co_spawn(self->context, self->run_and_report(destination, std::move(req), timeout, done),
+  asio::co_spawn(self->context,
+                 self->run_and_report(destination, std::move(req), timeout, std::move(done)),
                  [](std::exception_ptr ep) {
                    if (ep) logger.error("HTTP client coroutine ended by an exception");
                  });

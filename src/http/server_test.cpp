@@ -12,7 +12,9 @@
 #include <boost/asio/io_context.hpp>
 #include <future>
 #include <gtest/gtest.h>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "http/client.h"
 #include "http/router.h"
@@ -428,6 +430,156 @@ TEST_F(client_test, a_connection_closed_without_an_answer_is_an_error_at_once) {
   ::shutdown(listener, SHUT_RDWR);
   ::close(listener);
   peer.join();
+}
+
+// What the client writes for a buffered request on a plain connection: the request line,
+// the request's fields in order without the ones it owns (Host, Connection, framing) or any
+// holding CR/LF, then Host, User-Agent unless given, and Content-Length for a body or a
+// POST/PUT/OPTIONS (as Beast's serializer wrote it). A TRACE with a body is refused at once.
+TEST_F(client_test, writes_requests_with_its_own_host_and_framing) {
+  start();
+  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(listener, 8), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  const auto port = std::to_string(ntohs(addr.sin_port));
+  std::promise<std::vector<std::string>> seen;
+  std::thread peer([listener, &seen] {
+    std::vector<std::string> requests;
+    int fd = ::accept(listener, nullptr, nullptr);
+    std::string data;
+    while (fd >= 0 && requests.size() < 3) {
+      char buf[4096];
+      auto n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      data.append(buf, static_cast<std::size_t>(n));
+      for (;;) {
+        auto end = data.find("\r\n\r\n");
+        if (end == std::string::npos) break;
+        std::size_t body = 0;
+        if (auto cl = data.find("Content-Length: "); cl != std::string::npos && cl < end) {
+          body = std::stoul(data.substr(cl + 16));
+        }
+        if (data.size() < end + 4 + body) break;
+        requests.push_back(data.substr(0, end + 4 + body));
+        data.erase(0, end + 4 + body);
+        static constexpr std::string_view answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        (void)::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
+      }
+    }
+    if (fd >= 0) ::close(fd);
+    seen.set_value(std::move(requests));
+  });
+  client c(ctx());
+  const auto base = "http://127.0.0.1:" + port;
+  auto send_request = [&](request req) {
+    std::promise<result<response>> done;
+    c.send(*url::parse(base + "/default"), std::move(req), 5s,
+           [&](result<response> r) { done.set_value(std::move(r)); });
+    return done.get_future().get();
+  };
+  request get;
+  get.method = "GET";
+  get.target = "/path?q=1";
+  get.headers.add("X-A", "1");
+  get.headers.add("Host", "elsewhere");
+  get.headers.add("Connection", "close");
+  get.headers.add("X-Split", "a\r\nX-Injected: 1");
+  get.headers.add("x-b", "2");
+  auto r = send_request(std::move(get));
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->body, "ok");
+  request empty_post;
+  empty_post.method = "POST";
+  ASSERT_TRUE(send_request(std::move(empty_post)));
+  request post;
+  post.method = "POST";
+  post.headers.add("User-Agent", "me");
+  post.headers.add("Content-Length", "99");
+  post.body = "abc";
+  ASSERT_TRUE(send_request(std::move(post)));
+  request trace;
+  trace.method = "TRACE";
+  trace.body = "x";
+  auto refused = send_request(std::move(trace));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, errc::invalid_argument);
+
+  auto requests = seen.get_future().get();
+  peer.join();
+  ::close(listener);
+  const auto host = "Host: 127.0.0.1:" + port + "\r\n";
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[0], "GET /path?q=1 HTTP/1.1\r\nX-A: 1\r\nx-b: 2\r\n" + host +
+                             "User-Agent: outrider\r\n\r\n");
+  EXPECT_EQ(requests[1], "POST /default HTTP/1.1\r\n" + host +
+                             "User-Agent: outrider\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(requests[2],
+            "POST /default HTTP/1.1\r\nUser-Agent: me\r\n" + host + "Content-Length: 3\r\n\r\nabc");
+}
+
+// Messages that arrive in pieces, and requests sent the moment the previous answer arrived,
+// are all read: reads that drained the socket make the next one wait for readiness rather
+// than try first (detail/direct_io.h), which must never miss bytes already there.
+TEST_F(client_test, messages_in_pieces_and_back_to_back_are_all_read) {
+  start();
+  raw_socket s(server_->port());
+  ASSERT_TRUE(s.send("POST /echo HTTP/1.1\r\nHo"));
+  std::this_thread::sleep_for(30ms);
+  ASSERT_TRUE(s.send("st: x\r\nContent-Length: 5\r\n\r\nab"));
+  std::this_thread::sleep_for(30ms);
+  ASSERT_TRUE(s.send("cde"));
+  auto out = s.read_responses(1);
+  EXPECT_NE(out.find("\r\n\r\nabcde"), std::string::npos) << out;
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE(s.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+    ASSERT_NE(s.read_responses(1).find("hello, world"), std::string::npos) << "request " << i;
+  }
+
+  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(listener, 8), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::thread peer([listener] {
+    int fd = ::accept(listener, nullptr, nullptr);
+    std::string data;
+    auto put = [fd](std::string_view piece) {
+      (void)::send(fd, piece.data(), piece.size(), MSG_NOSIGNAL);
+    };
+    for (int answered = 0; fd >= 0 && answered < 3;) {
+      char buf[4096];
+      auto n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      data.append(buf, static_cast<std::size_t>(n));
+      while (data.find("\r\n\r\n") != std::string::npos) {
+        data.erase(0, data.find("\r\n\r\n") + 4);
+        put("HTTP/1.1 200 OK\r\nContent-");
+        std::this_thread::sleep_for(20ms);
+        put("Length: 4\r\n\r\nab");
+        std::this_thread::sleep_for(20ms);
+        put("cd");
+        ++answered;
+      }
+    }
+    if (fd >= 0) ::close(fd);
+  });
+  client c(ctx());
+  const auto u = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/";
+  for (int i = 0; i < 3; ++i) {
+    auto r = call(c, u);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->body, "abcd");
+  }
+  peer.join();
+  ::close(listener);
 }
 
 TEST(url, parses_and_rejects) {

@@ -218,8 +218,12 @@ inline bool framing_field(std::string_view name) {
          iequals(name, "Connection");
 }
 
+// (A plain loop: find_first_of("\r\n") calls memchr once per character.)
 inline bool has_crlf(std::string_view s) {
-  return s.find_first_of("\r\n") != std::string_view::npos;
+  for (const char c : s) {
+    if (c == '\r' || c == '\n') return true;
+  }
+  return false;
 }
 
 }  // namespace outrider::http::detail

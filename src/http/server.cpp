@@ -85,6 +85,41 @@ result<std::pair<std::string, std::uint16_t>> parse_host_port(std::string_view t
   return std::make_pair(std::string(host), static_cast<std::uint16_t>(port));
 }
 
+// The response slot of one request. The handler may answer synchronously (on
+// this thread, before it returns: the session finds the result, no post) or
+// later: on this thread (the session's wait is resumed by one post) or from
+// another thread (one post back, which resumes it). Touched only on the
+// connection's thread.
+struct pending_response {
+  // The session's wait, type-erased. (Not asio::any_completion_handler: in Boost
+  // 1.81 its move assignment recurses through its own converting constructor.)
+  struct waiter {
+    virtual ~waiter() = default;
+    virtual void resume() = 0;
+  };
+  template <class Handler>
+  struct waiter_for final : waiter {
+    explicit waiter_for(Handler&& h) : handler(std::move(h)) {}
+    void resume() override { std::move(handler)(); }
+    Handler handler;
+  };
+
+  std::optional<response> result;
+  std::unique_ptr<waiter> wait;  // set while the session waits (no timer)
+  std::thread::id owner = std::this_thread::get_id();
+  bool in_call = true;
+
+  // Ends the session's wait, if it waits: later, from the scheduler (never
+  // inside the caller, who may be in the middle of another coroutine).
+  void wake(const asio::any_io_executor& ex) {
+    if (wait) asio::post(ex, [w = std::move(wait)] { w->resume(); });
+  }
+  // Ends it now: only from a handler of the connection's context.
+  void resume_here() {
+    if (auto w = std::move(wait)) w->resume();
+  }
+};
+
 // A connection's state, owned by its session coroutine and by the registry
 // (for stop()). Touched only on its context's thread.
 //
@@ -105,9 +140,9 @@ struct connection {
 
   beast::tcp_stream stream;
   std::shared_ptr<detail::lazy_deadline> deadline;
-  std::string out;                              // the response being written (reused)
-  bool busy = false;                            // a request is being read or handled
-  asio::steady_timer* waiting_timer = nullptr;  // set while awaiting an async handler
+  std::string out;                      // the response being written (reused)
+  bool busy = false;                    // a request is being read or handled
+  pending_response* waiting = nullptr;  // set while awaiting an async handler
 };
 
 struct server::impl : std::enable_shared_from_this<server::impl> {
@@ -216,17 +251,6 @@ request server::impl::to_request(bhttp::request<bhttp::string_body>&& msg,
   req.remote_address = peer;
   return req;
 }
-
-// The response slot of one request. The handler may answer synchronously (on
-// this thread, before it returns: no post, no timer) or later: on this thread
-// (no post: the session's wait is cancelled directly) or from another thread
-// (posted back; the session waits on a timer created only then).
-struct pending_response {
-  std::optional<response> result;
-  std::optional<asio::steady_timer> timer;
-  std::thread::id owner = std::this_thread::get_id();
-  bool in_call = true;
-};
 
 request server::impl::request_head(const bhttp::request<bhttp::string_body>& msg,
                                    const std::string& peer) {
@@ -416,24 +440,28 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
       auto ex = stream.get_executor();
       on_request(std::move(req), responder([slot, ex](response&& r) {
                    // Thread first: the slot is only ever touched on the owner thread. On it,
-                   // no post: during the call the session finds the result when the handler
-                   // returns; later the session waits on slot->timer, which we cancel.
+                   // no post during the call (the session finds the result when the handler
+                   // returns); later one post resumes the session's wait.
                    if (std::this_thread::get_id() == slot->owner) {
                      slot->result = std::move(r);
-                     if (!slot->in_call && slot->timer) slot->timer->cancel();
+                     if (!slot->in_call) slot->wake(ex);
                      return;
                    }
                    asio::post(ex, [slot, r = std::move(r)]() mutable {
                      slot->result = std::move(r);
-                     if (slot->timer) slot->timer->cancel();
+                     slot->resume_here();  // already a handler of the connection's context
                    });
                  }));
       slot->in_call = false;
       if (!slot->result) {
-        slot->timer.emplace(ex, asio::steady_timer::time_point::max());
-        c->waiting_timer = &*slot->timer;
-        co_await slot->timer->async_wait(use_tuple);
-        c->waiting_timer = nullptr;
+        c->waiting = slot.get();
+        co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+            [&slot](auto handler_of_wait) {
+              using waiter = pending_response::waiter_for<decltype(handler_of_wait)>;
+              slot->wait = std::make_unique<waiter>(std::move(handler_of_wait));
+            },
+            asio::use_awaitable);
+        c->waiting = nullptr;
       }
     }
     response resp = slot->result
@@ -544,7 +572,7 @@ void server::stop(nanoseconds grace) {
         if (force || !c->busy) {
           boost::system::error_code ec;
           c->stream.socket().cancel(ec);
-          if (force && c->waiting_timer != nullptr) c->waiting_timer->cancel();
+          if (force && c->waiting != nullptr) c->waiting->wake(c->stream.get_executor());
           if (force) c->stream.socket().close(ec);
         }
       });

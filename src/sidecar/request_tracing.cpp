@@ -166,13 +166,19 @@ http::responder ending_on_response(tracing::active_span span, http::responder in
     tracing::active_span span;
     http::responder inner;
   };
-  // The callback holds only this pointer, small enough for std::function's own storage.
-  auto c = std::make_shared<call>(call{std::move(span), std::move(inner)});
-  return http::responder([c](http::response&& resp) {
-    set_error_from_status(c->span, resp.status, true);
-    c->span.end();
-    c->inner.send(std::move(resp));
+  // The callback holds a plain pointer (trivially copyable, so std::function
+  // keeps it in place: no allocation for the callback) and owns the call: it
+  // frees it when it runs, which http::responder makes happen exactly once
+  // (send(), or the 500 answer of a responder dropped unsent).
+  auto c = std::make_unique<call>(call{std::move(span), std::move(inner)});
+  http::responder ending([p = c.get()](http::response&& resp) {
+    const std::unique_ptr<call> own(p);
+    set_error_from_status(own->span, resp.status, true);
+    own->span.end();
+    own->inner.send(std::move(resp));
   });
+  static_cast<void>(c.release());  // the callback owns it now
+  return ending;
 }
 
 }  // namespace outrider::sidecar

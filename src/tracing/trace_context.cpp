@@ -1,6 +1,8 @@
 #include "tracing/trace_context.h"
 
 #include <array>
+#include <bit>
+#include <cstring>
 
 #include "tracing/span.h"
 
@@ -74,13 +76,28 @@ constexpr auto hex_table = [] {
   return t;
 }();
 
+// The 8 lower-case hex digits of `v` as 8 bytes to store as they are (the first
+// digit at the lowest address), without a table or a loop: the nibbles are
+// spread one per byte, then all turned into ASCII at once.
+std::uint64_t hex8(std::uint32_t v) noexcept {
+  static_assert(std::endian::native == std::endian::little);
+  std::uint64_t x = v;
+  x = ((x & 0xffff0000ULL) << 16) | (x & 0x0000ffffULL);
+  x = ((x & 0x0000ff000000ff00ULL) << 8) | (x & 0x000000ff000000ffULL);
+  x = ((x & 0x00f000f000f000f0ULL) << 4) | (x & 0x000f000f000f000fULL);
+  // Each byte holds one nibble n (the most significant in the top byte); n + 6
+  // carries into bit 4 exactly when n is a letter.
+  const std::uint64_t letters = ((x + 0x0606060606060606ULL) >> 4) & 0x0101010101010101ULL;
+  x += 0x3030303030303030ULL + letters * ('a' - '0' - 10);
+  return __builtin_bswap64(x);
+}
+
 // 16 lower-case hex digits of `v` at `out`.
 void write_hex(char* out, std::uint64_t v) noexcept {
-  static constexpr char digits_table[] = "0123456789abcdef";
-  for (int i = 15; i >= 0; --i) {
-    out[i] = digits_table[v & 0xf];
-    v >>= 4;
-  }
+  const std::uint64_t high = hex8(static_cast<std::uint32_t>(v >> 32));
+  const std::uint64_t low = hex8(static_cast<std::uint32_t>(v));
+  std::memcpy(out, &high, sizeof high);
+  std::memcpy(out + 8, &low, sizeof low);
 }
 
 // Exactly `n` lower-case hex digits at `p` into `out`; false on any other character.

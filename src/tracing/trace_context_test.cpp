@@ -2,6 +2,7 @@
 // Recommendation), named after the rule, plus the SHOULDs we follow and B3.
 #include "tracing/trace_context.h"
 
+#include <cstdio>
 #include <gtest/gtest.h>
 
 #include "base/clock.h"
@@ -35,6 +36,28 @@ TEST(Traceparent, ParsesTheSpecExample) {
 }
 
 // "Vendors MUST expect the header name in any case" (both headers).
+TEST(Traceparent, WrittenDigitsAreLowerCaseHexOfEveryId) {
+  xoshiro_random rng(11);
+  std::vector<std::pair<id128, std::uint64_t>> ids = {
+      {id128{1, 0}, 1},
+      {id128{~0ULL, ~0ULL}, ~0ULL},
+      {id128{0x0123456789abcdef, 0xa0b1c2d3e4f5a6b7}, 0x9a}};
+  for (int i = 0; i < 200; ++i)
+    ids.push_back({id128{rng.next_u64(), rng.next_u64()}, rng.next_u64()});
+  for (const auto& [trace, span] : ids) {
+    char expected[80];
+    std::snprintf(expected, sizeof expected, "00-%016llx%016llx-%016llx-01",
+                  static_cast<unsigned long long>(trace.high),
+                  static_cast<unsigned long long>(trace.low),
+                  static_cast<unsigned long long>(span));
+    EXPECT_EQ(format_traceparent(trace, span, trace_flag_sampled), expected);
+    auto back = parse_traceparent(expected);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->trace_id, trace);
+    EXPECT_EQ(back->parent_id, span);
+  }
+}
+
 TEST(Traceparent, MustExpectTheHeaderNameInAnyCase) {
   http::fields f;
   f.add("TraceParent", valid);

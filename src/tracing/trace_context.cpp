@@ -113,6 +113,37 @@ bool read_hex(const char* p, std::size_t n, std::uint64_t& out) noexcept {
   return bad < 0x10;
 }
 
+// The value of the 8 lower-case hex digits at `p` into `out`; false on any
+// other character. Eight at a time in one 64-bit word (one digit per byte):
+// each byte is classified by SWAR compares (all bytes are ASCII, so setting
+// their top bit and subtracting never borrows across bytes), then the nibbles
+// are packed pairwise.
+bool read_hex8(const char* p, std::uint32_t& out) noexcept {
+  static_assert(std::endian::native == std::endian::little);
+  constexpr std::uint64_t ones = 0x0101010101010101ULL;
+  constexpr std::uint64_t high = 0x8080808080808080ULL;
+  std::uint64_t x = 0;
+  std::memcpy(&x, p, sizeof x);  // the first digit in the lowest byte
+  const auto at_least = [&](std::uint64_t c) { return ((x | high) - c * ones) & high; };
+  const std::uint64_t digit = at_least('0') & ~at_least('9' + 1);
+  const std::uint64_t letter = at_least('a') & ~at_least('f' + 1);
+  if ((x & high) != 0 || (digit | letter) != high) return false;
+  std::uint64_t n = (x & (0x0f * ones)) + (letter >> 7) * 9;  // one nibble per byte
+  n = ((n << 4) + (n >> 8)) & 0x00ff00ff00ff00ffULL;          // pairs of digits
+  n = ((n << 8) + (n >> 16)) & 0x0000ffff0000ffffULL;         // fours
+  out = static_cast<std::uint32_t>((n << 16) + (n >> 32));    // eight
+  return true;
+}
+
+// 16 lower-case hex digits at `p` (read_hex8 twice).
+bool read_hex16(const char* p, std::uint64_t& out) noexcept {
+  std::uint32_t high = 0;
+  std::uint32_t low = 0;
+  const bool ok = read_hex8(p, high) & read_hex8(p + 8, low);
+  out = (static_cast<std::uint64_t>(high) << 32) | low;
+  return ok;
+}
+
 }  // namespace
 
 std::optional<traceparent_fields> parse_traceparent(std::string_view value) noexcept {
@@ -130,10 +161,8 @@ std::optional<traceparent_fields> parse_traceparent(std::string_view value) noex
   std::uint64_t low = 0;
   std::uint64_t parent = 0;
   std::uint64_t flags = 0;
-  if (!read_hex(p + trace_id_pos, span_id_digits, high) ||
-      !read_hex(p + trace_id_pos + span_id_digits, span_id_digits, low) ||
-      !read_hex(p + parent_id_pos, span_id_digits, parent) ||
-      !read_hex(p + flags_pos, flags_hex, flags)) {
+  if (!read_hex16(p + trace_id_pos, high) || !read_hex16(p + trace_id_pos + span_id_digits, low) ||
+      !read_hex16(p + parent_id_pos, parent) || !read_hex(p + flags_pos, flags_hex, flags)) {
     return std::nullopt;
   }
   traceparent_fields out;

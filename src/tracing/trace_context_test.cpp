@@ -58,6 +58,24 @@ TEST(Traceparent, WrittenDigitsAreLowerCaseHexOfEveryId) {
   }
 }
 
+TEST(Traceparent, EveryByteInEveryIdDigitIsCheckedAndRead) {
+  // Each digit of the trace-id and parent-id, replaced by each byte: accepted
+  // exactly when it is a lower-case hex digit, and then read as its value.
+  for (std::size_t pos = 3; pos < 52; ++pos) {
+    if (pos == 35) continue;  // the '-' between the ids
+    for (int b = 0; b < 256; ++b) {
+      std::string text(valid);
+      text[pos] = static_cast<char>(b);
+      const bool hex = (b >= '0' && b <= '9') || (b >= 'a' && b <= 'f');
+      const auto tp = parse_traceparent(text);
+      ASSERT_EQ(tp.has_value(), hex) << "position " << pos << " byte " << b;
+      if (!tp) continue;
+      EXPECT_EQ(format_traceparent(tp->trace_id, tp->parent_id, trace_flag_sampled), text)
+          << "position " << pos << " byte " << b;
+    }
+  }
+}
+
 TEST(Traceparent, MustExpectTheHeaderNameInAnyCase) {
   http::fields f;
   f.add("TraceParent", valid);

@@ -91,6 +91,8 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   // subscription) before the next frame or write: a consumer acking each
   // delivery of a DELIVER frame sends two frames for the lot, not two each.
   std::vector<delivery_tag> deferred_acks;
+  // The unsolicited frames of one read, handled after its answers (views into `in`).
+  std::vector<frame> unsolicited;
   callback<error> disconnect_handler;
   callback<status> connect_done;
 
@@ -255,18 +257,38 @@ asio::awaitable<void> client::impl::reader() {
     auto [ec, n] = co_await socket.async_read_some(
         asio::buffer(in.data() + in_len, in.size() - in_len), use_tuple);
     in_len += n;
+    // Answers first, then the unsolicited frames (deliveries) of this read, each
+    // group in order: a publish confirmed in the same read as a batch of
+    // deliveries completes before the consumer's work on them (the sidecar
+    // answers the app's publish before starting the calls those deliveries
+    // make), and deliveries keep their order among themselves.
     std::size_t offset = 0;
+    std::optional<error> bad;
+    unsolicited.clear();
     while (st == state::ready || st == state::connecting) {
       std::size_t used = 0;
       auto f = parse_frame(std::string_view(in.data() + offset, in_len - offset),
                            opts.max_frame_bytes, used);
       if (!f) {
-        lost(f.error());
-        co_return;
+        bad = f.error();
+        break;
       }
       if (!*f) break;
-      on_frame(**f);
+      if ((*f)->request_id == 0) {
+        unsolicited.push_back(**f);
+      } else {
+        on_frame(**f);
+      }
       offset += used;
+    }
+    for (const auto& f : unsolicited) {
+      if (st != state::ready && st != state::connecting) break;
+      on_frame(f);
+    }
+    unsolicited.clear();
+    if (bad) {
+      lost(*bad);
+      co_return;
     }
     if (offset > 0) {
       std::memmove(in.data(), in.data() + offset, in_len - offset);

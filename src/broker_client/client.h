@@ -16,6 +16,12 @@
 // as confirms arrive; a batch that finds `max_queued_batches` already waiting
 // fails at once with resource_exhausted (the caller's signal to slow down).
 //
+// Order of callbacks: within the bytes of one read from the socket, answers
+// (CONFIRM, OK, ...) are handled before the unsolicited frames (DELIVER,
+// SUBSCRIPTION_CLOSED); each kind keeps its order. So a publish confirmed in the
+// same read as a batch of deliveries completes before `on_delivery` runs for
+// them, and a consumer's work on deliveries does not delay it.
+//
 // Flow control: a subscription starts with `credit`; each delivery consumes
 // one; with auto_credit (the default) every ack/nack gives back one credit to
 // the delivery's subscription (sent in the same write as the ack), so at most

@@ -162,6 +162,7 @@ struct pooled {
       idle_since = o.idle_since;
       wire = std::move(o.wire);
       buffer = std::move(o.buffer);
+      one_thread = o.one_thread;
     }
     return *this;
   }
@@ -185,6 +186,7 @@ struct pooled {
   // Where responses are read (reused; empty between requests: a connection with
   // bytes left over is not pooled).
   beast::flat_buffer buffer;
+  bool one_thread = false;  // the client's context runs on one thread (detail/direct_io.h)
 };
 
 struct client::impl : std::enable_shared_from_this<client::impl> {
@@ -287,7 +289,11 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
                       fmt::format("cannot connect to {}: {}", dest.origin(), cec.message()));
     }
     watch->expires_never();
-    if (dest.scheme != "https") co_return pooled{std::move(tcp_s), std::move(watch)};
+    if (dest.scheme != "https") {
+      pooled conn{std::move(tcp_s), std::move(watch)};
+      conn.one_thread = detail::runs_on_one_thread(conn.socket());
+      co_return conn;
+    }
 
     if (!tls_ready) init_tls();
     if (!tls_error.empty()) {
@@ -390,11 +396,15 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       parser.body_limit(opts.response_body_limit);
     }
     if (head_request) parser.skip(true);
+    // The first read emptied the socket and nothing waited since (detail/direct_io.h):
+    // once the response is whole, the next request's read need not try the socket first.
+    bool drained = false;
     if constexpr (std::is_same_v<Stream, plain_stream>) {
       // Plain TCP: one read of up to 16 KiB when the answer arrives, parsed in place; Beast's
       // reads below only continue a head or body that did not fit.
       sent = true;
-      auto rec = co_await detail::read_some_now(stream.socket(), buffer, response_read_bytes);
+      auto rec = co_await detail::read_some_now(stream.socket(), buffer, response_read_bytes,
+                                                conn.one_thread, drained);
       if (!rec) rec = detail::parse_buffered(parser, buffer);
       if (rec == asio::error::eof) {
         // Handled here, as Beast's read would: reading again after the end would wait for a
@@ -416,6 +426,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       sent = true;
       boost::system::error_code hec;
       if (!parser.is_header_done()) {
+        drained = false;
         auto [read_ec, hread] =
             co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
         hec = read_ec;
@@ -459,6 +470,9 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     parser.body_limit(opts.response_body_limit);
     sent = true;
     boost::system::error_code rec = detail::parse_buffered(parser, buffer);
+    if constexpr (std::is_same_v<Stream, plain_stream>) {
+      if (!rec && drained && parser.is_done()) detail::message_drained_socket(stream.socket());
+    }
     if (!rec && !parser.is_done()) {
       auto [read_ec, read] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
       rec = read_ec;

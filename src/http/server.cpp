@@ -319,13 +319,19 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
   auto& sock = stream.socket();
   sock.non_blocking(true, ec);
   if (ec) co_return;
+  const bool one_thread = detail::runs_on_one_thread(sock);
   for (;;) {
     c->busy = false;
     if (stopping) break;
+    // The last read emptied the socket and nothing waited since (detail/direct_io.h):
+    // once this request is whole, the idle read need not try the socket first.
+    bool emptied = false;
     if (buffer.size() == 0) {
       // Idle: wait for the first bytes of the next request.
       deadline.expires_after(opts.idle_timeout);
-      if (co_await detail::read_some_now(sock, buffer, read_chunk_bytes)) break;
+      if (co_await detail::read_some_now(sock, buffer, read_chunk_bytes, one_thread, emptied)) {
+        break;
+      }
     }
     c->busy = true;
     bhttp::request_parser<bhttp::string_body> parser;
@@ -340,6 +346,7 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
     // The head is usually whole in the buffer already: parse it in place.
     auto header_ec = detail::parse_buffered(parser, buffer);
     if (!header_ec && !parser.is_header_done()) {
+      emptied = false;
       auto [read_ec, header_bytes] =
           co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
       header_ec = read_ec;
@@ -362,6 +369,7 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
       }
       break;
     }
+    if (emptied && parser.is_done()) detail::message_drained_socket(sock);
     std::optional<request> streamed;  // the head of a request whose body is streamed
     if (may_stream && !parser.is_done()) {
       const auto len = parser.content_length();
@@ -392,6 +400,7 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
       if (iequals(expect, "100-continue")) {
         static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
         deadline.expires_after(opts.write_timeout);
+        emptied = false;
         auto [write_ec, written] =
             co_await asio::async_write(stream, asio::buffer(continue_line), use_tuple);
         if (write_ec) break;
@@ -400,6 +409,7 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
     if (!parser.is_done() && !streamed) {
       deadline.expires_after(opts.body_timeout);
       auto body_ec = detail::parse_buffered(parser, buffer);
+      if (!body_ec && emptied && parser.is_done()) detail::message_drained_socket(sock);
       if (!body_ec && !parser.is_done()) {
         auto [read_ec, body_bytes] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
         body_ec = read_ec;

@@ -582,6 +582,44 @@ TEST_F(client_test, messages_in_pieces_and_back_to_back_are_all_read) {
   ::close(listener);
 }
 
+// An upstream that closes each connection right after a complete answer (without
+// `Connection: close`): the close arrives with the answer's bytes, so the pooled connection
+// looks reusable. The next request on it must fail over to a fresh connection at once (the
+// peer's reset is a new readiness event), not wait for its deadline.
+TEST_F(client_test, an_answer_followed_by_a_close_does_not_stall_the_next_request) {
+  start();
+  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(listener, 8), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::thread peer([listener] {
+    for (int i = 0; i < 6; ++i) {  // three calls, each tried twice at most
+      int fd = ::accept(listener, nullptr, nullptr);
+      if (fd < 0) return;
+      char buf[4096];
+      if (::recv(fd, buf, sizeof buf, 0) > 0) {
+        static constexpr std::string_view answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        (void)::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
+      }
+      ::close(fd);
+    }
+  });
+  client c(ctx());
+  const auto u = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/";
+  for (int i = 0; i < 3; ++i) {
+    auto r = call(c, u, "GET", "", 10s);
+    ASSERT_TRUE(r) << "call " << i << ": " << r.error().message;
+    EXPECT_EQ(r->body, "ok");
+  }
+  ::shutdown(listener, SHUT_RDWR);
+  ::close(listener);
+  peer.join();
+}
+
 TEST(url, parses_and_rejects) {
   auto u = url::parse("https://Example.com/a/b?c=d");
   ASSERT_TRUE(u);

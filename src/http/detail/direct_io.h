@@ -56,18 +56,73 @@ inline std::size_t write_now(boost::asio::ip::tcp::socket& socket, std::string_v
   return n;
 }
 
-// Reads at least one byte (up to `chunk`) into `buffer`: Asio's read on the socket
-// itself (not through beast::tcp_stream's wrapper), which tries the socket at once
-// and otherwise waits for readability. (A non-blocking read followed by async_wait
-// costs an extra epoll_ctl per wait: Asio re-arms the descriptor for a wait.)
-// Errors: the read's (eof when the peer closed; operation_aborted when the socket
-// was cancelled or closed by a deadline).
+// Whether the socket's io_context runs on one thread (concurrency hint 1, as
+// io::runtime's contexts do). Only then may read_some_now() and
+// message_drained_socket() skip reads that would find nothing. Look it up once
+// per connection.
+bool runs_on_one_thread(boost::asio::ip::tcp::socket& socket);
+
+// Asio's per-descriptor flag that makes its next read on `socket` try the socket
+// before waiting for readiness (nullptr once the socket is closed; Asio 1.81's
+// epoll reactor, reached through its private state: see direct_io.cpp).
+bool* read_speculation_flag(boost::asio::ip::tcp::socket& socket);
+
+// Reads at least one byte (up to `chunk`) into `buffer`. Errors: the read's (eof
+// when the peer closed; operation_aborted when the socket was cancelled or closed
+// by a deadline).
+//
+// Asio tries every read on the socket before it waits for readiness, and stops
+// trying only at the end of the stream, so each read that has to wait (the next
+// request on a keep-alive connection, the answer to a request just sent) costs a
+// recv that returns EAGAIN. With `one_thread` (the context's reactor runs only on
+// this thread): when Asio's flag says something arrived since the last read, the
+// socket is read here at once (bytes already there need no posted completion);
+// when that finds nothing, or the flag is clear, the read waits for readiness
+// without trying first. `drained` is set when the read returned less than it
+// asked for and no readiness event can have been handled since: the recv was ours
+// (synchronous, here), or the reactor's for the read that waited, whose completion
+// resumes this coroutine inline before the reactor polls again (a connection has
+// one operation pending at a time). See message_drained_socket().
 inline boost::asio::awaitable<boost::system::error_code> read_some_now(
-    boost::asio::ip::tcp::socket& socket, boost::beast::flat_buffer& buffer, std::size_t chunk) {
+    boost::asio::ip::tcp::socket& socket, boost::beast::flat_buffer& buffer, std::size_t chunk,
+    bool one_thread, bool& drained) {
+  drained = false;
+  if (one_thread) {
+    if (bool* flag = read_speculation_flag(socket); flag != nullptr && *flag) {
+      boost::system::error_code ec;
+      const std::size_t n = socket.read_some(buffer.prepare(chunk), ec);  // non-blocking
+      if (!ec) {
+        buffer.commit(n);
+        drained = n < chunk;
+        co_return ec;
+      }
+      if (!would_block(ec)) co_return ec;
+      // Nothing there now: whatever comes next brings a readiness event.
+      *flag = false;
+    }
+  }
   auto [ec, n] = co_await socket.async_read_some(buffer.prepare(chunk),
                                                  boost::asio::as_tuple(boost::asio::use_awaitable));
-  if (!ec) buffer.commit(n);
+  if (!ec) {
+    buffer.commit(n);
+    drained = one_thread && n < chunk;
+  }
   co_return ec;
+}
+
+// After a read_some_now() that set `drained` and completed a message, with no
+// operation started since: the next read on the socket waits for readiness
+// instead of trying first (a recv that would find nothing). As nginx reasons, a
+// short read emptied the socket and anything sent later brings a new readiness
+// event. Only after a complete message: a close or reset that arrived together
+// with the last bytes is reported by the next recv, not by a new event, so a
+// message still being read keeps Asio's try-first reads (else its read would wait
+// for its deadline). After a complete message the same corner costs little: a
+// peer that half-closes right after its request keeps the server's connection until
+// the idle timeout; a pooled upstream connection closed by its server answers the
+// next request with a reset (a new event: the stale-connection retry).
+inline void message_drained_socket(boost::asio::ip::tcp::socket& socket) {
+  if (bool* flag = read_speculation_flag(socket)) *flag = false;
 }
 
 }  // namespace outrider::http::detail

@@ -9,6 +9,7 @@
 #include <boost/asio/post.hpp>
 #include <future>
 #include <gtest/gtest.h>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -34,9 +35,10 @@ class group_commit : public ::testing::Test {
     runner_.join();
   }
 
-  void open() {
+  void open(std::uint64_t immediate_sync_bytes = host_options{}.immediate_sync_bytes) {
     host_options o;
     o.data_dir = "data";
+    o.immediate_sync_bytes = immediate_sync_bytes;
     o.checkpoint_at_stop = false;
     o.engine_context = &ctx_;
     auto h = host::open(gate_, o);
@@ -142,6 +144,59 @@ TEST_F(group_commit, the_next_sync_starts_when_one_returns_without_the_engine_th
   auto rb = b.get();
   ASSERT_TRUE(rb[0]) << rb[0].error().message;
   EXPECT_LT(rb[0]->position, host_->durable_end());
+}
+
+TEST_F(group_commit, a_big_batch_appended_during_a_sync_waits_for_the_engine_thread) {
+  open(/*immediate_sync_bytes=*/1);  // every batch counts as big
+  ASSERT_TRUE(
+      call<status>([&](auto done) { host_->declare_queue("orders", {}, std::move(done)); }));
+  int first = 0;
+  auto [a, b] = two_publishes_one_sync_held(first);
+  auto release = hold_engine();
+  gate_.let_through(1);
+  // The sync thread hands "b" to the engine thread, which is held.
+  const bool started_early = gate_.wait_for_arrivals(first + 1, 300ms);
+  release->set_value();
+  EXPECT_FALSE(started_early) << "a big batch's sync started without the engine thread";
+  ASSERT_TRUE(a.get()[0]);
+  ASSERT_TRUE(gate_.wait_for_arrivals(first + 1));  // the engine starts it
+  gate_.open_gate();
+  auto rb = b.get();
+  ASSERT_TRUE(rb[0]) << rb[0].error().message;
+}
+
+TEST_F(group_commit, records_nobody_waits_for_are_synced_when_the_engine_asks) {
+  open();
+  ASSERT_TRUE(
+      call<status>([&](auto done) { host_->declare_queue("orders", {}, std::move(done)); }));
+  ASSERT_TRUE(publish_async("orders", "x").get()[0]);
+  auto delivered = std::make_shared<std::promise<delivery_tag>>();
+  auto subscribed = call<result<consumer_id>>([&](auto done) {
+    host_->subscribe(
+        "orders", 1,
+        [delivered, once = std::make_shared<std::once_flag>()](std::vector<delivery>&& batch) {
+          std::call_once(*once, [&] { delivered->set_value(batch.at(0).tag); });
+        },
+        std::move(done));
+  });
+  ASSERT_TRUE(subscribed);
+  const auto tag = delivered->get_future().get();
+  gate_.close_gate();
+  const int first = gate_.arrivals() + 1;
+  auto a = publish_async("orders", "a");
+  ASSERT_TRUE(gate_.wait_for_arrivals(first));
+  // An ack is appended while "a" syncs; nobody waits for it to be durable.
+  auto acked = call<std::vector<status>>([&](auto done) { host_->ack({tag}, std::move(done)); });
+  ASSERT_TRUE(acked.at(0));
+  auto release = hold_engine();
+  gate_.let_through(1);
+  const bool started_early = gate_.wait_for_arrivals(first + 1, 300ms);
+  release->set_value();
+  EXPECT_FALSE(started_early) << "a sync of an ack alone started without the engine thread";
+  ASSERT_TRUE(a.get()[0]);
+  ASSERT_TRUE(gate_.wait_for_arrivals(first + 1));  // the engine syncs the ack
+  gate_.open_gate();
+  barrier();
 }
 
 TEST_F(group_commit, a_failed_sync_fails_what_was_appended_during_it_and_syncs_no_more) {

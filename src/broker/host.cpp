@@ -80,6 +80,9 @@ struct host::impl {
   // Set by stop(): the sync loop ends after the sync it is in (finish_stop
   // makes the rest durable itself).
   std::atomic<bool> stop_syncing{false};
+  // The highest record position a completion waits on (engine thread writes,
+  // the sync loop reads): the loop goes on at once only for those.
+  std::atomic<std::uint64_t> awaited{0};
   // False once stopped: posted work is dropped from then on (see post()).
   std::shared_ptr<std::atomic<bool>> live = std::make_shared<std::atomic<bool>>(true);
   bool stopping = false;
@@ -181,6 +184,8 @@ struct host::impl {
       return;
     }
     waiters.emplace(position, std::move(done));
+    if (position > awaited.load(std::memory_order_relaxed))
+      awaited.store(position, std::memory_order_release);
   }
 
   // Engine thread: starts the sync thread's loop unless it is running.
@@ -193,15 +198,27 @@ struct host::impl {
 
   // Sync thread. Group commit without a round trip through the engine between
   // syncs: as soon as a sync returns, its result goes to the engine thread
-  // (which confirms what it covers) and, if anything was appended while it ran,
-  // the next sync starts at once. Each result says whether the loop goes on;
-  // the engine's sync_in_flight stays set until the last one arrives.
+  // (which confirms what it covers) and, if less than
+  // opts.immediate_sync_bytes was appended while it ran, the next sync starts
+  // at once. Each result says whether the loop goes on; the engine's
+  // sync_in_flight stays set until the last one arrives, and then the engine
+  // starts the next sync itself (maybe_sync) if anything is left.
   void sync_loop(std::uint64_t from) {
     for (;;) {
       const auto began = std::chrono::steady_clock::now();
       auto r = log->sync();
       const auto took = std::chrono::steady_clock::now() - began;
-      const bool more = r && !stop_syncing.load(std::memory_order_acquire) && log->end() > *r;
+      // A small batch starts at once (a publisher with few unconfirmed
+      // messages waits for it); a big one waits for the engine's round trip
+      // and grows meanwhile. Positions across a segment roll differ by more
+      // than any threshold: such a batch goes the long way too.
+      // Only for a record someone waits for (a publish, a cancel): records
+      // nobody waits for (acks) are synced when the engine next asks, so a
+      // sync of acks alone does not hold back the publishes arriving next.
+      const auto end = log->end();
+      const bool more = r && !stop_syncing.load(std::memory_order_acquire) && end > *r &&
+                        end - *r < opts.immediate_sync_bytes &&
+                        awaited.load(std::memory_order_acquire) >= *r;
       const std::uint64_t covered = r ? *r : from;
       post([this, r = std::move(r), took, from, more]() mutable {
         on_synced(std::move(r), took, from, more);

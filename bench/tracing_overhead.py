@@ -117,6 +117,9 @@ def main():
     ap.add_argument("--control", action="store_true",
                     help="A/A check: the 'on' sidecar runs without tracing too, so the reported "
                          "overhead is the bench's own bias and noise")
+    ap.add_argument("--traceparent", action="store_true",
+                    help="each publish carries a W3C traceparent (as from an instrumented app): "
+                         "both sidecars propagate it, the traced one records spans under it")
     ap.add_argument("--order", choices=("together", "alternate"), default="together",
                     help="together: both sidecars loaded at once each round; alternate: in turn")
     args = ap.parse_args()
@@ -156,7 +159,9 @@ def main():
             return subprocess.Popen(
                 [str(build / "bench" / "bench_sidecar_publish"), "--via", "sidecar", "--port",
                  str(port), "--rate", str(args.rate), "--duration-s", str(args.duration_s),
-                 "--topic", f"bench-{name}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                 "--topic", f"bench-{name}"]
+                + (["--traceparent", "true"] if args.traceparent else []),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 text=True)
 
         def measure(names):

@@ -15,6 +15,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/url/parse.hpp>
+#include <charconv>
 #include <deque>
 #include <optional>
 #include <unordered_map>
@@ -50,6 +51,13 @@ constexpr std::size_t response_read_bytes = 16 * 1024;
 // A pooled connection keeps its read buffer up to this capacity.
 constexpr std::size_t max_kept_buffer_bytes = 64 * 1024;
 
+// Appends `n` in decimal.
+void append_number(std::string& out, std::uint64_t n) {
+  char digits[20];
+  const auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
+  out.append(digits, end);
+}
+
 // Whether run() leaves the field out of what it sends (it writes its own).
 bool replaced_field(std::string_view name) {
   return iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding") ||
@@ -64,7 +72,10 @@ void append_host(std::string& out, const url& dest) {
   if (v6) out += ']';
   const bool default_port =
       (dest.scheme == "http" && dest.port == 80) || (dest.scheme == "https" && dest.port == 443);
-  if (!default_port) fmt::format_to(std::back_inserter(out), ":{}", dest.port);
+  if (!default_port) {
+    out += ':';
+    append_number(out, dest.port);
+  }
 }
 
 // The wire form of a request with a buffered body on a plain connection, written
@@ -89,7 +100,9 @@ void write_request(std::string& wire, const request& req, std::string_view targe
   wire.append("\r\n");
   if (!has_user_agent) wire.append("User-Agent: ").append(user_agent).append("\r\n");
   if (!req.body.empty() || req.method == "POST" || req.method == "PUT" || req.method == "OPTIONS") {
-    fmt::format_to(std::back_inserter(wire), "Content-Length: {}\r\n", req.body.size());
+    wire.append("Content-Length: ");
+    append_number(wire, req.body.size());
+    wire.append("\r\n");
   }
   wire.append("\r\n");
   wire.append(req.body);
@@ -135,8 +148,17 @@ result<url> url::parse(std::string_view text) {
 }
 
 std::string url::origin() const {
-  bool v6 = host.find(':') != std::string::npos;
-  return fmt::format("{}://{}{}{}:{}", scheme, v6 ? "[" : "", host, v6 ? "]" : "", port);
+  // Appended, not fmt::format'ed: the client builds it for every request (its pool's key).
+  const bool v6 = host.find(':') != std::string::npos;
+  std::string out;
+  out.reserve(scheme.size() + host.size() + 12);
+  out.append(scheme).append("://");
+  if (v6) out += '[';
+  out += host;
+  if (v6) out += ']';
+  out += ':';
+  append_number(out, port);
+  return out;
 }
 
 // One connection: its stream and its deadline. The stream's own timeout (a

@@ -138,8 +138,10 @@ struct outbound::state : std::enable_shared_from_this<state> {
   // Runs the call on the caller's context's engine (handlers run on their
   // connection's context, so there is no thread hop), or on context 0's when
   // called off the runtime. Answers 503 if stopped meanwhile. `b`: the
-  // binding whose clients carry the call (else the slot's client).
-  void on_engine(ambassador::call_spec spec, http::responder r, shape_fn shape,
+  // binding whose clients carry the call (else the slot's client). The spec is
+  // taken by reference down to the engine (a move of a call_spec, its request
+  // and URL, costs ~400 instructions).
+  void on_engine(ambassador::call_spec&& spec, http::responder r, shape_fn shape,
                  const binding_entry* b = nullptr) {
     if (auto i = current_context()) {
       run_call(*i, std::move(spec), std::move(r), std::move(shape), b);
@@ -152,7 +154,7 @@ struct outbound::state : std::enable_shared_from_this<state> {
   }
 
   // On context i's thread.
-  void run_call(std::size_t i, ambassador::call_spec spec, http::responder r, shape_fn shape,
+  void run_call(std::size_t i, ambassador::call_spec&& spec, http::responder r, shape_fn shape,
                 const binding_entry* b) {
     auto& slot = slots[i];
     if (stopped || !slot.engine) {

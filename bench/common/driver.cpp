@@ -289,9 +289,9 @@ std::int64_t due_schedule::due_us(std::int64_t sequence) {
   if (first_near_us_ < 0) first_near_us_ = now;
   constexpr double us_per_s = 1e6;
   const auto k = sequence - (options_.messages - near_messages(options_));
-  return first_near_us_ + static_cast<std::int64_t>(options_.near_lead_s * us_per_s +
-                                                    static_cast<double>(k) * us_per_s /
-                                                        options_.near_rate);
+  return first_near_us_ +
+         static_cast<std::int64_t>(options_.near_lead_s * us_per_s +
+                                   static_cast<double>(k) * us_per_s / options_.near_rate);
 }
 
 json_line report_header(const common_options& options, std::string_view generator) {

@@ -24,6 +24,7 @@
 #include "base/log.h"
 #include "http/detail/direct_io.h"
 #include "http/detail/lazy_deadline.h"
+#include "http/detail/message_parser.h"
 #include "http/detail/streaming.h"
 
 namespace outrider::http {
@@ -408,7 +409,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     }
     auto& buffer = conn.buffer;
     buffer.clear();
-    bhttp::response_parser<bhttp::string_body> parser;
+    detail::message_parser<false> parser;  // fills a `response` (detail/message_parser.h)
     parser.header_limit(static_cast<std::uint32_t>(opts.response_header_limit));
     const bool may_stream = opts.stream_response_threshold > 0 && !head_request;
     // With streaming the body limit is decided once the head is in.
@@ -464,10 +465,9 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         if (parser.chunked() || !len || *len > opts.stream_response_threshold) {
           // The body streams: the call's deadline ends here, reads get an idle limit.
           watch.expires_never();
-          const auto& h = parser.get();
           response r;
-          r.status = static_cast<int>(h.result_int());
-          for (const auto& f : h) r.headers.add(f.name_string(), f.value());
+          r.status = parser.get().status;
+          r.headers = std::move(parser.get().headers);
           beast::flat_buffer body_buffer = std::move(buffer);  // before `conn` moves
           auto holder = std::make_shared<pooled>(std::move(conn));
           using download_stream = detail::parser_body_stream<false, Stream>;
@@ -505,12 +505,10 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       co_return error(errc::upstream_error,
                       fmt::format("reading the response failed: {}", rec.message()));
     }
-    auto msg = parser.release();
-    response r;
-    r.status = static_cast<int>(msg.result_int());
-    for (const auto& f : msg) r.headers.add(f.name_string(), f.value());
-    r.body = std::move(msg.body());
-    reusable = msg.keep_alive() && buffer.size() == 0;
+    // basic_parser's keep_alive: the version and Connection, and false for a body
+    // delimited by the end of the connection.
+    reusable = parser.keep_alive() && buffer.size() == 0;
+    response r = std::move(parser.get());
     if (buffer.capacity() > max_kept_buffer_bytes) buffer = beast::flat_buffer();
     watch.expires_never();
     co_return r;

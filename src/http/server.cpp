@@ -22,6 +22,7 @@
 #include "base/log.h"
 #include "http/detail/direct_io.h"
 #include "http/detail/lazy_deadline.h"
+#include "http/detail/message_parser.h"
 #include "http/detail/streaming.h"
 #include "io/runtime.h"
 
@@ -183,10 +184,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   asio::awaitable<void> session(std::shared_ptr<connection> c);
   // Answers a request the session cannot hand to the handler; the caller then closes.
   asio::awaitable<void> reply_error(connection& c, error e);
-  static request to_request(bhttp::request<bhttp::string_body>&& msg, const std::string& peer);
-  // A streamed request's head (the body comes through request.stream).
-  static request request_head(const bhttp::request<bhttp::string_body>& msg,
-                              const std::string& peer);
+  // Completes the request `parser` read (its head, and its body unless streamed).
+  static void finish_request(detail::message_parser<true>& parser, const std::string& peer);
   // Writes a response whose body is resp.stream; false when the connection
   // must close (the body was cut, or writing failed).
   asio::awaitable<bool> write_streamed(connection& c, response& resp, unsigned version,
@@ -236,33 +235,11 @@ asio::awaitable<void> server::impl::accept_loop() {
   }
 }
 
-request server::impl::to_request(bhttp::request<bhttp::string_body>&& msg,
-                                 const std::string& peer) {
-  request req;
-  req.method = std::string(msg.method_string());
-  req.target = std::string(msg.target());
+void server::impl::finish_request(detail::message_parser<true>& parser, const std::string& peer) {
+  request& req = parser.get();
   split_target(req.target, req.path, req.query);
-  for (const auto& f : msg) {
-    req.headers.add(f.name_string(), f.value());
-  }
-  req.version = msg.version();
-  req.keep_alive = msg.keep_alive();
-  req.body = std::move(msg.body());
+  req.keep_alive = parser.keep_alive();
   req.remote_address = peer;
-  return req;
-}
-
-request server::impl::request_head(const bhttp::request<bhttp::string_body>& msg,
-                                   const std::string& peer) {
-  request req;
-  req.method = std::string(msg.method_string());
-  req.target = std::string(msg.target());
-  split_target(req.target, req.path, req.query);
-  for (const auto& f : msg) req.headers.add(f.name_string(), f.value());
-  req.version = msg.version();
-  req.keep_alive = msg.keep_alive();
-  req.remote_address = peer;
-  return req;
 }
 
 asio::awaitable<bool> server::impl::write_streamed(connection& c, response& resp, unsigned version,
@@ -334,7 +311,7 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
       }
     }
     c->busy = true;
-    bhttp::request_parser<bhttp::string_body> parser;
+    detail::message_parser<true> parser;  // fills a `request` (detail/message_parser.h)
     parser.header_limit(static_cast<std::uint32_t>(opts.header_limit));
     const bool may_stream = static_cast<bool>(opts.stream_request);
     if (may_stream) {
@@ -374,8 +351,8 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
     if (may_stream && !parser.is_done()) {
       const auto len = parser.content_length();
       if (parser.chunked() || (len && *len > opts.stream_threshold)) {
-        auto head = request_head(parser.get(), peer);
-        if (opts.stream_request(head)) streamed = std::move(head);
+        finish_request(parser, peer);
+        if (opts.stream_request(parser.get())) streamed = std::move(parser.get());
       }
       if (streamed && len && opts.stream_body_limit != 0 && *len > opts.stream_body_limit) {
         // A declared length over the stream limit: 413 before any of the body is read
@@ -396,8 +373,9 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
       }
     }
     if (!parser.is_done()) {
-      auto expect = parser.get()[bhttp::field::expect];
-      if (iequals(expect, "100-continue")) {
+      const auto& fields = streamed ? streamed->headers : parser.get().headers;
+      auto expect = fields.get("Expect");
+      if (expect && iequals(*expect, "100-continue")) {
         static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
         deadline.expires_after(opts.write_timeout);
         emptied = false;
@@ -430,7 +408,7 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
         break;
       }
     }
-    const bool head = parser.get().method() == bhttp::verb::head;
+    const bool head = (streamed ? streamed->method : parser.get().method) == "HEAD";
     using upload_stream = detail::parser_body_stream<true, beast::tcp_stream>;
     std::shared_ptr<upload_stream> upload;
     request req;
@@ -440,7 +418,8 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
       req = std::move(*streamed);
       req.stream = upload;
     } else {
-      req = to_request(parser.release(), peer);
+      finish_request(parser, peer);
+      req = std::move(parser.get());
     }
     const bool client_keep_alive = req.keep_alive;
     const unsigned version = req.version;

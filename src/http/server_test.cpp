@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <future>
 #include <gtest/gtest.h>
 #include <string>
@@ -618,6 +619,42 @@ TEST_F(client_test, an_answer_followed_by_a_close_does_not_stall_the_next_reques
   ::shutdown(listener, SHUT_RDWR);
   ::close(listener);
   peer.join();
+}
+
+// A response whose body ends with the connection (no Content-Length, not chunked)
+// is read to the end and its connection is not pooled.
+TEST_F(client_test, a_close_delimited_answer_is_read_whole_and_not_pooled) {
+  start();
+  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(listener, 8), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::thread peer([listener] {
+    int fd = ::accept(listener, nullptr, nullptr);
+    if (fd < 0) return;
+    char buf[4096];
+    if (::recv(fd, buf, sizeof buf, 0) > 0) {
+      static constexpr std::string_view answer = "HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\nuntil the end";
+      (void)::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
+    }
+    ::close(fd);
+  });
+  client c(ctx());
+  const auto u = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/";
+  auto r = call(c, u, "GET", "", 10s);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->body, "until the end");
+  EXPECT_EQ(r->headers.get("X-A").value_or(""), "1");
+  peer.join();
+  std::promise<std::size_t> idle;
+  boost::asio::post(ctx(), [&] { idle.set_value(c.idle_connections()); });
+  EXPECT_EQ(idle.get_future().get(), 0u);
+  ::shutdown(listener, SHUT_RDWR);
+  ::close(listener);
 }
 
 TEST(url, parses_and_rejects) {

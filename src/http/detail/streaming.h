@@ -18,6 +18,7 @@
 
 #include "base/clock.h"
 #include "http/body_stream.h"
+#include "http/detail/message_parser.h"
 #include "http/message.h"
 
 namespace outrider::http::detail {
@@ -39,26 +40,25 @@ inline asio::awaitable<result<body_stream::piece>> next_piece(body_stream& src) 
       asio::use_awaitable);
 }
 
-// A body read from `Stream` by a parser with buffer_body, one window at a
-// time, only when asked (backpressure). `keep` owns the connection `s` lives
-// in. The parser is converted from the header parser (header read, body not
-// started). On a read error the socket is closed (the peer sees a cut).
+// A body read from `Stream` by the parser that read the head (header read, body
+// not started), one window at a time, only when asked (backpressure). `keep`
+// owns the connection `s` lives in. On a read error the socket is closed (the
+// peer sees a cut).
 template <bool isRequest, class Stream>
 class parser_body_stream final
     : public body_stream,
       public std::enable_shared_from_this<parser_body_stream<isRequest, Stream>> {
  public:
-  using parser_type = bhttp::parser<isRequest, bhttp::buffer_body>;
+  using parser_type = message_parser<isRequest>;
 
-  template <class HeaderParser>
   parser_body_stream(Stream& s, std::shared_ptr<void> keep, beast::flat_buffer buffer,
-                     HeaderParser&& header_parser, nanoseconds idle_timeout,
+                     parser_type&& header_parser, nanoseconds idle_timeout,
                      std::uint64_t body_limit)
       : s_(&s),
         ex_(s.get_executor()),
         keep_(std::move(keep)),
         buffer_(std::move(buffer)),
-        parser_(std::forward<HeaderParser>(header_parser)),
+        parser_(std::move(header_parser)),
         idle_(idle_timeout),
         window_(std::make_unique<char[]>(stream_window_bytes)) {
     // Beast reads at most the buffer's free capacity per read_some: room for
@@ -112,8 +112,7 @@ class parser_body_stream final
 
  private:
   void read_more(read_fn done) {
-    parser_.get().body().data = window_.get();
-    parser_.get().body().size = stream_window_bytes;
+    parser_.set_window(window_.get(), stream_window_bytes);
     beast::get_lowest_layer(*s_).expires_after(idle_);
     bhttp::async_read_some(*s_, buffer_, parser_,
                            [self = this->shared_from_this(), done = std::move(done)](
@@ -124,7 +123,7 @@ class parser_body_stream final
 
   void on_read(boost::system::error_code ec, read_fn done) {
     if (ec == bhttp::error::need_buffer) ec = {};
-    const std::size_t got = stream_window_bytes - parser_.get().body().size;
+    const std::size_t got = stream_window_bytes - parser_.window_left();
     if (ec || detached_) {
       failed_ = true;
       reading_ = false;
@@ -141,7 +140,7 @@ class parser_body_stream final
       if (on_end) {
         auto f = std::move(on_end);
         on_end = nullptr;
-        f(parser_.get().keep_alive() && buffer_.size() == 0);
+        f(parser_.keep_alive() && buffer_.size() == 0);
       }
     }
     if (got == 0 && !done_) {

@@ -10,7 +10,9 @@ The `proxy` suite's setup (docs/benchmarks.md): one nginx upstream (bench/peers/
 also nginx as a reverse proxy (bench/peers/nginx-proxy.conf). Every round runs
 `wrk -t2 -c50 -dS --latency -H 'dapr-app-id: upstream'` against each system in turn (the order
 rotates every round) and prints req/s, p50/p99 and the system's CPU per request (on-CPU time of
-every thread of its processes from /proc/PID/task/*/schedstat, in ns, over the wrk run).
+every thread of its processes from /proc/PID/task/*/schedstat, in ns, over the wrk run), split
+into user and system time from /proc/PID/stat (clock ticks). --io-threads N: the sidecars' I/O
+threads (default 2, as the `proxy` suite).
 
 --callgrind runs each build's sidecar (--io-threads 1) under `valgrind --tool=callgrind`, warms
 it up, zeroes the counters, runs `wrk -t1 -c4 -dS` and prints instructions per request
@@ -106,6 +108,23 @@ def cpu_ns(pgid):
     return total
 
 
+def user_sys_ticks(pgid):
+    """(user, system) clock ticks of every process in process group `pgid` (/proc/PID/stat)."""
+    user = system = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if os.getpgid(int(pid)) != pgid:
+                continue
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            user += int(fields[11])
+            system += int(fields[12])
+        except (OSError, ValueError, IndexError):
+            pass
+    return user, system
+
+
 def ms(text):
     value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
@@ -142,6 +161,8 @@ def main():
     ap.add_argument("--callgrind", action="store_true")
     ap.add_argument("--syscalls", action="store_true",
                     help="also count syscalls per request (perf stat -p on its processes)")
+    ap.add_argument("--io-threads", type=int, default=2,
+                    help="the sidecars' --io-threads (the proxy suite uses 2)")
     args = ap.parse_args()
     builds = [os.path.abspath(b) for b in args.builds]
     tmp = tempfile.mkdtemp(prefix="proxyprobe")
@@ -181,14 +202,16 @@ def main():
             return
         systems = []
         for i, build in enumerate(builds):
-            port, p = sidecar(build, tmp, f"sidecar{i}", broker_port, resources, 2)
+            port, p = sidecar(build, tmp, f"sidecar{i}", broker_port, resources, args.io_threads)
             systems.append((build, port, p.pid))
         if args.nginx:
             port, p = nginx(tmp, "proxy", "nginx-proxy.conf", up_port)
             systems.append(("nginx-proxy", port, p.pid))
         for _, port, _ in systems:
             wrk(port, 1)  # warm-up
-        print("round system req/s p50_ms p99_ms cpu_us/req non2xx load1", flush=True)
+        tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+        print("round system req/s p50_ms p99_ms cpu_us/req user_us/req sys_us/req non2xx load1",
+              flush=True)
         for r in range(args.rounds):
             order = systems[r % len(systems):] + systems[:r % len(systems)]
             for name, port, pgid in order:
@@ -200,11 +223,15 @@ def main():
                                              "-e", ",".join(SYSCALLS)], start_new_session=True)
                     time.sleep(0.3)
                 before = cpu_ns(pgid)
+                ticks_before = user_sys_ticks(pgid)
                 requests, rps, lat, bad = wrk(port, args.duration_s)
                 used = cpu_ns(pgid) - before
+                ticks = [b - a for a, b in zip(ticks_before, user_sys_ticks(pgid))]
                 load = os.getloadavg()[0]
+                per = max(requests, 1)
                 line = (f"{r + 1} {name} {rps:.0f} {lat['50']:.2f} {lat['99']:.2f} "
-                        f"{used / 1000 / max(requests, 1):.1f} {bad} {load:.1f}")
+                        f"{used / 1000 / per:.1f} {ticks[0] * tick_us / per:.1f} "
+                        f"{ticks[1] * tick_us / per:.1f} {bad} {load:.1f}")
                 if perf:
                     perf.send_signal(signal.SIGINT)
                     perf.wait()

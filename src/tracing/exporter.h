@@ -127,7 +127,8 @@ class exporter final : public span_sink {
 
  private:
   struct encoded {
-    std::string body;
+    std::string body;      // reused: may be longer than what is sent
+    std::size_t size = 0;  // the request body: body's first `size` bytes
     std::size_t spans = 0;
   };
   void run();     // the batching thread: takes batches, encodes them

@@ -20,6 +20,11 @@ constexpr std::string_view attr_names[] = {
 
 }  // namespace
 
+// The key fields of fixed keys are short: their KeyValue.key field is
+// 0x0a, one length byte, the text.
+static_assert(std::all_of(std::begin(attr_names), std::end(attr_names),
+                          [](std::string_view n) { return n.size() < 0x80; }));
+
 std::string_view attr_name(attr key) noexcept {
   const auto i = static_cast<std::size_t>(key);
   return i < std::size(attr_names) ? attr_names[i] : std::string_view();
@@ -113,12 +118,6 @@ recorded_span::text_ref recorded_span::store(std::string_view s) {
     more_text_.append(s);
   }
   return r;
-}
-
-std::string_view recorded_span::text(text_ref r) const noexcept {
-  if (r.size == 0) return {};
-  if (r.offset < inline_text_bytes) return {text_.data() + r.offset, r.size};
-  return std::string_view(more_text_).substr(r.offset - inline_text_bytes, r.size);
 }
 
 void recorded_span::add(const attribute& a) {
@@ -384,6 +383,18 @@ std::size_t bytes_field_size(int field, std::size_t n) {
   return tag_size(field) + varint_size(n) + n;
 }
 
+// The AnyValue body size of a recorded attribute's value.
+std::size_t value_size(const recorded_span::attribute& a) noexcept {
+  using t = attribute_value::type;
+  switch (a.kind) {
+    case t::string: return bytes_field_size(any_string, a.text.size);
+    case t::boolean: return 2;
+    case t::int64: return 1 + varint_size(static_cast<std::uint64_t>(a.number));
+    case t::float64: return 1 + 8;
+    default: return 0;
+  }
+}
+
 // put_span's output size, computed without writing (0: the span has events or
 // links, which put_span writes through temporaries: encode it to measure).
 std::size_t span_size(const recorded_span& s) {
@@ -397,19 +408,12 @@ std::size_t span_size(const recorded_span& s) {
   n += bytes_field_size(5, s.name.size);
   const int kind = otlp_kind(s.kind);
   if (kind != 0) n += tag_size(6) + varint_size(static_cast<std::uint64_t>(kind));
-  using t = attribute_value::type;
-  for (std::size_t i = 0; i < s.attribute_count(); ++i) {
+  const std::size_t count = s.attribute_count();
+  for (std::size_t i = 0; i < count; ++i) {
     const auto& a = s.attribute_at(i);
-    std::size_t value = 0;
-    switch (a.kind) {
-      case t::string: value = bytes_field_size(any_string, a.text.size); break;
-      case t::boolean: value = 2; break;
-      case t::int64: value = 1 + varint_size(static_cast<std::uint64_t>(a.number)); break;
-      case t::float64: value = 1 + 8; break;
-      default: break;
-    }
-    const std::size_t key = a.key == attr::custom ? a.key_size : attr_name(a.key).size();
-    n += bytes_field_size(9, bytes_field_size(1, key) + bytes_field_size(2, value));
+    const std::size_t key =
+        a.key == attr::custom ? a.key_size : attr_names[static_cast<std::size_t>(a.key)].size();
+    n += bytes_field_size(9, bytes_field_size(1, key) + bytes_field_size(2, value_size(a)));
   }
   if (s.status != status_code::unset || s.status_message.size != 0) {
     std::size_t body = 0;
@@ -423,16 +427,28 @@ std::size_t span_size(const recorded_span& s) {
 }
 
 // Writes into memory sized beforehand (span_size): no appends, no bounds checks.
+// Every field number below 16 has a one-byte tag (written as a constant).
 struct cursor {
   char* p;
+  static constexpr char tag_byte(int field, wire::WireType type) noexcept {
+    return static_cast<char>(wire::MakeTag(field, type));
+  }
+  template <int Field, wire::WireType Type>
+  void tag() noexcept {
+    static_assert(Field > 0 && Field < 16);
+    *p++ = tag_byte(Field, Type);
+  }
   void varint(std::uint64_t v) noexcept {
-    while (v >= 0x80) {
+    if (v < 0x80) {  // lengths are mostly short
+      *p++ = static_cast<char>(v);
+      return;
+    }
+    do {
       *p++ = static_cast<char>(v | 0x80);
       v >>= 7;
-    }
+    } while (v >= 0x80);
     *p++ = static_cast<char>(v);
   }
-  void tag(int field, wire::WireType type) noexcept { varint(wire::MakeTag(field, type)); }
   void raw(std::string_view b) noexcept {
     copy(p, b.data(), b.size());
     p += b.size();
@@ -455,75 +471,82 @@ struct cursor {
       std::memcpy(to, from, n);
     }
   }
-  void bytes(int field, std::string_view b) noexcept {
-    tag(field, wire::WIRETYPE_LENGTH_DELIMITED);
+  template <int Field>
+  void bytes(std::string_view b) noexcept {
+    tag<Field, wire::WIRETYPE_LENGTH_DELIMITED>();
     varint(b.size());
     raw(b);
   }
-  void fixed64(int field, std::uint64_t v) noexcept {
-    tag(field, wire::WIRETYPE_FIXED64);
-    p = reinterpret_cast<char*>(
-        CodedOutputStream::WriteLittleEndian64ToArray(v, reinterpret_cast<std::uint8_t*>(p)));
+  void le64(std::uint64_t v) noexcept {
+    if constexpr (std::endian::native != std::endian::little) v = __builtin_bswap64(v);
+    std::memcpy(p, &v, 8);
+    p += 8;
   }
-  void fixed32(int field, std::uint32_t v) noexcept {
-    tag(field, wire::WIRETYPE_FIXED32);
-    p = reinterpret_cast<char*>(
-        CodedOutputStream::WriteLittleEndian32ToArray(v, reinterpret_cast<std::uint8_t*>(p)));
+  void be64(std::uint64_t v) noexcept {  // ids: big-endian bytes, as OTLP carries them
+    if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap64(v);
+    std::memcpy(p, &v, 8);
+    p += 8;
   }
-  void uint(int field, std::uint64_t v) noexcept {
-    tag(field, wire::WIRETYPE_VARINT);
+  template <int Field>
+  void fixed64(std::uint64_t v) noexcept {
+    tag<Field, wire::WIRETYPE_FIXED64>();
+    le64(v);
+  }
+  template <int Field>
+  void uint(std::uint64_t v) noexcept {
+    tag<Field, wire::WIRETYPE_VARINT>();
     varint(v);
   }
-  void id64(int field, std::uint64_t id) noexcept {  // big-endian bytes, as OTLP carries ids
-    tag(field, wire::WIRETYPE_LENGTH_DELIMITED);
+  template <int Field>
+  void id64(std::uint64_t id) noexcept {
+    tag<Field, wire::WIRETYPE_LENGTH_DELIMITED>();
     *p++ = 8;
-    for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(id >> (56 - 8 * i));
+    be64(id);
   }
-  void id128(int field, const outrider::id128& id) noexcept {
-    tag(field, wire::WIRETYPE_LENGTH_DELIMITED);
+  template <int Field>
+  void id128(const outrider::id128& id) noexcept {
+    tag<Field, wire::WIRETYPE_LENGTH_DELIMITED>();
     *p++ = 16;
-    for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(id.high >> (56 - 8 * i));
-    for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(id.low >> (56 - 8 * i));
+    be64(id.high);
+    be64(id.low);
   }
 };
 
 // put_span for a span without events or links, `size` bytes (span_size).
 void write_span(cursor& c, const recorded_span& s) noexcept {
   using t = attribute_value::type;
-  c.id128(1, s.trace_id);
-  c.id64(2, s.span_id);
-  if (s.trace_state.size != 0) c.bytes(3, s.text(s.trace_state));
-  if (s.parent_id != 0) c.id64(4, s.parent_id);
-  c.bytes(5, s.text(s.name));
+  c.id128<1>(s.trace_id);
+  c.id64<2>(s.span_id);
+  if (s.trace_state.size != 0) c.bytes<3>(s.text(s.trace_state));
+  if (s.parent_id != 0) c.id64<4>(s.parent_id);
+  c.bytes<5>(s.text(s.name));
   const int kind = otlp_kind(s.kind);
-  if (kind != 0) c.uint(6, static_cast<std::uint64_t>(kind));
-  c.fixed64(7, static_cast<std::uint64_t>(s.start_ns));
-  c.fixed64(8, static_cast<std::uint64_t>(s.end_ns));
-  for (std::size_t i = 0; i < s.attribute_count(); ++i) {
+  if (kind != 0) c.uint<6>(static_cast<std::uint64_t>(kind));
+  c.fixed64<7>(static_cast<std::uint64_t>(s.start_ns));
+  c.fixed64<8>(static_cast<std::uint64_t>(s.end_ns));
+  const std::size_t count = s.attribute_count();
+  for (std::size_t i = 0; i < count; ++i) {
     const auto& a = s.attribute_at(i);
-    const std::string_view key = s.key_of(a);
-    std::string_view text;
-    std::size_t value_size = 0;  // AnyValue body
-    switch (a.kind) {
-      case t::string:
-        text = s.text(a.text);
-        value_size = bytes_field_size(any_string, text.size());
-        break;
-      case t::boolean: value_size = 2; break;
-      case t::int64: value_size = 1 + varint_size(static_cast<std::uint64_t>(a.number)); break;
-      case t::float64: value_size = 1 + 8; break;
-      default: break;
+    const std::size_t value = value_size(a);
+    c.tag<9, wire::WIRETYPE_LENGTH_DELIMITED>();
+    if (a.key != attr::custom) {
+      const std::string_view key = attr_names[static_cast<std::size_t>(a.key)];
+      c.varint(2 + key.size() + bytes_field_size(2, value));
+      c.tag<1, wire::WIRETYPE_LENGTH_DELIMITED>();
+      *c.p++ = static_cast<char>(key.size());  // < 0x80 (static_assert above)
+      c.raw(key);
+    } else {
+      const std::string_view key = s.key_of(a);
+      c.varint(bytes_field_size(1, key.size()) + bytes_field_size(2, value));
+      c.bytes<1>(key);
     }
-    c.tag(9, wire::WIRETYPE_LENGTH_DELIMITED);
-    c.varint(bytes_field_size(1, key.size()) + bytes_field_size(2, value_size));
-    c.bytes(1, key);
-    c.tag(2, wire::WIRETYPE_LENGTH_DELIMITED);
-    c.varint(value_size);
+    c.tag<2, wire::WIRETYPE_LENGTH_DELIMITED>();
+    c.varint(value);
     switch (a.kind) {
-      case t::string: c.bytes(any_string, text); break;
-      case t::boolean: c.uint(any_bool, a.number != 0 ? 1 : 0); break;
-      case t::int64: c.uint(any_int, static_cast<std::uint64_t>(a.number)); break;
-      case t::float64: c.fixed64(any_double, static_cast<std::uint64_t>(a.number)); break;
+      case t::string: c.bytes<any_string>(s.text(a.text)); break;
+      case t::boolean: c.uint<any_bool>(a.number != 0 ? 1 : 0); break;
+      case t::int64: c.uint<any_int>(static_cast<std::uint64_t>(a.number)); break;
+      case t::float64: c.fixed64<any_double>(static_cast<std::uint64_t>(a.number)); break;
       default: break;
     }
   }
@@ -532,17 +555,29 @@ void write_span(cursor& c, const recorded_span& s) noexcept {
     const int code = otlp_status(s.status);
     if (s.status_message.size != 0) body += bytes_field_size(2, s.status_message.size);
     if (code != 0) body += tag_size(3) + varint_size(static_cast<std::uint64_t>(code));
-    c.tag(15, wire::WIRETYPE_LENGTH_DELIMITED);
+    c.tag<15, wire::WIRETYPE_LENGTH_DELIMITED>();
     c.varint(body);
-    if (s.status_message.size != 0) c.bytes(2, s.text(s.status_message));
-    if (code != 0) c.uint(3, static_cast<std::uint64_t>(code));
+    if (s.status_message.size != 0) c.bytes<2>(s.text(s.status_message));
+    if (code != 0) c.uint<3>(static_cast<std::uint64_t>(code));
   }
-  if (s.flags != 0) c.fixed32(16, s.flags);
+  if (s.flags != 0) {
+    // Field 16 (flags, fixed32): a two-byte tag.
+    constexpr std::uint32_t tag = wire::MakeTag(16, wire::WIRETYPE_FIXED32);
+    static_assert(tag >= 0x80 && tag < 0x4000);
+    *c.p++ = static_cast<char>(tag | 0x80);
+    *c.p++ = static_cast<char>(tag >> 7);
+    std::uint32_t v = s.flags;
+    if constexpr (std::endian::native != std::endian::little) v = __builtin_bswap32(v);
+    std::memcpy(c.p, &v, 4);
+    c.p += 4;
+  }
 }
 
 }  // namespace
 
-void append_otlp_protobuf(std::string& out, std::span<const recorded_span_ptr> spans) {
+std::size_t write_otlp_protobuf(std::string& out, std::size_t at,
+                                std::span<const recorded_span_ptr> spans) {
+  OUTRIDER_ASSERT(at <= out.size(), "write_otlp_protobuf past the end of its buffer");
   static const span_resource no_resource;
   const auto resource_of = [](const recorded_span& s) {
     return s.resource ? s.resource.get() : &no_resource;
@@ -587,15 +622,15 @@ void append_otlp_protobuf(std::string& out, std::span<const recorded_span_ptr> s
     put_tag(head, 2, wire::WIRETYPE_LENGTH_DELIMITED);
     put_varint(head, scope_spans_size);
     put_bytes(head, 1, scope);
-    const std::size_t base = out.size();
-    out.resize(base + head.size() + group);
-    cursor c{out.data() + base};
+    const std::size_t end = at + head.size() + group;
+    if (out.size() < end) out.resize(end);
+    cursor c{out.data() + at};
     c.raw(head);
     std::size_t i = 0;
     for (const auto& s : spans) {
       if (resource_of(*s) != r) continue;
       const std::size_t n = sizes[i++];
-      c.tag(2, wire::WIRETYPE_LENGTH_DELIMITED);
+      c.tag<2, wire::WIRETYPE_LENGTH_DELIMITED>();
       c.varint(n);
       if (!s->events.empty() || !s->links.empty()) {
         one.clear();
@@ -605,8 +640,14 @@ void append_otlp_protobuf(std::string& out, std::span<const recorded_span_ptr> s
         write_span(c, *s);
       }
     }
-    OUTRIDER_ASSERT(c.p == out.data() + out.size(), "span_size and write_span disagree");
+    OUTRIDER_ASSERT(c.p == out.data() + end, "span_size and write_span disagree");
+    at = end;
   }
+  return at;
+}
+
+void append_otlp_protobuf(std::string& out, std::span<const recorded_span_ptr> spans) {
+  out.resize(write_otlp_protobuf(out, out.size(), spans));
 }
 
 std::string encode_otlp_protobuf(std::span<const recorded_span_ptr> spans) {

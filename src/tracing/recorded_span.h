@@ -129,7 +129,11 @@ class recorded_span {
 
   // Copies `s` into the span's text.
   text_ref store(std::string_view s);
-  std::string_view text(text_ref r) const noexcept;
+  std::string_view text(text_ref r) const noexcept {
+    if (r.size == 0) return {};
+    if (r.offset < inline_text_bytes) return {text_.data() + r.offset, r.size};
+    return std::string_view(more_text_).substr(r.offset - inline_text_bytes, r.size);
+  }
 
   void add(const attribute& a);
   std::size_t attribute_count() const noexcept { return inline_count_ + more_attributes_.size(); }
@@ -174,8 +178,14 @@ void release_recorded_spans(std::vector<recorded_span_ptr>& spans) noexcept;
 // in first-seen order. Decodes to the same spans as
 // encode_otlp_protobuf(to_span() of each).
 std::string encode_otlp_protobuf(std::span<const recorded_span_ptr> spans);
-// Appends the same encoding to `out` (the exporter reuses its buffer).
+// Appends the same encoding to `out`.
 void append_otlp_protobuf(std::string& out, std::span<const recorded_span_ptr> spans);
+// Writes the same encoding into `out` from offset `at` (at most out.size()),
+// overwriting what is there and growing `out` only when it is too short (the
+// exporter reuses its buffer: a resize zero-fills what it adds); returns the
+// offset where the encoding ends. Bytes of `out` past it are left as they were.
+std::size_t write_otlp_protobuf(std::string& out, std::size_t at,
+                                std::span<const recorded_span_ptr> spans);
 
 // OTLP/JSON ExportTraceServiceRequest and the Zipkin v2 JSON list of `spans`,
 // written straight from the records (recorded_json.cpp): byte for byte what

@@ -129,6 +129,76 @@ TEST(RecordedSpan, DirectProtobufDecodesLikeTheFullModel) {
   EXPECT_EQ(direct->spans[1].parent_id, 0U);
 }
 
+// The exporter writes each batch over the last one's bytes (write_otlp_protobuf
+// into a reused buffer): the encoding is the same wherever it starts, what
+// lies past its end is left alone, and spans without events or links (written
+// field by field) decode like the full model.
+TEST(RecordedSpan, ProtobufWrittenOverAReusedBufferIsTheSameEncoding) {
+  simulated_clock clk;
+  xoshiro_random rng(11);
+  recording_sink sink;
+  auto t = make_tracer(sink, clk, rng);
+  span_context parent;
+  parent.trace_id = id128{0xfedcba9876543210, 0x0123456789abcdef};
+  parent.span_id = 0x8000000000000001;
+  parent.flags = trace_flag_sampled;
+  parent.trace_state = "vendor=1";
+  {
+    auto s = t.start_span("POST /v1.0/publish/{pubsub}/{topic}", span_kind::server, &parent);
+    s.set(attr::http_request_method, "POST");
+    s.set(attr::server_port, std::int64_t{3500});
+    s.set(attr::http_response_status_code, std::int64_t{503});
+    s.set(attr::outrider_probe, false);
+    s.set(attr::url_path, std::string(200, 'p'));  // a length of two varint bytes
+    s.set("custom.key", "v");
+    s.set("custom.ratio", -1.5);
+    s.set(std::string(300, 'k'), std::int64_t{-1});  // a custom key longer than 127
+    s.set_error("HTTP 503");
+    clk.advance(2ms);
+  }
+  {
+    auto s = t.start_span("publish orders", span_kind::producer, nullptr);
+    s.set(attr::messaging_message_id, id128{1, 2});
+    for (int i = 0; i < 20; ++i) s.set(attr::messaging_batch_message_count, std::int64_t{i});
+  }
+  t.start_span("", span_kind::internal, nullptr).end();
+  ASSERT_EQ(sink.recorded.size(), 3U);
+  std::vector<span> expected;
+  for (const auto& r : sink.recorded) expected.push_back(r->to_span());
+  const std::string encoded = encode_otlp_protobuf(std::span(sink.recorded));
+
+  std::string reused(encoded.size() + 100, '\xee');  // longer, and not zeros
+  EXPECT_EQ(write_otlp_protobuf(reused, 0, sink.recorded), encoded.size());
+  EXPECT_EQ(reused.substr(0, encoded.size()), encoded);
+  EXPECT_EQ(reused.substr(encoded.size()), std::string(100, '\xee'));
+
+  std::string shorter = "head";  // grows from an offset
+  EXPECT_EQ(write_otlp_protobuf(shorter, 2, sink.recorded), 2 + encoded.size());
+  EXPECT_EQ(shorter, "he" + encoded);
+
+  auto direct = decode_otlp_protobuf(encoded);
+  auto reference = decode_otlp_protobuf(encode_otlp_protobuf(expected));
+  ASSERT_TRUE(direct);
+  ASSERT_TRUE(reference);
+  ASSERT_EQ(direct->spans.size(), 3U);
+  ASSERT_EQ(reference->spans.size(), 3U);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_TRUE(direct->spans[i].same_as(reference->spans[i])) << i;
+  }
+  const span& server = direct->spans[0];
+  EXPECT_EQ(server.trace_id, parent.trace_id);
+  EXPECT_EQ(server.parent_id, parent.span_id);
+  EXPECT_EQ(server.flags, trace_flag_sampled);
+  EXPECT_EQ(server.trace_state, "vendor=1");
+  EXPECT_EQ(server.attribute("server.port")->int_value, 3500);
+  EXPECT_EQ(server.attribute("url.path")->string_value, std::string(200, 'p'));
+  EXPECT_EQ(server.attribute(std::string(300, 'k'))->int_value, -1);
+  EXPECT_EQ(server.attribute("custom.ratio")->double_value, -1.5);
+  EXPECT_FALSE(server.attribute("outrider.probe")->bool_value);
+  EXPECT_EQ(server.status.message, "HTTP 503");
+  EXPECT_EQ(direct->spans[1].attributes.size(), 21U);
+}
+
 // Spans of every shape the tracer records, for the encoder comparisons.
 void record_examples(tracer& t, simulated_clock& clk) {
   span_context parent;

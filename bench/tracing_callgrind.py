@@ -2,7 +2,8 @@
 """Tracing's cost per publish in instructions and cache lines, under callgrind (docs/benchmarks.md, tracing).
 
     bench/tracing_callgrind.py sidecar [--build-dir build/release] [--publishes 1000] [--rate 200]
-                               [--rounds 3] [--control] [--sampling 1.0] [--no-cache-sim]
+                               [--rounds 3] [--control] [--traceparent] [--sampling 1.0]
+                               [--no-cache-sim]
     bench/tracing_callgrind.py path [--build-dir build/release] [--iterations 2000]
 
 CPU time on a shared 2-core machine cannot resolve 2 us per publish (the A/A control of
@@ -219,7 +220,8 @@ def run_sidecar(args):
             gens = {n: subprocess.Popen(
                 [str(build / "bench" / "bench_sidecar_publish"), "--via", "sidecar", "--port",
                  str(s[1]), "--rate", str(args.rate), "--duration-s", str(duration),
-                 "--topic", f"bench-{n}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                 "--topic", f"bench-{n}"]
+                + (["--traceparent", "true"] if args.traceparent else []), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 text=True) for n, s in sidecars.items()}
             counts = {}
             for n, g in gens.items():
@@ -280,7 +282,8 @@ def run_sidecar(args):
             return r1(median([r[side][part].get(key, 0) for r in rows]))
         summary = {"generator": "tracing_callgrind", "mode": "sidecar", "rate": args.rate,
                    "publishes_per_round": args.publishes, "rounds": args.rounds,
-                   "sampling": args.sampling, "control": args.control}
+                   "sampling": args.sampling, "control": args.control,
+                   "traceparent": args.traceparent}
         keys = rows[0]["off"]["all"].keys()
         for key in keys:
             summary[f"{key}_per_publish_off"] = med("off", "all", key)
@@ -366,6 +369,9 @@ def main():
     s.add_argument("--pause-s", type=float, default=3, help="for the exporter's last batch")
     s.add_argument("--sampling", type=float, default=1.0)
     s.add_argument("--control", action="store_true", help="A/A: tracing off on both sidecars")
+    s.add_argument("--traceparent", action="store_true",
+                   help="each publish carries a W3C traceparent (as from an instrumented app): "
+                        "both sidecars propagate it, the traced one records spans under it")
     s.add_argument("--no-cache-sim", action="store_true", help="instructions only (faster)")
     s.add_argument("--keep", help="keep the callgrind files in this directory")
     p = sub.add_parser("path", help="bench_tracing_path's handle_publish under callgrind")

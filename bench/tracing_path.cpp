@@ -37,6 +37,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -102,10 +103,15 @@ constexpr std::uint16_t listen_port = 3500;
                                       const sidecar::publish_metadata& meta) {
   int answered = 0;
   http::responder r([&answered](http::response&& resp) { answered = resp.status; });
-  // sidecar.cpp traced(): the SERVER span and a responder that ends it.
+  // sidecar.cpp traced(): the SERVER span, a responder that ends it, its
+  // context in scope while the handler runs.
+  tracing::span_context server_context;
+  std::optional<sidecar::server_span_scope> scope;
   if (tracer != nullptr) {
-    r = sidecar::ending_on_response(
-        sidecar::start_server_span(*tracer, req, "127.0.0.1", listen_port, false), std::move(r));
+    auto server = sidecar::start_server_span(*tracer, req, "127.0.0.1", listen_port, false);
+    server_context = server.context();
+    scope.emplace(server_context);
+    r = sidecar::ending_on_response(std::move(server), std::move(r));
   }
   // sidecar.cpp publish(): the envelope, the PRODUCER span, the message.
   const std::string pubsub(req.params.at("pubsub"));

@@ -122,12 +122,34 @@ tracing::active_span start_server_span(const tracing::tracer& tracer, http::requ
   return span;
 }
 
+namespace {
+thread_local const tracing::span_context* current_server_context = nullptr;
+}  // namespace
+
+server_span_scope::server_span_scope(const tracing::span_context& context) noexcept
+    : previous_(current_server_context) {
+  current_server_context = &context;
+}
+
+server_span_scope::~server_span_scope() {
+  current_server_context = previous_;
+}
+
+const tracing::span_context* server_span_scope::current() noexcept {
+  return current_server_context;
+}
+
 tracing::active_span start_producer_span(const tracing::tracer& tracer, const http::fields& headers,
                                          std::string_view backend_type, std::string_view pubsub,
                                          std::string_view topic) {
-  auto parent = incoming_context(headers);
-  auto span = tracer.start_span(joined_name("publish", topic).view(), tracing::span_kind::producer,
-                                parent ? &*parent : nullptr);
+  std::optional<tracing::span_context> parsed;
+  const tracing::span_context* parent = server_span_scope::current();
+  if (parent == nullptr) {
+    parsed = incoming_context(headers);
+    if (parsed) parent = &*parsed;
+  }
+  auto span =
+      tracer.start_span(joined_name("publish", topic).view(), tracing::span_kind::producer, parent);
   if (span.recording()) {
     span.set(attr::messaging_system, messaging_system(backend_type));
     span.set(attr::messaging_destination_name, topic);

@@ -5,6 +5,8 @@
 // sidecar runs (its CPU per publish with tracing on and off).
 //
 //   auto server = start_server_span(tracer, req, "127.0.0.1", port, emit_b3);  // injects
+//   const auto context = server.context();   // (a copy: `server` moves to the responder)
+//   server_span_scope scope(context);          // while the handler runs
 //   auto producer = start_producer_span(tracer, req.headers, "embedded", "pubsub", "orders");
 //   ... build the message with producer's traceparent ...
 //   note_message(producer, msg);
@@ -65,8 +67,25 @@ tracing::active_span start_server_span(const tracing::tracer& tracer, http::requ
                                        std::string_view listen_host, std::uint16_t port,
                                        bool emit_b3);
 
-// The PRODUCER span of a publish: a child of the context in `headers` (the
-// SERVER span's). Its context is the message's creation context.
+// The SERVER span's context of the request whose handler runs on this thread,
+// while the handler runs synchronously inside the scope (sidecar.cpp traced()):
+// the PRODUCER span of a publish takes its parent from here instead of parsing
+// back the headers inject_context wrote. Scopes nest; null outside any.
+class server_span_scope {
+ public:
+  explicit server_span_scope(const tracing::span_context& context) noexcept;
+  ~server_span_scope();
+  server_span_scope(const server_span_scope&) = delete;
+  server_span_scope& operator=(const server_span_scope&) = delete;
+  static const tracing::span_context* current() noexcept;
+
+ private:
+  const tracing::span_context* previous_;
+};
+
+// The PRODUCER span of a publish: a child of the SERVER span's context
+// (server_span_scope::current()), else of the context in `headers`. Its
+// context is the message's creation context.
 tracing::active_span start_producer_span(const tracing::tracer& tracer, const http::fields& headers,
                                          std::string_view backend_type, std::string_view pubsub,
                                          std::string_view topic);

@@ -318,13 +318,16 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
       auto span =
           start_server_span(*self->tracer, req, self->opts.listen_host,
                             self->server ? self->server->port() : 0, self->opts.tracing.emit_b3);
+      const tracing::span_context context = span.context();  // `span` moves to the responder
+      const server_span_scope scope(context);
       inner(std::move(req), ending_on_response(std::move(span), std::move(r)));
     };
   }
 
   // The PRODUCER span of a publish: a child of the request's context (the
-  // SERVER span's). Its context is the message's creation context: stored in
-  // the message headers and CloudEvent once, never changed afterwards.
+  // SERVER span's, from server_span_scope while the handler runs in traced()). Its context is the
+  // message's creation context: stored in the message headers and CloudEvent once, never changed
+  // afterwards.
   tracing::active_span start_producer(const http::fields& headers, const pubsub_component& comp,
                                       std::string_view topic) {
     if (!tracer) return {};

@@ -2,21 +2,14 @@
 
 namespace outrider::http {
 
-struct responder::state {
-  explicit state(deliver_fn d) : deliver(std::move(d)) {}
-  ~state() {
-    if (!done.exchange(true)) {
-      deliver(response::from_error(error(errc::internal, "the handler dropped the request")));
-    }
+void responder::state::dropped() noexcept {
+  if (!done.exchange(true)) {
+    deliver(response::from_error(error(errc::internal, "the handler dropped the request")));
   }
-  state(const state&) = delete;
-  state& operator=(const state&) = delete;
+}
 
-  deliver_fn deliver;
-  std::atomic<bool> done{false};
-};
-
-responder::responder(deliver_fn deliver) : state_(std::make_shared<state>(std::move(deliver))) {}
+responder::responder(deliver_fn deliver)
+    : state_(std::make_shared<state_of<deliver_fn>>(std::move(deliver))) {}
 
 void responder::send(response r) const {
   if (!state_->done.exchange(true)) {

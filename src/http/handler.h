@@ -23,12 +23,38 @@ class responder {
   // `deliver` is called at most once, on the thread that calls send().
   explicit responder(deliver_fn deliver);
 
+  // The same with any callable `fn(response&&)`, kept in the responder's own
+  // state: one allocation for both (std::function keeps only small callables
+  // in place; a wrapper holding another responder and a span is not one).
+  template <class Fn>
+  static responder of(Fn fn) {
+    return responder(std::make_shared<state_of<Fn>>(std::move(fn)));
+  }
+
   // Completes the request. Later calls are ignored. Thread-safe.
   void send(response r) const;
   bool sent() const noexcept;
 
  private:
-  struct state;
+  struct state {
+    state() = default;
+    state(const state&) = delete;
+    state& operator=(const state&) = delete;
+    virtual ~state() = default;
+    virtual void deliver(response&& r) = 0;
+    // The 500 answer of a responder dropped unsent (from the most derived
+    // destructor, while deliver() can still run).
+    void dropped() noexcept;
+    std::atomic<bool> done{false};
+  };
+  template <class Fn>
+  struct state_of final : state {
+    explicit state_of(Fn f) : fn(std::move(f)) {}
+    ~state_of() override { dropped(); }
+    void deliver(response&& r) override { fn(std::move(r)); }
+    Fn fn;
+  };
+  explicit responder(std::shared_ptr<state> s) noexcept : state_(std::move(s)) {}
   std::shared_ptr<state> state_;
 };
 

@@ -94,6 +94,29 @@ TEST(responder, only_first_send_counts) {
   EXPECT_TRUE(r.sent());
 }
 
+// responder::of keeps any callable in the responder's state: the same
+// contract (first send only, copies share it, 500 when dropped unsent).
+TEST(responder, of_a_callable_keeps_the_contract) {
+  std::vector<int> statuses;
+  auto owned = std::make_shared<int>(7);  // a capture that is not trivially copyable
+  {
+    auto r = responder::of([&statuses, owned](response&& resp) {
+      EXPECT_EQ(*owned, 7);
+      statuses.push_back(resp.status);
+    });
+    const responder copy = r;
+    EXPECT_FALSE(copy.sent());
+    copy.send(response::no_content());
+    r.send(response::no_content());
+    EXPECT_TRUE(r.sent());
+  }
+  {
+    auto dropped = responder::of([&statuses](response&& resp) { statuses.push_back(resp.status); });
+  }
+  EXPECT_EQ(statuses, (std::vector<int>{204, 500}));
+  EXPECT_EQ(owned.use_count(), 1);  // the callable went with the responder
+}
+
 TEST(message, query_parsing_and_errors) {
   auto q = parse_query("metadata.ttlInSeconds=10&a=b%20c&plus=x+y&flag&&z=");
   ASSERT_TRUE(q);

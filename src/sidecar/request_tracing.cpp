@@ -184,23 +184,17 @@ void set_error_from_status(tracing::active_span& span, int status, bool server_s
 }
 
 http::responder ending_on_response(tracing::active_span span, http::responder inner) {
-  struct call {
-    tracing::active_span span;
-    http::responder inner;
-  };
-  // The callback holds a plain pointer (trivially copyable, so std::function
-  // keeps it in place: no allocation for the callback) and owns the call: it
-  // frees it when it runs, which http::responder makes happen exactly once
-  // (send(), or the 500 answer of a responder dropped unsent).
-  auto c = std::make_unique<call>(call{std::move(span), std::move(inner)});
-  http::responder ending([p = c.get()](http::response&& resp) {
-    const std::unique_ptr<call> own(p);
-    set_error_from_status(own->span, resp.status, true);
-    own->span.end();
-    own->inner.send(std::move(resp));
-  });
-  static_cast<void>(c.release());  // the callback owns it now
-  return ending;
+  // In the responder's own state (one allocation). It runs exactly once (send(),
+  // or the 500 answer of a responder dropped unsent) and lets go of the span and
+  // the inner responder then, not when the last copy of the responder goes.
+  return http::responder::of(
+      [span = std::move(span), inner = std::move(inner)](http::response&& resp) mutable {
+        auto s = std::move(span);
+        const auto r = std::move(inner);
+        set_error_from_status(s, resp.status, true);
+        s.end();
+        r.send(std::move(resp));
+      });
 }
 
 }  // namespace outrider::sidecar

@@ -26,6 +26,10 @@ namespace outrider::backends {
 struct backend_context {
   io::runtime* runtime = nullptr;  // I/O threads for network backends
   std::string app_id;              // the sidecar's app id (client names, consumer tags)
+  // Where subscriptions and their deliveries run, apart from `runtime` (the
+  // sidecar's delivery thread); null: on `runtime`. Backends with threads of
+  // their own may ignore it.
+  io::runtime* delivery_runtime = nullptr;
 };
 
 // Builds a backend from its component metadata (the `metadata:` map of a

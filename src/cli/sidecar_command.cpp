@@ -119,17 +119,21 @@ int run_sidecar(const sidecar_cli_settings& c, const sidecar::sidecar_options& o
   // Inbound connections up to the limit, plus the app, the broker, peers and files.
   raise_open_file_limit(logger, std::uint64_t{o.max_connections} + 256, "--max-connections");
   io::runtime rt(c.io_threads);
-  auto made =
-      backends::create(o.pubsub_type, component_metadata(c, o.pubsub_type), {&rt, o.app_id});
+  // Deliveries on a thread of their own: the subscriptions' broker connection,
+  // the app calls and the acks, apart from the API, the publishes and confirms.
+  io::runtime deliveries(1);
+  auto made = backends::create(o.pubsub_type, component_metadata(c, o.pubsub_type),
+                               {&rt, o.app_id, &deliveries});
   if (!made) return report_failure(made.error());
   std::shared_ptr<backends::backend> backend = std::move(*made);
   metrics::registry registry;
   rt.start();
+  deliveries.start();
   boost::asio::steady_timer trimmer(rt.context(0));
   trim_memory_periodically(trimmer);
   int code = 0;
   {
-    sidecar::sidecar sc(rt, o, {{o.pubsub_name, o.pubsub_type, backend}}, registry);
+    sidecar::sidecar sc(rt, o, {{o.pubsub_name, o.pubsub_type, backend}}, registry, &deliveries);
     if (auto s = sc.start(); !s) {
       code = report_failure(s.error());
     } else {
@@ -160,6 +164,7 @@ int run_sidecar(const sidecar_cli_settings& c, const sidecar::sidecar_options& o
     sc.stop();
   }
   backend->close();
+  deliveries.stop();
   rt.stop();
   logger.info("stopped");
   return code;

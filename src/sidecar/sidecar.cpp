@@ -83,8 +83,12 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
   enum class outcome { success, retry, drop };
 
   impl(io::runtime& runtime, sidecar_options o, std::vector<pubsub_component> c,
-       metrics::registry& m)
-      : rt(runtime), opts(std::move(o)), components(std::move(c)), reg(m) {
+       metrics::registry& m, io::runtime* delivery_runtime)
+      : rt(runtime),
+        delivery_rt(delivery_runtime),
+        opts(std::move(o)),
+        components(std::move(c)),
+        reg(m) {
     auto& publishes =
         reg.add_counter("outrider_sidecar_publish_total",
                         "Messages published through the API, by outcome", {"pubsub", "outcome"});
@@ -122,6 +126,7 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
   }
 
   io::runtime& rt;
+  io::runtime* delivery_rt;  // null: deliveries call the app with `client`
   sidecar_options opts;
   std::vector<pubsub_component> components;
   metrics::registry& reg;
@@ -139,8 +144,9 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
   std::shared_ptr<std::atomic<std::uint32_t>> publishes_in_flight =
       std::make_shared<std::atomic<std::uint32_t>>(0);
 
-  std::unique_ptr<http::client> client;
-  std::unique_ptr<io::asio_clock> timers;  // touched on context 0 only
+  std::unique_ptr<http::client> client;  // context 0: probes, jobs, notifications (and deliveries)
+  std::unique_ptr<http::client> delivery_client;  // delivery_rt's context 0, when given
+  std::unique_ptr<io::asio_clock> timers;         // touched on context 0 only
   http::router api;
   http::router metrics_router;
   std::unique_ptr<http::server> server;
@@ -1225,18 +1231,19 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     add_app_headers(req);
     req.body = d.body;
     const auto started_at = std::chrono::steady_clock::now();
-    client->send(
-        app_url, std::move(req), opts.app_timeout,
-        [weak = weak_from_this(), index, d = std::move(d), started_at,
-         spans = std::move(spans)](result<http::response> res) mutable {
-          auto self = weak.lock();
-          if (!self) return;
-          self->delivery_latency->observe(
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at).count());
-          const outcome o = classify(res);
-          if (spans) finish_delivery_spans(*spans, res, o);
-          self->conclude(index, std::move(d), o);
-        });
+    (delivery_client ? delivery_client : client)
+        ->send(app_url, std::move(req), opts.app_timeout,
+               [weak = weak_from_this(), index, d = std::move(d), started_at,
+                spans = std::move(spans)](result<http::response> res) mutable {
+                 auto self = weak.lock();
+                 if (!self) return;
+                 self->delivery_latency->observe(
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at)
+                         .count());
+                 const outcome o = classify(res);
+                 if (spans) finish_delivery_spans(*spans, res, o);
+                 self->conclude(index, std::move(d), o);
+               });
   }
 
   static outcome classify(const result<http::response>& res) {
@@ -1400,8 +1407,9 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
 };
 
 sidecar::sidecar(io::runtime& rt, sidecar_options options, std::vector<pubsub_component> components,
-                 metrics::registry& metrics)
-    : impl_(std::make_shared<impl>(rt, std::move(options), std::move(components), metrics)) {
+                 metrics::registry& metrics, io::runtime* delivery_rt)
+    : impl_(std::make_shared<impl>(rt, std::move(options), std::move(components), metrics,
+                                   delivery_rt)) {
   OUTRIDER_ASSERT(!impl_->components.empty(), "a sidecar needs a pub/sub component");
 }
 
@@ -1422,6 +1430,9 @@ status sidecar::start() {
   s.app_url.port = s.opts.app_port;
   s.app_url.target = "/";
   s.client = std::make_unique<http::client>(s.rt.context(timer_context));
+  if (s.delivery_rt != nullptr) {
+    s.delivery_client = std::make_unique<http::client>(s.delivery_rt->context(0));
+  }
   s.timers = std::make_unique<io::asio_clock>(s.rt.context(timer_context));
   OUTRIDER_TRY(s.start_tracing());
   if (!s.opts.configuration_stores.empty()) {

@@ -10,8 +10,11 @@
 //
 // Threading: start()/stop() from one owner thread that is not a runtime
 // thread. Handlers run on the HTTP server's threads; calls to the app and all
-// timers run on runtime context 0; backend callbacks on the backend's threads.
-// Delivery state is guarded by one mutex, never held while calling out.
+// timers run on runtime context 0, except, given a delivery runtime, the
+// deliveries' calls to the app, which run on its context 0 (with the backend's
+// subscriptions: see backends::backend_context::delivery_runtime); backend
+// callbacks on the backend's threads. Delivery state is guarded by one mutex,
+// never held while calling out.
 #pragma once
 
 #include <cstdint>
@@ -38,9 +41,12 @@ struct pubsub_component {
 
 class sidecar {
  public:
-  // `rt` and `metrics` must outlive the sidecar. REQUIRES: at least one component.
+  // `rt`, `delivery_rt` (when given) and `metrics` must outlive the sidecar.
+  // `delivery_rt`: where the app calls of deliveries run (give the backends the
+  // same one, so a delivery, its app call and its ack stay on one thread and
+  // off the API's); null: on `rt`. REQUIRES: at least one component.
   sidecar(io::runtime& rt, sidecar_options options, std::vector<pubsub_component> components,
-          metrics::registry& metrics);
+          metrics::registry& metrics, io::runtime* delivery_rt = nullptr);
   ~sidecar();  // stop()
   sidecar(const sidecar&) = delete;
   sidecar& operator=(const sidecar&) = delete;

@@ -34,10 +34,13 @@ bool eventually(Pred pred, std::chrono::milliseconds limit = wait_limit) {
 
 class harness {
  public:
+  // `deliveries`: the sidecar's delivery runtime (null: none).
   explicit harness(std::string subscriptions_json,
-                   std::function<void(sidecar_options&)> tweak = nullptr)
+                   std::function<void(sidecar_options&)> tweak = nullptr,
+                   io::runtime* deliveries = nullptr)
       : subscriptions_(std::move(subscriptions_json)) {
     rt_.start();
+    app_rt_.start();
     app_router_.add_sync("GET", "/dapr/subscribe", [this](const http::request&) {
       return http::response::json(200, subscriptions_);
     });
@@ -53,7 +56,8 @@ class harness {
       }
       return b ? b(req) : http::response::no_content();
     });
-    app_ = std::make_unique<http::server>(rt_, http::server_options{}, app_router_.as_handler());
+    app_ =
+        std::make_unique<http::server>(app_rt_, http::server_options{}, app_router_.as_handler());
     EXPECT_TRUE(app_->start().ok());
 
     sidecar_options o;
@@ -67,7 +71,7 @@ class harness {
     o.shutdown_grace = 1s;
     if (tweak) tweak(o);
     sidecar_ = std::make_unique<sidecar>(
-        rt_, o, std::vector<pubsub_component>{{"pubsub", "mem", backend_}}, metrics_);
+        rt_, o, std::vector<pubsub_component>{{"pubsub", "mem", backend_}}, metrics_, deliveries);
     EXPECT_TRUE(sidecar_->start().ok());
     client_ = std::make_unique<http::client>(rt_.context(1));
   }
@@ -78,6 +82,7 @@ class harness {
     backend_->close();
     client_.reset();
     rt_.stop();
+    app_rt_.stop();
   }
 
   bool wait_subscribed() {
@@ -114,6 +119,7 @@ class harness {
   // Declared first so it is destroyed last: everything below holds sockets and
   // timers on its io_contexts.
   io::runtime rt_{2};
+  io::runtime app_rt_{1};  // the test app's, apart from the sidecar's threads
   std::shared_ptr<backends::mem_backend> backend_ = std::make_shared<backends::mem_backend>();
   std::atomic<int> health_status_{200};
   metrics::registry metrics_;
@@ -429,6 +435,43 @@ TEST(sidecar, stop_releases_waiting_deliveries_without_penalty) {
   // The one in flight finished (acked); the rest are back in the backend, unpenalised.
   EXPECT_EQ(h.backend_->pending_for_test("orders", "orders-app"), 2u);
   EXPECT_EQ(h.backend_->leased_for_test(), 0u);
+}
+
+// With a delivery runtime, deliveries call the app from there: a message
+// reaches the app and is acked while the sidecar's I/O thread (context 0,
+// where the app calls run without one) is blocked.
+TEST(sidecar, with_a_delivery_runtime_deliveries_do_not_wait_for_the_io_thread) {
+  io::runtime deliveries(1);
+  deliveries.start();
+  {
+    harness h(orders_subscription, nullptr, &deliveries);
+    ASSERT_TRUE(h.wait_subscribed());
+    std::promise<void> gate;
+    auto opened = gate.get_future().share();
+    std::promise<void> blocked;
+    h.rt_.post(0, [&blocked, opened] {
+      blocked.set_value();
+      opened.wait();
+    });
+    blocked.get_future().wait();
+    status published = error(errc::internal, "no answer");
+    h.backend_->publish({backends::message{"orders", {}, {}, R"({"order":7})", {}}},
+                        [&](result<std::vector<backends::publish_outcome>> r) {
+                          published = r ? r->at(0).outcome : status(r.error());
+                        });
+    const bool delivered = eventually([&] { return h.received_count() == 1; });
+    const bool acked = eventually([&] {
+      return h.backend_->pending_for_test("orders", "orders-app") == 0 &&
+             h.backend_->leased_for_test() == 0;
+    });
+    gate.set_value();
+    EXPECT_TRUE(published.ok());
+    EXPECT_TRUE(delivered);
+    EXPECT_TRUE(acked);
+    ASSERT_EQ(h.received_count(), 1u);
+    EXPECT_EQ(h.received()[0].target, "/orders");
+  }
+  deliveries.stop();
 }
 
 }  // namespace

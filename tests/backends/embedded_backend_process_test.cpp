@@ -125,8 +125,35 @@ backends::conformance::target embedded_shared_context_target() {
   return t;
 }
 
+// As the sidecar runs it by default: publishes on the runtime's context 0,
+// subscriptions on a connection of their own on a delivery runtime.
+backends::conformance::target embedded_deliveries_apart_target() {
+  auto t = embedded_target();
+  t.name = "embedded_deliveries_apart";
+  t.make = [] {
+    auto rt = std::make_shared<io::runtime>(1);
+    auto deliveries = std::make_shared<io::runtime>(1);
+    rt->start();
+    deliveries->start();
+    backends::embedded_backend_options o;
+    o.address = broker_environment::address();
+    o.max_reconnect_interval = 500ms;
+    auto b =
+        std::make_shared<backends::embedded_backend>(o, rt->context(0), &deliveries->context(0));
+    return std::shared_ptr<backends::backend>(b.get(),
+                                              [rt, deliveries, b](backends::backend*) mutable {
+                                                b->close();
+                                                b.reset();
+                                                deliveries->stop();
+                                                rt->stop();
+                                              });
+  };
+  return t;
+}
+
 INSTANTIATE_TEST_SUITE_P(embedded, backend_conformance,
-                         ::testing::Values(embedded_target(), embedded_shared_context_target()),
+                         ::testing::Values(embedded_target(), embedded_shared_context_target(),
+                                           embedded_deliveries_apart_target()),
                          backends::conformance::target_name);
 
 template <class T, class Call>
@@ -324,6 +351,57 @@ TEST(embedded_backend_process, publishes_and_acks_of_one_turn_each_get_their_own
                   .empty());
   b->close();
   b.reset();
+  rt.stop();
+}
+
+// Deliveries apart: on_delivery runs on the delivery context's thread, the
+// publish's answer on the shared context's, and a delivery settled there is
+// acked (not redelivered) while the publishing connection keeps working.
+TEST(embedded_backend_process, deliveries_apart_run_on_the_delivery_context) {
+  io::runtime rt(1);
+  io::runtime deliveries(1);
+  rt.start();
+  deliveries.start();
+  backends::embedded_backend_options o;
+  o.address = broker_environment::address();
+  backends::embedded_backend b(o, rt.context(0), &deliveries.context(0));
+  ASSERT_TRUE(wait_until_healthy(b, true, 10s));
+  std::atomic<int> on_delivery_thread{0};
+  std::atomic<int> elsewhere{0};
+  sink s;
+  auto record = s.fn();
+  auto sub = call<result<backends::subscription_handle>>([&](auto done) {
+    b.subscribe(
+        {"apart", "app", 5, 30s, 10},
+        [&](backends::delivery d) {
+          (deliveries.context(0).get_executor().running_in_this_thread() ? on_delivery_thread
+                                                                         : elsewhere)++;
+          record(std::move(d));
+        },
+        done);
+  });
+  ASSERT_TRUE(sub.ok()) << sub.error().message;
+  std::atomic<bool> confirmed_on_io_thread{false};
+  auto pub = call<result<std::vector<backends::publish_outcome>>>([&](auto done) {
+    b.publish({backends::message{"apart", {}, {}, "one", {}}},
+              [&, done](result<std::vector<backends::publish_outcome>> r) {
+                confirmed_on_io_thread = rt.context(0).get_executor().running_in_this_thread();
+                done(std::move(r));
+              });
+  });
+  ASSERT_TRUE(pub.ok());
+  EXPECT_TRUE(confirmed_on_io_thread.load());
+  ASSERT_TRUE(s.wait_for(1));
+  EXPECT_EQ(on_delivery_thread.load(), 1);
+  EXPECT_EQ(elsewhere.load(), 0);
+  auto acked = call<status>(
+      [&](auto done) { b.settle(s.at(0).handle, backends::settle_action::ack(), done); });
+  EXPECT_TRUE(acked.ok()) << acked.error().message;
+  EXPECT_TRUE(peek_bodies(broker_environment::address(),
+                          backends::embedded_backend::queue_name("apart", "app"))
+                  .empty());
+  b.close();
+  deliveries.stop();
   rt.stop();
 }
 

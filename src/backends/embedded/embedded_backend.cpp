@@ -577,9 +577,23 @@ std::string embedded_backend::queue_name(std::string_view topic, std::string_vie
   return name;
 }
 
+std::string embedded_backend::delivery_client_name(std::string_view client_name) {
+  std::string name(client_name);
+  name += " (deliveries)";
+  return name;
+}
+
 embedded_backend::embedded_backend(embedded_backend_options options,
-                                   boost::asio::io_context& shared_context)
-    : impl_(std::make_shared<impl>(std::move(options), &shared_context)) {
+                                   boost::asio::io_context& shared_context,
+                                   boost::asio::io_context* delivery_context) {
+  if (delivery_context != nullptr) {
+    embedded_backend_options d = options;
+    d.client_name = delivery_client_name(options.client_name);
+    subs_ = std::make_shared<impl>(std::move(d), delivery_context);
+    subs_->post([](impl& m) { m.connect(); });
+  }
+  impl_ = std::make_shared<impl>(std::move(options), &shared_context);
+  if (!subs_) subs_ = impl_;
   impl_->post([](impl& m) { m.connect(); });
 }
 
@@ -592,6 +606,7 @@ embedded_backend::embedded_backend(embedded_backend_options options)
     finished.set_value();
   });
   impl_->post([](impl& m) { m.connect(); });
+  subs_ = impl_;
 }
 
 embedded_backend::~embedded_backend() {
@@ -654,13 +669,13 @@ void embedded_backend::peek_pending(const std::string& topic, const std::string&
 
 void embedded_backend::subscribe(subscription_spec spec, delivery_fn on_delivery,
                                  callback<result<subscription_handle>> done) {
-  if (impl_->closed) return done(shutting_down_error());
+  if (subs_->closed) return done(shutting_down_error());
   if (spec.topic.empty() || spec.app_id.empty()) {
     return done(error(errc::invalid_argument, "a subscription needs a topic and an app id"));
   }
   if (spec.prefetch == 0) return done(error(errc::invalid_argument, "prefetch must be at least 1"));
   if (!on_delivery) return done(error(errc::invalid_argument, "subscribe without a handler"));
-  impl_->post([spec = std::move(spec), on_delivery = std::move(on_delivery),
+  subs_->post([spec = std::move(spec), on_delivery = std::move(on_delivery),
                done = std::move(done)](impl& m) mutable {
     m.when_connected([&m, spec = std::move(spec), on_delivery = std::move(on_delivery),
                       done = std::move(done)](bool connected) mutable {
@@ -677,46 +692,59 @@ void embedded_backend::subscribe(subscription_spec spec, delivery_fn on_delivery
 }
 
 void embedded_backend::unsubscribe(subscription_handle handle, callback<status> done) {
-  if (impl_->closed) {
+  if (subs_->closed) {
     if (done) done(shutting_down_error());
     return;
   }
-  impl_->post([handle, done = std::move(done)](impl& m) mutable {
+  subs_->post([handle, done = std::move(done)](impl& m) mutable {
     m.unsubscribe(handle, std::move(done));
   });
 }
 
 void embedded_backend::settle(const settle_handle& handle, settle_action action,
                               callback<status> done) {
-  if (impl_->closed) {
+  if (subs_->closed) {
     if (done) done(shutting_down_error());
     return;
   }
-  impl_->post([handle, action, done = std::move(done)](impl& m) mutable {
+  subs_->post([handle, action, done = std::move(done)](impl& m) mutable {
     m.settle(handle, action, std::move(done));
   });
 }
 
 void embedded_backend::health(callback<status> done) {
   if (impl_->closed) return done(shutting_down_error());
-  impl_->post([done = std::move(done)](impl& m) mutable {
-    m.when_connected([&m, done = std::move(done)](bool) mutable {
-      if (m.state == impl::conn_state::closed) return done(shutting_down_error());
-      m.health(std::move(done));
+  auto check = [](const std::shared_ptr<impl>& on, callback<status> then) {
+    on->post([then = std::move(then)](impl& m) mutable {
+      m.when_connected([&m, then = std::move(then)](bool) mutable {
+        if (m.state == impl::conn_state::closed) return then(shutting_down_error());
+        m.health(std::move(then));
+      });
     });
+  };
+  if (subs_ == impl_) return check(impl_, std::move(done));
+  // Both connections: the publishing one, then the subscriptions' one.
+  check(impl_, [subs = subs_, check, done = std::move(done)](status s) mutable {
+    if (!s) return done(std::move(s));
+    check(subs, std::move(done));
   });
 }
 
 void embedded_backend::close() {
-  if (impl_->closed.exchange(true)) return;
-  if (!impl_->own) {
+  if (subs_ != impl_) close_impl(subs_);
+  close_impl(impl_);
+}
+
+void embedded_backend::close_impl(const std::shared_ptr<impl>& m) {
+  if (m->closed.exchange(true)) return;
+  if (!m->own) {
     // Shared context: shut down on its thread (client callbacks fail there,
     // inline); handlers still queued hold the impl and find it closed.
-    if (impl_->ctx.get_executor().running_in_this_thread()) return impl_->shut();
+    if (m->ctx.get_executor().running_in_this_thread()) return m->shut();
     auto shut = std::make_shared<std::promise<void>>();
     auto done = shut->get_future();
-    impl_->post([shut](impl& m) {
-      m.shut();
+    m->post([shut](impl& on) {
+      on.shut();
       shut->set_value();
     });
     if (done.wait_for(close_wait) != std::future_status::ready) {
@@ -724,19 +752,19 @@ void embedded_backend::close() {
     }
     return;
   }
-  impl_->post([](impl& m) { m.shut(); });
-  impl_->guard.reset();
-  if (impl_->finished.wait_for(close_wait) != std::future_status::ready) {
+  m->post([](impl& on) { on.shut(); });
+  m->guard.reset();
+  if (m->finished.wait_for(close_wait) != std::future_status::ready) {
     logger.warn("the broker connection did not close in time; stopping");
-    impl_->ctx.stop();
+    m->ctx.stop();
   }
-  impl_->thread.join();
+  m->thread.join();
   // Handlers still queued on ctx hold shared_from_this() (ctx is a member of the
   // impl: a reference cycle). Run the ones that are ready (poll never blocks on
   // an operation that cannot finish) so the impl and its broker client can go.
-  impl_->client.reset();
-  impl_->ctx.restart();
-  impl_->ctx.poll();
+  m->client.reset();
+  m->ctx.restart();
+  m->ctx.poll();
 }
 
 result<embedded_backend_options> parse_embedded_backend_options(const config::node& metadata) {
@@ -767,10 +795,12 @@ result<std::unique_ptr<backend>> make_embedded_backend(const config::node& metad
   auto o = parse_embedded_backend_options(metadata);
   if (!o) return o.error();
   if (!context.app_id.empty()) o->client_name = "outrider-sidecar:" + context.app_id;
-  // On the runtime's context 0 (the sidecar's I/O thread) when there is one.
+  // On the runtime's context 0 (the sidecar's I/O thread) when there is one;
+  // subscriptions on the delivery runtime's context 0 when there is one.
   if (context.runtime != nullptr) {
-    return std::unique_ptr<backend>(
-        std::make_unique<embedded_backend>(std::move(*o), context.runtime->context(0)));
+    return std::unique_ptr<backend>(std::make_unique<embedded_backend>(
+        std::move(*o), context.runtime->context(0),
+        context.delivery_runtime != nullptr ? &context.delivery_runtime->context(0) : nullptr));
   }
   return std::unique_ptr<backend>(std::make_unique<embedded_backend>(std::move(*o)));
 }

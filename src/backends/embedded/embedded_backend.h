@@ -35,6 +35,15 @@
 // without a thread hop. close() is then called while that context runs (from
 // another thread, which waits, or on the context's thread itself); the
 // context must outlive the backend's pending handlers (they hold it).
+//
+// Deliveries apart (a `delivery_context` besides the shared one; the registry
+// passes the sidecar's delivery runtime): subscriptions use a second broker
+// connection run on that context, so subscribe, unsubscribe, settle and every
+// on_delivery run there, and the DELIVER frames, the consumer's work on them
+// (the sidecar's app calls) and the ACKs never queue behind or in front of
+// the publishes and confirms on the shared context. Publish, cancel, peek
+// and health use the first connection (health checks both). Each connection
+// reconnects on its own; a delivery is settled on the connection it came on.
 #pragma once
 
 #include <memory>
@@ -65,7 +74,10 @@ class embedded_backend final : public backend {
   // Starts the backend thread and the first connect attempt; never blocks.
   explicit embedded_backend(embedded_backend_options options);
   // Runs on `shared_context` (see Threading above); no thread of its own.
-  embedded_backend(embedded_backend_options options, boost::asio::io_context& shared_context);
+  // With `delivery_context`, subscriptions get a connection of their own on
+  // it (see "Deliveries apart" above).
+  embedded_backend(embedded_backend_options options, boost::asio::io_context& shared_context,
+                   boost::asio::io_context* delivery_context = nullptr);
   ~embedded_backend() override;  // close()
   embedded_backend(const embedded_backend&) = delete;
   embedded_backend& operator=(const embedded_backend&) = delete;
@@ -88,8 +100,14 @@ class embedded_backend final : public backend {
 
   struct impl;
 
+  // The client name of the subscriptions' connection when deliveries are apart.
+  static std::string delivery_client_name(std::string_view client_name);
+
  private:
-  std::shared_ptr<impl> impl_;
+  static void close_impl(const std::shared_ptr<impl>& m);
+
+  std::shared_ptr<impl> impl_;  // publish, cancel_scheduled, peek_pending, health
+  std::shared_ptr<impl> subs_;  // subscriptions: impl_, or a connection of their own
 };
 
 // Parses the component metadata into options. Errors: config_invalid naming

@@ -262,7 +262,8 @@ TEST(embedded_backend_process, survives_a_broker_restart) {
 }
 
 // Publishes and acks made in one turn of the backend's context go to the
-// broker as one PUBLISH and one ACK (the backend coalesces them): every call
+// broker as one PUBLISH and one ACK (the backend coalesces them; a publish
+// made while nothing awaits a confirm goes out at once, alone): every call
 // still gets its own outcomes, in its own order, with its own ids, and every
 // ack settles its own delivery (nothing is redelivered).
 TEST(embedded_backend_process, publishes_and_acks_of_one_turn_each_get_their_own_outcome) {
@@ -345,6 +346,20 @@ TEST(embedded_backend_process, publishes_and_acks_of_one_turn_each_get_their_own
   std::set<id128> delivered;
   for (const auto& d : got) delivered.insert(d.id);
   EXPECT_EQ(delivered, ids);
+  // In call order: the first call, made while nothing awaited a confirm, went
+  // out at once; the others of the turn followed as one merged PUBLISH.
+  std::vector<std::string> expected_order;
+  std::vector<std::string> delivered_order;
+  for (int i = 0; i < calls; ++i) {
+    if (i % 2 == 0) {
+      expected_order.push_back("single " + std::to_string(i));
+    } else {
+      expected_order.push_back("pair a " + std::to_string(i));
+      expected_order.push_back("pair b " + std::to_string(i));
+    }
+  }
+  for (const auto& d : got) delivered_order.push_back(d.body);
+  EXPECT_EQ(delivered_order, expected_order);
   // Settled for good: the queue holds nothing (PEEK shows ready and leased messages).
   EXPECT_TRUE(peek_bodies(broker_environment::address(),
                           backends::embedded_backend::queue_name(topic, "app"))

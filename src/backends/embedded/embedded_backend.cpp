@@ -311,11 +311,19 @@ struct embedded_backend::impl : std::enable_shared_from_this<impl> {
   std::vector<message> coalesced;
   std::vector<publish_waiter> publish_waiters;
   bool publish_flush_posted = false;
+  // PUBLISH frames sent and not answered yet (this connection's or a lost one's).
+  std::size_t publishes_awaiting_confirm = 0;
   std::vector<ack_waiter> coalesced_acks;
   bool ack_flush_posted = false;
 
   void publish(std::vector<message> batch, callback<result<std::vector<publish_outcome>>> done) {
     if (state != conn_state::ready) return done(not_connected());
+    // Nothing awaits a confirm and nothing is being merged: there is nothing
+    // to merge this publish with (the ones made later in this turn still
+    // merge), so it goes out now instead of one queue round later.
+    if (!publish_flush_posted && publishes_awaiting_confirm == 0) {
+      return send_batch(std::move(batch), std::move(done));
+    }
     publish_waiters.push_back(publish_waiter{batch.size(), std::move(done)});
     for (auto& m : batch) coalesced.push_back(std::move(m));
     if (publish_flush_posted) return;
@@ -458,8 +466,10 @@ struct embedded_backend::impl : std::enable_shared_from_this<impl> {
       std::vector<id128> ids;
       ids.reserve(n);
       for (const auto& m : chunks[i]) ids.push_back(m.id);
+      ++publishes_awaiting_confirm;
       client->publish(std::move(chunks[i]), [this, p, i, ids = std::move(ids)](
                                                 result<std::vector<bc::publish_result>> r) {
+        --publishes_awaiting_confirm;
         auto& part = p->parts[i];
         if (r) {
           for (auto& pr : *r) part.push_back(publish_outcome{pr.id, std::move(pr.outcome)});
@@ -617,12 +627,16 @@ void embedded_backend::publish(std::vector<message> batch,
                                callback<result<std::vector<publish_outcome>>> done) {
   if (impl_->closed) return done(shutting_down_error());
   if (batch.empty()) return done(error(errc::invalid_argument, "publish of an empty batch"));
-  impl_->post([batch = std::move(batch), done = std::move(done)](impl& m) mutable {
+  auto run = [batch = std::move(batch), done = std::move(done)](impl& m) mutable {
     m.when_connected([&m, batch = std::move(batch), done = std::move(done)](bool) mutable {
       if (m.state == impl::conn_state::closed) return done(shutting_down_error());
       m.publish(std::move(batch), std::move(done));
     });
-  });
+  };
+  // Called on the backend's context (the sidecar's handlers on its I/O
+  // thread): no post, so no queue round before the frame is encoded.
+  if (impl_->ctx.get_executor().running_in_this_thread()) return run(*impl_);
+  impl_->post(std::move(run));
 }
 
 void embedded_backend::cancel_scheduled(const id128& id, callback<status> done) {

@@ -375,10 +375,13 @@ void exporter::run() {
     // Into a reused buffer: big fresh allocations cost page faults.
     if (options_.protocol == export_protocol::otlp_protobuf && spans.empty()) {
       // Over the last body's bytes: not zero-filled again first (resize).
-      batch.size = write_otlp_protobuf(batch.body, 0, recorded);
+      const std::string_view body = encode_otlp_protobuf_into(batch.body, recorded);
+      batch.offset = static_cast<std::size_t>(body.data() - batch.body.data());
+      batch.size = body.size();
     } else {
       batch.body.clear();
       append_batch(batch.body, options_.protocol, recorded, spans);
+      batch.offset = 0;
       batch.size = batch.body.size();
     }
     release_recorded_spans(recorded);  // back to the tracers, outside the lock
@@ -433,8 +436,9 @@ void exporter::send(const encoded& batch) {
   nanoseconds backoff = options_.initial_backoff;
   for (std::uint32_t attempt = 1;; ++attempt) {
     requests_.fetch_add(1, std::memory_order_relaxed);
-    auto res = transport_->post(url_, std::string_view(batch.body).substr(0, batch.size), type,
-                                options_.request_timeout);  // not copied
+    auto res =
+        transport_->post(url_, std::string_view(batch.body).substr(batch.offset, batch.size), type,
+                         options_.request_timeout);  // not copied
     if (res && res->status >= 200 && res->status < 300) {
       exported_.fetch_add(batch.spans, std::memory_order_relaxed);
       if (exported_metric_ != nullptr) exported_metric_->inc(batch.spans);

@@ -127,8 +127,9 @@ class exporter final : public span_sink {
 
  private:
   struct encoded {
-    std::string body;      // reused: may be longer than what is sent
-    std::size_t size = 0;  // the request body: body's first `size` bytes
+    std::string body;        // reused: longer than what is sent
+    std::size_t offset = 0;  // the request body: `size` bytes of `body` from `offset`
+    std::size_t size = 0;
     std::size_t spans = 0;
   };
   void run();     // the batching thread: takes batches, encodes them

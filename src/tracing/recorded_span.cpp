@@ -384,7 +384,7 @@ std::size_t bytes_field_size(int field, std::size_t n) {
 }
 
 // The AnyValue body size of a recorded attribute's value.
-std::size_t value_size(const recorded_span::attribute& a) noexcept {
+[[gnu::always_inline]] inline std::size_t value_size(const recorded_span::attribute& a) noexcept {
   using t = attribute_value::type;
   switch (a.kind) {
     case t::string: return bytes_field_size(any_string, a.text.size);
@@ -513,8 +513,11 @@ struct cursor {
 };
 
 // put_span for a span without events or links, `size` bytes (span_size).
-void write_span(cursor& c, const recorded_span& s) noexcept {
+// The cursor is a local (its address never escapes), so that its pointer
+// stays in a register: stores through a char* could alias a cursor in memory.
+char* write_span(char* at, const recorded_span& s) noexcept {
   using t = attribute_value::type;
+  cursor c{at};
   c.id128<1>(s.trace_id);
   c.id64<2>(s.span_id);
   if (s.trace_state.size != 0) c.bytes<3>(s.text(s.trace_state));
@@ -571,6 +574,7 @@ void write_span(cursor& c, const recorded_span& s) noexcept {
     std::memcpy(c.p, &v, 4);
     c.p += 4;
   }
+  return c.p;
 }
 
 }  // namespace
@@ -637,7 +641,7 @@ std::size_t write_otlp_protobuf(std::string& out, std::size_t at,
         put_span(one, *s);
         c.raw(one);
       } else {
-        write_span(c, *s);
+        c.p = write_span(c.p, *s);
       }
     }
     OUTRIDER_ASSERT(c.p == out.data() + end, "span_size and write_span disagree");
@@ -648,6 +652,82 @@ std::size_t write_otlp_protobuf(std::string& out, std::size_t at,
 
 void append_otlp_protobuf(std::string& out, std::span<const recorded_span_ptr> spans) {
   out.resize(write_otlp_protobuf(out, out.size(), spans));
+}
+
+namespace {
+
+constexpr std::size_t longest_attr_name = [] {
+  std::size_t n = 0;
+  for (auto name : attr_names) n = std::max(n, name.size());
+  return n;
+}();
+
+// At least the bytes write_span writes for `s` (ids, times, kind, flags and
+// field headers; every byte of text; per attribute a fixed key and the headers
+// of a KeyValue and its value), without looking at the attributes.
+std::size_t span_size_bound(const recorded_span& s) noexcept {
+  constexpr std::size_t fixed = 128;  // ids, times, kind, flags, status, headers
+  constexpr std::size_t per_attribute = 48 + longest_attr_name;  // headers, a 10-byte varint
+  return fixed + s.text_bytes() + s.attribute_count() * per_attribute;
+}
+
+}  // namespace
+
+std::string_view encode_otlp_protobuf_into(std::string& buffer,
+                                           std::span<const recorded_span_ptr> spans) {
+  const span_resource* const resource = spans.empty() ? nullptr : spans.front()->resource.get();
+  bool one_pass = resource != nullptr;
+  for (const auto& s : spans) {
+    one_pass = one_pass && s->resource.get() == resource && s->events.empty() && s->links.empty();
+  }
+  if (!one_pass) return std::string_view(buffer).substr(0, write_otlp_protobuf(buffer, 0, spans));
+  // ExportTraceServiceRequest { resource_spans (1): ResourceSpans { resource (1),
+  // scope_spans (2): ScopeSpans { scope (1), spans (2)... } } }: the spans are
+  // written first, after room for the head, whose lengths are known only then.
+  thread_local std::string fields;  // Resource and InstrumentationScope bodies
+  fields.clear();
+  put_key_values(fields, 1, resource->attributes);
+  const std::size_t resource_size = fields.size();
+  if (!resource->scope_name.empty()) put_bytes(fields, 1, resource->scope_name);
+  if (!resource->scope_version.empty()) put_bytes(fields, 2, resource->scope_version);
+  const std::size_t scope_size = fields.size() - resource_size;
+  constexpr std::size_t max_varint = 10;
+  const std::size_t head_room = 3 * (1 + max_varint) + 2 * (1 + max_varint) + fields.size();
+  std::size_t at = head_room;  // offsets: growing `buffer` moves it
+  for (const auto& s : spans) {
+    // ScopeSpans.spans (2): a tag, the length (two bytes left for it), the span.
+    constexpr std::size_t max_length_width = 5;  // spans < 32 GiB
+    const std::size_t need = at + 1 + max_length_width + span_size_bound(*s);
+    if (buffer.size() < need) buffer.resize(std::max(need, 2 * buffer.size()));
+    char* const start = buffer.data() + at;
+    start[0] = cursor::tag_byte(2, wire::WIRETYPE_LENGTH_DELIMITED);
+    const char* const end = write_span(start + 3, *s);
+    const auto n = static_cast<std::size_t>(end - (start + 3));
+    OUTRIDER_ASSERT(n <= span_size_bound(*s), "span_size_bound is not a bound");
+    const std::size_t width = varint_size(n);
+    if (width != 2) std::memmove(start + 1 + width, start + 3, n);  // < 128 or >= 16384 bytes
+    cursor len{start + 1};
+    len.varint(n);
+    at += 1 + width + n;
+  }
+  const std::size_t group = at - head_room;
+  const std::size_t scope_spans_size = bytes_field_size(1, scope_size) + group;
+  const std::size_t resource_spans_size =
+      bytes_field_size(1, resource_size) + bytes_field_size(2, scope_spans_size);
+  const std::size_t head_size = 1 + varint_size(resource_spans_size) +
+                                bytes_field_size(1, resource_size) + 1 +
+                                varint_size(scope_spans_size) + bytes_field_size(1, scope_size);
+  OUTRIDER_ASSERT(head_size <= head_room, "the head does not fit its room");
+  const std::size_t begin = head_room - head_size;
+  cursor c{buffer.data() + begin};
+  c.tag<1, wire::WIRETYPE_LENGTH_DELIMITED>();
+  c.varint(resource_spans_size);
+  c.bytes<1>(std::string_view(fields).substr(0, resource_size));
+  c.tag<2, wire::WIRETYPE_LENGTH_DELIMITED>();
+  c.varint(scope_spans_size);
+  c.bytes<1>(std::string_view(fields).substr(resource_size));
+  OUTRIDER_ASSERT(c.p == buffer.data() + head_room, "the head's size is wrong");
+  return std::string_view(buffer).substr(begin, at - begin);
 }
 
 std::string encode_otlp_protobuf(std::span<const recorded_span_ptr> spans) {

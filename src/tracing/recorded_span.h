@@ -137,6 +137,8 @@ class recorded_span {
 
   void add(const attribute& a);
   std::size_t attribute_count() const noexcept { return inline_count_ + more_attributes_.size(); }
+  // Bytes of the span's text (name, trace state, status message, string values, custom keys).
+  std::size_t text_bytes() const noexcept { return text_used_ + more_text_.size(); }
   const attribute& attribute_at(std::size_t i) const noexcept {
     return i < inline_count_ ? attributes_[i] : more_attributes_[i - inline_count_];
   }
@@ -186,6 +188,12 @@ void append_otlp_protobuf(std::string& out, std::span<const recorded_span_ptr> s
 // offset where the encoding ends. Bytes of `out` past it are left as they were.
 std::size_t write_otlp_protobuf(std::string& out, std::size_t at,
                                 std::span<const recorded_span_ptr> spans);
+// The same encoding in one pass over the records where it can (one resource,
+// no events or links: a sidecar's batches), into `buffer` (reused: grown when
+// too short, not zero-filled again), returned as a view of `buffer` (not
+// necessarily at its start) valid until `buffer` changes.
+std::string_view encode_otlp_protobuf_into(std::string& buffer,
+                                           std::span<const recorded_span_ptr> spans);
 
 // OTLP/JSON ExportTraceServiceRequest and the Zipkin v2 JSON list of `spans`,
 // written straight from the records (recorded_json.cpp): byte for byte what

@@ -176,6 +176,17 @@ TEST(RecordedSpan, ProtobufWrittenOverAReusedBufferIsTheSameEncoding) {
   EXPECT_EQ(write_otlp_protobuf(shorter, 2, sink.recorded), 2 + encoded.size());
   EXPECT_EQ(shorter, "he" + encoded);
 
+  // The exporter's one pass (one resource, no events or links), into a buffer
+  // too short, then reused: the same bytes.
+  std::string buffer = "x";
+  EXPECT_EQ(encode_otlp_protobuf_into(buffer, sink.recorded), encoded);
+  EXPECT_EQ(encode_otlp_protobuf_into(buffer, sink.recorded), encoded);
+  buffer.assign(buffer.size(), '\xee');
+  EXPECT_EQ(encode_otlp_protobuf_into(buffer, std::span(sink.recorded).subspan(1)),
+            encode_otlp_protobuf(std::span(sink.recorded).subspan(1)));
+  EXPECT_EQ(encode_otlp_protobuf_into(buffer, {}),
+            encode_otlp_protobuf(std::span<const recorded_span_ptr>()));
+
   auto direct = decode_otlp_protobuf(encoded);
   auto reference = decode_otlp_protobuf(encode_otlp_protobuf(expected));
   ASSERT_TRUE(direct);
@@ -197,6 +208,12 @@ TEST(RecordedSpan, ProtobufWrittenOverAReusedBufferIsTheSameEncoding) {
   EXPECT_FALSE(server.attribute("outrider.probe")->bool_value);
   EXPECT_EQ(server.status.message, "HTTP 503");
   EXPECT_EQ(direct->spans[1].attributes.size(), 21U);
+
+  // A span of 16 KiB or more has a three-byte length.
+  t.start_span("big", span_kind::internal, nullptr).set("big", std::string(20000, 'b'));
+  ASSERT_EQ(sink.recorded.size(), 4U);
+  EXPECT_EQ(encode_otlp_protobuf_into(buffer, sink.recorded),
+            encode_otlp_protobuf(std::span(sink.recorded)));
 }
 
 // Spans of every shape the tracer records, for the encoder comparisons.

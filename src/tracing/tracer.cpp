@@ -171,15 +171,22 @@ void active_span::set(attr key, double value) {
 namespace {
 // id128::to_string()'s text (Crockford base32, lower case, 26 digits: base/id.h)
 // into `out` without a heap string; tracer_test checks that they agree.
+// Five bits a digit, the last digit the lowest bits: digits 14..25 are bits
+// 0..59, digits 2..13 bits 60..119, digits 0..1 bits 120..127 (so that no
+// step shifts a 128-bit value).
 void write_id_text(const id128& id, char (&out)[id128::text_size]) noexcept {
+  static_assert(id128::text_size == 26);
   static constexpr char digits[] = "0123456789abcdefghjkmnpqrstvwxyz";
-  std::uint64_t hi = id.high;
-  std::uint64_t lo = id.low;
-  for (std::size_t i = id128::text_size; i-- > 0;) {
-    out[i] = digits[lo & 31];
-    lo = (lo >> 5) | (hi << 59);
-    hi >>= 5;
-  }
+  const auto twelve = [](char* to, std::uint64_t v) {
+    for (int i = 11; i >= 0; --i) {
+      to[i] = digits[v & 31];
+      v >>= 5;
+    }
+  };
+  twelve(out + 14, id.low);
+  twelve(out + 2, (id.low >> 60) | (id.high << 4));
+  out[1] = digits[(id.high >> 56) & 31];
+  out[0] = digits[id.high >> 61];
 }
 }  // namespace
 

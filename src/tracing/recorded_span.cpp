@@ -680,7 +680,10 @@ std::string_view encode_otlp_protobuf_into(std::string& buffer,
   for (const auto& s : spans) {
     one_pass = one_pass && s->resource.get() == resource && s->events.empty() && s->links.empty();
   }
-  if (!one_pass) return std::string_view(buffer).substr(0, write_otlp_protobuf(buffer, 0, spans));
+  if (!one_pass) {
+    const std::size_t n = write_otlp_protobuf(buffer, 0, spans);  // may move `buffer`
+    return std::string_view(buffer).substr(0, n);
+  }
   // ExportTraceServiceRequest { resource_spans (1): ResourceSpans { resource (1),
   // scope_spans (2): ScopeSpans { scope (1), spans (2)... } } }: the spans are
   // written first, after room for the head, whose lengths are known only then.

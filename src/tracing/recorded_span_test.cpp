@@ -209,6 +209,19 @@ TEST(RecordedSpan, ProtobufWrittenOverAReusedBufferIsTheSameEncoding) {
   EXPECT_EQ(server.status.message, "HTTP 503");
   EXPECT_EQ(direct->spans[1].attributes.size(), 21U);
 
+  // Two resources (the sidecar's probe tracer has its own): the two-pass
+  // encoding, into a buffer that has to grow.
+  recording_sink other_sink;
+  tracer other({.service_name = "probes"}, borrow(other_sink), borrow(clk), &rng);
+  other.start_span("GET /healthz", span_kind::client, nullptr).end();
+  std::vector<recorded_span_ptr> mixed;
+  mixed.push_back(std::move(sink.recorded.back()));
+  sink.recorded.pop_back();
+  mixed.push_back(std::move(other_sink.recorded.back()));
+  std::string small = "y";
+  EXPECT_EQ(encode_otlp_protobuf_into(small, mixed), encode_otlp_protobuf(mixed));
+  sink.recorded.push_back(std::move(mixed.front()));
+
   // A span of 16 KiB or more has a three-byte length.
   t.start_span("big", span_kind::internal, nullptr).set("big", std::string(20000, 'b'));
   ASSERT_EQ(sink.recorded.size(), 4U);

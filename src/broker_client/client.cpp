@@ -67,6 +67,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   asio::io_context& ctx;
   client_options opts;
   generic_socket socket;
+  bool write_at_once = false;  // the socket is non-blocking: the writer writes synchronously
   std::optional<tcp::resolver> resolver;
   asio::steady_timer write_wake;
   asio::steady_timer keepalive;
@@ -216,6 +217,10 @@ asio::awaitable<void> client::impl::connect_and_run(address addr) {
     if (auto done = std::move(connect_done)) done(e);
     co_return;
   }
+  // Non-blocking, so the writer can write at once (see writer()).
+  boost::system::error_code nb_ec;
+  socket.non_blocking(true, nb_ec);
+  write_at_once = !nb_ec;
   // HELLO; the state stays `connecting` until HELLO_OK.
   const auto rid = request_id();
   encode_hello(out, rid,
@@ -315,7 +320,24 @@ asio::awaitable<void> client::impl::writer() {
     sending.clear();
     std::swap(sending, out);
     last_write = asio::steady_timer::clock_type::now();
-    auto [ec, n] = co_await asio::async_write(socket, asio::buffer(sending), use_tuple);
+    // What fits the socket buffer (nearly always all of it) is written now:
+    // an async_write would write as much at once too and then resume this
+    // coroutine one round through the io_context later (one more epoll_wait
+    // per frame sent). Only a remainder waits for the socket.
+    boost::system::error_code ec;
+    std::size_t written = 0;
+    if (write_at_once) {
+      written = socket.write_some(asio::buffer(sending), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        ec = {};
+        written = 0;
+      }
+    }
+    if (!ec && written < sending.size()) {
+      auto [async_ec, n] = co_await asio::async_write(
+          socket, asio::buffer(sending.data() + written, sending.size() - written), use_tuple);
+      ec = async_ec;
+    }
     if (ec) {
       lost(unavailable(ec.message()));
       co_return;

@@ -185,5 +185,25 @@ TEST_F(client_test, a_confirm_read_with_deliveries_completes_before_them) {
   EXPECT_EQ(events, (std::vector<std::string>{"confirm", "delivery 1", "delivery 2"}));
 }
 
+// The writer writes what fits the socket at once and waits for the socket
+// only for the rest: PUBLISH frames far larger than the socket buffers, made
+// while the broker reads nothing, all arrive whole and in the order made.
+TEST_F(client_test, frames_larger_than_the_socket_buffer_arrive_whole_and_in_order) {
+  connect_and_subscribe([](delivery) {});
+  constexpr int batches = 12;
+  const std::string body(900 * 1024, 'x');  // 12 x 900 KiB: beyond loopback's buffers
+  std::vector<std::uint32_t> ids;
+  for (int i = 0; i < batches; ++i) {
+    c_->publish({outgoing_message{"t", {}, {}, body, {}}},
+                [](result<std::vector<publish_result>>) {});
+  }
+  for (int i = 0; i < batches; ++i) {
+    auto f = broker_.read_frame();
+    ASSERT_EQ(f.op, wire::opcode::publish) << i;
+    ids.push_back(f.request_id);
+  }
+  for (std::size_t i = 1; i < ids.size(); ++i) EXPECT_LT(ids[i - 1], ids[i]) << i;
+}
+
 }  // namespace
 }  // namespace outrider::broker_client

@@ -721,6 +721,11 @@ void embedded_backend::settle(const settle_handle& handle, settle_action action,
     if (done) done(shutting_down_error());
     return;
   }
+  // On the subscriptions' context (the sidecar's delivery thread, where the
+  // app's answers arrive): no post; acks of one turn still merge.
+  if (subs_->ctx.get_executor().running_in_this_thread()) {
+    return subs_->settle(handle, action, std::move(done));
+  }
   subs_->post([handle, action, done = std::move(done)](impl& m) mutable {
     m.settle(handle, action, std::move(done));
   });

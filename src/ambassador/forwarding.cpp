@@ -22,13 +22,20 @@ std::string lower(std::string_view s) {
   return out;
 }
 
+bool iequals_any(std::string_view name, std::initializer_list<std::string_view> names) {
+  for (const auto& n : names) {
+    if (http::iequals(name, n)) return true;
+  }
+  return false;
+}
+
 bool valid_header_text(std::string_view s) {
   return std::none_of(s.begin(), s.end(), [](char c) { return c == '\r' || c == '\n' || c == 0; });
 }
 
 }  // namespace
 
-void strip_hop_by_hop(http::fields& headers) {
+void strip_hop_by_hop(http::fields& headers, std::initializer_list<std::string_view> also) {
   static constexpr std::string_view always[] = {"Connection",
                                                 "Keep-Alive",
                                                 "Proxy-Connection",
@@ -41,47 +48,35 @@ void strip_hop_by_hop(http::fields& headers) {
                                                 "Host",
                                                 "Content-Length",
                                                 "Expect"};
-  static_assert(std::size(always) <= 32);
-  auto listed = [](std::string_view name) -> int {
-    for (std::size_t i = 0; i < std::size(always); ++i) {
-      if (name.size() == always[i].size() && http::iequals(name, always[i])) {
-        return static_cast<int>(i);
-      }
+  auto listed = [](std::string_view name) {
+    for (const auto& a : always) {
+      if (name.size() == a.size() && http::iequals(name, a)) return true;
     }
-    return -1;
+    return false;
   };
-  auto present = [&headers](std::string_view name) {
-    return std::any_of(headers.begin(), headers.end(), [name](const http::fields::field& f) {
-      return http::iequals(f.name, name);
-    });
-  };
-  // One pass finds which of the names are there (a bit each, no allocation), and the
-  // names Connection lists; then each name present is erased (a pass each), not all twelve.
-  std::uint32_t found = 0;
-  std::vector<std::string> named;  // Connection's tokens that are other fields present
+  // The names Connection lists that are not listed already (usually none: its
+  // value is "keep-alive" or "close").
+  std::vector<std::string> named;
   for (const auto& f : headers) {
-    const int i = listed(f.name);
-    if (i < 0) continue;
-    found |= 1U << static_cast<unsigned>(i);
-    if (i != 0) continue;  // Connection: the fields it names go too
+    if (f.name.size() != 10 || !http::iequals(f.name, "Connection")) continue;
     std::string_view v = f.value;
     while (!v.empty()) {
       auto comma = v.find(',');
       auto token = v.substr(0, comma);
       while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
       while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
-      if (const int t = listed(token); t >= 0) {
-        found |= 1U << static_cast<unsigned>(t);
-      } else if (!token.empty() && present(token)) {
-        named.emplace_back(token);
-      }
+      if (!token.empty() && !listed(token) && !iequals_any(token, also)) named.emplace_back(token);
       v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
     }
   }
-  for (const auto& n : named) headers.erase(n);
-  for (std::size_t i = 0; i < std::size(always); ++i) {
-    if ((found & (1U << i)) != 0) headers.erase(always[i]);
-  }
+  // One pass erases them all (moving each kept field at most once).
+  headers.erase_if([&](const http::fields::field& f) {
+    if (listed(f.name) || iequals_any(f.name, also)) return true;
+    for (const auto& n : named) {
+      if (http::iequals(f.name, n)) return true;
+    }
+    return false;
+  });
 }
 
 result<invoke_target> parse_invoke_target(std::string_view raw) {

@@ -3,6 +3,7 @@
 // shapes — as functions from values to values (unit-tested without a network).
 #pragma once
 
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -19,8 +20,9 @@ namespace outrider::ambassador {
 // it names, Keep-Alive, Proxy-Connection, Proxy-Authenticate,
 // Proxy-Authorization, TE, Trailer, Transfer-Encoding, Upgrade), and Host and
 // Content-Length (the client sets both for the next hop), and Expect (this
-// hop already answered 100-continue).
-void strip_hop_by_hop(http::fields& headers);
+// hop already answered 100-continue); and the fields named in `also`. One pass
+// over the fields to find Connection's names, one to erase.
+void strip_hop_by_hop(http::fields& headers, std::initializer_list<std::string_view> also = {});
 
 // "/v1.0/invoke/{app-id}/method/{path}" (raw target, query kept).
 struct invoke_target {

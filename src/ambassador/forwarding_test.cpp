@@ -37,6 +37,18 @@ TEST(forwarding, strips_hop_by_hop_fields_and_those_connection_names) {
   strip_hop_by_hop(all);
   ASSERT_EQ(all.size(), 1U);
   EXPECT_EQ(all.get("x-a"), "kept");
+
+  // Names given as `also` go too, in the same pass; the order of the rest is kept.
+  http::fields some;
+  some.add("dapr-app-id", "upstream");
+  some.add("X-1", "a");
+  some.add("Connection", "keep-alive");
+  some.add("Dapr-Api-Token", "secret");
+  some.add("X-2", "b");
+  strip_hop_by_hop(some, {"dapr-app-id", "dapr-api-token"});
+  std::string left;
+  for (const auto& f : some) left += f.name + "=" + f.value + ";";
+  EXPECT_EQ(left, "X-1=a;X-2=b;");
 }
 
 TEST(forwarding, parses_invocation_targets) {

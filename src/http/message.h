@@ -32,6 +32,11 @@ class fields {
   // Appends a field (duplicates allowed).
   void add(std::string_view name, std::string_view value);
   void erase(std::string_view name);
+  // Erases every field for which pred(field) is true, in one pass.
+  template <class Pred>
+  void erase_if(Pred pred) {
+    std::erase_if(items_, pred);
+  }
 
   auto begin() const { return items_.begin(); }
   auto end() const { return items_.end(); }

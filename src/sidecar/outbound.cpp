@@ -187,10 +187,8 @@ struct outbound::state : std::enable_shared_from_this<state> {
         return;
       }
     }
-    ambassador::strip_hop_by_hop(req.headers);
-    req.headers.erase(app_id_header);
-    req.headers.erase(invoke_from_header);
-    req.headers.erase(token_header);  // never leak the caller's token to the callee
+    // (Never leak the caller's token to the callee.)
+    ambassador::strip_hop_by_hop(req.headers, {app_id_header, invoke_from_header, token_header});
 
     if (app_id == opts.app_id) {
       if (opts.app_url.port == 0) {

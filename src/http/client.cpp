@@ -514,13 +514,16 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     co_return r;
   }
 
-  asio::awaitable<void> run_and_report(url dest, request req, nanoseconds timeout, callback done) {
+  asio::awaitable<void> run_and_report(url dest, request req, nanoseconds timeout, callback done,
+                                       int first_attempt = 0) {
     auto self = shared_from_this();
-    auto r = co_await run(std::move(dest), std::move(req), timeout);
+    auto r = co_await run(std::move(dest), std::move(req), timeout, first_attempt);
     done(std::move(r));
   }
 
-  asio::awaitable<result<response>> run(url dest, request req, nanoseconds timeout) {
+  // `first_attempt` 1: the fast path's try on a pooled connection was the first.
+  asio::awaitable<result<response>> run(url dest, request req, nanoseconds timeout,
+                                        int first_attempt = 0) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     const auto origin = dest.origin();
     const std::string_view target = req.target.empty() ? dest.target : req.target;
@@ -555,7 +558,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
 
     // A pooled connection can still have been closed by the peer an instant ago;
     // idempotent requests then get one more try on a fresh connection.
-    for (int attempt = 0; attempt < 2; ++attempt) {
+    for (int attempt = first_attempt; attempt < 2; ++attempt) {
       auto reused = take(origin);
       pooled conn;
       if (reused) {
@@ -586,6 +589,273 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     }
     co_return error(errc::unavailable, fmt::format("cannot reach {}", origin));
   }
+
+  // ---- The fast path: a plain connection from the pool and a buffered request body,
+  // on the client's own thread. The same steps as run() and exchange() for a plain
+  // connection, driven by completion handlers instead of coroutines: no co_spawn,
+  // coroutine frames or awaitable machinery per request. Anything else (no pooled
+  // connection, TLS, a streamed request body, another thread) takes run(); so does
+  // the one retry after a stale pooled connection.
+  struct fast_op {
+    std::shared_ptr<impl> self;
+    url dest;
+    request req;
+    std::string origin;
+    mono_time deadline{};
+    callback done;
+    pooled conn;
+    detail::message_parser<false> parser;
+    bool may_stream = false;
+    bool drained = false;  // as read_some_now's
+    bool sent = false;     // the request was written
+  };
+  using fast_ptr = std::unique_ptr<fast_op>;
+
+  // Starts the call on the fast path, or returns false with nothing taken from the
+  // arguments.
+  bool start_fast(const url& dest, request& req, nanoseconds timeout, callback& done) {
+    if (dest.scheme != "http" || req.stream || (req.method == "TRACE" && !req.body.empty()) ||
+        !context.get_executor().running_in_this_thread()) {
+      return false;
+    }
+    std::string origin = dest.origin();
+    auto reused = take(origin);
+    if (!reused) return false;
+    auto op = std::make_unique<fast_op>();
+    op->self = shared_from_this();
+    op->dest = dest;
+    op->req = std::move(req);
+    op->origin = std::move(origin);
+    op->deadline = std::chrono::steady_clock::now() + timeout;
+    op->done = std::move(done);
+    op->conn = std::move(*reused);
+    fast_write(std::move(op));
+    return true;
+  }
+
+  static plain_stream& plain_of(fast_op& op) {
+    return *std::get<std::unique_ptr<plain_stream>>(op.conn.stream);
+  }
+
+  static void fast_write(fast_ptr op) {
+    auto& conn = op->conn;
+    conn.deadline->expires_at(op->deadline);
+    const std::string_view target = op->req.target.empty() ? op->dest.target : op->req.target;
+    write_request(conn.wire, op->req, target, op->dest, op->self->opts.user_agent);
+    boost::system::error_code ec;
+    auto& sock = plain_of(*op).socket();
+    const std::size_t written = detail::write_now(sock, conn.wire, ec);
+    if (!ec && written < conn.wire.size()) {
+      const auto rest = asio::buffer(conn.wire.data() + written, conn.wire.size() - written);
+      asio::async_write(sock, rest,
+                        [op = std::move(op)](boost::system::error_code wec, std::size_t) mutable {
+                          fast_written(std::move(op), wec);
+                        });
+      return;
+    }
+    fast_written(std::move(op), ec);
+  }
+
+  static void fast_written(fast_ptr op, boost::system::error_code ec) {
+    auto& conn = op->conn;
+    if (conn.wire.capacity() > 64 * 1024) std::string().swap(conn.wire);
+    if (ec) {
+      const bool late = conn.deadline->expired();
+      fast_fail(std::move(op),
+                late ? error(errc::deadline_exceeded, "request timed out while sending")
+                     : error(errc::unavailable,
+                             fmt::format("sending the request failed: {}", ec.message())));
+      return;
+    }
+    op->sent = true;
+    const auto& opts = op->self->opts;
+    const bool head_request = op->req.method == "HEAD";
+    auto& parser = op->parser;
+    conn.buffer.clear();
+    parser.header_limit(static_cast<std::uint32_t>(opts.response_header_limit));
+    op->may_stream = opts.stream_response_threshold > 0 && !head_request;
+    if (op->may_stream) {
+      parser.body_limit(boost::none);
+    } else {
+      parser.body_limit(opts.response_body_limit);
+    }
+    if (head_request) parser.skip(true);
+    // One read of up to 16 KiB when the answer arrives, as read_some_now() does.
+    auto& sock = plain_of(*op).socket();
+    if (conn.one_thread) {
+      if (bool* flag = detail::read_speculation_flag(sock); flag != nullptr && *flag) {
+        const std::size_t n = sock.read_some(conn.buffer.prepare(response_read_bytes), ec);
+        if (!ec) {
+          conn.buffer.commit(n);
+          op->drained = n < response_read_bytes;
+          fast_first_read(std::move(op), ec);
+          return;
+        }
+        if (!detail::would_block(ec)) {
+          fast_first_read(std::move(op), ec);
+          return;
+        }
+        *flag = false;  // nothing there now: whatever comes brings a readiness event
+      }
+    }
+    const auto room = conn.buffer.prepare(response_read_bytes);
+    sock.async_read_some(
+        room, [op = std::move(op)](boost::system::error_code rec, std::size_t n) mutable {
+          if (!rec) {
+            op->conn.buffer.commit(n);
+            op->drained = op->conn.one_thread && n < response_read_bytes;
+          }
+          fast_first_read(std::move(op), rec);
+        });
+  }
+
+  static error read_failure(fast_op& op, const boost::system::error_code& ec) {
+    if (op.conn.deadline->expired())
+      return error(errc::deadline_exceeded, "request timed out waiting for the response");
+    return error(errc::upstream_error,
+                 fmt::format("reading the response failed: {}", ec.message()));
+  }
+
+  static void fast_first_read(fast_ptr op, boost::system::error_code ec) {
+    auto& parser = op->parser;
+    if (!ec) ec = detail::parse_buffered(parser, op->conn.buffer);
+    if (ec == asio::error::eof) {
+      // As Beast's read would: reading again after the end would wait for a readiness
+      // edge that never comes.
+      if (parser.got_some()) {
+        parser.put_eof(ec);
+      } else {
+        ec = bhttp::error::end_of_stream;
+      }
+    }
+    if (ec) {
+      auto why = read_failure(*op, ec);
+      fast_fail(std::move(op), std::move(why));
+      return;
+    }
+    if (op->may_stream && !parser.is_header_done()) {
+      op->drained = false;
+      // (References first: the handler's capture moves `op` before the call.)
+      auto& stream = plain_of(*op);
+      auto& buffer = op->conn.buffer;
+      bhttp::async_read_header(
+          stream, buffer, parser,
+          [op = std::move(op)](boost::system::error_code hec, std::size_t) mutable {
+            if (hec) {
+              auto why = read_failure(*op, hec);
+              fast_fail(std::move(op), std::move(why));
+              return;
+            }
+            fast_after_header(std::move(op));
+          });
+      return;
+    }
+    fast_after_header(std::move(op));
+  }
+
+  static void fast_after_header(fast_ptr op) {
+    auto& parser = op->parser;
+    const auto& opts = op->self->opts;
+    if (op->may_stream && !parser.is_done()) {
+      const auto len = parser.content_length();
+      if (parser.chunked() || !len || *len > opts.stream_response_threshold) {
+        // The body streams (as in exchange()): the call's deadline ends here.
+        auto& conn = op->conn;
+        conn.deadline->expires_never();
+        response r;
+        r.status = parser.get().status;
+        r.headers = std::move(parser.get().headers);
+        beast::flat_buffer body_buffer = std::move(conn.buffer);
+        auto& stream = plain_of(*op);  // on the heap: stays put when `conn` moves
+        auto holder = std::make_shared<pooled>(std::move(conn));
+        using download_stream = detail::parser_body_stream<false, plain_stream>;
+        auto body = std::make_shared<download_stream>(
+            stream, holder, std::move(body_buffer), std::move(parser), opts.stream_idle_timeout, 0);
+        body->on_end = [weak = op->self->weak_from_this(), holder,
+                        origin = op->origin](bool can_reuse) {
+          auto self = weak.lock();
+          if (self && can_reuse) self->give_back(origin, std::move(*holder));
+        };
+        r.stream = std::move(body);
+        auto done = std::move(op->done);
+        op.reset();
+        done(std::move(r));
+        return;
+      }
+      if (len && *len > opts.response_body_limit) {
+        fast_fail(std::move(op),
+                  error(errc::upstream_error,
+                        fmt::format("the response body ({} bytes) exceeds the {} byte limit", *len,
+                                    opts.response_body_limit)));
+        return;
+      }
+    }
+    parser.body_limit(opts.response_body_limit);
+    auto ec = detail::parse_buffered(parser, op->conn.buffer);
+    if (!ec && op->drained && parser.is_done()) {
+      detail::message_drained_socket(plain_of(*op).socket());
+    }
+    if (!ec && !parser.is_done()) {
+      auto& stream = plain_of(*op);
+      auto& buffer = op->conn.buffer;
+      bhttp::async_read(stream, buffer, parser,
+                        [op = std::move(op)](boost::system::error_code rec, std::size_t) mutable {
+                          if (rec) {
+                            auto why = read_failure(*op, rec);
+                            fast_fail(std::move(op), std::move(why));
+                            return;
+                          }
+                          fast_done(std::move(op));
+                        });
+      return;
+    }
+    if (ec) {
+      auto why = read_failure(*op, ec);
+      fast_fail(std::move(op), std::move(why));
+      return;
+    }
+    fast_done(std::move(op));
+  }
+
+  static void fast_done(fast_ptr op) {
+    auto& conn = op->conn;
+    // basic_parser's keep_alive: the version and Connection, and false for a body
+    // delimited by the end of the connection.
+    const bool reusable = op->parser.keep_alive() && conn.buffer.size() == 0;
+    if (conn.buffer.capacity() > max_kept_buffer_bytes) conn.buffer = beast::flat_buffer();
+    conn.deadline->expires_never();
+    response r = std::move(op->parser.get());
+    if (reusable) op->self->give_back(op->origin, std::move(conn));
+    auto done = std::move(op->done);
+    op.reset();
+    done(std::move(r));
+  }
+
+  // As run(): a pooled connection that failed before the request was written, or,
+  // for an idempotent request, before a response arrived, was stale: the call gets
+  // one more try, through run(), on another connection.
+  static void fast_fail(fast_ptr op, error e) {
+    const bool stale =
+        e.code != errc::deadline_exceeded && (!op->sent || idempotent(op->req.method));
+    if (!stale) {
+      auto done = std::move(op->done);
+      op.reset();
+      done(std::move(e));
+      return;
+    }
+    logger.debug("pooled connection to {} was stale; retrying once", op->origin);
+    op->conn = pooled();  // closes it
+    auto self = std::move(op->self);
+    const auto left = std::max(
+        nanoseconds(0),
+        std::chrono::duration_cast<nanoseconds>(op->deadline - std::chrono::steady_clock::now()));
+    asio::co_spawn(
+        self->context,
+        self->run_and_report(std::move(op->dest), std::move(op->req), left, std::move(op->done), 1),
+        [](std::exception_ptr ep) {
+          if (ep) logger.error("HTTP client coroutine ended by an exception");
+        });
+  }
 };
 
 client::client(asio::io_context& context, client_options opts)
@@ -595,6 +865,7 @@ client::~client() = default;
 
 void client::send(const url& destination, request req, nanoseconds timeout, callback done) {
   auto self = impl_;
+  if (self->start_fast(destination, req, timeout, done)) return;
   asio::co_spawn(self->context,
                  self->run_and_report(destination, std::move(req), timeout, std::move(done)),
                  [](std::exception_ptr ep) {

@@ -333,16 +333,24 @@ TEST_F(server_test, head_has_length_but_no_body) {
 // The client against the server: pooling, timeouts, refused connections.
 class client_test : public server_test {
  protected:
+  // Sends on the client's context, as the sidecar does (a pooled connection then takes
+  // the client's fast path), or with `from_here` from the test's thread (always run()).
   result<response> call(client& c, const std::string& u, std::string method = "GET",
-                        std::string body = "", nanoseconds timeout = 5s) {
+                        std::string body = "", nanoseconds timeout = 5s, bool from_here = false) {
     auto dest = url::parse(u);
     if (!dest) return dest.error();
     request req;
     req.method = std::move(method);
     req.body = std::move(body);
     std::promise<result<response>> done;
-    c.send(*dest, std::move(req), timeout,
-           [&](result<response> r) { done.set_value(std::move(r)); });
+    auto go = [&, d = std::move(*dest), req = std::move(req)]() mutable {
+      c.send(d, std::move(req), timeout, [&](result<response> r) { done.set_value(std::move(r)); });
+    };
+    if (from_here) {
+      go();
+    } else {
+      boost::asio::post(ctx(), std::move(go));
+    }
     return done.get_future().get();
   }
   boost::asio::io_context& ctx() { return rt_.context(1); }
@@ -353,10 +361,31 @@ TEST_F(client_test, reuses_pooled_connections) {
   client c(ctx());
   auto base = "http://127.0.0.1:" + std::to_string(server_->port());
   for (int i = 0; i < 20; ++i) {
-    auto r = call(c, base + "/echo", "POST", "body" + std::to_string(i));
+    // On the client's thread (the fast path) and from another (run()), alternately.
+    auto r = call(c, base + "/echo", "POST", "body" + std::to_string(i), 5s, i % 2 == 1);
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_EQ(r->status, 200);
     EXPECT_EQ(r->body, "body" + std::to_string(i));
+  }
+  EXPECT_EQ(server_->active_connections(), 1u);
+}
+
+// Answers bigger than the first 16 KiB read, and a HEAD, on a pooled connection.
+TEST_F(client_test, large_answers_and_head_on_a_pooled_connection) {
+  start();
+  client c(ctx());
+  auto base = "http://127.0.0.1:" + std::to_string(server_->port());
+  ASSERT_TRUE(call(c, base + "/hello"));
+  const std::string big(200 * 1024, 'b');
+  for (int i = 0; i < 3; ++i) {
+    auto r = call(c, base + "/echo", "POST", big);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->body.size(), big.size());
+    EXPECT_EQ(r->body, big);
+    auto h = call(c, base + "/hello", "HEAD");
+    ASSERT_TRUE(h) << h.error().message;
+    EXPECT_EQ(h->status, 200);
+    EXPECT_TRUE(h->body.empty());
   }
   EXPECT_EQ(server_->active_connections(), 1u);
 }

@@ -207,8 +207,11 @@ class streaming_test : public ::testing::Test {
     auto dest = url::parse(base_ + target);
     if (req.method.empty()) req.method = "GET";
     std::promise<result<response>> done;
-    client_->send(*dest, std::move(req), 30s,
-                  [&](result<response> r) { done.set_value(std::move(r)); });
+    // On the client's context, as the sidecar sends (a pooled connection: the fast path).
+    boost::asio::post(rt_.context(1), [&, d = std::move(*dest), req = std::move(req)]() mutable {
+      client_->send(d, std::move(req), 30s,
+                    [&](result<response> r) { done.set_value(std::move(r)); });
+    });
     return done.get_future().get();
   }
 

@@ -128,6 +128,23 @@ void recorded_span::add(const attribute& a) {
   }
 }
 
+void recorded_span::add_string(attr key, std::string_view value) {
+  attribute a;
+  a.key = key;
+  a.kind = attribute_value::type::string;
+  if (value.size() <= inline_text_bytes - text_used_ && inline_count_ < inline_attributes) {
+    // The usual case, inline: what store() and add() do.
+    a.text.offset = text_used_;
+    a.text.size = static_cast<std::uint32_t>(value.size());
+    if (!value.empty()) std::memcpy(text_.data() + text_used_, value.data(), value.size());
+    text_used_ += a.text.size;
+    attributes_[inline_count_++] = a;
+    return;
+  }
+  a.text = store(value);
+  add(a);
+}
+
 std::string_view recorded_span::service_name() const noexcept {
   if (!resource) return {};
   for (const auto& kv : resource->attributes) {

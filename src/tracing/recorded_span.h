@@ -136,6 +136,8 @@ class recorded_span {
   }
 
   void add(const attribute& a);
+  // A fixed key's string attribute: store() and add() in one call.
+  void add_string(attr key, std::string_view value);
   std::size_t attribute_count() const noexcept { return inline_count_ + more_attributes_.size(); }
   // Bytes of the span's text (name, trace state, status message, string values, custom keys).
   std::size_t text_bytes() const noexcept { return text_used_ + more_text_.size(); }

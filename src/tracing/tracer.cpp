@@ -136,12 +136,7 @@ active_span::~active_span() {
 }
 
 void active_span::set(attr key, std::string_view value) {
-  if (!data_) return;
-  recorded_span::attribute a;
-  a.key = key;
-  a.kind = attribute_value::type::string;
-  a.text = data_->store(value);
-  data_->add(a);
+  if (data_) data_->add_string(key, value);
 }
 void active_span::set(attr key, std::int64_t value) {
   if (!data_) return;

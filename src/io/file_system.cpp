@@ -7,6 +7,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <fmt/core.h>
 #include <string_view>
@@ -39,7 +41,7 @@ int close_fd(int fd) {
 class posix_writable_file final : public writable_file {
  public:
   posix_writable_file(std::string path, int fd, std::uint64_t size)
-      : path_(std::move(path)), fd_(fd), size_(size) {}
+      : path_(std::move(path)), fd_(fd), size_(size), physical_(size) {}
   ~posix_writable_file() override {
     if (fd_ >= 0) close_fd(fd_);
   }
@@ -51,20 +53,47 @@ class posix_writable_file final : public writable_file {
     const auto* next = data.data();
     std::size_t left = data.size();
     while (left > 0) {
-      const ssize_t n = ::write(fd_, next, left);
+      // O_APPEND writes go to the end; after preallocate() they go to size_, before the zeros.
+      const std::uint64_t at = size_ + (data.size() - left);
+      const ssize_t n = positional_ ? ::pwrite(fd_, next, left, static_cast<off_t>(at))
+                                    : ::write(fd_, next, left);
       if (n < 0) {
         if (errno == EINTR) continue;
         const int err = errno;
-        // Keep "nothing was accepted" true: cut off whatever part of `data` did reach the file.
-        if (left != data.size() && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
-          size_ += data.size() - left;
-        }
+        // Keep "nothing was accepted" true: take back whatever part of `data` reached the file.
+        if (left != data.size() && !take_back(at)) size_ += data.size() - left;
         return os_error(err, "write", path_);
       }
       next += n;
       left -= static_cast<std::size_t>(n);
     }
     size_ += data.size();
+    physical_ = std::max(physical_, size_);
+    return {};
+  }
+
+  status preallocate(std::uint64_t end) override {
+    if (fd_ < 0) return closed_error();
+    if (end <= physical_) return {};
+    if (!positional_) {
+      // Appends must write before the zeros from now on: O_APPEND would write after them.
+      const int flags = ::fcntl(fd_, F_GETFL);
+      if (flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_APPEND) != 0) {
+        return os_error(errno, "fcntl", path_);
+      }
+      positional_ = true;
+    }
+    static constexpr std::array<std::byte, 64 * 1024> zeros{};
+    while (physical_ < end) {
+      const std::size_t n =
+          static_cast<std::size_t>(std::min<std::uint64_t>(zeros.size(), end - physical_));
+      const ssize_t w = ::pwrite(fd_, zeros.data(), n, static_cast<off_t>(physical_));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return os_error(errno, "write", path_);  // the zeros written so far stay: harmless
+      }
+      physical_ += static_cast<std::uint64_t>(w);
+    }
     return {};
   }
 
@@ -82,6 +111,7 @@ class posix_writable_file final : public writable_file {
       if (errno != EINTR) return os_error(errno, "ftruncate", path_);
     }
     size_ = size;
+    physical_ = size;
     return {};
   }
 
@@ -107,9 +137,33 @@ class posix_writable_file final : public writable_file {
     return error(errc::failed_precondition, fmt::format("file '{}' is closed", path_));
   }
 
+  // Undoes a partial append that reached [size_, written_end): zeros again where
+  // preallocate() had put zeros, the file cut back where the append grew it. False if
+  // that failed (the bytes stay).
+  bool take_back(std::uint64_t written_end) {
+    if (written_end > physical_ &&
+        ::ftruncate(fd_, static_cast<off_t>(std::max(size_, physical_))) != 0) {
+      return false;
+    }
+    static constexpr std::array<std::byte, 64 * 1024> zeros{};
+    for (std::uint64_t at = size_; at < std::min(written_end, physical_);) {
+      const std::size_t n = static_cast<std::size_t>(
+          std::min<std::uint64_t>(zeros.size(), std::min(written_end, physical_) - at));
+      const ssize_t w = ::pwrite(fd_, zeros.data(), n, static_cast<off_t>(at));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return false;
+      }
+      at += static_cast<std::uint64_t>(w);
+    }
+    return true;
+  }
+
   std::string path_;
   int fd_;
-  std::uint64_t size_;
+  std::uint64_t size_;       // where the next append writes
+  std::uint64_t physical_;   // the file's size: size_, or more after preallocate()
+  bool positional_ = false;  // O_APPEND cleared by preallocate(); appends use pwrite at size_
 };
 
 class posix_readable_file final : public readable_file {

@@ -142,6 +142,36 @@ TEST_P(file_system_conformance, truncate_then_append_continues_at_the_cut) {
   EXPECT_EQ(read_all(path("a")), "0123xy");
 }
 
+TEST_P(file_system_conformance, appends_overwrite_preallocated_zeros) {
+  auto file = fs().open_for_append(path("a"));
+  ASSERT_TRUE(file.ok());
+  ASSERT_TRUE((*file)->append(bytes_of("abc")).ok());
+  ASSERT_TRUE((*file)->preallocate(100).ok());
+  EXPECT_EQ((*file)->size(), 3u);  // the append position does not move
+  ASSERT_TRUE((*file)->append(bytes_of("def")).ok());
+  ASSERT_TRUE((*file)->preallocate(50).ok());  // already holds that much: nothing happens
+  ASSERT_TRUE((*file)->sync().ok());
+  EXPECT_EQ((*file)->size(), 6u);
+  EXPECT_EQ(*fs().file_size(path("a")), 100u);
+  EXPECT_EQ(read_all(path("a")), "abcdef" + std::string(94, '\0'));
+  // Appends past the zeros grow the file as usual.
+  ASSERT_TRUE((*file)->append(bytes_of(std::string(120, 'x'))).ok());
+  EXPECT_EQ((*file)->size(), 126u);
+  EXPECT_EQ(*fs().file_size(path("a")), 126u);
+  // A truncate cuts the zeros too; a new writer starts after whatever the file holds.
+  ASSERT_TRUE((*file)->preallocate(200).ok());
+  ASSERT_TRUE((*file)->truncate(6).ok());
+  EXPECT_EQ(*fs().file_size(path("a")), 6u);
+  ASSERT_TRUE((*file)->preallocate(10).ok());
+  ASSERT_TRUE((*file)->sync().ok());
+  ASSERT_TRUE((*file)->close().ok());
+  auto again = fs().open_for_append(path("a"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)->size(), 10u);
+  ASSERT_TRUE((*again)->append(bytes_of("z")).ok());
+  EXPECT_EQ(read_all(path("a")), "abcdef" + std::string(4, '\0') + "z");
+}
+
 TEST_P(file_system_conformance, missing_paths_are_not_found) {
   auto reader = fs().open_for_read(path("missing"));
   ASSERT_FALSE(reader.ok());

@@ -44,10 +44,24 @@ error stale_error(const std::string& path) {
 }  // namespace
 
 struct mem_file_system::node {
-  std::vector<std::byte> data;  // what reads see now
+  std::vector<std::byte> data;  // what reads see now (then zeros up to zeros_end)
   std::uint64_t synced = 0;     // data[0, synced) is durable
   // Set when a truncate cut into the durable bytes: the image a crash restores.
   std::optional<std::vector<std::byte>> durable_image;
+  // preallocate(): the file holds zeros past data up to here (appends overwrite them);
+  // zeros_synced is the part the last sync made durable, which a crash keeps.
+  std::uint64_t zeros_end = 0;
+  std::uint64_t zeros_synced = 0;
+
+  std::uint64_t size() const { return std::max<std::uint64_t>(data.size(), zeros_end); }
+  // The zeros become ordinary contents (a new writer appends after them, as on a disk).
+  void materialize_zeros() {
+    if (zeros_end <= data.size()) return;
+    const bool all_synced = synced == data.size() && !durable_image;
+    data.resize(zeros_end);
+    if (all_synced) synced = std::min<std::uint64_t>(zeros_synced, data.size());
+    zeros_end = zeros_synced = 0;
+  }
 };
 
 class mem_file_system::mem_writable_file final : public writable_file {
@@ -68,12 +82,25 @@ class mem_file_system::mem_writable_file final : public writable_file {
     return {};
   }
 
+  status preallocate(std::uint64_t end) override {
+    std::lock_guard lock(fs_.mutex_);
+    OUTRIDER_TRY(check());
+    if (end <= node_->size()) return {};
+    if (fs_.capacity_ && fs_.used_bytes_locked() + (end - node_->size()) > *fs_.capacity_) {
+      return error(errc::disk_full, fmt::format("preallocate '{}': capacity of {} bytes reached",
+                                                path_, *fs_.capacity_));
+    }
+    node_->zeros_end = end;
+    return {};
+  }
+
   status sync() override {
     std::lock_guard lock(fs_.mutex_);
     OUTRIDER_TRY(check());
     OUTRIDER_TRY(fs_.take_fault(fs_op::sync, path_));
     node_->synced = node_->data.size();
     node_->durable_image.reset();
+    node_->zeros_synced = node_->zeros_end;
     return {};
   }
 
@@ -89,6 +116,8 @@ class mem_file_system::mem_writable_file final : public writable_file {
       node_->synced = size;
     }
     node_->data.resize(size);
+    // Zeros past the cut go (a crash before the next sync may bring the synced ones back).
+    node_->zeros_end = std::min(node_->zeros_end, size);
     return {};
   }
 
@@ -127,16 +156,20 @@ class mem_file_system::mem_readable_file final : public readable_file {
     std::lock_guard lock(fs_.mutex_);
     if (generation_ != fs_.generation_) return stale_error(path_);
     const auto& data = node_->data;
-    if (offset >= data.size()) return std::size_t{0};
-    const std::size_t n = std::min<std::uint64_t>(out.size(), data.size() - offset);
-    std::memcpy(out.data(), data.data() + offset, n);
+    const std::uint64_t size = node_->size();
+    if (offset >= size) return std::size_t{0};
+    const std::size_t n = std::min<std::uint64_t>(out.size(), size - offset);
+    const std::size_t from_data =
+        offset >= data.size() ? 0 : std::min<std::uint64_t>(n, data.size() - offset);
+    if (from_data > 0) std::memcpy(out.data(), data.data() + offset, from_data);
+    std::memset(out.data() + from_data, 0, n - from_data);
     return n;
   }
 
   result<std::uint64_t> size() const override {
     std::lock_guard lock(fs_.mutex_);
     if (generation_ != fs_.generation_) return stale_error(path_);
-    return static_cast<std::uint64_t>(node_->data.size());
+    return node_->size();
   }
 
  private:
@@ -167,7 +200,7 @@ std::uint64_t mem_file_system::used_bytes_locked() const {
   std::set<const node*> seen;
   std::uint64_t total = 0;
   for (const auto& [name, e] : live_) {
-    if (e.file && seen.insert(e.file.get()).second) total += e.file->data.size();
+    if (e.file && seen.insert(e.file.get()).second) total += e.file->size();
   }
   return total;
 }
@@ -190,6 +223,7 @@ result<std::unique_ptr<writable_file>> mem_file_system::open_for_append(const st
   } else if (it->second.is_dir) {
     return error(errc::io_error, fmt::format("open for append '{}': is a directory", raw));
   }
+  it->second.file->materialize_zeros();
   return std::unique_ptr<writable_file>(
       std::make_unique<mem_writable_file>(*this, it->second.file, path, generation_));
 }
@@ -296,7 +330,7 @@ result<std::uint64_t> mem_file_system::file_size(const std::string& raw) {
   const auto it = live_.find(path);
   if (it == live_.end()) return error(errc::not_found, fmt::format("stat '{}': no such file", raw));
   if (it->second.is_dir) return std::uint64_t{0};
-  return static_cast<std::uint64_t>(it->second.file->data.size());
+  return it->second.file->size();
 }
 
 status mem_file_system::sync_dir(const std::string& raw) {
@@ -355,6 +389,8 @@ void mem_file_system::crash_for_test(crash_mode mode) {
       n->data.resize(keep);
     }
     n->synced = n->data.size();
+    // Synced zeros stay (appends that overwrote them were lost or torn above).
+    n->zeros_end = n->zeros_synced;
   }
   // The namespace is what was made durable, minus entries whose parent did not survive.
   name_space survived;

@@ -47,6 +47,40 @@ TEST_F(mem_fs_faults, crash_drops_unsynced_bytes_and_keeps_synced_ones) {
   EXPECT_EQ(contents(fs_, "/data/f"), synced);
 }
 
+TEST_F(mem_fs_faults, a_crash_keeps_synced_zeros_and_loses_what_overwrote_them_unsynced) {
+  auto file = fs_.open_for_append("/data/f");
+  ASSERT_TRUE(file.ok());
+  ASSERT_TRUE(fs_.sync_dir("/data").ok());
+  const auto synced = pattern(10, 1);
+  ASSERT_TRUE((*file)->append(synced).ok());
+  ASSERT_TRUE((*file)->preallocate(64).ok());
+  ASSERT_TRUE((*file)->sync().ok());
+  ASSERT_TRUE((*file)->append(pattern(20, 2)).ok());  // over the zeros, not synced
+  ASSERT_TRUE((*file)->preallocate(128).ok());        // not synced either
+  fs_.crash_for_test(crash_mode::drop_unsynced);
+  auto want = synced;
+  want.resize(64);  // zeros after the synced bytes
+  EXPECT_EQ(contents(fs_, "/data/f"), want);
+  // Torn: a prefix of the lost append may survive, then zeros to the synced size.
+  for (std::uint64_t seed = 1; seed <= 50; ++seed) {
+    mem_file_system fs(seed);
+    ASSERT_TRUE(fs.create_dirs("/d").ok());
+    ASSERT_TRUE(fs.sync_dir("/").ok());
+    auto f = fs.open_for_append("/d/f");
+    ASSERT_TRUE(fs.sync_dir("/d").ok());
+    ASSERT_TRUE((*f)->append(synced).ok());
+    ASSERT_TRUE((*f)->preallocate(64).ok());
+    ASSERT_TRUE((*f)->sync().ok());
+    ASSERT_TRUE((*f)->append(pattern(20, 2)).ok());
+    fs.crash_for_test(crash_mode::tear_tail);
+    const auto got = contents(fs, "/d/f");
+    ASSERT_EQ(got.size(), 64u);
+    EXPECT_TRUE(std::equal(synced.begin(), synced.end(), got.begin()));
+    EXPECT_TRUE(
+        std::all_of(got.begin() + 30, got.end(), [](std::byte b) { return b == std::byte{0}; }));
+  }
+}
+
 TEST_F(mem_fs_faults, tear_keeps_an_intact_synced_prefix_and_part_of_the_rest) {
   const auto synced = pattern(64, 3);
   const auto unsynced = pattern(256, 4);

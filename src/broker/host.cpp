@@ -307,8 +307,25 @@ struct host::impl {
     });
   }
 
+  // Engine thread: the log's next segment is written ahead on the checkpoint thread
+  // (storage::log_options::prepare_segments: header and zeros, so the group commits in it
+  // overwrite allocated blocks; ~0.1 instead of ~0.2 ms per fdatasync here).
+  bool preparing_segment = false;
+  void maybe_prepare_segment() {
+    if (preparing_segment || failed || stopping || !log->wants_prepared_segment()) return;
+    preparing_segment = true;
+    asio::post(checkpoint_ctx, [this] {
+      auto s = log->prepare_next_segment();
+      post([this, s = std::move(s)] {
+        preparing_segment = false;
+        if (!s) logger.warn("writing the next log segment ahead: {}", s.error().message);
+      });
+    });
+  }
+
   // After every engine operation: start a sync if needed, hand out deliveries, re-arm the timer.
   void after_work() {
+    maybe_prepare_segment();
     maybe_sync();
     dispatch_all();
     rearm();

@@ -9,7 +9,8 @@
 //    the host's own thread, or the thread of host_options::engine_context;
 //  - the checkpoint thread writes checkpoints from snapshots the engine thread
 //    takes in milliseconds (a frozen scheduled index, open delay-index files),
-//    so a checkpoint of a big index never stalls the engine;
+//    so a checkpoint of a big index never stalls the engine, and writes the
+//    log's next segment ahead (storage::log::prepare_next_segment);
 //  - the sync thread runs log.sync() (fdatasync). Group commit is pipelined:
 //    while one sync is in flight the engine keeps appending, and the next sync
 //    covers everything appended meanwhile. One sync is in flight at a time; the

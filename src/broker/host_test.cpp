@@ -36,6 +36,7 @@ class host_test : public ::testing::Test {
     host_options o;
     o.data_dir = dir_;
     o.engine_context = engine_context_;
+    if (segment_bytes_ != 0) o.log.segment_bytes = segment_bytes_;
     auto h = host::open(io::posix_file_system(), o, &registry_);
     ASSERT_TRUE(h) << h.error().message;
     host_ = std::move(*h);
@@ -121,6 +122,7 @@ class host_test : public ::testing::Test {
   collector& new_collector() { return collectors_.emplace_back(); }
   std::deque<collector> collectors_;
   boost::asio::io_context* engine_context_ = nullptr;  // open(): the host's own thread
+  std::uint64_t segment_bytes_ = 0;                    // open(): the log's default if 0
   std::string dir_;
   metrics::registry registry_;
   std::unique_ptr<host> host_;
@@ -161,6 +163,41 @@ TEST_F(host_test, confirmed_messages_survive_restart) {
   std::set<std::string> seen;
   for (auto& d : c.got) seen.insert(d.msg.body);
   EXPECT_EQ(seen.size(), 200U);
+}
+
+// The host has the log's next segment written ahead (header and zeros) on its
+// checkpoint thread and the log rolls into it: the active segment's file is then
+// segment_bytes long, its records at the front; every message survives a restart.
+TEST_F(host_test, segments_written_ahead_keep_every_message_across_rolls_and_restarts) {
+  segment_bytes_ = 64 * 1024;
+  restart();
+  ASSERT_TRUE(declare("orders"));
+  const auto written_ahead = [&] {
+    for (const auto& e : std::filesystem::directory_iterator(dir_ + "/log")) {
+      const auto name = e.path().filename().string();
+      if (name.ends_with(".log") && name != "00000000000000000001.log" &&
+          e.file_size() == segment_bytes_) {
+        return true;
+      }
+    }
+    return false;
+  };
+  int published = 0;
+  for (int batch = 0; batch < 2000 && !(published >= 300 && written_ahead()); ++batch) {
+    std::vector<std::string> bodies;
+    for (int i = 0; i < 10; ++i) bodies.push_back(std::string(1000, 'a' + (published + i) % 26));
+    for (auto& r : publish("orders", bodies)) ASSERT_TRUE(r) << r.error().message;
+    published += 10;
+  }
+  ASSERT_TRUE(written_ahead()) << "no segment was written ahead and rolled into";
+  restart();
+  collector& c = new_collector();
+  subscribe("orders", c, 500);
+  ASSERT_TRUE(wait_for(c, static_cast<std::size_t>(published)));
+  EXPECT_EQ(c.got.size(), static_cast<std::size_t>(published));
+  for (std::size_t i = 0; i < c.got.size(); ++i) {
+    ASSERT_EQ(c.got[i].msg.body, std::string(1000, static_cast<char>('a' + i % 26))) << i;
+  }
 }
 
 TEST_F(host_test, concurrent_publishers_all_delivered_once) {

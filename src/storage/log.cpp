@@ -146,6 +146,8 @@ struct log::segment {
   std::uint64_t size = 0;                     // including buffered bytes (mutex_)
   std::uint64_t file_bytes = 0;               // handed to the file (mutex_)
   std::uint64_t uncached_bytes = 0;           // dropped from the page cache (write_mutex_)
+  std::uint64_t zeros_end = 0;                // file written with zeros up to here (write_mutex_)
+  bool prepared = false;                      // written ahead (prepare_next_segment) (mutex_)
   std::unique_ptr<io::writable_file> writer;  // active segment only (write_mutex_)
   std::shared_ptr<io::readable_file> reader;  // opened on first read (mutex_)
 };
@@ -248,6 +250,7 @@ struct scan_result {
   std::uint64_t valid_end = 0;
   std::string damage;
   bool more_after_damage = false;
+  bool zero_tail = false;  // only zero bytes after valid_end (preallocated space): no damage
 };
 
 result<scan_result> scan_segment(io::readable_file& file, std::uint64_t size) {
@@ -285,6 +288,18 @@ result<scan_result> scan_segment(io::readable_file& file, std::uint64_t size) {
       continue;
     }
     out.valid_end = off;
+    {
+      // Zeros to the end are the rest of a segment written ahead
+      // (log_options::prepare_segments), not damage.
+      std::vector<std::byte> rest(static_cast<std::size_t>(size - off));
+      auto n = file.read_at(off, rest);
+      if (!n) return n.error();
+      if (*n == rest.size() &&
+          std::all_of(rest.begin(), rest.end(), [](std::byte b) { return b == std::byte{0}; })) {
+        out.zero_tail = true;
+        return out;
+      }
+    }
     std::uint64_t search_from = off + 1;
     switch (parsed.outcome) {
       case parse_outcome::incomplete:
@@ -366,6 +381,7 @@ status log::recover() {
 
   std::uint64_t last_valid_end = 0;
   bool torn_tail = false;
+  bool zero_tail = false;
   std::string torn_what;
   const std::size_t scan_limit = damaged_index;
   for (std::size_t i = 0; i < scan_limit; ++i) {
@@ -389,7 +405,16 @@ status log::recover() {
     if (is_last || opts_.verify_all_segments) {
       auto scan = scan_segment(**file, *size);
       if (!scan) return scan.error();
-      if (!scan->damage.empty()) {
+      if (scan->zero_tail && is_last) {
+        zero_tail = true;
+        last_valid_end = scan->valid_end;
+      } else if (scan->zero_tail) {
+        // Rolls cut the zeros off a finished segment before the next one exists.
+        damage = fmt::format("segment {}: zero bytes after offset {}", numbers[i], scan->valid_end);
+        damaged_index = i;
+        cut = scan->valid_end;
+        break;
+      } else if (!scan->damage.empty()) {
         if (is_last && !scan->more_after_damage) {
           torn_tail = true;
           torn_what = scan->damage;
@@ -458,6 +483,12 @@ status log::recover() {
                      last.number, last_valid_end, (*writer)->size() - last_valid_end, torn_what);
     OUTRIDER_TRY((*writer)->truncate(last_valid_end));
     OUTRIDER_TRY((*writer)->sync());
+  } else if (zero_tail && (*writer)->size() > last_valid_end) {
+    // Zeros of a segment written ahead: appends start at the record end again.
+    storage_log.debug("log '{}': segment {} ends with {} bytes of zeros written ahead", dir_,
+                      last.number, (*writer)->size() - last_valid_end);
+    OUTRIDER_TRY((*writer)->truncate(last_valid_end));
+    OUTRIDER_TRY((*writer)->sync());
   }
   last.size = last.file_bytes = (*writer)->size();
   last.writer = std::move(*writer);
@@ -474,24 +505,52 @@ status log::create_segment(std::uint64_t number) {
   // Written under a temporary name, synced, then renamed: a file with a segment's
   // name always has a complete header.
   const std::string path = segment_path(number);
-  const std::string temp = path + std::string(lf::temp_suffix);
-  auto writer = fs_.open_for_append(temp);
-  if (!writer) return writer.error();
-  const auto header = encode_segment_header(number);
-  status st = (*writer)->truncate(0);
-  if (st) st = (*writer)->append(header);
-  if (st) st = (*writer)->sync();
-  if (st) st = fs_.rename(temp, path);
-  if (st) st = fs_.sync_dir(dir_);
-  if (!st) {
-    (void)fs_.remove_file(temp);
-    return st;
+  std::optional<prepared_segment> ready;
+  {
+    std::lock_guard lock(mutex_);
+    if (prepared_ && prepared_->number == number) {
+      ready = std::move(prepared_);
+      prepared_.reset();
+    }
+  }
+  std::unique_ptr<io::writable_file> writer;
+  if (ready) {
+    // Written ahead (header, zeros, synced): only the rename is left.
+    status st = fs_.rename(ready->temp_path, path);
+    if (st) st = fs_.sync_dir(dir_);
+    if (st) {
+      writer = std::move(ready->writer);
+    } else {
+      storage_log.warn("log '{}': using prepared segment {}: {}", dir_, number, st.error().message);
+      (void)ready->writer->close();
+      (void)fs_.remove_file(ready->temp_path);
+    }
+  }
+  if (!writer) {
+    const std::string temp = path + std::string(lf::temp_suffix);
+    auto opened = fs_.open_for_append(temp);
+    if (!opened) return opened.error();
+    const auto header = encode_segment_header(number);
+    status st = (*opened)->truncate(0);
+    if (st) st = (*opened)->append(header);
+    if (st) st = (*opened)->sync();
+    if (st) st = fs_.rename(temp, path);
+    if (st) st = fs_.sync_dir(dir_);
+    if (!st) {
+      (void)fs_.remove_file(temp);
+      return st;
+    }
+    writer = std::move(*opened);
   }
   auto seg = std::make_shared<segment>();
   seg->number = number;
   seg->path = path;
   seg->size = seg->file_bytes = lf::segment_header_size;
-  seg->writer = std::move(*writer);
+  seg->writer = std::move(writer);
+  if (ready && seg->writer) {
+    seg->prepared = true;
+    seg->zeros_end = opts_.segment_bytes;
+  }
   std::lock_guard lock(mutex_);
   if (!segments_.empty() && segments_.back()->writer) {
     if (auto closed = segments_.back()->writer->close(); !closed) {
@@ -547,8 +606,13 @@ status log::roll() {
     old = segments_.back();
   }
   // The finished segment is made durable before the next one exists, so that only the
-  // last segment can have a torn tail.
-  if (durable_end() < *flushed) {
+  // last segment can have a torn tail; the zeros preallocated past its end go first.
+  const bool cut_zeros = old->zeros_end > offset_of(*flushed);
+  if (cut_zeros) {
+    if (auto st = old->writer->truncate(offset_of(*flushed)); !st) return st;
+    old->zeros_end = 0;
+  }
+  if (durable_end() < *flushed || cut_zeros) {
     if (auto st = old->writer->sync(); !st) {
       std::lock_guard lock(mutex_);
       set_broken(st.error());
@@ -561,6 +625,57 @@ status log::roll() {
     old->uncached_bytes = offset_of(*flushed);
   }
   return create_segment(old->number + 1);
+}
+
+bool log::wants_prepared_segment() const {
+  return opts_.prepare_segments && !preparing_.load(std::memory_order_relaxed) &&
+         prepared_number_.load(std::memory_order_relaxed) != segment_of(end()) + 1;
+}
+
+status log::prepare_next_segment() {
+  if (!opts_.prepare_segments || preparing_.exchange(true)) return {};
+  struct done_preparing {
+    std::atomic<bool>& flag;
+    ~done_preparing() { flag.store(false); }
+  } done{preparing_};
+  const std::uint64_t number = segment_of(end()) + 1;
+  if (prepared_number_.load() == number || number > lf::max_segment_number) return {};
+  const std::string temp =
+      fmt::format("{}/{:0{}}.prepared{}{}", dir_, number, lf::segment_name_digits,
+                  lf::segment_suffix, lf::temp_suffix);
+  auto writer = fs_.open_for_append(temp);
+  status st = writer ? status{} : status(writer.error());
+  const auto header = encode_segment_header(number);
+  if (st) st = (*writer)->truncate(0);
+  if (st) st = (*writer)->append(header);
+  if (st) st = (*writer)->preallocate(opts_.segment_bytes);
+  if (st) st = (*writer)->sync();
+  if (!st) {
+    if (writer) (void)(*writer)->close();
+    (void)fs_.remove_file(temp);
+    prepared_number_.store(number);  // not again for this segment
+    return st;
+  }
+  std::optional<prepared_segment> stale;
+  {
+    std::lock_guard lock(mutex_);
+    if (!broken_ && segment_of(end()) + 1 == number) {
+      stale = std::move(prepared_);
+      prepared_ = prepared_segment{number, temp, std::move(*writer)};
+      prepared_number_.store(number);
+      if (stale && stale->temp_path == temp) stale.reset();
+    }
+  }
+  if (*writer) {
+    // The log rolled past it meanwhile (or stopped): not needed.
+    (void)(*writer)->close();
+    (void)fs_.remove_file(temp);
+  }
+  if (stale) {
+    (void)stale->writer->close();
+    (void)fs_.remove_file(stale->temp_path);
+  }
+  return {};
 }
 
 result<position> log::append(std::uint8_t type, std::span<const std::byte> payload) {
@@ -576,8 +691,11 @@ result<position> log::append(std::uint8_t type, std::span<const std::byte> paylo
       std::lock_guard lock(mutex_);
       if (broken_) return *broken_;
       segment& seg = *segments_.back();
-      needs_roll =
-          seg.size > lf::segment_header_size && seg.size + record_size > opts_.segment_bytes;
+      // A segment written ahead is ready while the active one was not: roll into it
+      // early (after a start, or when the preparation fell behind).
+      const bool early = !seg.prepared && prepared_ && prepared_->number == seg.number + 1;
+      needs_roll = seg.size > lf::segment_header_size &&
+                   (seg.size + record_size > opts_.segment_bytes || early);
       const bool needs_flush =
           !pending_.empty() && pending_.size() + record_size > opts_.write_buffer_bytes;
       if (!needs_roll && !needs_flush) {

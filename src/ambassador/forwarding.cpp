@@ -36,23 +36,23 @@ bool valid_header_text(std::string_view s) {
 }  // namespace
 
 void strip_hop_by_hop(http::fields& headers, std::initializer_list<std::string_view> also) {
-  static constexpr std::string_view always[] = {"Connection",
-                                                "Keep-Alive",
-                                                "Proxy-Connection",
-                                                "Proxy-Authenticate",
-                                                "Proxy-Authorization",
-                                                "TE",
-                                                "Trailer",
-                                                "Transfer-Encoding",
-                                                "Upgrade",
-                                                "Host",
-                                                "Content-Length",
-                                                "Expect"};
+  // RFC 9110's hop-by-hop names, Host, Content-Length and Expect, by length: a field
+  // is compared with at most two of them.
   auto listed = [](std::string_view name) {
-    for (const auto& a : always) {
-      if (name.size() == a.size() && http::iequals(name, a)) return true;
+    auto is = [name](std::string_view what) { return http::iequals(name, what); };
+    switch (name.size()) {
+      case 2: return is("TE");
+      case 4: return is("Host");
+      case 6: return is("Expect");
+      case 7: return is("Trailer") || is("Upgrade");
+      case 10: return is("Connection") || is("Keep-Alive");
+      case 14: return is("Content-Length");
+      case 16: return is("Proxy-Connection");
+      case 17: return is("Transfer-Encoding");
+      case 18: return is("Proxy-Authenticate");
+      case 19: return is("Proxy-Authorization");
+      default: return false;
     }
-    return false;
   };
   // The names Connection lists that are not listed already (usually none: its
   // value is "keep-alive" or "close").

@@ -61,8 +61,13 @@ void append_number(std::string& out, std::uint64_t n) {
 
 // Whether run() leaves the field out of what it sends (it writes its own).
 bool replaced_field(std::string_view name) {
-  return iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding") ||
-         iequals(name, "Connection") || iequals(name, "Host");
+  switch (name.size()) {  // one comparison at most
+    case 4: return iequals(name, "Host");
+    case 10: return iequals(name, "Connection");
+    case 14: return iequals(name, "Content-Length");
+    case 17: return iequals(name, "Transfer-Encoding");
+    default: return false;
+  }
 }
 
 // The Host field's value for `dest` (no port when it is the scheme's default).
@@ -863,7 +868,7 @@ client::client(asio::io_context& context, client_options opts)
 
 client::~client() = default;
 
-void client::send(const url& destination, request req, nanoseconds timeout, callback done) {
+void client::send(const url& destination, request&& req, nanoseconds timeout, callback done) {
   auto self = impl_;
   if (self->start_fast(destination, req, timeout, done)) return;
   asio::co_spawn(self->context,

@@ -73,7 +73,7 @@ class client {
   // Sends `req` (method, target, headers, body; target defaults to
   // destination.target when empty) to `destination`'s origin. `timeout` bounds
   // the whole exchange.
-  void send(const url& destination, request req, nanoseconds timeout, callback done);
+  void send(const url& destination, request&& req, nanoseconds timeout, callback done);
 
   // Idle pooled connections (for tests and metrics). Call on the client's thread.
   std::size_t idle_connections() const;

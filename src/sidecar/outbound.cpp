@@ -1,7 +1,9 @@
 #include "sidecar/outbound.h"
 
+#include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/url/parse.hpp>
+#include <cctype>
 #include <condition_variable>
 #include <fmt/core.h>
 #include <mutex>
@@ -42,6 +44,33 @@ std::string join_url(std::string base, std::string_view target) {
   return base;
 }
 
+// Whether `target` ("/...") is an origin-form target (RFC 9112: absolute-path
+// ["?" query]) made only of unreserved, sub-delims, ":", "@", "/", "?" and valid
+// percent escapes: what boost::urls::parse_origin_form accepts, checked in one
+// loop (~100 instructions instead of ~850 for the usual short target). A false
+// answer is not a rejection: the caller then asks parse_origin_form.
+bool plain_origin_form(std::string_view target) {
+  static constexpr auto allowed = [] {
+    std::array<bool, 256> a{};
+    for (unsigned char c = 'a'; c <= 'z'; ++c) a[c] = true;
+    for (unsigned char c = 'A'; c <= 'Z'; ++c) a[c] = true;
+    for (unsigned char c = '0'; c <= '9'; ++c) a[c] = true;
+    for (unsigned char c : std::string_view("-._~!$&'()*+,;=:@/?")) a[c] = true;
+    return a;
+  }();
+  auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+  for (std::size_t i = 0; i < target.size(); ++i) {
+    const char c = target[i];
+    if (c == '%') {
+      if (i + 2 >= target.size() || !hex(target[i + 1]) || !hex(target[i + 2])) return false;
+      i += 2;
+    } else if (!allowed[static_cast<unsigned char>(c)]) {
+      return false;
+    }
+  }
+  return true;
+}
+
 // An HTTPEndpoint with its baseUrl parsed once, at start.
 struct endpoint_entry {
   ambassador::http_endpoint endpoint;
@@ -74,7 +103,8 @@ struct endpoint_entry {
   // The URL of a call to `call_target` (an origin-form "/path?query" for the fast
   // path). Errors: invalid_argument.
   result<http::url> url_for(std::string_view call_target) const {
-    if (joins_fast && call_target.starts_with('/') && boost::urls::parse_origin_form(call_target)) {
+    if (joins_fast && call_target.starts_with('/') &&
+        (plain_origin_form(call_target) || boost::urls::parse_origin_form(call_target))) {
       http::url out = *base;
       out.target.reserve(base_path.size() + call_target.size());
       out.target.assign(base_path);

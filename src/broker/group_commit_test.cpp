@@ -39,6 +39,7 @@ class group_commit : public ::testing::Test {
     host_options o;
     o.data_dir = "data";
     o.immediate_sync_bytes = immediate_sync_bytes;
+    o.unawaited_sync_delay = unawaited_sync_delay_;
     o.checkpoint_at_stop = false;
     // The gate counts and holds every fdatasync: no segment written ahead on the
     // checkpoint thread (its sync would pass the gate in the test's place).
@@ -124,6 +125,23 @@ class group_commit : public ::testing::Test {
   io::mem_file_system mem_{17};
   gated_file_system gate_{mem_};
   std::unique_ptr<host> host_;
+  nanoseconds unawaited_sync_delay_ = host_options{}.unawaited_sync_delay;
+
+  // Publishes "x", takes its delivery (credit 1) and returns its tag.
+  delivery_tag publish_and_take_one() {
+    EXPECT_TRUE(publish_async("orders", "x").get()[0]);
+    auto delivered = std::make_shared<std::promise<delivery_tag>>();
+    auto subscribed = call<result<consumer_id>>([&](auto done) {
+      host_->subscribe(
+          "orders", 1,
+          [delivered, once = std::make_shared<std::once_flag>()](std::vector<delivery>&& batch) {
+            std::call_once(*once, [&] { delivered->set_value(batch.at(0).tag); });
+          },
+          std::move(done));
+    });
+    EXPECT_TRUE(subscribed);
+    return delivered->get_future().get();
+  }
 };
 
 TEST_F(group_commit, the_next_sync_starts_when_one_returns_without_the_engine_thread) {
@@ -200,6 +218,51 @@ TEST_F(group_commit, records_nobody_waits_for_are_synced_when_the_engine_asks) {
   ASSERT_TRUE(gate_.wait_for_arrivals(first + 1));  // the engine syncs the ack
   gate_.open_gate();
   barrier();
+}
+
+// An ack needs no confirm and losing it in a crash only means a redelivery: it
+// starts no fdatasync of its own but rides the next publish's.
+TEST_F(group_commit, an_ack_starts_no_sync_of_its_own_and_rides_the_next_publish) {
+  unawaited_sync_delay_ = std::chrono::hours(1);
+  open();
+  ASSERT_TRUE(
+      call<status>([&](auto done) { host_->declare_queue("orders", {}, std::move(done)); }));
+  const auto tag = publish_and_take_one();
+  barrier();
+  const int before = gate_.arrivals();
+  auto acked = call<std::vector<status>>([&](auto done) { host_->ack({tag}, std::move(done)); });
+  ASSERT_TRUE(acked.at(0));
+  EXPECT_FALSE(gate_.wait_for_arrivals(before + 1, 300ms)) << "an ack started a sync of its own";
+  ASSERT_TRUE(publish_async("orders", "y").get()[0]);
+  barrier();
+  EXPECT_EQ(gate_.arrivals(), before + 1) << "one sync for the ack and the publish";
+  // Both are durable: after a power loss "x" stays acked and "y" is there.
+  crash();
+  open();
+  EXPECT_EQ(listed_bodies("orders"), std::multiset<std::string>{"y"});
+}
+
+// Without a publish to ride, acks are synced after host_options::unawaited_sync_delay.
+TEST_F(group_commit, acks_alone_are_synced_after_a_short_delay) {
+  unawaited_sync_delay_ = std::chrono::milliseconds(1);
+  open();
+  ASSERT_TRUE(
+      call<status>([&](auto done) { host_->declare_queue("orders", {}, std::move(done)); }));
+  const auto tag = publish_and_take_one();
+  barrier();
+  const int before = gate_.arrivals();
+  const auto durable_before = host_->durable_end();
+  auto acked = call<std::vector<status>>([&](auto done) { host_->ack({tag}, std::move(done)); });
+  ASSERT_TRUE(acked.at(0));
+  ASSERT_TRUE(gate_.wait_for_arrivals(before + 1)) << "the ack was never synced";
+  // Its result reached the engine thread, so the sync is done.
+  for (int i = 0; i < 10000 && host_->durable_end() == durable_before; ++i) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_GT(host_->durable_end(), durable_before);
+  crash();
+  open();
+  EXPECT_TRUE(listed_bodies("orders").empty()) << "the ack was lost";
 }
 
 TEST_F(group_commit, a_failed_sync_fails_what_was_appended_during_it_and_syncs_no_more) {

@@ -71,6 +71,9 @@ struct host::impl {
   asio::steady_timer wake_timer{engine_ctx};
   asio::steady_timer reclaim_timer{engine_ctx};
   asio::steady_timer depth_timer{engine_ctx};
+  // Syncs records nobody waits for (host_options::unawaited_sync_delay).
+  asio::steady_timer unawaited_timer{engine_ctx};
+  bool unawaited_armed = false;
   std::optional<wall_time> armed_for;
   std::optional<wall_time> last_fired_for;
 
@@ -188,9 +191,30 @@ struct host::impl {
       awaited.store(position, std::memory_order_release);
   }
 
-  // Engine thread: starts the sync thread's loop unless it is running.
-  void maybe_sync() {
+  // Engine thread: starts the sync thread's loop unless it is running, if a
+  // completion waits for a record not yet durable (or `unawaited` is set: the
+  // delay for records nobody waits for is over). Records nobody waits for (acks
+  // and other settlements) only arm that delay: an fdatasync of acks alone costs
+  // CPU and holds back the publishes arriving next, and losing them in a crash
+  // only means a redelivery.
+  void maybe_sync(bool unawaited = false) {
     if (sync_in_flight || failed || log->end() <= durable.load(std::memory_order_relaxed)) return;
+    if (waiters.empty() && !unawaited && !stopping) {
+      if (!unawaited_armed) {
+        unawaited_armed = true;
+        unawaited_timer.expires_after(opts.unawaited_sync_delay);
+        unawaited_timer.async_wait([this](const boost::system::error_code& ec) {
+          if (ec) return;  // cancelled: a sync started, or the host stopped
+          unawaited_armed = false;
+          maybe_sync(/*unawaited=*/true);
+        });
+      }
+      return;
+    }
+    if (unawaited_armed) {
+      unawaited_armed = false;
+      unawaited_timer.cancel();  // this sync covers them
+    }
     sync_in_flight = true;
     const auto from = durable.load(std::memory_order_relaxed);
     asio::post(sync_ctx, [this, from] { sync_loop(from); });
@@ -655,6 +679,7 @@ struct host::impl {
     wake_timer.cancel();
     reclaim_timer.cancel();
     depth_timer.cancel();
+    unawaited_timer.cancel();
     live->store(false, std::memory_order_release);
     stopped.set_value();
   }

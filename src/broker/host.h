@@ -71,6 +71,12 @@ struct host_options {
   // the engine is busy: fewer fdatasyncs (each costs ~0.1 ms of CPU here) per
   // message when the broker is CPU-bound, as with many unconfirmed publishes.
   std::uint64_t immediate_sync_bytes = 128 * 1024;
+  // Records nobody waits for (acks, nacks, lease expiries, dead letters) start no
+  // fdatasync of their own: they ride the next sync a publish, cancel or declare
+  // starts, or are synced this long after being appended if none comes. Losing
+  // one in a crash means a redelivery, never a loss (at least once); a message is
+  // never acked on disk without its publish record (the log is synced in order).
+  nanoseconds unawaited_sync_delay = std::chrono::milliseconds(10);
   // Deliver a message only once its publish record is durable (fsync), so a
   // consumer never sees a message a crash could take back; costs one or two
   // fsyncs of publish->consume latency. Off (the default): early delivery, at
@@ -153,6 +159,7 @@ class host {
   void add_credit(consumer_id consumer, std::uint32_t credit,
                   std::function<void(status)> done = nullptr);
   // Acks need no durability wait: a lost ack means a redelivery, never a loss.
+  // They start no fdatasync either (host_options::unawaited_sync_delay).
   void ack(std::vector<delivery_tag> tags, std::function<void(std::vector<status>)> done);
   // Fails a delivery: redelivered after `delay` (never earlier), or moved to the
   // dead-letter queue now when `dead_letter` (or when attempts are exhausted).

@@ -296,7 +296,7 @@ std::uint32_t engine::find_or_placeholder_queue(std::string_view name) {
 }
 
 std::optional<std::uint32_t> engine::find_queue(std::string_view name) const {
-  auto it = queue_by_name_.find(std::string(name));
+  auto it = queue_by_name_.find(name);
   if (it == queue_by_name_.end()) return std::nullopt;
   return it->second;
 }

@@ -429,7 +429,15 @@ class engine {
   timing::scheduler& sched_;
   engine_options options_;
   std::vector<std::unique_ptr<queue_state>> queues_;
-  std::unordered_map<std::string, std::uint32_t> queue_by_name_;
+  // Looked up by string_view without building a std::string (a publish, its
+  // delivery and its ack each look their queue up; names are longer than SSO).
+  struct name_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  std::unordered_map<std::string, std::uint32_t, name_hash, std::equal_to<>> queue_by_name_;
   std::map<std::string, topic_state, std::less<>> topics_;
   std::unordered_map<consumer_id, consumer_state> consumers_;
   std::unordered_map<delivery_tag, lease> leases_;

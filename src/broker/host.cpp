@@ -290,20 +290,32 @@ struct host::impl {
       auto s = eng->dispatch(now, opts.dispatch_batch, dispatch_buffer, limit);
       if (!s) logger.error("dispatch: {}", s.error().message);
       if (dispatch_buffer.empty()) return;
-      // Group by consumer, keeping each consumer's order.
-      std::unordered_map<consumer_id, std::vector<delivery>> by_consumer;
+      bool one_consumer = true;
       for (auto& d : dispatch_buffer) {
         if (fire_lag_seconds != nullptr && d.attempt == 1 &&
             d.msg.deliver_at > d.msg.published_at) {
           fire_lag_seconds->observe(seconds_of(now - d.msg.deliver_at));
         }
         tag_owner.emplace(d.tag, d.consumer);
-        by_consumer[d.consumer].push_back(std::move(d));
+        one_consumer = one_consumer && d.consumer == dispatch_buffer.front().consumer;
       }
       if (delivered != nullptr) delivered->inc(dispatch_buffer.size());
-      for (auto& [c, batch] : by_consumer) {
-        auto it = consumers.find(c);
-        if (it != consumers.end()) it->second.sink(std::move(batch));
+      if (one_consumer) {
+        // The usual case: one batch of the right size, no grouping.
+        auto it = consumers.find(dispatch_buffer.front().consumer);
+        if (it != consumers.end()) {
+          std::vector<delivery> batch(std::make_move_iterator(dispatch_buffer.begin()),
+                                      std::make_move_iterator(dispatch_buffer.end()));
+          it->second.sink(std::move(batch));
+        }
+      } else {
+        // Group by consumer, keeping each consumer's order.
+        std::unordered_map<consumer_id, std::vector<delivery>> by_consumer;
+        for (auto& d : dispatch_buffer) by_consumer[d.consumer].push_back(std::move(d));
+        for (auto& [c, batch] : by_consumer) {
+          auto it = consumers.find(c);
+          if (it != consumers.end()) it->second.sink(std::move(batch));
+        }
       }
       if (dispatch_buffer.size() < opts.dispatch_batch || !s) return;
     }

@@ -8,10 +8,6 @@
 namespace outrider::http {
 namespace {
 
-char lower_ascii(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -22,15 +18,6 @@ int hex_value(char c) {
 constexpr std::size_t initial_field_capacity = 8;
 
 }  // namespace
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    // Equal bytes (the usual case for header names) cost one compare.
-    if (a[i] != b[i] && lower_ascii(a[i]) != lower_ascii(b[i])) return false;
-  }
-  return true;
-}
 
 std::optional<std::string_view> fields::get(std::string_view name) const {
   for (const auto& f : items_) {
@@ -185,11 +172,17 @@ void serialize_response(std::string& out, const response& r, unsigned version, b
   out += "\r\n";
   bool has_server = false;
   for (const auto& f : r.headers) {
-    if (is(f.name, "Content-Length") || is(f.name, "Transfer-Encoding") ||
-        is(f.name, "Connection") || !safe(f.name) || !safe(f.value) || f.name.empty()) {
-      continue;
+    bool framing = false;
+    bool server = false;
+    switch (f.name.size()) {  // one comparison at most
+      case 6: server = is(f.name, "Server"); break;
+      case 10: framing = is(f.name, "Connection"); break;
+      case 14: framing = is(f.name, "Content-Length"); break;
+      case 17: framing = is(f.name, "Transfer-Encoding"); break;
+      default: break;
     }
-    has_server = has_server || is(f.name, "Server");
+    if (framing || !safe(f.name) || !safe(f.value) || f.name.empty()) continue;
+    has_server = has_server || server;
     out += f.name;
     out += ": ";
     out += f.value;

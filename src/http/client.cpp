@@ -229,7 +229,24 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   bool tls_ready = false;
   std::string tls_error;
   tcp::resolver resolver;
-  std::unordered_map<std::string, std::deque<pooled>> idle;  // by origin
+  std::unordered_map<std::string, std::deque<pooled>> idle;  // by origin (never erased)
+  // The fast path's last origin: a key of `idle` (its nodes stay put) and the URL
+  // parts it was made from, so a call to the same origin builds no string.
+  const std::string* last_origin = nullptr;
+  std::string last_scheme;
+  std::string last_host;
+  std::uint16_t last_port = 0;
+
+  const std::string& origin_key(const url& dest) {
+    if (last_origin == nullptr || dest.port != last_port || dest.host != last_host ||
+        dest.scheme != last_scheme) {
+      last_origin = &idle.try_emplace(dest.origin()).first->first;
+      last_scheme = dest.scheme;
+      last_host = dest.host;
+      last_port = dest.port;
+    }
+    return *last_origin;
+  }
 
   void init_tls() {
     tls_ready = true;
@@ -605,7 +622,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     std::shared_ptr<impl> self;
     url dest;
     request req;
-    std::string origin;
+    const std::string* origin = nullptr;  // a key of `idle`
     mono_time deadline{};
     callback done;
     pooled conn;
@@ -623,14 +640,14 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         !context.get_executor().running_in_this_thread()) {
       return false;
     }
-    std::string origin = dest.origin();
+    const std::string& origin = origin_key(dest);
     auto reused = take(origin);
     if (!reused) return false;
     auto op = std::make_unique<fast_op>();
     op->self = shared_from_this();
     op->dest = dest;
     op->req = std::move(req);
-    op->origin = std::move(origin);
+    op->origin = &origin;
     op->deadline = std::chrono::steady_clock::now() + timeout;
     op->done = std::move(done);
     op->conn = std::move(*reused);
@@ -777,7 +794,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         auto body = std::make_shared<download_stream>(
             stream, holder, std::move(body_buffer), std::move(parser), opts.stream_idle_timeout, 0);
         body->on_end = [weak = op->self->weak_from_this(), holder,
-                        origin = op->origin](bool can_reuse) {
+                        origin = *op->origin](bool can_reuse) {
           auto self = weak.lock();
           if (self && can_reuse) self->give_back(origin, std::move(*holder));
         };
@@ -830,7 +847,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     if (conn.buffer.capacity() > max_kept_buffer_bytes) conn.buffer = beast::flat_buffer();
     conn.deadline->expires_never();
     response r = std::move(op->parser.get());
-    if (reusable) op->self->give_back(op->origin, std::move(conn));
+    if (reusable) op->self->give_back(*op->origin, std::move(conn));
     auto done = std::move(op->done);
     op.reset();
     done(std::move(r));
@@ -848,7 +865,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       done(std::move(e));
       return;
     }
-    logger.debug("pooled connection to {} was stale; retrying once", op->origin);
+    logger.debug("pooled connection to {} was stale; retrying once", *op->origin);
     op->conn = pooled();  // closes it
     auto self = std::move(op->self);
     const auto left = std::max(

@@ -11,8 +11,11 @@ also nginx as a reverse proxy (bench/peers/nginx-proxy.conf). Every round runs
 `wrk -t2 -c50 -dS --latency -H 'dapr-app-id: upstream'` against each system in turn (the order
 rotates every round) and prints req/s, p50/p99 and the system's CPU per request (on-CPU time of
 every thread of its processes from /proc/PID/task/*/schedstat, in ns, over the wrk run), split
-into user and system time from /proc/PID/stat (clock ticks). --io-threads N: the sidecars' I/O
-threads (default 2, as the `proxy` suite).
+into user and system time from /proc/PID/stat (clock ticks), and the CPU per request of wrk (its
+rusage) and of the nginx upstream (schedstat), which the proxy's behaviour also moves.
+--io-threads N: the sidecars' I/O threads (default 2, as the `proxy` suite); a BUILD_DIR written
+`DIR@N` runs its sidecar with N I/O threads instead (`B@1 B@2` compares thread counts of one
+build in the same rounds).
 
 --callgrind runs each build's sidecar (--io-threads 1) under `valgrind --tool=callgrind`, warms
 it up, zeroes the counters, runs `wrk -t1 -c4 -dS` and prints instructions per request
@@ -24,6 +27,7 @@ Python 3 standard library only; stops everything it started (process groups, by 
 import argparse
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -164,10 +168,16 @@ def main():
     ap.add_argument("--io-threads", type=int, default=2,
                     help="the sidecars' --io-threads (the proxy suite uses 2)")
     args = ap.parse_args()
-    builds = [os.path.abspath(b) for b in args.builds]
+    # "DIR@N": that sidecar's --io-threads; the name printed keeps the suffix.
+    specs = []
+    for b in args.builds:
+        path, _, threads = b.partition("@")
+        specs.append((os.path.abspath(path), int(threads) if threads else args.io_threads,
+                      os.path.abspath(path) + (f"@{threads}" if threads else "")))
+    builds = [path for path, _, _ in specs]
     tmp = tempfile.mkdtemp(prefix="proxyprobe")
     try:
-        up_port, _ = nginx(tmp, "upstream", "nginx.conf")
+        up_port, up = nginx(tmp, "upstream", "nginx.conf")
         resources = Path(tmp) / "resources"
         resources.mkdir()
         (resources / "upstream.yaml").write_text(
@@ -201,17 +211,17 @@ def main():
                       flush=True)
             return
         systems = []
-        for i, build in enumerate(builds):
-            port, p = sidecar(build, tmp, f"sidecar{i}", broker_port, resources, args.io_threads)
-            systems.append((build, port, p.pid))
+        for i, (build, threads, name) in enumerate(specs):
+            port, p = sidecar(build, tmp, f"sidecar{i}", broker_port, resources, threads)
+            systems.append((name, port, p.pid))
         if args.nginx:
             port, p = nginx(tmp, "proxy", "nginx-proxy.conf", up_port)
             systems.append(("nginx-proxy", port, p.pid))
         for _, port, _ in systems:
             wrk(port, 1)  # warm-up
         tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
-        print("round system req/s p50_ms p99_ms cpu_us/req user_us/req sys_us/req non2xx load1",
-              flush=True)
+        print("round system req/s p50_ms p99_ms cpu_us/req user_us/req sys_us/req non2xx load1 "
+              "wrk_us/req upstream_us/req", flush=True)
         for r in range(args.rounds):
             order = systems[r % len(systems):] + systems[:r % len(systems)]
             for name, port, pgid in order:
@@ -224,14 +234,21 @@ def main():
                     time.sleep(0.3)
                 before = cpu_ns(pgid)
                 ticks_before = user_sys_ticks(pgid)
+                up_before = cpu_ns(up.pid)
+                child = resource.getrusage(resource.RUSAGE_CHILDREN)
+                wrk_before = child.ru_utime + child.ru_stime
                 requests, rps, lat, bad = wrk(port, args.duration_s)
                 used = cpu_ns(pgid) - before
+                up_used = cpu_ns(up.pid) - up_before
+                child = resource.getrusage(resource.RUSAGE_CHILDREN)
+                wrk_used = child.ru_utime + child.ru_stime - wrk_before
                 ticks = [b - a for a, b in zip(ticks_before, user_sys_ticks(pgid))]
                 load = os.getloadavg()[0]
                 per = max(requests, 1)
                 line = (f"{r + 1} {name} {rps:.0f} {lat['50']:.2f} {lat['99']:.2f} "
                         f"{used / 1000 / per:.1f} {ticks[0] * tick_us / per:.1f} "
-                        f"{ticks[1] * tick_us / per:.1f} {bad} {load:.1f}")
+                        f"{ticks[1] * tick_us / per:.1f} {bad} {load:.1f} "
+                        f"{wrk_used * 1e6 / per:.1f} {up_used / 1000 / per:.1f}")
                 if perf:
                     perf.send_signal(signal.SIGINT)
                     perf.wait()

@@ -21,6 +21,7 @@
 #include <unordered_map>
 #include <variant>
 
+#include "base/assert.h"
 #include "base/log.h"
 #include "http/detail/direct_io.h"
 #include "http/detail/lazy_deadline.h"
@@ -70,48 +71,89 @@ bool replaced_field(std::string_view name) {
   }
 }
 
-// The Host field's value for `dest` (no port when it is the scheme's default).
-void append_host(std::string& out, const url& dest) {
-  const bool v6 = dest.host.find(':') != std::string::npos;
-  if (v6) out += '[';
-  out += dest.host;
-  if (v6) out += ']';
-  const bool default_port =
-      (dest.scheme == "http" && dest.port == 80) || (dest.scheme == "https" && dest.port == 443);
-  if (!default_port) {
-    out += ':';
-    append_number(out, dest.port);
+// The pieces of the Host field's value for `dest` (no port when it is the scheme's default).
+struct host_value {
+  explicit host_value(const url& dest) : host(dest.host) {
+    v6 = dest.host.find(':') != std::string::npos;
+    const bool default_port =
+        (dest.scheme == "http" && dest.port == 80) || (dest.scheme == "https" && dest.port == 443);
+    if (!default_port) {
+      port_text[0] = ':';
+      port_size = static_cast<std::size_t>(
+          std::to_chars(port_text + 1, port_text + sizeof port_text, dest.port).ptr - port_text);
+    }
   }
-}
+  std::size_t size() const { return host.size() + (v6 ? 2 : 0) + port_size; }
+  void put(detail::wire_writer& w) const {
+    if (v6) w.put('[');
+    w.put(host);
+    if (v6) w.put(']');
+    w.put(std::string_view(port_text, port_size));
+  }
+  std::string_view host;
+  bool v6 = false;
+  char port_text[8] = {};
+  std::size_t port_size = 0;
+};
 
 // The wire form of a request with a buffered body on a plain connection, written
 // straight from `req` (no Beast message in between): what Beast's serializer
 // writes for the message run() builds for TLS: the request line, req's fields in
 // order without the ones replaced_field() names (and without any holding CR or
 // LF), Host, User-Agent unless req has one, Content-Length as Beast's
-// prepare_payload sets it (a body, or POST, PUT, OPTIONS), then the body.
+// prepare_payload sets it (a body, or POST, PUT, OPTIONS), then the body. Two
+// passes: the first counts, the second copies into `wire` grown once.
 void write_request(std::string& wire, const request& req, std::string_view target, const url& dest,
                    std::string_view user_agent) {
   wire.clear();
-  wire.reserve(256 + req.body.size());
-  wire.append(req.method).append(" ").append(target).append(" HTTP/1.1\r\n");
+  auto kept = [](const fields::field& f) {
+    return !replaced_field(f.name) && !detail::has_crlf(f.name) && !detail::has_crlf(f.value);
+  };
+  std::uint64_t kept_bits = 0;  // bit i: field i is written (fields past 64 are judged again)
   bool has_user_agent = false;
+  std::size_t bytes = req.method.size() + 1 + target.size() + 11;  // "GET / HTTP/1.1\r\n"
+  std::size_t i = 0;
   for (const auto& f : req.headers) {
-    if (replaced_field(f.name) || detail::has_crlf(f.name) || detail::has_crlf(f.value)) continue;
-    if (!has_user_agent && iequals(f.name, "User-Agent")) has_user_agent = true;
-    wire.append(f.name).append(": ").append(f.value).append("\r\n");
+    if (kept(f)) {
+      if (i < 64) kept_bits |= std::uint64_t{1} << i;
+      if (!has_user_agent && iequals(f.name, "User-Agent")) has_user_agent = true;
+      bytes += detail::field_bytes(f.name, f.value);
+    }
+    ++i;
   }
-  wire.append("Host: ");
-  append_host(wire, dest);
-  wire.append("\r\n");
-  if (!has_user_agent) wire.append("User-Agent: ").append(user_agent).append("\r\n");
+  const host_value host(dest);
+  bytes += 6 + host.size() + 2;  // "Host: " value "\r\n"
+  if (!has_user_agent) bytes += detail::field_bytes("User-Agent", user_agent);
+  char length_text[20];
+  std::string_view length;
   if (!req.body.empty() || req.method == "POST" || req.method == "PUT" || req.method == "OPTIONS") {
-    wire.append("Content-Length: ");
-    append_number(wire, req.body.size());
-    wire.append("\r\n");
+    length = std::string_view(
+        length_text,
+        static_cast<std::size_t>(
+            std::to_chars(length_text, length_text + sizeof length_text, req.body.size()).ptr -
+            length_text));
+    bytes += detail::field_bytes("Content-Length", length);
   }
-  wire.append("\r\n");
-  wire.append(req.body);
+  bytes += 2 + req.body.size();
+
+  detail::wire_writer w(wire, bytes);
+  w.put(req.method);
+  w.put(' ');
+  w.put(target);
+  w.put(" HTTP/1.1\r\n");
+  i = 0;
+  for (const auto& f : req.headers) {
+    if (i < 64 ? (kept_bits >> i) & 1U : kept(f)) w.field(f.name, f.value);
+    ++i;
+  }
+  w.put("Host: ");
+  host.put(w);
+  w.put("\r\n");
+  if (!has_user_agent) w.field("User-Agent", user_agent);
+  if (!length.empty()) w.field("Content-Length", length);
+  w.put("\r\n");
+  w.put(req.body);
+  OUTRIDER_ASSERT(w.full(), "write_request counted its bytes wrong");
 }
 
 bool idempotent(std::string_view method) {
@@ -567,8 +609,10 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         if (replaced_field(f.name)) continue;
         out.insert(f.name, f.value);
       }
+      const host_value value(dest);
       std::string host;
-      append_host(host, dest);
+      detail::wire_writer w(host, value.size());
+      value.put(w);
       out.set(bhttp::field::host, host);
       if (!req.headers.contains("User-Agent")) out.set(bhttp::field::user_agent, opts.user_agent);
       out.keep_alive(true);

@@ -1,9 +1,12 @@
 #include "http/message.h"
 
 #include <algorithm>
+#include <charconv>
 #include <fmt/core.h>
 
+#include "base/assert.h"
 #include "base/json_text.h"
+#include "http/detail/wire.h"
 
 namespace outrider::http {
 namespace {
@@ -46,7 +49,7 @@ void fields::add(std::string_view name, std::string_view value) {
   // Room for a usual message's fields at once, not 1, 2, 4, 8 (a reallocation
   // and moves each time).
   if (items_.empty()) items_.reserve(initial_field_capacity);
-  items_.push_back(field{std::string(name), std::string(value)});
+  items_.emplace_back(name, value);  // built in place: no temporary field to move
 }
 
 void fields::erase(std::string_view name) {
@@ -153,27 +156,28 @@ result<std::vector<std::pair<std::string, std::string>>> parse_query(std::string
 
 void serialize_response(std::string& out, const response& r, unsigned version, bool keep_alive,
                         bool head_request, std::string_view server_header) {
-  // (Plain loops: find_first_of("\r\n") calls memchr once per character.)
-  auto safe = [](std::string_view text) {
-    for (const char c : text) {
-      if (c == '\r' || c == '\n') return false;
-    }
-    return true;
-  };
+  // Two passes over the fields: the first decides which are written and counts the
+  // bytes, the second copies into the string grown once (detail/wire.h).
   auto is = [](std::string_view name, std::string_view what) {
     return name.size() == what.size() && iequals(name, what);
   };
   const bool no_body = (r.status >= 100 && r.status < 200) || r.status == 204 || r.status == 304;
-  out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
-  out += std::to_string(r.status);
-  out += ' ';
+  char status_text[12];
+  const std::string_view status(
+      status_text, static_cast<std::size_t>(
+                       std::to_chars(status_text, status_text + sizeof status_text, r.status).ptr -
+                       status_text));
   auto reason = reason_phrase(r.status);
-  out += reason.empty() ? std::string_view("Unknown") : reason;
-  out += "\r\n";
-  bool has_server = false;
-  for (const auto& f : r.headers) {
+  if (reason.empty()) reason = "Unknown";
+  char length_text[20];
+  const std::string_view length(
+      length_text,
+      static_cast<std::size_t>(
+          std::to_chars(length_text, length_text + sizeof length_text, r.body.size()).ptr -
+          length_text));
+  // Fields written: bit i of `kept` for field i (fields past 64 are judged again).
+  auto decide = [&](const fields::field& f, bool& server) {
     bool framing = false;
-    bool server = false;
     switch (f.name.size()) {  // one comparison at most
       case 6: server = is(f.name, "Server"); break;
       case 10: framing = is(f.name, "Connection"); break;
@@ -181,27 +185,52 @@ void serialize_response(std::string& out, const response& r, unsigned version, b
       case 17: framing = is(f.name, "Transfer-Encoding"); break;
       default: break;
     }
-    if (framing || !safe(f.name) || !safe(f.value) || f.name.empty()) continue;
-    has_server = has_server || server;
-    out += f.name;
-    out += ": ";
-    out += f.value;
-    out += "\r\n";
+    return !framing && !f.name.empty() && !detail::has_crlf(f.name) && !detail::has_crlf(f.value);
+  };
+  std::uint64_t kept = 0;
+  bool has_server = false;
+  std::size_t bytes = 9 + status.size() + 1 + reason.size() + 2;  // "HTTP/1.1 200 OK\r\n"
+  std::size_t i = 0;
+  for (const auto& f : r.headers) {
+    bool server = false;
+    if (decide(f, server)) {
+      if (i < 64) kept |= std::uint64_t{1} << i;
+      has_server = has_server || server;
+      bytes += detail::field_bytes(f.name, f.value);
+    }
+    ++i;
   }
-  if (!has_server && !server_header.empty()) {
-    out += "Server: ";
-    out += server_header;
-    out += "\r\n";
+  const bool own_server = !has_server && !server_header.empty();
+  if (own_server) bytes += detail::field_bytes("Server", server_header);
+  static constexpr std::string_view keep_alive_line = "Connection: keep-alive\r\n";
+  static constexpr std::string_view close_line = "Connection: close\r\n";
+  std::string_view connection = "";  // (not a null pointer: put() copies it)
+  if (version == 10 && keep_alive) connection = keep_alive_line;
+  if (version != 10 && !keep_alive) connection = close_line;
+  bytes += connection.size();
+  if (!no_body) bytes += detail::field_bytes("Content-Length", length);
+  bytes += 2;
+  const bool with_body = !no_body && !head_request;
+  if (with_body) bytes += r.body.size();
+
+  detail::wire_writer w(out, bytes);
+  w.put(version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  w.put(status);
+  w.put(' ');
+  w.put(reason);
+  w.put("\r\n");
+  i = 0;
+  for (const auto& f : r.headers) {
+    bool server = false;
+    if (i < 64 ? (kept >> i) & 1U : decide(f, server)) w.field(f.name, f.value);
+    ++i;
   }
-  if (version == 10 && keep_alive) out += "Connection: keep-alive\r\n";
-  if (version != 10 && !keep_alive) out += "Connection: close\r\n";
-  if (!no_body) {
-    out += "Content-Length: ";
-    out += std::to_string(r.body.size());
-    out += "\r\n";
-  }
-  out += "\r\n";
-  if (!no_body && !head_request) out += r.body;
+  if (own_server) w.field("Server", server_header);
+  w.put(connection);
+  if (!no_body) w.field("Content-Length", length);
+  w.put("\r\n");
+  if (with_body) w.put(r.body);
+  OUTRIDER_ASSERT(w.full(), "serialize_response counted its bytes wrong");
 }
 
 std::string_view reason_phrase(int status) noexcept {

@@ -21,6 +21,8 @@ class body_stream;  // http/body_stream.h
 class fields {
  public:
   struct field {
+    field() = default;
+    field(std::string_view n, std::string_view v) : name(n), value(v) {}
     std::string name;
     std::string value;
   };

@@ -199,5 +199,28 @@ TEST(serialize_response, head_close_http10_and_no_body_statuses) {
   EXPECT_EQ(unknown, "HTTP/1.1 299 Unknown\r\nContent-Length: 1\r\n\r\nx");
 }
 
+TEST(serialize_response, appends_and_judges_every_field_past_the_64th) {
+  response r;
+  r.status = 200;
+  r.body = "ok";
+  std::string expected = "before|HTTP/1.1 200 OK\r\n";
+  for (int i = 0; i < 70; ++i) {
+    const std::string name = "X-" + std::to_string(i);
+    // Every 7th field holds a CR or LF (dropped), one past 64 is the Server field.
+    if (i % 7 == 3) {
+      r.headers.add(name, i % 2 == 0 ? "a\rb" : "a\nb");
+      continue;
+    }
+    r.headers.add(name, "v");
+    expected += name + ": v\r\n";
+  }
+  r.headers.add("Content-Length", "1");
+  r.headers.add("Server", "upstream");
+  expected += "Server: upstream\r\nContent-Length: 2\r\n\r\nok";
+  std::string out = "before|";
+  serialize_response(out, r, 11, true, false, "outrider");
+  EXPECT_EQ(out, expected);
+}
+
 }  // namespace
 }  // namespace outrider::http

@@ -19,6 +19,7 @@
 #include "base/clock.h"
 #include "http/body_stream.h"
 #include "http/detail/message_parser.h"
+#include "http/detail/wire.h"
 #include "http/message.h"
 
 namespace outrider::http::detail {
@@ -215,14 +216,6 @@ asio::awaitable<pump_result> pump_body(Stream& s, bhttp::message<isRequest, bhtt
 inline bool framing_field(std::string_view name) {
   return iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding") ||
          iequals(name, "Connection");
-}
-
-// (A plain loop: find_first_of("\r\n") calls memchr once per character.)
-inline bool has_crlf(std::string_view s) {
-  for (const char c : s) {
-    if (c == '\r' || c == '\n') return true;
-  }
-  return false;
 }
 
 }  // namespace outrider::http::detail

@@ -12,7 +12,8 @@ also nginx as a reverse proxy (bench/peers/nginx-proxy.conf). Every round runs
 rotates every round) and prints req/s, p50/p99 and the system's CPU per request (on-CPU time of
 every thread of its processes from /proc/PID/task/*/schedstat, in ns, over the wrk run), split
 into user and system time from /proc/PID/stat (clock ticks), and the CPU per request of wrk (its
-rusage) and of the nginx upstream (schedstat), which the proxy's behaviour also moves.
+rusage) and of the nginx upstream (schedstat), which the proxy's behaviour also moves, and the
+share of the machine's cores left idle during the run (/proc/stat).
 --io-threads N: the sidecars' I/O threads (default 2, as the `proxy` suite); a BUILD_DIR written
 `DIR@N` runs its sidecar with N I/O threads instead (`B@1 B@2` compares thread counts of one
 build in the same rounds).
@@ -129,6 +130,13 @@ def user_sys_ticks(pgid):
     return user, system
 
 
+def machine_ticks():
+    """(busy, total) clock ticks of all CPUs (/proc/stat): the share of the cores left idle."""
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    idle = f[3] + f[4]  # idle + iowait
+    return sum(f) - idle, sum(f)
+
+
 def ms(text):
     value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
@@ -221,7 +229,7 @@ def main():
             wrk(port, 1)  # warm-up
         tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
         print("round system req/s p50_ms p99_ms cpu_us/req user_us/req sys_us/req non2xx load1 "
-              "wrk_us/req upstream_us/req", flush=True)
+              "wrk_us/req upstream_us/req idle%", flush=True)
         for r in range(args.rounds):
             order = systems[r % len(systems):] + systems[:r % len(systems)]
             for name, port, pgid in order:
@@ -237,9 +245,11 @@ def main():
                 up_before = cpu_ns(up.pid)
                 child = resource.getrusage(resource.RUSAGE_CHILDREN)
                 wrk_before = child.ru_utime + child.ru_stime
+                machine_before = machine_ticks()
                 requests, rps, lat, bad = wrk(port, args.duration_s)
                 used = cpu_ns(pgid) - before
                 up_used = cpu_ns(up.pid) - up_before
+                busy, total = [b - a for a, b in zip(machine_before, machine_ticks())]
                 child = resource.getrusage(resource.RUSAGE_CHILDREN)
                 wrk_used = child.ru_utime + child.ru_stime - wrk_before
                 ticks = [b - a for a, b in zip(ticks_before, user_sys_ticks(pgid))]
@@ -248,7 +258,8 @@ def main():
                 line = (f"{r + 1} {name} {rps:.0f} {lat['50']:.2f} {lat['99']:.2f} "
                         f"{used / 1000 / per:.1f} {ticks[0] * tick_us / per:.1f} "
                         f"{ticks[1] * tick_us / per:.1f} {bad} {load:.1f} "
-                        f"{wrk_used * 1e6 / per:.1f} {up_used / 1000 / per:.1f}")
+                        f"{wrk_used * 1e6 / per:.1f} {up_used / 1000 / per:.1f} "
+                        f"{100 * (1 - busy / max(total, 1)):.0f}")
                 if perf:
                     perf.send_signal(signal.SIGINT)
                     perf.wait()

@@ -40,6 +40,7 @@ struct broker_settings {
   bool repair = false;
   bool deliver_after_fsync = false;
   bool engine_thread = false;
+  bool prepare_segments = true;
 };
 
 void declare(config::settings& s, broker_settings& b) {
@@ -69,6 +70,10 @@ void declare(config::settings& s, broker_settings& b) {
         "run the engine on a thread of its own (default: on the first connection thread, which "
         "saves a thread hop and its context switch per publish batch, ack and delivery)",
         "OUTRIDER_BROKER_ENGINE_THREAD", "engine-thread");
+  s.add("broker.prepareSegments", &b.prepare_segments,
+        "write the next log segment ahead (zeros, off the commit path) so that group commits "
+        "overwrite allocated blocks",
+        "OUTRIDER_BROKER_PREPARE_SEGMENTS", "prepare-segments");
 }
 
 status write_ready_file(const std::string& path, const std::vector<std::string>& addresses,
@@ -101,6 +106,7 @@ int run_broker(const broker_settings& b) {
   host_opts.data_dir = b.data_dir;
   host_opts.log.segment_bytes = b.segment_size.bytes;
   host_opts.log.repair = b.repair;
+  host_opts.log.prepare_segments = b.prepare_segments;
   host_opts.deliver_after_fsync = b.deliver_after_fsync;
   host_opts.engine.max_body_bytes = b.max_body.bytes;
   auto h = broker::host::open(io::posix_file_system(), host_opts, &registry);

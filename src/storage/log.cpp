@@ -696,8 +696,13 @@ result<position> log::append(std::uint8_t type, std::span<const std::byte> paylo
       const bool early = !seg.prepared && prepared_ && prepared_->number == seg.number + 1;
       needs_roll = seg.size > lf::segment_header_size &&
                    (seg.size + record_size > opts_.segment_bytes || early);
-      const bool needs_flush =
-          !pending_.empty() && pending_.size() + record_size > opts_.write_buffer_bytes;
+      // While a sync holds the file, the buffer grows (to write_buffer_max_bytes) rather
+      // than this thread waiting for the sync's fdatasync to write it.
+      const std::uint64_t buffer_limit =
+          syncing_.load(std::memory_order_relaxed)
+              ? std::max<std::uint64_t>(opts_.write_buffer_bytes, opts_.write_buffer_max_bytes)
+              : opts_.write_buffer_bytes;
+      const bool needs_flush = !pending_.empty() && pending_.size() + record_size > buffer_limit;
       if (!needs_roll && !needs_flush) {
         const std::size_t start = pending_.size();
         std::array<std::byte, lf::record_header_size> header{};
@@ -730,6 +735,11 @@ result<position> log::append(std::uint8_t type, std::span<const std::byte> paylo
 
 result<position> log::sync() {
   std::lock_guard w(write_mutex_);
+  syncing_.store(true, std::memory_order_relaxed);
+  struct done_syncing {
+    std::atomic<bool>& flag;
+    ~done_syncing() { flag.store(false, std::memory_order_relaxed); }
+  } done{syncing_};
   auto covered = flush_pending();
   if (!covered) return covered.error();
   if (*covered <= durable_end()) return durable_end();

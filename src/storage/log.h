@@ -52,6 +52,12 @@ struct log_options {
   std::uint32_t max_record_bytes = std::uint32_t{16} << 20;
   // Buffered bytes that trigger a write(2) from append().
   std::uint32_t write_buffer_bytes = std::uint32_t{1} << 20;
+  // While a sync() on another thread holds the file (its write and fdatasync), append()
+  // buffers up to this many bytes instead of waiting for it to write the buffer itself:
+  // the appending thread (the broker's engine) does not stall for an fdatasync, which can
+  // take tens of ms on a busy disk. The sync writes them with the rest. At least
+  // write_buffer_bytes.
+  std::uint32_t write_buffer_max_bytes = std::uint32_t{4} << 20;
   // Open checks every record of every segment, not just the last segment's.
   bool verify_all_segments = false;
   // On corruption (a bad record before the torn tail, or a bad segment header), truncate
@@ -193,6 +199,7 @@ class log {
   std::optional<prepared_segment> prepared_;
   std::atomic<std::uint64_t> prepared_number_{0};  // prepared_'s, or a failed attempt's
   std::atomic<bool> preparing_{false};
+  std::atomic<bool> syncing_{false};  // sync() holds write_mutex_ (append() may buffer more)
   std::atomic<position> end_{0};
   std::atomic<position> durable_end_{0};
 };

@@ -3,10 +3,13 @@
 #include "storage/log.h"
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <fmt/core.h>
 #include <gtest/gtest.h>
+#include <mutex>
 #include <thread>
 
 #include "io/mem_file_system.h"
@@ -407,6 +410,135 @@ TEST(log, append_and_sync_on_two_threads) {
   fs.crash_for_test(io::crash_mode::drop_unsynced);
   opened->reset();
   auto reopened = log::open(fs, dir, o);
+  ASSERT_TRUE(reopened.ok()) << reopened.error().message;
+  expect_records(read_all(**reopened), written);
+}
+
+// A file system whose file syncs can be held (armed by the test) until released: a sync
+// "in flight" for as long as the test wants, with no timing involved.
+class held_sync_file_system final : public io::file_system {
+ public:
+  explicit held_sync_file_system(io::file_system& inner) : inner_(inner) {}
+
+  // The next sync() of any file waits until release() (or a 60 s guard against a hang).
+  void hold_next_sync() {
+    std::lock_guard lock(mu_);
+    armed_ = true;
+  }
+  void wait_until_held() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return held_; });
+  }
+  void release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  // False if a held sync went on by its guard rather than by release().
+  bool released_in_time() const {
+    std::lock_guard lock(mu_);
+    return !timed_out_;
+  }
+
+  result<std::unique_ptr<io::writable_file>> open_for_append(const std::string& path) override {
+    auto f = inner_.open_for_append(path);
+    if (!f) return f;
+    return std::unique_ptr<io::writable_file>(new file(*this, std::move(*f)));
+  }
+  result<std::unique_ptr<io::readable_file>> open_for_read(const std::string& path) override {
+    return inner_.open_for_read(path);
+  }
+  status create_dirs(const std::string& path) override { return inner_.create_dirs(path); }
+  result<std::vector<std::string>> list_dir(const std::string& d) override {
+    return inner_.list_dir(d);
+  }
+  status remove_file(const std::string& path) override { return inner_.remove_file(path); }
+  status rename(const std::string& from, const std::string& to) override {
+    return inner_.rename(from, to);
+  }
+  result<bool> exists(const std::string& path) override { return inner_.exists(path); }
+  result<std::uint64_t> file_size(const std::string& path) override {
+    return inner_.file_size(path);
+  }
+  status sync_dir(const std::string& d) override { return inner_.sync_dir(d); }
+  result<std::uint64_t> free_space(const std::string& path) override {
+    return inner_.free_space(path);
+  }
+
+ private:
+  class file final : public io::writable_file {
+   public:
+    file(held_sync_file_system& fs, std::unique_ptr<io::writable_file> inner)
+        : fs_(fs), inner_(std::move(inner)) {}
+    status append(std::span<const std::byte> data) override { return inner_->append(data); }
+    status sync() override {
+      fs_.maybe_hold();
+      return inner_->sync();
+    }
+    status truncate(std::uint64_t size) override { return inner_->truncate(size); }
+    std::uint64_t size() const override { return inner_->size(); }
+    status preallocate(std::uint64_t end) override { return inner_->preallocate(end); }
+    status close() override { return inner_->close(); }
+
+   private:
+    held_sync_file_system& fs_;
+    std::unique_ptr<io::writable_file> inner_;
+  };
+
+  void maybe_hold() {
+    std::unique_lock lock(mu_);
+    if (!armed_) return;
+    armed_ = false;
+    held_ = true;
+    cv_.notify_all();
+    // The guard only turns a hang (append waiting for this sync) into a failure.
+    if (!cv_.wait_for(lock, std::chrono::seconds(60), [&] { return released_; })) timed_out_ = true;
+  }
+
+  io::file_system& inner_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool armed_ = false;
+  bool held_ = false;
+  bool released_ = false;
+  bool timed_out_ = false;
+};
+
+TEST(log, append_buffers_instead_of_waiting_for_a_sync_in_flight) {
+  // The broker's engine appends while the sync thread's fdatasync runs: a full write buffer
+  // grows (to write_buffer_max_bytes) instead of waiting for the sync to write it.
+  io::mem_file_system mem;
+  held_sync_file_system fs(mem);
+  log_options o;
+  o.write_buffer_bytes = 8 * 1024;
+  o.write_buffer_max_bytes = 256 * 1024;
+  o.prepare_segments = false;
+  auto opened = log::open(fs, dir, o);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  log& lg = **opened;
+  std::vector<appended> written = append_n(lg, 0, 10);
+  fs.hold_next_sync();
+  result<position> synced = position{0};
+  std::thread syncer([&] { synced = lg.sync(); });
+  fs.wait_until_held();
+  // ~100 KiB: past the write buffer, within the most it may grow to while the sync runs.
+  for (auto& a : append_n(lg, 10, 100)) written.push_back(a);
+  ASSERT_EQ(written.size(), 110u);
+  // Readable from the buffer meanwhile.
+  auto rec = lg.read(written.back().pos);
+  ASSERT_TRUE(rec.ok()) << rec.error().message;
+  EXPECT_EQ(rec->payload, payload_for(109));
+  fs.release();
+  syncer.join();
+  EXPECT_TRUE(fs.released_in_time()) << "append waited for the sync in flight";
+  ASSERT_TRUE(synced.ok()) << synced.error().message;
+  EXPECT_EQ(*synced, written[10].pos);  // the held sync covered what was appended before it
+  auto durable = lg.sync();
+  ASSERT_TRUE(durable.ok()) << durable.error().message;
+  EXPECT_EQ(*durable, lg.end());
+  mem.crash_for_test(io::crash_mode::drop_unsynced);
+  opened->reset();
+  auto reopened = log::open(mem, dir, o);
   ASSERT_TRUE(reopened.ok()) << reopened.error().message;
   expect_records(read_all(**reopened), written);
 }

@@ -124,6 +124,7 @@ circuit_breaker::state target_table::circuit_state(const std::string& name, mono
 }
 
 struct engine::call_state {
+  call_state(call_spec&& s, done_fn&& d) : spec(std::move(s)), done(std::move(d)) {}
   call_spec spec;
   done_fn done;
   target_state* target = nullptr;
@@ -298,9 +299,7 @@ circuit_breaker::state engine::circuit_state(const std::string& target) {
 }
 
 void engine::call(call_spec&& spec, done_fn done) {
-  auto c = std::make_shared<call_state>();
-  c->spec = std::move(spec);
-  c->done = std::move(done);
+  auto c = std::make_shared<call_state>(std::move(spec), std::move(done));
   c->target = &state_of(c->spec.target, c->spec.policy);
   c->started = clock_.monotonic_now();
   const nanoseconds timeout = c->spec.policy.timeout.value_or(opts_.default_timeout);
@@ -343,20 +342,27 @@ void engine::attempt(const std::shared_ptr<call_state>& c) {
   ++c->attempts;
   if (t.attempts) t.attempts->inc();
   if (c->attempts > 1 && t.retries) t.retries->inc();
-  // Each attempt sends a copy when a retry may follow; otherwise the request itself.
-  http::request req = c->spec.policy.retry ? c->spec.request : std::move(c->spec.request);
-  if (req.target.empty()) req.target = c->spec.destination.target;
-  if (observer_) observer_->before_attempt({t.name, c->attempts, &c->spec.destination}, req);
+  // Each attempt sends a copy when a retry may follow; otherwise the request itself
+  // (no move of it into a local: the call keeps it until it ends).
+  http::request& stored = c->spec.request;
+  if (stored.target.empty()) stored.target = c->spec.destination.target;
   const nanoseconds remaining = c->deadline - now;
-  c->spec.via->send(c->spec.destination, std::move(req), remaining,
-                    [this, c, generation, alive = alive_](result<http::response> r) {
-                      if (!*alive) return;
-                      on_attempt_result(c, generation, std::move(r));
-                    });
+  auto on_result = [this, c, generation, alive = alive_](result<http::response> r) {
+    if (!*alive) return;
+    on_attempt_result(c, generation, std::move(r));
+  };
+  if (c->spec.policy.retry) {
+    http::request req = stored;
+    if (observer_) observer_->before_attempt({t.name, c->attempts, &c->spec.destination}, req);
+    c->spec.via->send(c->spec.destination, std::move(req), remaining, std::move(on_result));
+    return;
+  }
+  if (observer_) observer_->before_attempt({t.name, c->attempts, &c->spec.destination}, stored);
+  c->spec.via->send(c->spec.destination, std::move(stored), remaining, std::move(on_result));
 }
 
 void engine::on_attempt_result(const std::shared_ptr<call_state>& c, std::uint64_t generation,
-                               result<http::response> r) {
+                               result<http::response>&& r) {
   auto& t = *c->target;
   const mono_time now = clock_.monotonic_now();
   if (observer_) observer_->after_attempt({t.name, c->attempts, &c->spec.destination}, r);
@@ -436,7 +442,7 @@ void engine::on_attempt_result(const std::shared_ptr<call_state>& c, std::uint64
   });
 }
 
-void engine::finish(const std::shared_ptr<call_state>& c, http::response resp,
+void engine::finish(const std::shared_ptr<call_state>& c, http::response&& resp,
                     std::string_view outcome, bool from_upstream) {
   if (c->finished) return;
   c->finished = true;

@@ -137,7 +137,8 @@ class engine {
  public:
   // `from_upstream`: the response is the upstream's answer (not one the
   // engine made: timeout, open circuit, transport error).
-  using done_fn = std::function<void(http::response, bool from_upstream)>;
+  // (The response by rvalue reference: each hop of the answer moves it at most once.)
+  using done_fn = std::function<void(http::response&&, bool from_upstream)>;
 
   // `clock`, `random` and `metrics` must outlive the engine. The engine has a
   // target table of its own (with opts.budget).
@@ -167,8 +168,8 @@ class engine {
   target_state& state_of(const std::string& target, const target_policy& policy);
   void attempt(const std::shared_ptr<call_state>& c);
   void on_attempt_result(const std::shared_ptr<call_state>& c, std::uint64_t generation,
-                         result<http::response> r);
-  void finish(const std::shared_ptr<call_state>& c, http::response resp, std::string_view outcome,
+                         result<http::response>&& r);
+  void finish(const std::shared_ptr<call_state>& c, http::response&& resp, std::string_view outcome,
               bool from_upstream = false);
   // Call deadlines: calls in deadline order per timeout value, one clock timer
   // for the earliest (see engine.cpp).

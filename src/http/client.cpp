@@ -75,8 +75,8 @@ bool replaced_field(std::string_view name) {
 struct host_value {
   explicit host_value(const url& dest) : host(dest.host) {
     v6 = dest.host.find(':') != std::string::npos;
-    const bool default_port =
-        (dest.scheme == "http" && dest.port == 80) || (dest.scheme == "https" && dest.port == 443);
+    const bool default_port = (std::string_view(dest.scheme) == "http" && dest.port == 80) ||
+                              (std::string_view(dest.scheme) == "https" && dest.port == 443);
     if (!default_port) {
       port_text[0] = ':';
       port_size = static_cast<std::size_t>(
@@ -126,7 +126,8 @@ void write_request(std::string& wire, const request& req, std::string_view targe
   if (!has_user_agent) bytes += detail::field_bytes("User-Agent", user_agent);
   char length_text[20];
   std::string_view length;
-  if (!req.body.empty() || req.method == "POST" || req.method == "PUT" || req.method == "OPTIONS") {
+  const std::string_view method = req.method;  // (compared as views: lengths first, no strlen)
+  if (!req.body.empty() || method == "POST" || method == "PUT" || method == "OPTIONS") {
     length = std::string_view(
         length_text,
         static_cast<std::size_t>(
@@ -680,7 +681,8 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   // Starts the call on the fast path, or returns false with nothing taken from the
   // arguments.
   bool start_fast(const url& dest, request& req, nanoseconds timeout, callback& done) {
-    if (dest.scheme != "http" || req.stream || (req.method == "TRACE" && !req.body.empty()) ||
+    if (std::string_view(dest.scheme) != "http" || req.stream ||
+        (std::string_view(req.method) == "TRACE" && !req.body.empty()) ||
         !context.get_executor().running_in_this_thread()) {
       return false;
     }
@@ -735,7 +737,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     }
     op->sent = true;
     const auto& opts = op->self->opts;
-    const bool head_request = op->req.method == "HEAD";
+    const bool head_request = std::string_view(op->req.method) == "HEAD";
     auto& parser = op->parser;
     conn.buffer.clear();
     parser.header_limit(static_cast<std::uint32_t>(opts.response_header_limit));

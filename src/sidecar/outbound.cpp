@@ -163,7 +163,9 @@ struct outbound::state : std::enable_shared_from_this<state> {
   // The client of the caller's context (context 0's off the runtime).
   http::client& local_client() { return *slots[current_context().value_or(0)].client; }
 
-  using shape_fn = std::function<http::response(http::response, bool)>;
+  // Shapes the engine's answer in place for the app (`b`: the call's binding, if any).
+  // A plain function: no std::function to carry through the call.
+  using shape_fn = void (*)(http::response&, bool from_upstream, const binding_entry* b);
 
   // Runs the call on the caller's context's engine (handlers run on their
   // connection's context, so there is no thread hop), or on context 0's when
@@ -174,13 +176,11 @@ struct outbound::state : std::enable_shared_from_this<state> {
   void on_engine(ambassador::call_spec&& spec, http::responder r, shape_fn shape,
                  const binding_entry* b = nullptr) {
     if (auto i = current_context()) {
-      run_call(*i, std::move(spec), std::move(r), std::move(shape), b);
+      run_call(*i, std::move(spec), std::move(r), shape, b);
       return;
     }
-    rt.post(0, [self = shared_from_this(), spec = std::move(spec), r = std::move(r),
-                shape = std::move(shape), b]() mutable {
-      self->run_call(0, std::move(spec), std::move(r), std::move(shape), b);
-    });
+    rt.post(0, [self = shared_from_this(), spec = std::move(spec), r = std::move(r), shape,
+                b]() mutable { self->run_call(0, std::move(spec), std::move(r), shape, b); });
   }
 
   // On context i's thread.
@@ -192,15 +192,14 @@ struct outbound::state : std::enable_shared_from_this<state> {
       return;
     }
     spec.via = b != nullptr ? b->vias[i].get() : slot.via.get();
-    slot.engine->call(std::move(spec),
-                      [r, shape = std::move(shape)](http::response resp, bool from_upstream) {
-                        r.send(shape ? shape(std::move(resp), from_upstream) : std::move(resp));
-                      });
+    slot.engine->call(std::move(spec), [r, shape, b](http::response&& resp, bool from_upstream) {
+      if (shape != nullptr) shape(resp, from_upstream, b);
+      r.send(std::move(resp));
+    });
   }
 
-  static http::response pass_back(http::response resp, bool from_upstream) {
+  static void pass_back(http::response& resp, bool from_upstream, const binding_entry*) {
     if (from_upstream) ambassador::strip_hop_by_hop(resp.headers);
-    return resp;
   }
 
   // ------------------------------------------------------------ invocation
@@ -232,8 +231,12 @@ struct outbound::state : std::enable_shared_from_this<state> {
         // The calling sidecar applies the policies; this hop only delivers.
         local_client().send(opts.app_url, std::move(req), opts.inbound_timeout,
                             [r](result<http::response> answer) {
-                              r.send(answer ? pass_back(std::move(*answer), true)
-                                            : http::response::from_error(answer.error()));
+                              if (!answer) {
+                                r.send(http::response::from_error(answer.error()));
+                                return;
+                              }
+                              pass_back(*answer, true, nullptr);
+                              r.send(std::move(*answer));
                             });
         return;
       }
@@ -250,7 +253,6 @@ struct outbound::state : std::enable_shared_from_this<state> {
                                            app_id + "' (stale name resolution?)"));
       return;
     }
-    ambassador::call_spec spec;
     if (auto ep = endpoints.find(app_id); ep != endpoints.end()) {
       auto url = ep->second.url_for(method_target);
       if (!url) {
@@ -258,29 +260,31 @@ struct outbound::state : std::enable_shared_from_this<state> {
         return;
       }
       for (const auto& h : ep->second.endpoint.headers) req.headers.set(h.name, h.value);
-      spec.target = ep->second.target;
-      spec.policy = policy_for(res.policies.endpoints, app_id);
-      spec.destination = std::move(*url);
-      req.target = spec.destination.target;
-    } else {
-      auto address = resolver.resolve(app_id);
-      if (!address) {
-        r.send(fail(errc::direct_invoke,
-                    "failed to invoke app '" + app_id + "': " + address.error().message));
-        return;
-      }
-      auto url = http::url::parse("http://" + *address + "/");
-      if (!url) {
-        r.send(fail(errc::direct_invoke,
-                    "app '" + app_id + "' resolves to a bad address '" + *address + "'"));
-        return;
-      }
-      spec.target = "app:" + app_id;
-      spec.policy = policy_for(res.policies.apps, app_id);
-      spec.destination = std::move(*url);
-      req.target = std::string(invoke_prefix) + app_id + "/method" + method_target;
-      req.headers.set(invoke_from_header, opts.app_id);
+      req.target = url->target;
+      // Built whole (members moved in), not default-built and assigned member by member.
+      on_engine(ambassador::call_spec{ep->second.target, policy_for(res.policies.endpoints, app_id),
+                                      nullptr, std::move(*url), std::move(req)},
+                r, pass_back);
+      return;
     }
+    ambassador::call_spec spec;
+    auto address = resolver.resolve(app_id);
+    if (!address) {
+      r.send(fail(errc::direct_invoke,
+                  "failed to invoke app '" + app_id + "': " + address.error().message));
+      return;
+    }
+    auto url = http::url::parse("http://" + *address + "/");
+    if (!url) {
+      r.send(fail(errc::direct_invoke,
+                  "app '" + app_id + "' resolves to a bad address '" + *address + "'"));
+      return;
+    }
+    spec.target = "app:" + app_id;
+    spec.policy = policy_for(res.policies.apps, app_id);
+    spec.destination = std::move(*url);
+    req.target = std::string(invoke_prefix) + app_id + "/method" + method_target;
+    req.headers.set(invoke_from_header, opts.app_id);
     spec.request = std::move(req);
     on_engine(std::move(spec), r, pass_back);
   }
@@ -315,8 +319,8 @@ struct outbound::state : std::enable_shared_from_this<state> {
     const binding_entry* entry = &it->second;  // fixed after start()
     on_engine(
         std::move(spec), r,
-        [b = &entry->binding](http::response resp, bool from_upstream) {
-          return from_upstream ? ambassador::binding_response(*b, std::move(resp)) : resp;
+        [](http::response& resp, bool from_upstream, const binding_entry* b) {
+          if (from_upstream) resp = ambassador::binding_response(b->binding, std::move(resp));
         },
         entry);
   }

@@ -6,9 +6,10 @@
 // percentiles from each call's intended start.
 //   bench_sidecar_publish --via sidecar --port SIDECAR_PORT [--pubsub pubsub]
 //   bench_sidecar_publish --via direct --port BROKER_PORT
-//   bench_sidecar_publish --via alternate --port SIDECAR_PORT --broker-port BROKER_PORT
+//   bench_sidecar_publish --via alternate|interleave --port SIDECAR_PORT --broker-port BROKER_PORT
 //       [--rounds 4] [--pause-s 1] [--sidecar-pid PID]
 //   common: --rate 1000 --duration-s 10 --size 1024 --topic bench --connections 128
+//   interleave: [--direct-topic TOPIC-direct]
 //           [--traceparent true]
 //
 // --traceparent: each sidecar call carries a W3C traceparent (a new sampled trace id per
@@ -25,6 +26,21 @@
 // and range. With --sidecar-pid, the sidecar's CPU (user + system, /proc) per
 // message of each phase, measured from the phase's start to the end of its
 // pause, so the deliveries of the phase's messages count in it.
+//
+// `interleave` (what bench/run uses): `rounds` phases of duration-s in which both
+// paths publish, each at the full --rate, on the same schedule: at every tick one
+// direct and one sidecar call share the intended start (which of the two is
+// started first swaps every tick), so both meet the same broker at the same
+// moment: the same group commit, the same fsync stall, the same load on the
+// machine. Open loop as above, latency from the intended start. The direct path
+// publishes to --direct-topic (default `<topic>-direct`), which the sidecar does
+// not deliver: the sidecar delivers the rate (its own path's messages), as in the
+// alternate mode, while the broker takes twice the rate. Per round: each
+// side's percentiles, added p50/p99 (sidecar minus direct of the same phase), and
+// the paired differences (sidecar minus direct latency of the same tick) at p50
+// and p99. With --sidecar-pid: the sidecar's CPU per tick (one publish and its
+// delivery) and, apart, its threads other than the one named `deliveries`
+// per sidecar publish (the API and publish path).
 //
 // HTTP connections: at most --connections calls (default 128) are outstanding,
 // each on a keep-alive connection the generator keeps for reuse (opened when
@@ -45,6 +61,7 @@
 #include <cmath>
 #include <cstdio>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <sstream>
@@ -79,6 +96,33 @@ double cpu_seconds(long pid) {
     if (i == 12) stime = std::stoll(field);
   }
   return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// User + system CPU seconds of the threads of `pid` named (or, with `other`,
+// not named) `name`; 0 when they cannot be read.
+double thread_cpu_seconds(long pid, const std::string& name, bool other) {
+  if (pid <= 0) return 0;
+  const std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
+  double total = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(task_dir, ec)) {
+    std::ifstream comm_in(entry.path() / "comm");
+    std::string comm;
+    std::getline(comm_in, comm);
+    if ((comm == name) == other) continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto paren = text.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream fields(text.substr(paren + 2));
+    std::string field;
+    long long ticks = 0;
+    for (int i = 0; i < 13 && fields >> field; ++i) {
+      if (i == 11 || i == 12) ticks += std::stoll(field);
+    }
+    total += static_cast<double>(ticks) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+  return total;
 }
 
 // Percentile of sorted nanosecond samples (nearest rank, as bench::latency_samples), in ms.
@@ -128,6 +172,69 @@ phase_result run_phase(boost::asio::io_context& ctx, const publish_fn& publish_o
   return out;
 }
 
+struct interleaved_result {
+  phase_result direct;
+  phase_result sidecar;
+  std::vector<std::int64_t> paired;   // sidecar minus direct latency per tick, sorted
+  double publish_cpu_us_per_msg = 0;  // threads other than `deliveries`, per sidecar publish
+};
+
+// One phase of both paths on one schedule: at tick i a direct and a sidecar call
+// with the same intended start, started in the order direct-sidecar on even
+// ticks and sidecar-direct on odd ones (the second starts a few µs later on the
+// generator's I/O thread; the swap spreads that over both sides alike).
+interleaved_result run_interleaved(boost::asio::io_context& ctx, const publish_fn& direct,
+                                   const publish_fn& sidecar, double rate, double duration_s,
+                                   double pause_s, long sidecar_pid) {
+  const auto count = static_cast<std::int64_t>(rate * duration_s);
+  interleaved_result out;
+  std::vector<std::int64_t> d_lat(static_cast<std::size_t>(count), 0);
+  std::vector<std::int64_t> s_lat(static_cast<std::size_t>(count), 0);
+  std::int64_t completed = 0;
+  std::promise<void> all_done;
+  const double cpu_before = cpu_seconds(sidecar_pid);
+  const double io_cpu_before = thread_cpu_seconds(sidecar_pid, "deliveries", true);
+  bench::rate_pacer pacer(rate);
+  const auto start = bench::now_ns();
+  for (std::int64_t i = 0; i < count; ++i) {
+    const auto intended = pacer.wait_for(static_cast<std::uint64_t>(i));
+    boost::asio::post(ctx, [&, i, intended] {
+      auto call = [&, i, intended](const publish_fn& fn, std::vector<std::int64_t>& lat,
+                                   std::int64_t& failures) {
+        fn([&, i, intended](bool ok) {
+          lat[static_cast<std::size_t>(i)] = bench::now_ns() - intended;
+          if (!ok) ++failures;
+          if (++completed == 2 * count) all_done.set_value();
+        });
+      };
+      if (i % 2 == 0) {
+        call(direct, d_lat, out.direct.failures);
+        call(sidecar, s_lat, out.sidecar.failures);
+      } else {
+        call(sidecar, s_lat, out.sidecar.failures);
+        call(direct, d_lat, out.direct.failures);
+      }
+    });
+  }
+  if (count > 0) all_done.get_future().wait();
+  const double elapsed_s = static_cast<double>(bench::now_ns() - start) / 1e9;
+  if (pause_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(pause_s));
+  const double per_tick = static_cast<double>(std::max<std::int64_t>(count, 1));
+  const double cpu_us = (cpu_seconds(sidecar_pid) - cpu_before) * 1e6 / per_tick;
+  out.publish_cpu_us_per_msg =
+      (thread_cpu_seconds(sidecar_pid, "deliveries", true) - io_cpu_before) * 1e6 / per_tick;
+  out.paired.reserve(d_lat.size());
+  for (std::size_t i = 0; i < d_lat.size(); ++i) out.paired.push_back(s_lat[i] - d_lat[i]);
+  std::sort(out.paired.begin(), out.paired.end());
+  for (auto [res, lat] : {std::pair{&out.direct, &d_lat}, std::pair{&out.sidecar, &s_lat}}) {
+    res->samples = std::move(*lat);
+    std::sort(res->samples.begin(), res->samples.end());
+    res->elapsed_s = elapsed_s;
+    res->cpu_us_per_msg = cpu_us;
+  }
+  return out;
+}
+
 std::string fmt_num(double v) {
   char buffer[64];
   std::snprintf(buffer, sizeof buffer, "%.4f", v);
@@ -166,6 +273,7 @@ int run(bench::arg_parser& args) {
   const auto broker_port = args.get_int("broker-port", 0);
   const std::string pubsub = args.get("pubsub", "pubsub");
   const std::string topic = args.get("topic", "bench");
+  const std::string direct_topic = args.get("direct-topic", topic + "-direct");
   const double rate = args.get_double("rate", 1000);
   const double duration_s = args.get_double("duration-s", 10);
   const auto size = args.get_int("size", 1024);
@@ -179,12 +287,15 @@ int run(bench::arg_parser& args) {
   if (traceparent_flag != "true" && traceparent_flag != "false") {
     args.add_problem("--traceparent must be true or false");
   }
-  const bool alternate = via == "alternate";
+  const bool interleave = via == "interleave";
+  const bool alternate = via == "alternate" || interleave;  // both paths, rounds
   if (via != "sidecar" && via != "direct" && !alternate) {
-    args.add_problem("--via must be sidecar, direct or alternate");
+    args.add_problem("--via must be sidecar, direct, alternate or interleave");
   }
   if (port <= 0) args.add_problem("--port is required");
-  if (alternate && broker_port <= 0) args.add_problem("--via alternate needs --broker-port");
+  if (alternate && broker_port <= 0) {
+    args.add_problem("--via alternate and interleave need --broker-port");
+  }
   if (rounds < 1) args.add_problem("--rounds must be at least 1");
   if (connections < 1) args.add_problem("--connections must be at least 1");
   if (rate <= 0) args.add_problem("--rate must be positive");
@@ -264,11 +375,12 @@ int run(bench::arg_parser& args) {
       return 1;
     }
     std::promise<status> declared;
-    broker->declare_topic(topic, [&](status s) { declared.set_value(std::move(s)); });
+    const std::string& to = interleave ? direct_topic : topic;
+    broker->declare_topic(to, [&](status s) { declared.set_value(std::move(s)); });
     (void)declared.get_future().get();
-    via_direct = [&](std::function<void(bool)> done) {
+    via_direct = [&, to](std::function<void(bool)> done) {
       std::vector<bc::outgoing_message> batch(1);
-      batch[0].destination = topic;
+      batch[0].destination = to;
       batch[0].headers = {{"content-type", "application/json"}};
       batch[0].body = body;
       broker->publish(std::move(batch),
@@ -332,12 +444,27 @@ int run(bench::arg_parser& args) {
     } direct_side, sidecar_side;
     std::vector<double> added_p50;
     std::vector<double> added_p99;
+    std::vector<double> paired_p50;
+    std::vector<double> paired_p99;
+    std::vector<double> publish_cpu;
     std::string per_round = "[";
     for (std::int64_t round = 1; round <= rounds; ++round) {
       const bool direct_first = round % 2 == 1;
       phase_result d;
       phase_result s;
-      if (direct_first) {
+      std::string paired_json;
+      if (interleave) {
+        auto r =
+            run_interleaved(ctx, via_direct, via_sidecar, rate, duration_s, pause_s, sidecar_pid);
+        d = std::move(r.direct);
+        s = std::move(r.sidecar);
+        paired_p50.push_back(quantile_ms(r.paired, 0.5));
+        paired_p99.push_back(quantile_ms(r.paired, 0.99));
+        publish_cpu.push_back(r.publish_cpu_us_per_msg);
+        paired_json = ",\"paired_p50_ms\":" + fmt_num(paired_p50.back()) +
+                      ",\"paired_p99_ms\":" + fmt_num(paired_p99.back()) +
+                      ",\"publish_cpu_us_per_msg\":" + fmt_num(publish_cpu.back());
+      } else if (direct_first) {
         d = run_phase(ctx, via_direct, rate, duration_s, pause_s, sidecar_pid);
         s = run_phase(ctx, via_sidecar, rate, duration_s, pause_s, sidecar_pid);
       } else {
@@ -357,9 +484,12 @@ int run(bench::arg_parser& args) {
       added_p99.push_back(a99);
       if (round > 1) per_round += ",";
       per_round += "{\"round\":" + std::to_string(round) + ",\"first\":\"" +
-                   (direct_first ? "direct" : "sidecar") + "\",\"direct\":" + phase_json(d) +
-                   ",\"sidecar\":" + phase_json(s) + ",\"added_p50_ms\":" + fmt_num(a50) +
-                   ",\"added_p99_ms\":" + fmt_num(a99) + "}";
+                   (interleave     ? "both"
+                    : direct_first ? "direct"
+                                   : "sidecar") +
+                   "\",\"direct\":" + phase_json(d) + ",\"sidecar\":" + phase_json(s) +
+                   ",\"added_p50_ms\":" + fmt_num(a50) + ",\"added_p99_ms\":" + fmt_num(a99) +
+                   paired_json + "}";
     }
     per_round += "]";
     failures = direct_side.failures + sidecar_side.failures;
@@ -374,6 +504,11 @@ int run(bench::arg_parser& args) {
     line.integer("failures", failures);
     line.raw("direct", side_json(direct_side)).raw("sidecar", side_json(sidecar_side));
     line.raw("added_p50_ms", spread_json(added_p50)).raw("added_p99_ms", spread_json(added_p99));
+    if (interleave) {
+      line.raw("paired_p50_ms", spread_json(paired_p50))
+          .raw("paired_p99_ms", spread_json(paired_p99))
+          .raw("publish_cpu_us_per_msg", spread_json(publish_cpu));
+    }
     line.raw("per_round", per_round);
   }
   if (broker) broker->close();

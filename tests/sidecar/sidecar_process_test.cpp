@@ -159,6 +159,28 @@ TEST_F(sidecar_process, publish_and_subscribe_through_the_sidecar) {
   EXPECT_EQ(sidecar_->stop(10s), 0);
 }
 
+// The delivery runtime's thread is named, so per-thread figures (the
+// sidecar-publish benchmark's publish CPU, top -H) can tell it from the I/O
+// threads: exactly one thread is `deliveries`.
+TEST_F(sidecar_process, the_delivery_thread_is_named_deliveries) {
+  start_app("[]");
+  start_sidecar("named");
+  ASSERT_TRUE(wait_healthy());
+  int named = 0;
+  int threads = 0;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(sidecar_->pid()) + "/task")) {
+    std::ifstream in(task.path() / "comm");
+    std::string comm;
+    std::getline(in, comm);
+    ++threads;
+    if (comm == "deliveries") ++named;
+  }
+  EXPECT_EQ(named, 1) << threads << " threads";
+  EXPECT_GT(threads, 1);
+  EXPECT_EQ(sidecar_->stop(10s), 0);
+}
+
 TEST_F(sidecar_process, routing_rules_pick_the_path) {
   start_app(R"([{"pubsubname":"pubsub","topic":"routed","routes":{"rules":[
       {"match":"event.type == \"big\" && event.data.amount > 100","path":"/big"},

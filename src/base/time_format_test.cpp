@@ -67,5 +67,21 @@ TEST(rfc3339, formats_and_round_trips) {
   EXPECT_EQ(format_rfc3339(before_epoch), "1969-12-31T23:59:58.500Z");
 }
 
+TEST(rfc3339, formats_every_field_zero_padded) {
+  using namespace std::chrono;
+  const wall_time t = sys_days{year{2026} / 3 / 4} + 5h + 6min + 7s + 8ms + 9us + 10ns;
+  EXPECT_EQ(format_rfc3339(t, 0), "2026-03-04T05:06:07Z");
+  EXPECT_EQ(format_rfc3339(t, 3), "2026-03-04T05:06:07.008Z");
+  EXPECT_EQ(format_rfc3339(t, 6), "2026-03-04T05:06:07.008009Z");
+  EXPECT_EQ(format_rfc3339(t, 9), "2026-03-04T05:06:07.008009010Z");
+  // wall_time (nanoseconds) spans 1677-2262.
+  const wall_time last = sys_days{year{2199} / 12 / 31} + 23h + 59min + 59s + 999ms;
+  EXPECT_EQ(format_rfc3339(last), "2199-12-31T23:59:59.999Z");
+  EXPECT_EQ(format_rfc3339(sys_days{year{1700} / 1 / 1}, 0), "1700-01-01T00:00:00Z");
+  EXPECT_EQ(format_rfc3339(wall_time{}, 9), "1970-01-01T00:00:00.000000000Z");
+  // Other digit counts mean none, as before.
+  EXPECT_EQ(format_rfc3339(t, 2), "2026-03-04T05:06:07Z");
+}
+
 }  // namespace
 }  // namespace outrider

@@ -159,5 +159,47 @@ TEST(cloud_event, json_content_types) {
   EXPECT_FALSE(is_json_content_type("text/plain"));
 }
 
+TEST(cloud_event, trace_members_are_escaped_and_never_replace_the_apps_or_an_override) {
+  const json::value tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  auto in = input("application/json", R"({"order":42})");
+  in.tracestate = std::string("a=\"q\\b", 6) + '\x01';
+  auto m = build_message(in, {});
+  ASSERT_TRUE(m.ok());
+  auto ce = body_of(*m);
+  EXPECT_EQ(ce["traceparent"], tp);
+  EXPECT_EQ(ce["traceid"], tp);
+  EXPECT_EQ(ce["tracestate"], json::value(in.tracestate));
+  EXPECT_EQ(ce["data"].as_object()["order"], 42);
+  EXPECT_EQ(ce.size(), 12u);
+
+  // The app's own event keeps its members; the missing ones are added.
+  auto own = build_message(
+      input("application/cloudevents+json", R"({"id":"mine","traceparent":"theirs","data":1})"),
+      {});
+  ASSERT_TRUE(own.ok());
+  EXPECT_EQ(body_of(*own)["traceparent"], "theirs");
+  EXPECT_EQ(body_of(*own)["traceid"], tp);
+  EXPECT_FALSE(body_of(*own).contains("tracestate"));
+
+  // An override wins, in the body and in the headers.
+  auto meta = parse_publish_metadata({{"metadata.cloudevent.traceid", "mine"}}, fixed_now());
+  ASSERT_TRUE(meta.ok());
+  auto over = build_message(input("text/plain", "x"), *meta);
+  ASSERT_TRUE(over.ok());
+  EXPECT_EQ(body_of(*over)["traceid"], "mine");
+  EXPECT_EQ(body_of(*over)["traceparent"], tp);
+  EXPECT_EQ(over->body.find("\"traceid\""), over->body.rfind("\"traceid\""));  // once
+
+  // No trace context, no trace members; a body larger than the first guess.
+  auto plain = input("text/plain", std::string(5000, 'z'));
+  plain.traceparent.clear();
+  auto none = build_message(plain, {});
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(body_of(*none).contains("traceparent"));
+  EXPECT_FALSE(body_of(*none).contains("traceid"));
+  EXPECT_EQ(body_of(*none)["data"], json::value(std::string(5000, 'z')));
+  EXPECT_EQ(backends::find_header(none->headers, "traceparent"), nullptr);
+}
+
 }  // namespace
 }  // namespace outrider::sidecar

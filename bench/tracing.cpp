@@ -14,7 +14,8 @@
 //       (recorded_us_per_span, what the exporter encodes; cold_recorded_us_per_span:
 //       records just written by another thread, as in the exporter).
 //   bench_tracing --mode sink --port N
-//       Only the sink (for bench/tracing_overhead.py).
+//       Only the sink (for bench/tracing_overhead.py); counts the OTLP spans it
+//       receives, `GET /count` answers them.
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,6 +29,7 @@
 #include "common/driver.h"
 #include "http/server.h"
 #include "io/runtime.h"
+#include "tracing/codec.h"
 #include "tracing/exporter.h"
 #include "tracing/tracer.h"
 
@@ -50,12 +52,34 @@ double thread_cpu_s() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
-int run_sink(std::uint16_t port) {
+int run_sink(std::uint16_t port, bool count_spans) {
   io::runtime rt(1);
   http::server_options so;
   so.listen = "127.0.0.1:" + std::to_string(port);
   so.body_limit = 64 * 1024 * 1024;
-  http::server server(rt, so, [](http::request&&, http::responder r) {
+  // Counts the spans it receives (OTLP protobuf bodies decoded, so only whole
+  // spans count; other bodies count as none): `GET /count` answers
+  // {"spans":N,"requests":N,"undecoded":N}, so a bench can check that every
+  // span of its run was exported.
+  auto spans = std::make_shared<std::atomic<std::uint64_t>>(0);
+  auto requests = std::make_shared<std::atomic<std::uint64_t>>(0);
+  auto undecoded = std::make_shared<std::atomic<std::uint64_t>>(0);
+  http::server server(rt, so, [=](http::request&& req, http::responder r) {
+    if (req.method == "GET" && req.path == "/count") {
+      r.send(http::response::json(200, "{\"spans\":" + std::to_string(spans->load()) +
+                                           ",\"requests\":" + std::to_string(requests->load()) +
+                                           ",\"undecoded\":" + std::to_string(undecoded->load()) +
+                                           "}"));
+      return;
+    }
+    requests->fetch_add(1);
+    if (!count_spans) {
+      // --mode exporter: the sink's decoding would load the machine it measures.
+    } else if (auto batch = tracing::decode_otlp_protobuf(req.body); batch) {
+      spans->fetch_add(batch->spans.size());
+    } else {
+      undecoded->fetch_add(1);
+    }
     r.send(http::response{200, {}, {}});
   });
   rt.start();
@@ -94,7 +118,7 @@ int run_exporter(bench::arg_parser& args) {
 
   // The sink runs in a child process so its CPU is not ours. Fork before any thread exists.
   const pid_t child = fork();
-  if (child == 0) _exit(run_sink(sink_port));
+  if (child == 0) _exit(run_sink(sink_port, false));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
 
   tracing::exporter_options eo;
@@ -247,7 +271,7 @@ int main(int argc, char** argv) {
   if (mode == "sink") {
     const auto port = args.get_int("port", 0);
     if (!args.finish()) return 2;
-    return run_sink(static_cast<std::uint16_t>(port));
+    return run_sink(static_cast<std::uint16_t>(port), true);
   }
   if (mode == "encode") return run_encode(args);
   if (mode != "exporter") {

@@ -273,9 +273,11 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   std::string tls_error;
   tcp::resolver resolver;
   std::unordered_map<std::string, std::deque<pooled>> idle;  // by origin (never erased)
-  // The fast path's last origin: a key of `idle` (its nodes stay put) and the URL
-  // parts it was made from, so a call to the same origin builds no string.
+  // The fast path's last origin: a key of `idle` and its queue (the map's nodes stay
+  // put) and the URL parts it was made from, so a call to the same origin builds no
+  // string and looks nothing up.
   const std::string* last_origin = nullptr;
+  std::deque<pooled>* last_queue = nullptr;
   std::string last_scheme;
   std::string last_host;
   std::uint16_t last_port = 0;
@@ -283,7 +285,9 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   const std::string& origin_key(const url& dest) {
     if (last_origin == nullptr || dest.port != last_port || dest.host != last_host ||
         dest.scheme != last_scheme) {
-      last_origin = &idle.try_emplace(dest.origin()).first->first;
+      auto it = idle.try_emplace(dest.origin()).first;
+      last_origin = &it->first;
+      last_queue = &it->second;
       last_scheme = dest.scheme;
       last_host = dest.host;
       last_port = dest.port;
@@ -315,10 +319,14 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   std::optional<pooled> take(const std::string& origin) {
     auto it = idle.find(origin);
     if (it == idle.end()) return std::nullopt;
+    return take_from(it->second);
+  }
+
+  std::optional<pooled> take_from(std::deque<pooled>& queue) {
     auto now = std::chrono::steady_clock::now();
-    while (!it->second.empty()) {
-      pooled p = std::move(it->second.back());
-      it->second.pop_back();
+    while (!queue.empty()) {
+      pooled p = std::move(queue.back());
+      queue.pop_back();
       if (now - p.idle_since > opts.idle_timeout) continue;
       if (now - p.idle_since < probe_after_idle) return p;
       const int fd = static_cast<int>(p.socket().native_handle());
@@ -331,8 +339,9 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     return std::nullopt;
   }
 
-  void give_back(const std::string& origin, pooled p) {
-    auto& q = idle[origin];
+  void give_back(const std::string& origin, pooled p) { give_back_to(idle[origin], std::move(p)); }
+
+  void give_back_to(std::deque<pooled>& q, pooled p) {
     if (q.size() >= opts.max_idle_per_origin) return;
     p.idle_since = std::chrono::steady_clock::now();
     q.push_back(std::move(p));
@@ -668,6 +677,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     url dest;
     request req;
     const std::string* origin = nullptr;  // a key of `idle`
+    std::deque<pooled>* queue = nullptr;  // its idle connections
     mono_time deadline{};
     callback done;
     pooled conn;
@@ -687,13 +697,14 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       return false;
     }
     const std::string& origin = origin_key(dest);
-    auto reused = take(origin);
+    auto reused = take_from(*last_queue);
     if (!reused) return false;
     auto op = std::make_unique<fast_op>();
     op->self = shared_from_this();
     op->dest = dest;
     op->req = std::move(req);
     op->origin = &origin;
+    op->queue = last_queue;
     op->deadline = std::chrono::steady_clock::now() + timeout;
     op->done = std::move(done);
     op->conn = std::move(*reused);
@@ -893,7 +904,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     if (conn.buffer.capacity() > max_kept_buffer_bytes) conn.buffer = beast::flat_buffer();
     conn.deadline->expires_never();
     response r = std::move(op->parser.get());
-    if (reusable) op->self->give_back(*op->origin, std::move(conn));
+    if (reusable) op->self->give_back_to(*op->queue, std::move(conn));
     auto done = std::move(op->done);
     op.reset();
     done(std::move(r));

@@ -6,6 +6,7 @@
 #include <span>
 
 #include "base/assert.h"
+#include "base/json_text.h"
 #include "base/time_format.h"
 
 namespace outrider::sidecar {
@@ -276,15 +277,67 @@ result<backends::message> build_message(const envelope_input& in, const publish_
   // otherwise grow the vector on a traced publish).
   m.headers.reserve(2 + 2 + (expires ? 1 : 0) + meta.entries.size());
 
+  const bool passthrough =
+      !meta.raw_payload && iequal(media_type(content_type), cloudevents_content_type);
   if (meta.raw_payload) {
     m.body = in.body;
     m.headers.emplace_back(header_content_type, content_type);
     m.headers.emplace_back(header_raw_payload, "true");
+  } else if (!passthrough && meta.overrides.empty()) {
+    // The usual publish: the envelope written as text, the same members in the
+    // same order as below, a JSON body in `data` as the app wrote it (parsed
+    // only to check it). Building a json::object and serializing it cost ~11k
+    // instructions per 1 KiB publish, a fifth of the sidecar's I/O thread.
+    std::string& out = m.body;
+    const bool json_body = is_json_content_type(content_type);
+    const bool text_body = !json_body && is_text_content_type(content_type);
+    out.reserve(in.body.size() +
+                (text_body || json_body ? in.body.size() / 8 : in.body.size() / 2) +
+                in.traceparent.size() * 2 + in.tracestate.size() + in.topic.size() +
+                in.pubsub_name.size() + in.app_id.size() + content_type.size() + 256);
+    out += R"({"datacontenttype":)";
+    append_json_string(out, content_type);
+    if (json_body) {
+      boost::system::error_code ec;
+      (void)json::parse(in.body, ec);
+      out += R"(,"data":)";
+      if (ec) {
+        append_json_string(out, in.body);  // as Dapr: invalid JSON travels as a string
+      } else {
+        out += in.body;
+      }
+    } else if (text_body) {
+      out += R"(,"data":)";
+      append_json_string(out, in.body);
+    } else {
+      out += R"(,"data_base64":")";
+      out += base64(in.body);
+      out += '"';
+    }
+    auto member = [&out](std::string_view key, std::string_view value, bool even_empty) {
+      if (value.empty() && !even_empty) return;
+      out += ",\"";
+      out += key;
+      out += "\":";
+      append_json_string(out, value);
+    };
+    member("id", in.message_id.to_string(), false);
+    member("source", in.app_id, false);
+    member("type", default_event_type, false);
+    member("specversion", cloudevents_spec_version, false);
+    member("time", format_rfc3339(in.now), false);
+    member("topic", in.topic, true);
+    member("pubsubname", in.pubsub_name, true);
+    if (expires) member("expiration", format_rfc3339(*expires), true);
+    member("traceparent", in.traceparent, false);
+    member("traceid", in.traceparent, false);
+    member("tracestate", in.tracestate, false);
+    out += '}';
+    m.headers.emplace_back(header_content_type, cloudevents_content_type);
   } else {
     // Room for the envelope's usual members at once (no rehash as they are added).
     constexpr std::size_t envelope_members = 16;
     json::object ce(envelope_members);
-    const bool passthrough = iequal(media_type(content_type), cloudevents_content_type);
     if (passthrough) {
       boost::system::error_code ec;
       json::value v = json::parse(in.body, ec);

@@ -50,6 +50,68 @@ TEST(cloud_event, json_body_is_wrapped_in_an_envelope) {
   EXPECT_EQ(m->id, (id128{7, 9}));
 }
 
+// A JSON body travels in `data` as the app wrote it (checked, not re-serialized:
+// 1.50 stays 1.50, spacing stays), whatever JSON value it is; a cloudevent.data
+// override still replaces it.
+TEST(cloud_event, json_body_goes_into_data_as_written) {
+  const std::string body = R"( {"price": 1.50, "tags":["a", "b"]} )";
+  auto m = build_message(input("application/json", body), {});
+  ASSERT_TRUE(m.ok());
+  EXPECT_NE(m->body.find(R"("data": {"price": 1.50, "tags":["a", "b"]} )"), std::string::npos)
+      << m->body;
+  auto ce = body_of(*m);
+  EXPECT_EQ(ce["data"], json::parse(body));
+  EXPECT_EQ(ce["topic"], "reservations");
+  EXPECT_EQ(ce["datacontenttype"], "application/json");
+  for (const char* scalar : {"42", R"("text")", "[1,2]", "null", "true"}) {
+    auto s = build_message(input("application/json", scalar), {});
+    ASSERT_TRUE(s.ok()) << scalar;
+    EXPECT_EQ(body_of(*s)["data"], json::parse(scalar)) << s->body;
+  }
+  auto over = parse_publish_metadata({{"cloudevent.data", "replaced"}}, fixed_now());
+  ASSERT_TRUE(over.ok());
+  auto replaced = build_message(input("application/json", body), *over);
+  ASSERT_TRUE(replaced.ok());
+  EXPECT_EQ(body_of(*replaced)["data"], "replaced") << replaced->body;
+}
+
+// The usual publish's envelope is written as text; with a cloudevent.*
+// override it is built as a JSON object. Both give the same event: an override
+// that sets `type` to its default forces the second way.
+TEST(cloud_event, the_written_envelope_equals_the_built_one) {
+  auto same_type =
+      parse_publish_metadata({{"cloudevent.type", "com.dapr.event.sent"}}, fixed_now());
+  ASSERT_TRUE(same_type.ok());
+  const std::vector<std::pair<std::string, std::string>> bodies = {
+      {"application/json", R"({"order":42,"note":"a \"quoted\" word\n"})"},
+      {"application/json", "{not json"},
+      {"application/json; charset=utf-8", "[1, 2.5e3, null]"},
+      {"", "line one\nline \"two\" \x01 caf\xc3\xa9"},
+      {"text/plain", ""},
+      {"application/octet-stream", std::string("\x00\x01\xff\x10", 4)},
+      {"image/png", "abcde"}};
+  for (const auto& [type, body] : bodies) {
+    for (bool traced : {true, false}) {
+      for (bool ttl : {false, true}) {
+        auto in = input(type, body);
+        if (!traced) in.traceparent.clear();
+        in.tracestate = traced ? "k=v,\"odd\"" : "";
+        publish_metadata written;
+        publish_metadata built = *same_type;
+        if (ttl) {
+          written.ttl = std::chrono::seconds(30);
+          built.ttl = std::chrono::seconds(30);
+        }
+        auto a = build_message(in, written);
+        auto b = build_message(in, built);
+        ASSERT_TRUE(a.ok() && b.ok()) << type << " " << body;
+        EXPECT_EQ(json::parse(a->body), json::parse(b->body)) << a->body << "\n" << b->body;
+        EXPECT_EQ(a->headers, b->headers) << type;
+      }
+    }
+  }
+}
+
 TEST(cloud_event, text_binary_and_invalid_json_bodies) {
   auto text = build_message(input("", "hello"), {});
   EXPECT_EQ(body_of(*text)["data"], "hello");

@@ -9,7 +9,7 @@
 //   bench_sidecar_publish --via alternate|interleave --port SIDECAR_PORT --broker-port BROKER_PORT
 //       [--rounds 4] [--pause-s 1] [--sidecar-pid PID]
 //   common: --rate 1000 --duration-s 10 --size 1024 --topic bench --connections 128
-//   interleave: [--direct-topic TOPIC-direct]
+//   interleave: [--direct-topic TOPIC-direct] [--stagger false]
 //           [--traceparent true]
 //
 // --traceparent: each sidecar call carries a W3C traceparent (a new sampled trace id per
@@ -41,6 +41,11 @@
 // and p99. With --sidecar-pid: the sidecar's CPU per tick (one publish and its
 // delivery) and, apart, its threads other than the one named `deliveries`
 // per sidecar publish (the API and publish path).
+// --stagger true: the sidecar's call of tick i starts half a period after the
+// direct one (each path evenly spaced at the rate, each call half a period
+// from the other path's calls) instead of at the same moment, so the two paths'
+// publishes of a tick do not meet in one group commit; a stall of the broker
+// longer than half a period still delays both.
 //
 // HTTP connections: at most --connections calls (default 128) are outstanding,
 // each on a keep-alive connection the generator keeps for reuse (opened when
@@ -185,7 +190,7 @@ struct interleaved_result {
 // generator's I/O thread; the swap spreads that over both sides alike).
 interleaved_result run_interleaved(boost::asio::io_context& ctx, const publish_fn& direct,
                                    const publish_fn& sidecar, double rate, double duration_s,
-                                   double pause_s, long sidecar_pid) {
+                                   double pause_s, long sidecar_pid, bool stagger) {
   const auto count = static_cast<std::int64_t>(rate * duration_s);
   interleaved_result out;
   std::vector<std::int64_t> d_lat(static_cast<std::size_t>(count), 0);
@@ -194,27 +199,46 @@ interleaved_result run_interleaved(boost::asio::io_context& ctx, const publish_f
   std::promise<void> all_done;
   const double cpu_before = cpu_seconds(sidecar_pid);
   const double io_cpu_before = thread_cpu_seconds(sidecar_pid, "deliveries", true);
-  bench::rate_pacer pacer(rate);
-  const auto start = bench::now_ns();
-  for (std::int64_t i = 0; i < count; ++i) {
-    const auto intended = pacer.wait_for(static_cast<std::uint64_t>(i));
-    boost::asio::post(ctx, [&, i, intended] {
-      auto call = [&, i, intended](const publish_fn& fn, std::vector<std::int64_t>& lat,
-                                   std::int64_t& failures) {
-        fn([&, i, intended](bool ok) {
-          lat[static_cast<std::size_t>(i)] = bench::now_ns() - intended;
-          if (!ok) ++failures;
-          if (++completed == 2 * count) all_done.set_value();
-        });
-      };
-      if (i % 2 == 0) {
-        call(direct, d_lat, out.direct.failures);
-        call(sidecar, s_lat, out.sidecar.failures);
-      } else {
-        call(sidecar, s_lat, out.sidecar.failures);
-        call(direct, d_lat, out.direct.failures);
-      }
+  auto call = [&](const publish_fn& fn, std::vector<std::int64_t>& lat, std::int64_t& failures,
+                  std::int64_t i, std::int64_t intended) {
+    fn([&, i, intended](bool ok) {
+      lat[static_cast<std::size_t>(i)] = bench::now_ns() - intended;
+      if (!ok) ++failures;
+      if (++completed == 2 * count) all_done.set_value();
     });
+  };
+  const auto start = bench::now_ns();
+  if (stagger) {
+    // Direct at i/rate, sidecar half a period later: each path at the rate,
+    // evenly spaced, each with the other path's call half a period before
+    // and after it (no order to swap).
+    bench::rate_pacer pacer(2 * rate);
+    for (std::int64_t j = 0; j < 2 * count; ++j) {
+      const auto intended = pacer.wait_for(static_cast<std::uint64_t>(j));
+      const std::int64_t i = j / 2;
+      const bool to_direct = j % 2 == 0;
+      boost::asio::post(ctx, [&, i, intended, to_direct] {
+        if (to_direct) {
+          call(direct, d_lat, out.direct.failures, i, intended);
+        } else {
+          call(sidecar, s_lat, out.sidecar.failures, i, intended);
+        }
+      });
+    }
+  } else {
+    bench::rate_pacer pacer(rate);
+    for (std::int64_t i = 0; i < count; ++i) {
+      const auto intended = pacer.wait_for(static_cast<std::uint64_t>(i));
+      boost::asio::post(ctx, [&, i, intended] {
+        if (i % 2 == 0) {
+          call(direct, d_lat, out.direct.failures, i, intended);
+          call(sidecar, s_lat, out.sidecar.failures, i, intended);
+        } else {
+          call(sidecar, s_lat, out.sidecar.failures, i, intended);
+          call(direct, d_lat, out.direct.failures, i, intended);
+        }
+      });
+    }
   }
   if (count > 0) all_done.get_future().wait();
   const double elapsed_s = static_cast<double>(bench::now_ns() - start) / 1e9;
@@ -274,6 +298,11 @@ int run(bench::arg_parser& args) {
   const std::string pubsub = args.get("pubsub", "pubsub");
   const std::string topic = args.get("topic", "bench");
   const std::string direct_topic = args.get("direct-topic", topic + "-direct");
+  const std::string stagger_flag = args.get("stagger", "false");
+  const bool stagger = stagger_flag == "true";
+  if (stagger_flag != "true" && stagger_flag != "false") {
+    args.add_problem("--stagger must be true or false");
+  }
   const double rate = args.get_double("rate", 1000);
   const double duration_s = args.get_double("duration-s", 10);
   const auto size = args.get_int("size", 1024);
@@ -454,8 +483,8 @@ int run(bench::arg_parser& args) {
       phase_result s;
       std::string paired_json;
       if (interleave) {
-        auto r =
-            run_interleaved(ctx, via_direct, via_sidecar, rate, duration_s, pause_s, sidecar_pid);
+        auto r = run_interleaved(ctx, via_direct, via_sidecar, rate, duration_s, pause_s,
+                                 sidecar_pid, stagger);
         d = std::move(r.direct);
         s = std::move(r.sidecar);
         paired_p50.push_back(quantile_ms(r.paired, 0.5));

@@ -326,6 +326,14 @@ void encode_ok(std::string& out, std::uint32_t request_id, std::uint64_t value) 
 
 void encode_publish(std::string& out, std::uint32_t request_id,
                     std::span<const outgoing_message> messages) {
+  // The frame's size up front: grown from empty, a 1 KiB publish moved through
+  // six allocations and copies on its way to ~1.3 KiB.
+  std::size_t size = 4 + 1 + 1 + 4 + 4 + wire::crc_size;  // length, version, op, id, count, crc
+  for (const auto& m : messages) {
+    size += 4 + m.destination.size() + 16 + 8 + 4 + 4 + m.body.size();
+    for (const auto& [name, value] : m.headers) size += 8 + name.size() + value.size();
+  }
+  out.reserve(out.size() + size);
   frame_builder b(out, wire::opcode::publish, request_id);
   b.put_u32(static_cast<std::uint32_t>(messages.size()));
   for (const auto& m : messages) {

@@ -323,25 +323,36 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   }
 
   std::optional<pooled> take_from(std::deque<pooled>& queue) {
+    pooled p;
+    if (!take_into(queue, p)) return std::nullopt;
+    return p;
+  }
+
+  // Moves the newest usable idle connection of `queue` into `out` (one move: the fast
+  // path takes it straight into its op); false when there is none. Expired ones, and
+  // ones the peer closed, are dropped (closed) on the way.
+  bool take_into(std::deque<pooled>& queue, pooled& out) {
     auto now = std::chrono::steady_clock::now();
     while (!queue.empty()) {
-      pooled p = std::move(queue.back());
+      pooled& p = queue.back();
+      bool usable = now - p.idle_since <= opts.idle_timeout;
+      if (usable && now - p.idle_since >= probe_after_idle) {
+        const int fd = static_cast<int>(p.socket().native_handle());
+        char probe;
+        auto n = ::recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+        // 0: closed by the peer; an error other than "nothing yet"; bytes: not reusable.
+        usable = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+      }
+      if (usable) out = std::move(p);
       queue.pop_back();
-      if (now - p.idle_since > opts.idle_timeout) continue;
-      if (now - p.idle_since < probe_after_idle) return p;
-      const int fd = static_cast<int>(p.socket().native_handle());
-      char probe;
-      auto n = ::recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) continue;  // closed by peer
-      if (n > 0) continue;  // unexpected bytes: not reusable
-      return p;
+      if (usable) return true;
     }
-    return std::nullopt;
+    return false;
   }
 
   void give_back(const std::string& origin, pooled p) { give_back_to(idle[origin], std::move(p)); }
 
-  void give_back_to(std::deque<pooled>& q, pooled p) {
+  void give_back_to(std::deque<pooled>& q, pooled&& p) {
     if (q.size() >= opts.max_idle_per_origin) return;
     p.idle_since = std::chrono::steady_clock::now();
     q.push_back(std::move(p));
@@ -697,9 +708,9 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       return false;
     }
     const std::string& origin = origin_key(dest);
-    auto reused = take_from(*last_queue);
-    if (!reused) return false;
+    if (last_queue->empty()) return false;
     auto op = std::make_unique<fast_op>();
+    if (!take_into(*last_queue, op->conn)) return false;
     op->self = shared_from_this();
     op->dest = dest;
     op->req = std::move(req);
@@ -707,7 +718,6 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     op->queue = last_queue;
     op->deadline = std::chrono::steady_clock::now() + timeout;
     op->done = std::move(done);
-    op->conn = std::move(*reused);
     fast_write(std::move(op));
     return true;
   }

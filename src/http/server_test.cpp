@@ -424,6 +424,24 @@ TEST_F(client_test, survives_server_closing_idle_connection) {
   EXPECT_EQ(r->status, 200);
 }
 
+// A pooled connection idle for a second or more is probed before reuse: one the server
+// closed meanwhile is dropped, so even a POST (never retried once sent) gets its answer on
+// a fresh connection. (Without the probe the POST would go out on the closed connection.)
+TEST_F(client_test, a_connection_idle_past_the_probe_age_and_closed_by_the_peer_is_not_reused) {
+  server_options opts;
+  opts.idle_timeout = 100ms;
+  start(opts);
+  client c(ctx());
+  auto base = "http://127.0.0.1:" + std::to_string(server_->port());
+  ASSERT_TRUE(call(c, base + "/hello"));
+  EXPECT_EQ(c.idle_connections(), 1U);
+  std::this_thread::sleep_for(1200ms);  // past the probe age; the server closed it long ago
+  auto r = call(c, base + "/echo", "POST", "x");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "x");
+}
+
 // A peer that reads each request and closes without answering: the client reports it at
 // once (it must not wait for more bytes after the end, which would last until the timeout),
 // with and without streamed responses.

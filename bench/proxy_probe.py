@@ -44,7 +44,8 @@ SYSCALLS = ["raw_syscalls:sys_enter", "syscalls:sys_enter_recvfrom", "syscalls:s
             "syscalls:sys_enter_sendmsg", "syscalls:sys_enter_writev",
             "syscalls:sys_enter_epoll_wait", "syscalls:sys_enter_epoll_ctl",
             "syscalls:sys_enter_timerfd_settime", "syscalls:sys_enter_futex",
-            "syscalls:sys_enter_write", "syscalls:sys_enter_read", "context-switches"]
+            "syscalls:sys_enter_write", "syscalls:sys_enter_read", "context-switches",
+            "cpu-migrations"]
 
 
 def free_port():

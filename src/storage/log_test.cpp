@@ -378,10 +378,16 @@ TEST(log, append_and_sync_on_two_threads) {
   log& lg = **opened;
   constexpr std::uint64_t count = 20000;
   std::atomic<bool> done{false};
+  std::atomic<std::uint64_t> syncs{0};
   std::vector<appended> written;
-  std::thread appender([&] {
-    // Appends, and reads back while syncs are in flight (records move from buffer to file).
+  // Appends, and reads back while syncs are in flight (records move from buffer to file).
+  auto append_all = [&] {
     for (std::uint64_t i = 0; i < count; ++i) {
+      // Halfway, wait for a sync to have completed, so the two threads surely overlap
+      // however the scheduler runs them (the appender alone could otherwise finish first).
+      if (i == count / 2) {
+        while (syncs.load() == 0) std::this_thread::yield();
+      }
       auto pos = lg.append(type_for(i), payload_for(i));
       ASSERT_TRUE(pos.ok()) << pos.error().message;
       written.push_back({*pos, i});
@@ -391,9 +397,11 @@ TEST(log, append_and_sync_on_two_threads) {
         ASSERT_EQ(rec->payload, payload_for(i / 2));
       }
     }
-    done = true;
+  };
+  std::thread appender([&] {
+    append_all();
+    done = true;  // also after a failed assertion, so the sync loop ends
   });
-  std::uint64_t syncs = 0;
   position last = 0;
   while (!done) {
     auto durable = lg.sync();
@@ -405,7 +413,7 @@ TEST(log, append_and_sync_on_two_threads) {
   }
   appender.join();
   ASSERT_TRUE(lg.sync().ok());
-  EXPECT_GT(syncs, 0u);
+  EXPECT_GT(syncs.load(), 0u);
   ASSERT_EQ(written.size(), count);
   fs.crash_for_test(io::crash_mode::drop_unsynced);
   opened->reset();

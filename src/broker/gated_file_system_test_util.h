@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "io/forwarding_file_system.h"
 #include "io/mem_file_system.h"
 
 namespace outrider::broker {
@@ -20,9 +21,9 @@ inline constexpr std::chrono::milliseconds generous_wait{20000};
 // Wraps mem_file_system: syncs of files under "<data dir>/log/" wait while the
 // gate is closed; released, they go on (or fail with io_error without
 // syncing). Everything else passes through.
-class gated_file_system final : public io::file_system {
+class gated_file_system final : public io::forwarding_file_system {
  public:
-  explicit gated_file_system(io::mem_file_system& inner) : inner_(inner) {}
+  explicit gated_file_system(io::mem_file_system& inner) : forwarding_file_system(inner) {}
 
   void close_gate() {
     std::lock_guard lock(m_);
@@ -62,50 +63,26 @@ class gated_file_system final : public io::file_system {
   }
 
   result<std::unique_ptr<io::writable_file>> open_for_append(const std::string& path) override {
-    auto f = inner_.open_for_append(path);
+    auto f = inner().open_for_append(path);
     if (!f) return std::move(f).error();
     const bool gated = path.find("/log/") != std::string::npos;
     return std::unique_ptr<io::writable_file>(new gated_file(*this, std::move(*f), gated));
   }
-  result<std::unique_ptr<io::readable_file>> open_for_read(const std::string& path) override {
-    return inner_.open_for_read(path);
-  }
-  status create_dirs(const std::string& path) override { return inner_.create_dirs(path); }
-  result<std::vector<std::string>> list_dir(const std::string& dir) override {
-    return inner_.list_dir(dir);
-  }
-  status remove_file(const std::string& path) override { return inner_.remove_file(path); }
-  status rename(const std::string& from, const std::string& to) override {
-    return inner_.rename(from, to);
-  }
-  result<bool> exists(const std::string& path) override { return inner_.exists(path); }
-  result<std::uint64_t> file_size(const std::string& path) override {
-    return inner_.file_size(path);
-  }
-  status sync_dir(const std::string& dir) override { return inner_.sync_dir(dir); }
-  result<std::uint64_t> free_space(const std::string& path) override {
-    return inner_.free_space(path);
-  }
 
  private:
-  class gated_file final : public io::writable_file {
+  class gated_file final : public io::forwarding_writable_file {
    public:
     gated_file(gated_file_system& owner, std::unique_ptr<io::writable_file> inner, bool gated)
-        : owner_(owner), inner_(std::move(inner)), gated_(gated) {}
-    status append(std::span<const std::byte> data) override { return inner_->append(data); }
+        : forwarding_writable_file(std::move(inner)), owner_(owner), gated_(gated) {}
     status sync() override {
       if (gated_ && owner_.pass_gate()) {
         return error(errc::io_error, "fdatasync: input/output error (injected)");
       }
-      return inner_->sync();
+      return inner().sync();
     }
-    status truncate(std::uint64_t size) override { return inner_->truncate(size); }
-    std::uint64_t size() const override { return inner_->size(); }
-    status close() override { return inner_->close(); }
 
    private:
     gated_file_system& owner_;
-    std::unique_ptr<io::writable_file> inner_;
     bool gated_;
   };
 
@@ -124,7 +101,6 @@ class gated_file_system final : public io::file_system {
     return fail_;
   }
 
-  io::mem_file_system& inner_;
   std::mutex m_;
   std::condition_variable cv_;
   bool closed_ = false;

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "io/forwarding_file_system.h"
 #include "io/mem_file_system.h"
 #include "storage/log_format.h"
 #include "storage/log_test_util.h"
@@ -424,9 +425,9 @@ TEST(log, append_and_sync_on_two_threads) {
 
 // A file system whose file syncs can be held (armed by the test) until released: a sync
 // "in flight" for as long as the test wants, with no timing involved.
-class held_sync_file_system final : public io::file_system {
+class held_sync_file_system final : public io::forwarding_file_system {
  public:
-  explicit held_sync_file_system(io::file_system& inner) : inner_(inner) {}
+  explicit held_sync_file_system(io::file_system& inner) : forwarding_file_system(inner) {}
 
   // The next sync() of any file waits until release() (or a 60 s guard against a hang).
   void hold_next_sync() {
@@ -449,48 +450,23 @@ class held_sync_file_system final : public io::file_system {
   }
 
   result<std::unique_ptr<io::writable_file>> open_for_append(const std::string& path) override {
-    auto f = inner_.open_for_append(path);
+    auto f = inner().open_for_append(path);
     if (!f) return f;
     return std::unique_ptr<io::writable_file>(new file(*this, std::move(*f)));
   }
-  result<std::unique_ptr<io::readable_file>> open_for_read(const std::string& path) override {
-    return inner_.open_for_read(path);
-  }
-  status create_dirs(const std::string& path) override { return inner_.create_dirs(path); }
-  result<std::vector<std::string>> list_dir(const std::string& d) override {
-    return inner_.list_dir(d);
-  }
-  status remove_file(const std::string& path) override { return inner_.remove_file(path); }
-  status rename(const std::string& from, const std::string& to) override {
-    return inner_.rename(from, to);
-  }
-  result<bool> exists(const std::string& path) override { return inner_.exists(path); }
-  result<std::uint64_t> file_size(const std::string& path) override {
-    return inner_.file_size(path);
-  }
-  status sync_dir(const std::string& d) override { return inner_.sync_dir(d); }
-  result<std::uint64_t> free_space(const std::string& path) override {
-    return inner_.free_space(path);
-  }
 
  private:
-  class file final : public io::writable_file {
+  class file final : public io::forwarding_writable_file {
    public:
     file(held_sync_file_system& fs, std::unique_ptr<io::writable_file> inner)
-        : fs_(fs), inner_(std::move(inner)) {}
-    status append(std::span<const std::byte> data) override { return inner_->append(data); }
+        : forwarding_writable_file(std::move(inner)), fs_(fs) {}
     status sync() override {
       fs_.maybe_hold();
-      return inner_->sync();
+      return inner().sync();
     }
-    status truncate(std::uint64_t size) override { return inner_->truncate(size); }
-    std::uint64_t size() const override { return inner_->size(); }
-    status preallocate(std::uint64_t end) override { return inner_->preallocate(end); }
-    status close() override { return inner_->close(); }
 
    private:
     held_sync_file_system& fs_;
-    std::unique_ptr<io::writable_file> inner_;
   };
 
   void maybe_hold() {
@@ -503,7 +479,6 @@ class held_sync_file_system final : public io::file_system {
     if (!cv_.wait_for(lock, std::chrono::seconds(60), [&] { return released_; })) timed_out_ = true;
   }
 
-  io::file_system& inner_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool armed_ = false;

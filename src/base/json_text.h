@@ -11,6 +11,11 @@ namespace outrider {
 // control characters. Bytes >= 0x80 pass through (the input is UTF-8).
 void append_json_string(std::string& out, std::string_view text);
 
+// Whether `text` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates,
+// nothing past U+10FFFF): what a JSON string may carry. Text that is not goes as
+// base64 instead of being written into a JSON string.
+bool is_valid_utf8(std::string_view text);
+
 inline std::string json_string(std::string_view text) {
   std::string out;
   append_json_string(out, text);

@@ -22,5 +22,21 @@ TEST(json_text, copies_runs_between_escapes) {
   EXPECT_EQ(out, R"(x"a\rb")");
 }
 
+TEST(json_text, valid_utf8_is_told_from_what_a_json_string_cannot_carry) {
+  EXPECT_TRUE(is_valid_utf8(""));
+  EXPECT_TRUE(is_valid_utf8("plain ascii \x01"));
+  EXPECT_TRUE(is_valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));  // é € 😀
+  EXPECT_TRUE(is_valid_utf8("\xed\x9f\xbf"));                               // U+D7FF
+  EXPECT_TRUE(is_valid_utf8("\xf4\x8f\xbf\xbf"));                           // U+10FFFF
+  EXPECT_FALSE(is_valid_utf8("\xff\xfe"));
+  EXPECT_FALSE(is_valid_utf8("\x80"));              // a continuation byte first
+  EXPECT_FALSE(is_valid_utf8("\xc0\xaf"));          // overlong '/'
+  EXPECT_FALSE(is_valid_utf8("\xe0\x80\xaf"));      // overlong, three bytes
+  EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));      // surrogate U+D800
+  EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));  // past U+10FFFF
+  EXPECT_FALSE(is_valid_utf8("caf\xc3"));           // cut short
+  EXPECT_FALSE(is_valid_utf8("\xe2\x82x"));         // a bad continuation
+}
+
 }  // namespace
 }  // namespace outrider

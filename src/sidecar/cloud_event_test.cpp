@@ -89,7 +89,15 @@ TEST(cloud_event, the_written_envelope_equals_the_built_one) {
       {"", "line one\nline \"two\" \x01 caf\xc3\xa9"},
       {"text/plain", ""},
       {"application/octet-stream", std::string("\x00\x01\xff\x10", 4)},
-      {"image/png", "abcde"}};
+      {"image/png", "abcde"},
+      // Hostile JSON: nesting past the parser's depth limit, an exponent out of range,
+      // invalid UTF-8 in a string, trailing garbage, a byte-order mark, surrounding space.
+      {"application/json", std::string(200, '[') + std::string(200, ']')},
+      {"application/json", R"({"n":1e400,"m":-0.0})"},
+      {"application/json", "{\"s\":\"\xff\xfe\"}"},
+      {"application/json", R"({"a":1} x)"},
+      {"application/json", "\xef\xbb\xbf{\"a\":1}"},
+      {"application/json", " \n {\"a\" : [ 1 , 2 ] }\t "}};
   for (const auto& [type, body] : bodies) {
     for (bool traced : {true, false}) {
       for (bool ttl : {false, true}) {
@@ -105,7 +113,12 @@ TEST(cloud_event, the_written_envelope_equals_the_built_one) {
         auto a = build_message(in, written);
         auto b = build_message(in, built);
         ASSERT_TRUE(a.ok() && b.ok()) << type << " " << body;
-        EXPECT_EQ(json::parse(a->body), json::parse(b->body)) << a->body << "\n" << b->body;
+        boost::system::error_code ec_a, ec_b;
+        const auto va = json::parse(a->body, ec_a);
+        const auto vb = json::parse(b->body, ec_b);
+        ASSERT_FALSE(ec_a) << "written envelope is not JSON: " << a->body;
+        ASSERT_FALSE(ec_b) << "built envelope is not JSON: " << b->body;
+        EXPECT_EQ(va, vb) << a->body << "\n" << b->body;
         EXPECT_EQ(a->headers, b->headers) << type;
       }
     }
@@ -121,6 +134,22 @@ TEST(cloud_event, text_binary_and_invalid_json_bodies) {
   EXPECT_FALSE(body_of(*bin).contains("data"));
   auto bad = build_message(input("application/json", "{not json"), {});
   EXPECT_EQ(body_of(*bad)["data"], "{not json");  // as Dapr: travels as a string
+  // A number no double holds would be written back as `Infinity` (not JSON): as Go's
+  // encoding/json (Dapr) rejects it, the body travels as a string, unchanged.
+  auto huge = build_message(input("application/json", R"({"n":1e400})"), {});
+  EXPECT_EQ(body_of(*huge)["data"], R"({"n":1e400})");
+  // Bytes that are not UTF-8 cannot be a JSON string: base64, nothing lost.
+  for (const char* type : {"text/plain", "application/json", ""}) {
+    auto raw = build_message(input(type, "ok \xff\xfe"), {});
+    ASSERT_TRUE(raw.ok()) << type;
+    EXPECT_EQ(body_of(*raw)["data_base64"], "b2sg//4=") << type;
+    EXPECT_FALSE(body_of(*raw).contains("data")) << type;
+  }
+  auto passthrough_huge = build_message(
+      input("application/cloudevents+json", R"({"id":"x","type":"t","source":"s","data":-1e999})"),
+      {});
+  ASSERT_FALSE(passthrough_huge.ok());
+  EXPECT_EQ(passthrough_huge.error().info().http_status, 400);
 }
 
 TEST(cloud_event, passthrough_keeps_the_apps_event_and_fills_defaults) {

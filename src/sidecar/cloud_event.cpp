@@ -6,6 +6,7 @@
 #include <cstring>
 #include <span>
 
+#include "backends/json_values.h"
 #include "base/assert.h"
 #include "base/json_text.h"
 #include "base/time_format.h"
@@ -182,27 +183,6 @@ std::string serialize_with_trace(const json::object& ce, std::size_t body_size,
 
 }  // namespace
 
-// Whether a parsed value holds a number out of a double's range (Boost.JSON reads
-// 1e400 as infinity and would write it back as `Infinity`, which is not JSON). Go's
-// encoding/json, and so Dapr, rejects such a body as invalid JSON. Recursion depth is
-// bounded by the parser's max_depth.
-static bool has_non_finite_number(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::double_: return !std::isfinite(v.get_double());
-    case json::kind::array:
-      for (const auto& e : v.get_array()) {
-        if (has_non_finite_number(e)) return true;
-      }
-      return false;
-    case json::kind::object:
-      for (const auto& kv : v.get_object()) {
-        if (has_non_finite_number(kv.value())) return true;
-      }
-      return false;
-    default: return false;
-  }
-}
-
 bool is_json_content_type(std::string_view content_type) {
   auto t = media_type(content_type);
   return iequal(t, "application/json") || iequal(t, "text/json") ||
@@ -326,7 +306,7 @@ result<backends::message> build_message(const envelope_input& in, const publish_
       boost::system::error_code ec;
       const json::value v = json::parse(in.body, ec);
       out += R"(,"data":)";
-      if (ec || has_non_finite_number(v)) {
+      if (ec || backends::has_non_finite_number(v)) {
         append_json_string(out, in.body);  // as Dapr: invalid JSON travels as a string
       } else {
         out += in.body;
@@ -371,7 +351,7 @@ result<backends::message> build_message(const envelope_input& in, const publish_
                      "the application/cloudevents+json body is not a JSON object" +
                          (ec ? ": " + ec.message() : std::string()));
       }
-      if (has_non_finite_number(v)) {
+      if (backends::has_non_finite_number(v)) {
         return error(errc::pubsub_cloud_events_ser,
                      "the application/cloudevents+json body has a number out of the range of "
                      "a double (it could not be forwarded as valid JSON)");
@@ -385,7 +365,7 @@ result<backends::message> build_message(const envelope_input& in, const publish_
         json::value v = json::parse(in.body, ec);
         // As Dapr: a body that is not valid JSON (or has a number no double holds)
         // travels as a string.
-        ce["data"] = ec || has_non_finite_number(v) ? json::value(in.body) : std::move(v);
+        ce["data"] = ec || backends::has_non_finite_number(v) ? json::value(in.body) : std::move(v);
       } else if (is_text_content_type(content_type) && utf8) {
         ce["data"] = in.body;
       } else {

@@ -4,6 +4,9 @@
 #include <boost/beast/core/detail/base64.hpp>
 #include <boost/json.hpp>
 
+#include "backends/json_values.h"
+#include "base/json_text.h"
+
 namespace outrider::backends::cloud_events_amqp {
 namespace {
 
@@ -137,13 +140,14 @@ bool to_structured(header_list& headers, std::string& body) {
   if (!body.empty()) {
     boost::system::error_code ec;
     if (content_type.empty() || is_json(content_type)) {
+      // (Boost.JSON's parser rejects bytes that are not UTF-8.)
       json::value data = json::parse(body, ec);
-      if (!ec) {
+      if (!ec && !has_non_finite_number(data)) {
         event["data"] = std::move(data);
       } else {
         event["data_base64"] = encode_base64(body);
       }
-    } else if (is_text(content_type)) {
+    } else if (is_text(content_type) && is_valid_utf8(body)) {
       event["data"] = body;
     } else {
       event["data_base64"] = encode_base64(body);

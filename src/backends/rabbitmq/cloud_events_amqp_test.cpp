@@ -2,6 +2,9 @@
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace outrider::backends {
 namespace {
@@ -63,6 +66,29 @@ TEST(cloud_events_amqp, the_underscore_prefix_is_read_too) {
   const auto event = json::parse(body).as_object();
   EXPECT_EQ(event.at("id").as_string(), "u");
   EXPECT_EQ(event.at("data").at("from").as_string(), "pika");
+}
+
+TEST(cloud_events_amqp, a_binary_mode_body_a_json_string_cannot_carry_goes_as_base64) {
+  // From a foreign producer: text that is not UTF-8, JSON with a number no double holds
+  // (written back it would be `Infinity`). The structured event stays valid JSON and
+  // loses nothing.
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"text/plain", "ok \xff\xfe"}, {"application/json", R"({"n":1e400})"}};
+  for (const auto& [type, payload] : cases) {
+    header_list headers{{"cloudEvents:specversion", "1.0"},
+                        {"cloudEvents:id", "x"},
+                        {"cloudEvents:source", "s"},
+                        {"cloudEvents:type", "t"},
+                        {"content-type", type}};
+    std::string body = payload;
+    ASSERT_TRUE(ce::to_structured(headers, body)) << type;
+    boost::system::error_code ec;
+    const auto event = json::parse(body, ec);
+    ASSERT_FALSE(ec) << "not JSON: " << body;
+    EXPECT_FALSE(event.as_object().contains("data")) << body;
+    ASSERT_TRUE(ce::to_binary(headers, body)) << type;
+    EXPECT_EQ(body, payload) << type;
+  }
 }
 
 TEST(cloud_events_amqp, other_messages_are_left_alone) {

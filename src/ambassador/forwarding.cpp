@@ -6,6 +6,8 @@
 #include <fmt/core.h>
 #include <iterator>
 
+#include "base/json_values.h"
+
 namespace outrider::ambassador {
 namespace json = boost::json;
 namespace {
@@ -116,6 +118,11 @@ result<binding_request> parse_binding_request(std::string_view body) {
     return error(errc::invalid_argument,
                  "the body must be a JSON object {\"data\", \"metadata\", \"operation\"}" +
                      (ec ? ": " + ec.message() : std::string()));
+  }
+  if (has_non_finite_number(doc)) {
+    return error(errc::invalid_argument,
+                 "the body has a number out of the range of a double (it could not be "
+                 "forwarded as valid JSON)");
   }
   const auto& o = doc.get_object();
   binding_request out;

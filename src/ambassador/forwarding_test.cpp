@@ -91,6 +91,8 @@ TEST(forwarding, binding_request_becomes_an_http_call) {
   ASSERT_TRUE(in);
   EXPECT_FALSE(make_binding_call(b, *in));
   EXPECT_FALSE(parse_binding_request("[1,2]"));
+  // A number no double holds would be forwarded as `Infinity` (not JSON): refused.
+  EXPECT_FALSE(parse_binding_request(R"({"operation":"post","data":{"n":-1e999}})"));
   EXPECT_FALSE(parse_binding_request(R"({"data":"x"})"));
   EXPECT_FALSE(parse_binding_request(R"({"operation":"get","metadata":{"n":1}})"));
 }

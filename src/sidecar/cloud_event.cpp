@@ -6,9 +6,9 @@
 #include <cstring>
 #include <span>
 
-#include "backends/json_values.h"
 #include "base/assert.h"
 #include "base/json_text.h"
+#include "base/json_values.h"
 #include "base/time_format.h"
 
 namespace outrider::sidecar {
@@ -306,7 +306,7 @@ result<backends::message> build_message(const envelope_input& in, const publish_
       boost::system::error_code ec;
       const json::value v = json::parse(in.body, ec);
       out += R"(,"data":)";
-      if (ec || backends::has_non_finite_number(v)) {
+      if (ec || has_non_finite_number(v)) {
         append_json_string(out, in.body);  // as Dapr: invalid JSON travels as a string
       } else {
         out += in.body;
@@ -351,7 +351,7 @@ result<backends::message> build_message(const envelope_input& in, const publish_
                      "the application/cloudevents+json body is not a JSON object" +
                          (ec ? ": " + ec.message() : std::string()));
       }
-      if (backends::has_non_finite_number(v)) {
+      if (has_non_finite_number(v)) {
         return error(errc::pubsub_cloud_events_ser,
                      "the application/cloudevents+json body has a number out of the range of "
                      "a double (it could not be forwarded as valid JSON)");
@@ -365,7 +365,7 @@ result<backends::message> build_message(const envelope_input& in, const publish_
         json::value v = json::parse(in.body, ec);
         // As Dapr: a body that is not valid JSON (or has a number no double holds)
         // travels as a string.
-        ce["data"] = ec || backends::has_non_finite_number(v) ? json::value(in.body) : std::move(v);
+        ce["data"] = ec || has_non_finite_number(v) ? json::value(in.body) : std::move(v);
       } else if (is_text_content_type(content_type) && utf8) {
         ce["data"] = in.body;
       } else {

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/json_values.h"
 #include "base/log.h"
 #include "base/time_format.h"
 #include "metrics/registry.h"
@@ -143,6 +144,10 @@ result<job_definition> parse_job_request(std::string_view name, std::string_view
   json::value doc = json::parse(body, ec);
   if (ec || !doc.is_object()) {
     return err(errc::job_request_empty, "the request body must be a JSON object");
+  }
+  if (has_non_finite_number(doc)) {
+    return err(errc::job_request_empty,
+               "the request body has a number out of the range of a double");
   }
   const auto& o = doc.get_object();
   job_definition job;

@@ -162,6 +162,7 @@ TEST(job_requests, bad_input_gets_daprs_error_codes) {
            {"j", "", errc::job_request_empty},
            {"j", "not json", errc::job_request_empty},
            {"j", "[1]", errc::job_request_empty},
+           {"j", R"({"dueTime":"1s","data":{"n":1e400}})", errc::job_request_empty},
            {"j", R"({"data":1})", errc::job_schedule_empty},
            {"j", R"({"schedule":"every day"})", errc::job_schedule_empty},
            {"j", R"({"dueTime":"soon"})", errc::job_schedule_empty},

@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "base/json_text.h"
+#include "base/json_values.h"
 #include "base/log.h"
 #include "base/random.h"
 #include "http/client.h"
@@ -663,10 +664,13 @@ struct sidecar::impl : std::enable_shared_from_this<impl> {
     }
     boost::system::error_code ec;
     json::value doc = json::parse(req.body, ec);
-    if (ec || !doc.is_array()) {
+    if (ec || !doc.is_array() || has_non_finite_number(doc)) {
       r.send(error_response(errc::pubsub_events_ser,
                             "error when unmarshaling the request for topic " + topic + " pubsub " +
-                                pubsub + ": " + (ec ? ec.message() : "expected a JSON array")));
+                                pubsub + ": " +
+                                (ec                ? ec.message()
+                                 : !doc.is_array() ? "expected a JSON array"
+                                                   : "a number is out of the range of a double")));
       return;
     }
     std::vector<backends::message> batch;

@@ -302,6 +302,12 @@ TEST(sidecar, malformed_requests_get_dapr_errors) {
                      {{"content-type", "application/json"}});
   EXPECT_EQ(bulk.status, 400);
   EXPECT_EQ(error_code_of(bulk), "ERR_PUBSUB_EVENTS_SER");
+  auto bulk_huge =
+      h.call("POST", "/v1.0-alpha1/publish/bulk/pubsub/orders",
+             R"([{"entryId":"1","event":{"n":1e400},"contentType":"application/json"}])",
+             {{"content-type", "application/json"}});
+  EXPECT_EQ(bulk_huge.status, 400);
+  EXPECT_EQ(error_code_of(bulk_huge), "ERR_PUBSUB_EVENTS_SER");
   auto unknown = h.call("POST", "/v1.0/publish/nope/orders", "x");
   EXPECT_EQ(unknown.status, 404);
   EXPECT_EQ(error_code_of(unknown), "ERR_PUBSUB_NOT_FOUND");

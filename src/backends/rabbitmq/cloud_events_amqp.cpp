@@ -4,8 +4,8 @@
 #include <boost/beast/core/detail/base64.hpp>
 #include <boost/json.hpp>
 
-#include "backends/json_values.h"
 #include "base/json_text.h"
+#include "base/json_values.h"
 
 namespace outrider::backends::cloud_events_amqp {
 namespace {

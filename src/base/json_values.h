@@ -1,11 +1,12 @@
-// JSON value checks shared by the code that builds CloudEvents (the sidecar's
-// publish, the RabbitMQ backend's binary-mode events).
+// Checks of parsed JSON that code re-serializing untrusted JSON needs (CloudEvents,
+// bulk publish, jobs, bindings). Header-only over Boost.JSON: for the modules that
+// link Boost::json (base itself does not).
 #pragma once
 
 #include <boost/json/value.hpp>
 #include <cmath>
 
-namespace outrider::backends {
+namespace outrider {
 
 // Whether a parsed value holds a number out of a double's range. Boost.JSON reads
 // 1e400 as infinity and would write it back as `Infinity`, which is not JSON; Go's
@@ -28,4 +29,4 @@ inline bool has_non_finite_number(const boost::json::value& v) {
   }
 }
 
-}  // namespace outrider::backends
+}  // namespace outrider

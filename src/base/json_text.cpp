@@ -8,37 +8,46 @@ constexpr bool needs_escape(unsigned char c) noexcept {
   return c < 0x20 || c == '"' || c == '\\';
 }
 
+// The length of the well-formed UTF-8 sequence (RFC 3629) that starts with a byte
+// >= 0x80 at `p`: 2 to 4, or 0 when it is not one (a continuation byte first,
+// 0xc0/0xc1 or 0xf5..0xff, an overlong form, a surrogate, past U+10FFFF, cut short).
+int utf8_sequence_length(const unsigned char* p, const unsigned char* end) noexcept {
+  const unsigned char c = *p;
+  int len = 0;
+  unsigned char lo = 0x80, hi = 0xbf;  // allowed range of the second byte
+  if (c >= 0xc2 && c <= 0xdf) {
+    len = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    len = 3;
+    if (c == 0xe0) lo = 0xa0;  // no overlong forms
+    if (c == 0xed) hi = 0x9f;  // no surrogates
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    len = 4;
+    if (c == 0xf0) lo = 0x90;  // no overlong forms
+    if (c == 0xf4) hi = 0x8f;  // nothing past U+10FFFF
+  } else {
+    return 0;
+  }
+  if (end - p < len) return 0;
+  if (p[1] < lo || p[1] > hi) return 0;
+  for (int i = 2; i < len; ++i) {
+    if (p[i] < 0x80 || p[i] > 0xbf) return 0;
+  }
+  return len;
+}
+
 }  // namespace
 
 bool is_valid_utf8(std::string_view text) {
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
-  const auto* end = p + text.size();
+  const auto* const end = p + text.size();
   while (p < end) {
-    const unsigned char c = *p;
-    if (c < 0x80) {
+    if (*p < 0x80) {
       ++p;
       continue;
     }
-    int len = 0;
-    unsigned char lo = 0x80, hi = 0xbf;  // allowed range of the second byte
-    if (c >= 0xc2 && c <= 0xdf) {
-      len = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      len = 3;
-      if (c == 0xe0) lo = 0xa0;  // no overlong forms
-      if (c == 0xed) hi = 0x9f;  // no surrogates
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      len = 4;
-      if (c == 0xf0) lo = 0x90;  // no overlong forms
-      if (c == 0xf4) hi = 0x8f;  // nothing past U+10FFFF
-    } else {
-      return false;  // a continuation byte first, 0xc0/0xc1 or 0xf5..0xff
-    }
-    if (end - p < len) return false;
-    if (p[1] < lo || p[1] > hi) return false;
-    for (int i = 2; i < len; ++i) {
-      if (p[i] < 0x80 || p[i] > 0xbf) return false;
-    }
+    const int len = utf8_sequence_length(p, end);
+    if (len == 0) return false;
     p += len;
   }
   return true;
@@ -49,14 +58,26 @@ void append_json_string(std::string& out, std::string_view text) {
   out.reserve(out.size() + text.size() + 2);
   out.push_back('"');
   // Copy runs that need no escaping in bulk; escape the bytes between them.
-  const char* p = text.data();
-  const char* const end = p + text.size();
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* const end = p + text.size();
   while (p < end) {
-    const char* run = p;
-    while (p < end && !needs_escape(static_cast<unsigned char>(*p))) ++p;
-    out.append(run, static_cast<std::size_t>(p - run));
+    const auto* run = p;
+    while (p < end && *p < 0x80 && !needs_escape(*p)) ++p;
+    out.append(reinterpret_cast<const char*>(run), static_cast<std::size_t>(p - run));
     if (p == end) break;
-    const auto c = static_cast<unsigned char>(*p++);
+    if (*p >= 0x80) {
+      // A well-formed sequence is copied; a byte that starts none becomes U+FFFD, so the
+      // output is always valid JSON (RFC 8259 text is UTF-8).
+      if (const int len = utf8_sequence_length(p, end); len > 0) {
+        out.append(reinterpret_cast<const char*>(p), static_cast<std::size_t>(len));
+        p += len;
+      } else {
+        out += "\xef\xbf\xbd";
+        ++p;
+      }
+      continue;
+    }
+    const unsigned char c = *p++;
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;

@@ -8,7 +8,8 @@
 namespace outrider {
 
 // Appends `text` as a quoted JSON string ("..."), escaping quote, backslash and
-// control characters. Bytes >= 0x80 pass through (the input is UTF-8).
+// control characters. Well-formed UTF-8 passes through; a byte that starts no
+// well-formed sequence is written as U+FFFD, so the result is always valid JSON.
 void append_json_string(std::string& out, std::string_view text);
 
 // Whether `text` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates,

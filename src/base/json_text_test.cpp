@@ -22,6 +22,17 @@ TEST(json_text, copies_runs_between_escapes) {
   EXPECT_EQ(out, R"(x"a\rb")");
 }
 
+TEST(json_text, bytes_that_are_not_utf8_become_the_replacement_character) {
+  EXPECT_EQ(json_string("caf\xc3\xa9 \xf0\x9f\x98\x80"), "\"caf\xc3\xa9 \xf0\x9f\x98\x80\"");
+  EXPECT_EQ(json_string("a\xff"
+                        "b"),
+            "\"a\xef\xbf\xbd"
+            "b\"");
+  EXPECT_EQ(json_string("\xc3"), "\"\xef\xbf\xbd\"");  // cut short at the end
+  EXPECT_EQ(json_string("\xed\xa0\x80\""), "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\\\"\"");
+  EXPECT_TRUE(is_valid_utf8(json_string("\xff\xfe\x80 \xc0\xaf")));
+}
+
 TEST(json_text, valid_utf8_is_told_from_what_a_json_string_cannot_carry) {
   EXPECT_TRUE(is_valid_utf8(""));
   EXPECT_TRUE(is_valid_utf8("plain ascii \x01"));

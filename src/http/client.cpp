@@ -162,6 +162,20 @@ bool idempotent(std::string_view method) {
          method == "OPTIONS" || method == "TRACE";
 }
 
+// After a direct read that met the end of the stream: the end completes a
+// close-delimited response, or is end_of_stream when nothing came. Handled here, as
+// Beast's read would: reading again after the end would wait for a readiness edge
+// that never comes.
+template <class Parser>
+void end_at_eof(Parser& parser, boost::system::error_code& ec) {
+  if (ec != asio::error::eof) return;
+  if (parser.got_some()) {
+    parser.put_eof(ec);
+  } else {
+    ec = bhttp::error::end_of_stream;
+  }
+}
+
 }  // namespace
 
 result<url> url::parse(std::string_view text) {
@@ -514,15 +528,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       auto rec = co_await detail::read_some_now(stream.socket(), buffer, response_read_bytes,
                                                 conn.one_thread, drained);
       if (!rec) rec = detail::parse_buffered(parser, buffer);
-      if (rec == asio::error::eof) {
-        // Handled here, as Beast's read would: reading again after the end would wait for a
-        // readiness edge that never comes.
-        if (parser.got_some()) {
-          parser.put_eof(rec);
-        } else {
-          rec = bhttp::error::end_of_stream;
-        }
-      }
+      end_at_eof(parser, rec);
       if (rec) {
         if (watch.expired())
           co_return error(errc::deadline_exceeded, "request timed out waiting for the response");
@@ -808,15 +814,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   static void fast_first_read(fast_ptr op, boost::system::error_code ec) {
     auto& parser = op->parser;
     if (!ec) ec = detail::parse_buffered(parser, op->conn.buffer);
-    if (ec == asio::error::eof) {
-      // As Beast's read would: reading again after the end would wait for a readiness
-      // edge that never comes.
-      if (parser.got_some()) {
-        parser.put_eof(ec);
-      } else {
-        ec = bhttp::error::end_of_stream;
-      }
-    }
+    end_at_eof(parser, ec);
     if (ec) {
       auto why = read_failure(*op, ec);
       fast_fail(std::move(op), std::move(why));

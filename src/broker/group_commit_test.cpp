@@ -190,18 +190,8 @@ TEST_F(group_commit, records_nobody_waits_for_are_synced_when_the_engine_asks) {
   open();
   ASSERT_TRUE(
       call<status>([&](auto done) { host_->declare_queue("orders", {}, std::move(done)); }));
-  ASSERT_TRUE(publish_async("orders", "x").get()[0]);
-  auto delivered = std::make_shared<std::promise<delivery_tag>>();
-  auto subscribed = call<result<consumer_id>>([&](auto done) {
-    host_->subscribe(
-        "orders", 1,
-        [delivered, once = std::make_shared<std::once_flag>()](std::vector<delivery>&& batch) {
-          std::call_once(*once, [&] { delivered->set_value(batch.at(0).tag); });
-        },
-        std::move(done));
-  });
-  ASSERT_TRUE(subscribed);
-  const auto tag = delivered->get_future().get();
+  const auto tag = publish_and_take_one();
+  ASSERT_FALSE(HasFailure());
   gate_.close_gate();
   const int first = gate_.arrivals() + 1;
   auto a = publish_async("orders", "a");

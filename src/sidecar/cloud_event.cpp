@@ -293,27 +293,26 @@ result<backends::message> build_message(const envelope_input& in, const publish_
     std::string& out = m.body;
     // A body that is not UTF-8 cannot be a JSON string: it goes as data_base64, like
     // binary (nothing lost; Go's encoding/json, and so Dapr, would replace the bytes).
-    const bool utf8 = is_valid_utf8(in.body);
-    const bool json_body = is_json_content_type(content_type) && utf8;
-    const bool text_body = !json_body && is_text_content_type(content_type) && utf8;
+    const bool json_body = is_json_content_type(content_type);
+    const bool text_body = !json_body && is_text_content_type(content_type);
     out.reserve(in.body.size() +
                 (text_body || json_body ? in.body.size() / 8 : in.body.size() / 2) +
                 in.traceparent.size() * 2 + in.tracestate.size() + in.topic.size() +
                 in.pubsub_name.size() + in.app_id.size() + content_type.size() + 256);
     out += R"({"datacontenttype":)";
     append_json_string(out, content_type);
+    bool verbatim = false;  // a JSON body that parses (the parser also checks its UTF-8)
     if (json_body) {
       boost::system::error_code ec;
       const json::value v = json::parse(in.body, ec);
+      verbatim = !ec && !has_non_finite_number(v);
+    }
+    if (verbatim) {
       out += R"(,"data":)";
-      if (ec || has_non_finite_number(v)) {
-        append_json_string(out, in.body);  // as Dapr: invalid JSON travels as a string
-      } else {
-        out += in.body;
-      }
-    } else if (text_body) {
+      out += in.body;
+    } else if ((json_body || text_body) && is_valid_utf8(in.body)) {
       out += R"(,"data":)";
-      append_json_string(out, in.body);
+      append_json_string(out, in.body);  // as Dapr: invalid JSON travels as a string
     } else {
       out += R"(,"data_base64":")";
       out += base64(in.body);

@@ -38,6 +38,11 @@ class temp_dir {
 // close). For servers that cannot report the port they bound themselves.
 std::uint16_t free_port();
 
+// Runs `command` with /bin/sh (popen) and returns what it printed on stdout
+// (append " 2>&1" to the command for stderr too); sets `exit_code` to the
+// shell's exit status, or -1 if it could not run or was killed by a signal.
+std::string run_shell(const std::string& command, int& exit_code);
+
 // Path of the built `outrider` binary (from the OUTRIDER_BINARY compile
 // definition or the environment variable of that name).
 std::string outrider_binary();

@@ -4,7 +4,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
@@ -25,21 +24,7 @@ using testing::http_reply;
 using testing::outrider_binary;
 using testing::process;
 using testing::raw_http;
-
-// Runs a shell command; returns its stdout and sets `exit_code`.
-std::string run(const std::string& command, int& exit_code) {
-  std::string out;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) {
-    exit_code = -1;
-    return out;
-  }
-  char buf[4096];
-  while (const auto n = std::fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
-  const int status = ::pclose(pipe);
-  exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
+using testing::run_shell;
 
 // Zipkin v2 spans of `traces` traces: checkout -> orders -> inventory -> pricing, each
 // waiting for the next (a 3-deep blocking chain), and orders -> shipping by message.
@@ -132,31 +117,31 @@ TEST_F(analysis_process, the_collector_serves_the_graph_and_the_report_and_analy
   const std::string base = outrider_binary() +
                            " analyze --collector http://127.0.0.1:" + std::to_string(port_) +
                            " --lookback 1h";
-  const auto json = run(base + " --format json", code);
+  const auto json = run_shell(base + " --format json", code);
   ASSERT_EQ(code, 0) << json;
   const auto cli = boost::json::parse(json).as_object();
   EXPECT_EQ(cli.at("traces").as_int64(), 4);
   EXPECT_EQ(cli.at("findings").at(0).at("text"), first.at("text"));
   EXPECT_EQ(cli.at("graph").at("edges").as_array().size(), g.at("edges").as_array().size());
 
-  const auto text = run(base, code);
+  const auto text = run_shell(base, code);
   ASSERT_EQ(code, 0) << text;
   EXPECT_NE(text.find("checkout → orders → inventory → pricing is a 3-deep blocking chain in "
                       "100% of traces of post /checkout"),
             std::string::npos)
       << text;
-  const auto md = run(base + " --format markdown", code);
+  const auto md = run_shell(base + " --format markdown", code);
   ASSERT_EQ(code, 0);
   EXPECT_NE(md.find("# Coupling report"), std::string::npos);
 
-  run(base + " --format yaml 2>/dev/null", code);
+  run_shell(base + " --format yaml 2>/dev/null", code);
   EXPECT_EQ(code, 2);
-  run(outrider_binary() + " analyze --collector http://127.0.0.1:1 2>/dev/null", code);
+  run_shell(outrider_binary() + " analyze --collector http://127.0.0.1:1 2>/dev/null", code);
   EXPECT_EQ(code, 1);
 
   // The same store read directly once the collector is gone.
   ASSERT_EQ(collector->stop(), 0);
-  const auto offline = run(
+  const auto offline = run_shell(
       outrider_binary() + " analyze --data-dir " + data_.path() + " --lookback 1h --format json",
       code);
   ASSERT_EQ(code, 0) << offline;

@@ -24,21 +24,7 @@ using testing::http_reply;
 using testing::outrider_binary;
 using testing::process;
 using testing::raw_http;
-
-// Runs a shell command; returns its stdout and sets `exit_code`.
-std::string run(const std::string& command, int& exit_code) {
-  std::string out;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) {
-    exit_code = -1;
-    return out;
-  }
-  char buf[4096];
-  while (const auto n = std::fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
-  const int status = ::pclose(pipe);
-  exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
+using testing::run_shell;
 
 // The value of "key":"value" in a flat JSON object.
 std::string json_field(const std::string& json, const std::string& key) {
@@ -125,20 +111,20 @@ TEST_F(collector_process, stores_durably_and_answers_after_restart) {
 
 TEST_F(collector_process, opentelemetry_js_exporters) {
   int code = 0;
-  run("command -v npm >/dev/null && command -v node >/dev/null", code);
+  run_shell("command -v npm >/dev/null && command -v node >/dev/null", code);
   if (code != 0) GTEST_SKIP() << "node/npm not installed";
   const std::string dir = (here / "otel-js").string();
   // Idempotent: installs the locked versions only when node_modules is missing.
   const std::string install = "cd '" + dir +
                               "' && { [ -d node_modules/@opentelemetry/exporter-zipkin ] || "
                               "npm ci --no-audit --no-fund >/dev/null 2>&1; }";
-  run(install, code);
+  run_shell(install, code);
   ASSERT_EQ(code, 0) << "npm ci failed in " << dir;
   auto p = start();
   const std::string ids =
-      run("cd '" + dir + "' && node send.js 127.0.0.1:" + std::to_string(otlp_port_) +
-              " 127.0.0.1:" + std::to_string(zipkin_port_),
-          code);
+      run_shell("cd '" + dir + "' && node send.js 127.0.0.1:" + std::to_string(otlp_port_) +
+                    " 127.0.0.1:" + std::to_string(zipkin_port_),
+                code);
   ASSERT_EQ(code, 0) << ids;
   for (const std::string service : {"js-otlp-json", "js-otlp-proto", "js-zipkin"}) {
     SCOPED_TRACE(service);
@@ -189,12 +175,12 @@ TEST_F(collector_process, opentelemetry_js_exporters) {
 
 TEST_F(collector_process, py_zipkin_client) {
   int code = 0;
-  run("/usr/bin/python3 -c 'import py_zipkin' 2>/dev/null", code);
+  run_shell("/usr/bin/python3 -c 'import py_zipkin' 2>/dev/null", code);
   if (code != 0) GTEST_SKIP() << "python3-py-zipkin not installed (scripts/setup.sh installs it)";
   auto p = start();
-  const std::string out = run("/usr/bin/python3 '" + (here / "py_zipkin_client.py").string() +
-                                  "' 127.0.0.1:" + std::to_string(zipkin_port_),
-                              code);
+  const std::string out = run_shell("/usr/bin/python3 '" + (here / "py_zipkin_client.py").string() +
+                                        "' 127.0.0.1:" + std::to_string(zipkin_port_),
+                                    code);
   ASSERT_EQ(code, 0) << out;
   std::string trace_id = out.substr(0, out.find('\n'));
   ASSERT_EQ(trace_id.size(), 32u) << out;

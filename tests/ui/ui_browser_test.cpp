@@ -4,7 +4,6 @@
 // through playwright-core: the folded gap, the critical path, span details,
 // following a link, search, the service graph and coupling pages (data or a
 // clear "not available"). Screenshots go to <build dir>/ui-screenshots/.
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -19,18 +18,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-int run(const std::string& command, std::string& output) {
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return -1;
-  char buf[4096];
-  while (const auto n = std::fread(buf, 1, sizeof buf, pipe)) output.append(buf, n);
-  const int status = ::pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 TEST(ui_browser, trace_graph_and_coupling_pages_in_chromium) {
-  std::string ignored;
-  if (run("command -v node", ignored) != 0) GTEST_SKIP() << "node is not installed";
+  int code = 0;
+  testing::run_shell("command -v node >/dev/null 2>&1", code);
+  if (code != 0) GTEST_SKIP() << "node is not installed";
   const std::string chromium = "/usr/bin/chromium";
   if (!std::filesystem::exists(chromium)) {
     GTEST_SKIP() << "chromium is not installed (scripts/setup.sh installs Debian's chromium); "
@@ -59,10 +50,10 @@ TEST(ui_browser, trace_graph_and_coupling_pages_in_chromium) {
   const std::string base = match[2];
 
   const std::string shots = std::string(OUTRIDER_BUILD_DIR) + "/ui-screenshots";
-  std::string output;
-  const int code = run("node '" + ui + "/test/browser/run.mjs' " + base + " '" + shots + "' " +
-                           chromium + " " + otlp,
-                       output);
+  const std::string output =
+      testing::run_shell("node '" + ui + "/test/browser/run.mjs' " + base + " '" + shots + "' " +
+                             chromium + " " + otlp + " 2>&1",
+                         code);
   std::printf("%s", output.c_str());
   EXPECT_EQ(code, 0) << output;
   EXPECT_TRUE(std::filesystem::exists(shots + "/trace.png"));

@@ -10,7 +10,17 @@
 //       [--rounds 4] [--pause-s 1] [--sidecar-pid PID]
 //   common: --rate 1000 --duration-s 10 --size 1024 --topic bench --connections 128
 //   interleave: [--direct-topic TOPIC-direct] [--stagger false]
-//           [--traceparent true]
+//           [--traceparent true] [--relay-port PORT [--relay-pid PID] [--relay-topic T]]
+//
+// --relay-port (interleave only): a third path, the direct path's broker client connected
+// through a zero-work relay (bench_tcp_relay in front of the broker), publishing to
+// --relay-topic (default `<topic>-relay`, not delivered), interleaved on the same schedule
+// (each tick's three calls start in one of the 6 orders in turn). Its added latency over
+// direct is the floor of any process in the middle on this machine (two loopback hops, two
+// wake-ups, no work); the sidecar's added minus the relay's (`own_*`) is the sidecar's own
+// part. Reported per round and as spreads: relay_added_p50/p99 (relay minus direct),
+// own_added_p50/p99 (sidecar minus relay), the paired differences per tick of both, and
+// with --relay-pid the relay's CPU per relayed publish.
 //
 // --traceparent: each sidecar call carries a W3C traceparent (a new sampled trace id per
 // call, as from an instrumented app), so a sidecar propagates an existing context
@@ -180,63 +190,72 @@ phase_result run_phase(boost::asio::io_context& ctx, const publish_fn& publish_o
 struct interleaved_result {
   phase_result direct;
   phase_result sidecar;
-  std::vector<std::int64_t> paired;   // sidecar minus direct latency per tick, sorted
+  phase_result relay;                              // empty without a relay path
+  std::vector<std::int64_t> paired;                // sidecar minus direct latency per tick, sorted
+  std::vector<std::int64_t> paired_relay;          // relay minus direct per tick, sorted
+  std::vector<std::int64_t> paired_sidecar_relay;  // sidecar minus relay per tick, sorted
   double publish_cpu_us_per_msg = 0;  // threads other than `deliveries`, per sidecar publish
+  double relay_cpu_us_per_msg = 0;    // the relay process, per relayed publish
 };
 
-// One phase of both paths on one schedule: at tick i a direct and a sidecar call
-// with the same intended start, started in the order direct-sidecar on even
-// ticks and sidecar-direct on odd ones (the second starts a few µs later on the
-// generator's I/O thread; the swap spreads that over both sides alike).
+// The order in which tick i starts its calls, for 2 or 3 paths: two paths swap every tick;
+// three go through the 6 permutations, so each path starts before each other one on half of
+// the ticks.
+std::array<std::size_t, 3> tick_order(std::size_t paths, std::int64_t i) {
+  static constexpr std::array<std::array<std::size_t, 3>, 6> permutations{
+      {{0, 1, 2}, {1, 2, 0}, {2, 0, 1}, {0, 2, 1}, {1, 0, 2}, {2, 1, 0}}};
+  if (paths == 2) {
+    return i % 2 == 0 ? std::array<std::size_t, 3>{0, 1, 2} : std::array<std::size_t, 3>{1, 0, 2};
+  }
+  return permutations[static_cast<std::size_t>(i % 6)];
+}
+
+// One phase of both paths (or all three, with a relay path) on one schedule: at tick i a
+// direct, a sidecar (and a relay) call with the same intended start, started in an order that
+// changes every tick (tick_order: the later ones start a few µs later on the generator's I/O
+// thread; the rotation spreads that over the paths alike).
 interleaved_result run_interleaved(boost::asio::io_context& ctx, const publish_fn& direct,
-                                   const publish_fn& sidecar, double rate, double duration_s,
-                                   double pause_s, long sidecar_pid, bool stagger) {
+                                   const publish_fn& sidecar, const publish_fn& relay, double rate,
+                                   double duration_s, double pause_s, long sidecar_pid,
+                                   long relay_pid, bool stagger) {
   const auto count = static_cast<std::int64_t>(rate * duration_s);
+  const std::size_t paths = relay ? 3 : 2;
   interleaved_result out;
-  std::vector<std::int64_t> d_lat(static_cast<std::size_t>(count), 0);
-  std::vector<std::int64_t> s_lat(static_cast<std::size_t>(count), 0);
+  const std::array<const publish_fn*, 3> fns{&direct, &sidecar, &relay};
+  const std::array<phase_result*, 3> results{&out.direct, &out.sidecar, &out.relay};
+  std::array<std::vector<std::int64_t>, 3> lat;
+  for (std::size_t p = 0; p < paths; ++p) lat[p].assign(static_cast<std::size_t>(count), 0);
+  const auto total = static_cast<std::int64_t>(paths) * count;
   std::int64_t completed = 0;
   std::promise<void> all_done;
   const double cpu_before = cpu_seconds(sidecar_pid);
   const double io_cpu_before = thread_cpu_seconds(sidecar_pid, "deliveries", true);
-  auto call = [&](const publish_fn& fn, std::vector<std::int64_t>& lat, std::int64_t& failures,
-                  std::int64_t i, std::int64_t intended) {
-    fn([&, i, intended](bool ok) {
-      lat[static_cast<std::size_t>(i)] = bench::now_ns() - intended;
-      if (!ok) ++failures;
-      if (++completed == 2 * count) all_done.set_value();
+  const double relay_cpu_before = cpu_seconds(relay_pid);
+  auto call = [&](std::size_t p, std::int64_t i, std::int64_t intended) {
+    (*fns[p])([&, p, i, intended](bool ok) {
+      lat[p][static_cast<std::size_t>(i)] = bench::now_ns() - intended;
+      if (!ok) ++results[p]->failures;
+      if (++completed == total) all_done.set_value();
     });
   };
   const auto start = bench::now_ns();
   if (stagger) {
-    // Direct at i/rate, sidecar half a period later: each path at the rate,
-    // evenly spaced, each with the other path's call half a period before
-    // and after it (no order to swap).
-    bench::rate_pacer pacer(2 * rate);
-    for (std::int64_t j = 0; j < 2 * count; ++j) {
+    // Path p of tick i at (i + p / paths) / rate: each path at the rate, evenly spaced, the
+    // other paths' calls a fraction of a period before and after it (no order to swap).
+    bench::rate_pacer pacer(static_cast<double>(paths) * rate);
+    for (std::int64_t j = 0; j < total; ++j) {
       const auto intended = pacer.wait_for(static_cast<std::uint64_t>(j));
-      const std::int64_t i = j / 2;
-      const bool to_direct = j % 2 == 0;
-      boost::asio::post(ctx, [&, i, intended, to_direct] {
-        if (to_direct) {
-          call(direct, d_lat, out.direct.failures, i, intended);
-        } else {
-          call(sidecar, s_lat, out.sidecar.failures, i, intended);
-        }
-      });
+      const std::int64_t i = j / static_cast<std::int64_t>(paths);
+      const auto p = static_cast<std::size_t>(j % static_cast<std::int64_t>(paths));
+      boost::asio::post(ctx, [&, p, i, intended] { call(p, i, intended); });
     }
   } else {
     bench::rate_pacer pacer(rate);
     for (std::int64_t i = 0; i < count; ++i) {
       const auto intended = pacer.wait_for(static_cast<std::uint64_t>(i));
       boost::asio::post(ctx, [&, i, intended] {
-        if (i % 2 == 0) {
-          call(direct, d_lat, out.direct.failures, i, intended);
-          call(sidecar, s_lat, out.sidecar.failures, i, intended);
-        } else {
-          call(sidecar, s_lat, out.sidecar.failures, i, intended);
-          call(direct, d_lat, out.direct.failures, i, intended);
-        }
+        const auto order = tick_order(paths, i);
+        for (std::size_t k = 0; k < paths; ++k) call(order[k], i, intended);
       });
     }
   }
@@ -247,14 +266,26 @@ interleaved_result run_interleaved(boost::asio::io_context& ctx, const publish_f
   const double cpu_us = (cpu_seconds(sidecar_pid) - cpu_before) * 1e6 / per_tick;
   out.publish_cpu_us_per_msg =
       (thread_cpu_seconds(sidecar_pid, "deliveries", true) - io_cpu_before) * 1e6 / per_tick;
-  out.paired.reserve(d_lat.size());
-  for (std::size_t i = 0; i < d_lat.size(); ++i) out.paired.push_back(s_lat[i] - d_lat[i]);
-  std::sort(out.paired.begin(), out.paired.end());
-  for (auto [res, lat] : {std::pair{&out.direct, &d_lat}, std::pair{&out.sidecar, &s_lat}}) {
-    res->samples = std::move(*lat);
-    std::sort(res->samples.begin(), res->samples.end());
-    res->elapsed_s = elapsed_s;
-    res->cpu_us_per_msg = cpu_us;
+  out.relay_cpu_us_per_msg = (cpu_seconds(relay_pid) - relay_cpu_before) * 1e6 / per_tick;
+  auto paired = [&](std::size_t a, std::size_t b) {
+    std::vector<std::int64_t> diff;
+    diff.reserve(static_cast<std::size_t>(count));
+    for (std::size_t i = 0; i < static_cast<std::size_t>(count); ++i) {
+      diff.push_back(lat[a][i] - lat[b][i]);
+    }
+    std::sort(diff.begin(), diff.end());
+    return diff;
+  };
+  out.paired = paired(1, 0);
+  if (paths == 3) {
+    out.paired_relay = paired(2, 0);
+    out.paired_sidecar_relay = paired(1, 2);
+  }
+  for (std::size_t p = 0; p < paths; ++p) {
+    results[p]->samples = std::move(lat[p]);
+    std::sort(results[p]->samples.begin(), results[p]->samples.end());
+    results[p]->elapsed_s = elapsed_s;
+    results[p]->cpu_us_per_msg = cpu_us;
   }
   return out;
 }
@@ -309,6 +340,9 @@ int run(bench::arg_parser& args) {
   const auto rounds = args.get_int("rounds", 4);
   const double pause_s = args.get_double("pause-s", 1);
   const long sidecar_pid = static_cast<long>(args.get_int("sidecar-pid", 0));
+  const auto relay_port = args.get_int("relay-port", 0);
+  const long relay_pid = static_cast<long>(args.get_int("relay-pid", 0));
+  const std::string relay_topic = args.get("relay-topic", topic + "-relay");
   const auto connections = args.get_int("connections", 128);
   const std::string label = args.get("label", "outrider-" + via);
   const std::string traceparent_flag = args.get("traceparent", "false");
@@ -325,6 +359,7 @@ int run(bench::arg_parser& args) {
   if (alternate && broker_port <= 0) {
     args.add_problem("--via alternate and interleave need --broker-port");
   }
+  if (relay_port > 0 && !interleave) args.add_problem("--relay-port needs --via interleave");
   if (rounds < 1) args.add_problem("--rounds must be at least 1");
   if (connections < 1) args.add_problem("--connections must be at least 1");
   if (rate <= 0) args.add_problem("--rate must be positive");
@@ -344,8 +379,10 @@ int run(bench::arg_parser& args) {
 
   publish_fn via_sidecar;
   publish_fn via_direct;
+  publish_fn via_relay;
   std::unique_ptr<http::client> web;
   std::shared_ptr<bc::client> broker;
+  std::shared_ptr<bc::client> relayed;  // the direct path's client, connected through the relay
   http::url target;
   // Calls beyond `connections` outstanding wait here (I/O thread only).
   std::size_t http_outstanding = 0;
@@ -392,31 +429,52 @@ int run(bench::arg_parser& args) {
       send_http(std::move(done));
     };
   }
-  if (via == "direct" || alternate) {
+  // A broker client connected to `address` with `to` declared, or null.
+  auto connect_broker = [&](const std::string& address,
+                            const std::string& to) -> std::shared_ptr<bc::client> {
     bc::client_options o;
-    o.address = host + ":" + std::to_string(alternate ? broker_port : port);
-    broker = bc::client::create(ctx, o);
+    o.address = address;
+    auto client = bc::client::create(ctx, o);
     std::promise<status> connected;
-    broker->connect([&](status s) { connected.set_value(std::move(s)); });
-    if (!connected.get_future().get()) {
-      std::fprintf(stderr, "bench_sidecar_publish: cannot connect to the broker\n");
-      stop_io();
-      return 1;
-    }
+    client->connect([&](status s) { connected.set_value(std::move(s)); });
+    if (!connected.get_future().get()) return nullptr;
     std::promise<status> declared;
-    const std::string& to = interleave ? direct_topic : topic;
-    broker->declare_topic(to, [&](status s) { declared.set_value(std::move(s)); });
+    client->declare_topic(to, [&](status s) { declared.set_value(std::move(s)); });
     (void)declared.get_future().get();
-    via_direct = [&, to](std::function<void(bool)> done) {
+    return client;
+  };
+  auto broker_path = [&](const std::shared_ptr<bc::client>& client,
+                         const std::string& to) -> publish_fn {
+    return [&body, client, to](std::function<void(bool)> done) {
       std::vector<bc::outgoing_message> batch(1);
       batch[0].destination = to;
       batch[0].headers = {{"content-type", "application/json"}};
       batch[0].body = body;
-      broker->publish(std::move(batch),
+      client->publish(std::move(batch),
                       [done = std::move(done)](result<std::vector<bc::publish_result>> r) {
                         done(r && (*r)[0].outcome);
                       });
     };
+  };
+  if (via == "direct" || alternate) {
+    const std::string to = interleave ? direct_topic : topic;
+    broker = connect_broker(host + ":" + std::to_string(alternate ? broker_port : port), to);
+    if (!broker) {
+      std::fprintf(stderr, "bench_sidecar_publish: cannot connect to the broker\n");
+      stop_io();
+      return 1;
+    }
+    via_direct = broker_path(broker, to);
+  }
+  if (relay_port > 0) {
+    relayed = connect_broker(host + ":" + std::to_string(relay_port), relay_topic);
+    if (!relayed) {
+      std::fprintf(stderr, "bench_sidecar_publish: cannot connect to the broker via the relay\n");
+      if (broker) broker->close();
+      stop_io();
+      return 1;
+    }
+    via_relay = broker_path(relayed, relay_topic);
   }
 
   // Warm up: calls one at a time on each path.
@@ -442,9 +500,13 @@ int run(bench::arg_parser& args) {
   if (via_direct) {
     for (int i = 0; i < 200 && warmed; ++i) warmed = warm(via_direct, 1);
   }
+  if (via_relay) {
+    for (int i = 0; i < 200 && warmed; ++i) warmed = warm(via_relay, 1);
+  }
   if (!warmed) {
     std::fprintf(stderr, "bench_sidecar_publish: warm-up publish failed\n");
     if (broker) broker->close();
+    if (relayed) relayed->close();
     stop_io();
     return 1;
   }
@@ -470,12 +532,22 @@ int run(bench::arg_parser& args) {
       std::int64_t failures = 0;
       double elapsed_s = 0;
       double cpu_us = 0;  // sum over rounds of the per-message CPU
-    } direct_side, sidecar_side;
+    } direct_side, sidecar_side, relay_side;
     std::vector<double> added_p50;
     std::vector<double> added_p99;
     std::vector<double> paired_p50;
     std::vector<double> paired_p99;
     std::vector<double> publish_cpu;
+    // With a relay path: relay minus direct, sidecar minus relay (the sidecar's own part).
+    std::vector<double> relay_added_p50;
+    std::vector<double> relay_added_p99;
+    std::vector<double> relay_paired_p50;
+    std::vector<double> relay_paired_p99;
+    std::vector<double> own_added_p50;
+    std::vector<double> own_added_p99;
+    std::vector<double> own_paired_p50;
+    std::vector<double> own_paired_p99;
+    std::vector<double> relay_cpu;
     std::string per_round = "[";
     for (std::int64_t round = 1; round <= rounds; ++round) {
       const bool direct_first = round % 2 == 1;
@@ -483,8 +555,8 @@ int run(bench::arg_parser& args) {
       phase_result s;
       std::string paired_json;
       if (interleave) {
-        auto r = run_interleaved(ctx, via_direct, via_sidecar, rate, duration_s, pause_s,
-                                 sidecar_pid, stagger);
+        auto r = run_interleaved(ctx, via_direct, via_sidecar, via_relay, rate, duration_s, pause_s,
+                                 sidecar_pid, relay_pid, stagger);
         d = std::move(r.direct);
         s = std::move(r.sidecar);
         paired_p50.push_back(quantile_ms(r.paired, 0.5));
@@ -493,6 +565,31 @@ int run(bench::arg_parser& args) {
         paired_json = ",\"paired_p50_ms\":" + fmt_num(paired_p50.back()) +
                       ",\"paired_p99_ms\":" + fmt_num(paired_p99.back()) +
                       ",\"publish_cpu_us_per_msg\":" + fmt_num(publish_cpu.back());
+        if (via_relay) {
+          const auto& rl = r.relay;
+          relay_added_p50.push_back(quantile_ms(rl.samples, 0.5) - quantile_ms(d.samples, 0.5));
+          relay_added_p99.push_back(quantile_ms(rl.samples, 0.99) - quantile_ms(d.samples, 0.99));
+          own_added_p50.push_back(quantile_ms(s.samples, 0.5) - quantile_ms(rl.samples, 0.5));
+          own_added_p99.push_back(quantile_ms(s.samples, 0.99) - quantile_ms(rl.samples, 0.99));
+          relay_paired_p50.push_back(quantile_ms(r.paired_relay, 0.5));
+          relay_paired_p99.push_back(quantile_ms(r.paired_relay, 0.99));
+          own_paired_p50.push_back(quantile_ms(r.paired_sidecar_relay, 0.5));
+          own_paired_p99.push_back(quantile_ms(r.paired_sidecar_relay, 0.99));
+          relay_cpu.push_back(r.relay_cpu_us_per_msg);
+          paired_json += ",\"relay\":" + phase_json(rl) +
+                         ",\"relay_added_p50_ms\":" + fmt_num(relay_added_p50.back()) +
+                         ",\"relay_added_p99_ms\":" + fmt_num(relay_added_p99.back()) +
+                         ",\"relay_paired_p50_ms\":" + fmt_num(relay_paired_p50.back()) +
+                         ",\"relay_paired_p99_ms\":" + fmt_num(relay_paired_p99.back()) +
+                         ",\"own_added_p50_ms\":" + fmt_num(own_added_p50.back()) +
+                         ",\"own_added_p99_ms\":" + fmt_num(own_added_p99.back()) +
+                         ",\"relay_cpu_us_per_msg\":" + fmt_num(relay_cpu.back());
+          for (auto v : rl.samples) relay_side.pooled.add(v);
+          relay_side.messages += static_cast<std::int64_t>(rl.samples.size());
+          relay_side.failures += rl.failures;
+          relay_side.elapsed_s += rl.elapsed_s;
+          relay_side.cpu_us += r.relay_cpu_us_per_msg;
+        }
       } else if (direct_first) {
         d = run_phase(ctx, via_direct, rate, duration_s, pause_s, sidecar_pid);
         s = run_phase(ctx, via_sidecar, rate, duration_s, pause_s, sidecar_pid);
@@ -521,12 +618,12 @@ int run(bench::arg_parser& args) {
                    paired_json + "}";
     }
     per_round += "]";
-    failures = direct_side.failures + sidecar_side.failures;
-    auto side_json = [&](side& sd) {
+    failures = direct_side.failures + sidecar_side.failures + relay_side.failures;
+    auto side_json = [&](side& sd, const char* cpu_key = "sidecar_cpu_us_per_msg") {
       return "{\"messages\":" + std::to_string(sd.messages) +
              ",\"failures\":" + std::to_string(sd.failures) +
-             ",\"elapsed_s\":" + fmt_num(sd.elapsed_s) +
-             ",\"sidecar_cpu_us_per_msg\":" + fmt_num(sd.cpu_us / static_cast<double>(rounds)) +
+             ",\"elapsed_s\":" + fmt_num(sd.elapsed_s) + ",\"" + cpu_key +
+             "\":" + fmt_num(sd.cpu_us / static_cast<double>(rounds)) +
              ",\"latency_ms\":" + sd.pooled.percentiles_json() + "}";
     };
     line.num("rate_msg_s", rate).num("duration_s", duration_s).integer("rounds", rounds);
@@ -538,9 +635,22 @@ int run(bench::arg_parser& args) {
           .raw("paired_p99_ms", spread_json(paired_p99))
           .raw("publish_cpu_us_per_msg", spread_json(publish_cpu));
     }
+    if (via_relay) {
+      line.raw("relay", side_json(relay_side, "relay_cpu_us_per_msg"))
+          .raw("relay_added_p50_ms", spread_json(relay_added_p50))
+          .raw("relay_added_p99_ms", spread_json(relay_added_p99))
+          .raw("relay_paired_p50_ms", spread_json(relay_paired_p50))
+          .raw("relay_paired_p99_ms", spread_json(relay_paired_p99))
+          .raw("own_added_p50_ms", spread_json(own_added_p50))
+          .raw("own_added_p99_ms", spread_json(own_added_p99))
+          .raw("own_paired_p50_ms", spread_json(own_paired_p50))
+          .raw("own_paired_p99_ms", spread_json(own_paired_p99))
+          .raw("relay_cpu_us_per_msg", spread_json(relay_cpu));
+    }
     line.raw("per_round", per_round);
   }
   if (broker) broker->close();
+  if (relayed) relayed->close();
   // The client's connections belong to the I/O thread: drop it there.
   std::promise<void> dropped;
   boost::asio::post(ctx, [&] {

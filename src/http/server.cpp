@@ -86,9 +86,13 @@ result<std::pair<std::string, std::uint16_t>> parse_host_port(std::string_view t
   return std::make_pair(std::string(host), static_cast<std::uint16_t>(port));
 }
 
+struct connection;
+
 // The response slot of one request. The handler may answer synchronously (on
 // this thread, before it returns: the session finds the result, no post) or
-// later: on this thread (the session's wait is resumed by one post) or from
+// later: on this thread (the answer is written at once, in the responder's
+// call, and the session's wait is resumed by one post to finish the write if
+// the socket did not take it all, and to read the next request) or from
 // another thread (one post back, which resumes it). Touched only on the
 // connection's thread.
 struct pending_response {
@@ -105,10 +109,31 @@ struct pending_response {
     Handler handler;
   };
 
+  // How the session would write the answer, set while it waits: a later answer on
+  // this thread (a backend's callback on the connection's thread, as the sidecar's
+  // publish confirm) goes out in the responder's call, not one scheduler round later
+  // after the session's resume. `done` once written (as far as the socket took it).
+  struct early_write {
+    connection* conn = nullptr;  // alive while the session waits
+    const std::atomic<bool>* stopping = nullptr;
+    std::string_view server_header;
+    unsigned version = 11;
+    bool client_keep_alive = true;
+    bool head = false;
+    bool done = false;
+    bool keep_alive = false;  // what the written head says
+    std::size_t written = 0;  // bytes of conn->out the socket took
+    boost::system::error_code ec;
+  };
+
   std::optional<response> result;
-  std::unique_ptr<waiter> wait;  // set while the session waits (no timer)
+  std::unique_ptr<waiter> wait;      // set while the session waits (no timer)
+  std::optional<early_write> early;  // set while the session waits, when it may write early
   std::thread::id owner = std::this_thread::get_id();
   bool in_call = true;
+
+  // Writes `result` now if the session waits and allows it (defined after `connection`).
+  void write_early();
 
   // Ends the session's wait, if it waits: later, from the scheduler (never
   // inside the caller, who may be in the middle of another coroutine).
@@ -145,6 +170,17 @@ struct connection {
   bool busy = false;                    // a request is being read or handled
   pending_response* waiting = nullptr;  // set while awaiting an async handler
 };
+
+void pending_response::write_early() {
+  if (!wait || !early || early->done || !result || result->stream) return;
+  auto& w = *early;
+  connection& c = *w.conn;
+  w.keep_alive = w.client_keep_alive && !w.stopping->load();
+  c.out.clear();
+  serialize_response(c.out, *result, w.version, w.keep_alive, w.head, w.server_header);
+  w.written = detail::write_now(c.stream.socket(), c.out, w.ec);
+  w.done = true;
+}
 
 struct server::impl : std::enable_shared_from_this<server::impl> {
   impl(io::runtime& r, server_options o, handler h)
@@ -433,7 +469,10 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
                    // returns); later one post resumes the session's wait.
                    if (std::this_thread::get_id() == slot->owner) {
                      slot->result = std::move(r);
-                     if (!slot->in_call) slot->wake(ex);
+                     if (!slot->in_call) {
+                       slot->write_early();
+                       slot->wake(ex);
+                     }
                      return;
                    }
                    asio::post(ex, [slot, r = std::move(r)]() mutable {
@@ -444,6 +483,16 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
       slot->in_call = false;
       if (!slot->result) {
         c->waiting = slot.get();
+        if (!upload) {  // a streamed request's keep-alive depends on its reader
+          slot->early.emplace();
+          auto& w = *slot->early;
+          w.conn = c.get();
+          w.stopping = &stopping;
+          w.server_header = opts.server_header;
+          w.version = version;
+          w.client_keep_alive = client_keep_alive;
+          w.head = head;
+        }
         co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
             [&slot](auto handler_of_wait) {
               using waiter = pending_response::waiter_for<decltype(handler_of_wait)>;
@@ -453,24 +502,34 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
         c->waiting = nullptr;
       }
     }
-    response resp = slot->result
+    const bool written_early = slot->early && slot->early->done;
+    response resp = written_early ? response{}
+                    : slot->result
                         ? std::move(*slot->result)
                         : response::from_error(error(errc::shutting_down,
                                                      "server stopped before the handler answered"));
     // A streamed request body not read to its end leaves the connection unusable.
-    const bool keep_alive = client_keep_alive && !stopping && (!upload || upload->done());
+    const bool keep_alive = written_early
+                                ? slot->early->keep_alive
+                                : client_keep_alive && !stopping && (!upload || upload->done());
 
-    if (resp.stream) {
+    if (!written_early && resp.stream) {
       const bool reusable = co_await write_streamed(*c, resp, version, keep_alive, head);
       resp.stream.reset();  // an unread upstream body closes its connection
       if (upload) buffer = upload->detach();
       if (!reusable) break;
       continue;
     }
-    c->out.clear();
-    serialize_response(c->out, resp, version, keep_alive, head, opts.server_header);
     boost::system::error_code write_ec;
-    const std::size_t written_now = detail::write_now(sock, c->out, write_ec);
+    std::size_t written_now = 0;
+    if (written_early) {
+      written_now = slot->early->written;
+      write_ec = slot->early->ec;
+    } else {
+      c->out.clear();
+      serialize_response(c->out, resp, version, keep_alive, head, opts.server_header);
+      written_now = detail::write_now(sock, c->out, write_ec);
+    }
     if (!write_ec && written_now < c->out.size()) {
       deadline.expires_after(opts.write_timeout);
       auto [rest_ec, rest] = co_await asio::async_write(

@@ -47,6 +47,7 @@ class raw_socket {
   raw_socket(raw_socket&& o) noexcept : fd_(o.fd_), connected_(o.connected_) { o.fd_ = -1; }
 
   bool connected() const { return connected_; }
+  int fd() const { return fd_; }
   bool send(std::string_view data) {
     while (!data.empty()) {
       auto n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
@@ -317,6 +318,68 @@ TEST_F(server_test, stop_lets_in_flight_requests_complete) {
   raw_socket late(server_->port());
   EXPECT_FALSE(late.connected() && late.send("GET /hello HTTP/1.1\r\n\r\n") &&
                !late.closed_within(1s));
+}
+
+// The io_context of the runtime that runs the calling thread (a handler's own).
+boost::asio::io_context& own_context(io::runtime& rt) {
+  for (std::size_t i = 0; i < rt.size(); ++i) {
+    if (rt.context(i).get_executor().running_in_this_thread()) return rt.context(i);
+  }
+  ADD_FAILURE() << "not on a thread of the runtime";
+  return rt.context(0);
+}
+
+// An answer given later on the connection's own thread (as a backend's callback on the
+// I/O thread gives the sidecar's publish its confirm) is written in the responder's call,
+// not after the session's resume: the client can read it while the code that answered
+// still runs on that thread (before, the session could not resume until it returned, and
+// the poll below waited its whole 10 s in vain).
+TEST_F(server_test, a_later_answer_on_the_connections_thread_is_written_in_the_responders_call) {
+  std::atomic<int> client_fd{-1};
+  std::promise<bool> readable_in_call;
+  routes_.add("GET", "/later", [&](request&&, responder r) {
+    boost::asio::post(own_context(rt_), [&, r] {
+      r.send(response::with_body(200, "later", "text/plain"));
+      pollfd p{client_fd.load(), POLLIN, 0};
+      readable_in_call.set_value(::poll(&p, 1, 10000) == 1);
+    });
+  });
+  start();
+  raw_socket s(server_->port());
+  ASSERT_TRUE(s.connected());
+  client_fd = s.fd();
+  ASSERT_TRUE(s.send("GET /later HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_TRUE(readable_in_call.get_future().get());
+  auto out = s.read_responses(1);
+  EXPECT_NE(out.find("HTTP/1.1 200 OK"), std::string::npos) << out;
+  EXPECT_NE(out.find("later"), std::string::npos) << out;
+  // The connection goes on: the session resumed after the early write.
+  ASSERT_TRUE(s.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+  out = s.read_responses(1);
+  EXPECT_NE(out.find("hello, world"), std::string::npos) << out;
+}
+
+// A later answer on the connection's thread larger than the socket takes at once: what
+// the early write left is written by the session once it resumes, whole and in order,
+// and the connection serves the next request.
+TEST_F(server_test, a_large_later_answer_on_the_connections_thread_arrives_whole) {
+  const std::string big(8 * 1024 * 1024, 'b');
+  routes_.add("GET", "/later-big", [&](request&&, responder r) {
+    boost::asio::post(own_context(rt_), [&, r] {
+      r.send(response::with_body(200, big, "application/octet-stream"));
+    });
+  });
+  start();
+  raw_socket s(server_->port());
+  ASSERT_TRUE(s.connected());
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(s.send("GET /later-big HTTP/1.1\r\nHost: x\r\n\r\n"));
+    auto out = s.read_responses(1);
+    ASSERT_EQ(raw_socket::complete_responses(out), 1) << out.size();
+    const auto body_at = out.find("\r\n\r\n") + 4;
+    EXPECT_EQ(out.size() - body_at, big.size());
+    EXPECT_EQ(out.find_first_not_of('b', body_at), std::string::npos);
+  }
 }
 
 TEST_F(server_test, head_has_length_but_no_body) {

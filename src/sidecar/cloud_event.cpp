@@ -1,6 +1,7 @@
 #include "sidecar/cloud_event.h"
 
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -30,6 +31,50 @@ bool iequal(std::string_view a, std::string_view b) {
     }
   }
   return true;
+}
+
+// A handler of Boost.JSON's basic_parser that builds nothing: the parse only checks the
+// text (grammar, UTF-8, depth as json::parse's defaults) and fails on a number no double
+// holds (1e400, which json::parse reads as infinity).
+struct json_check_handler {
+  using error_code = boost::system::error_code;
+  using string_view = json::string_view;
+  static constexpr std::size_t max_object_size = std::size_t(-1);
+  static constexpr std::size_t max_array_size = std::size_t(-1);
+  static constexpr std::size_t max_key_size = std::size_t(-1);
+  static constexpr std::size_t max_string_size = std::size_t(-1);
+  bool on_document_begin(error_code&) { return true; }
+  bool on_document_end(error_code&) { return true; }
+  bool on_array_begin(error_code&) { return true; }
+  bool on_array_end(std::size_t, error_code&) { return true; }
+  bool on_object_begin(error_code&) { return true; }
+  bool on_object_end(std::size_t, error_code&) { return true; }
+  bool on_string_part(string_view, std::size_t, error_code&) { return true; }
+  bool on_string(string_view, std::size_t, error_code&) { return true; }
+  bool on_key_part(string_view, std::size_t, error_code&) { return true; }
+  bool on_key(string_view, std::size_t, error_code&) { return true; }
+  bool on_number_part(string_view, error_code&) { return true; }
+  bool on_int64(std::int64_t, string_view, error_code&) { return true; }
+  bool on_uint64(std::uint64_t, string_view, error_code&) { return true; }
+  bool on_double(double d, string_view, error_code& ec) {
+    if (std::isfinite(d)) return true;
+    ec = json::error::exponent_overflow;
+    return false;
+  }
+  bool on_bool(bool, error_code&) { return true; }
+  bool on_null(error_code&) { return true; }
+  bool on_comment_part(string_view, error_code&) { return true; }
+  bool on_comment(string_view, error_code&) { return true; }
+};
+
+// Whether `text` is one JSON value whose numbers a double holds: what
+// `!ec && !has_non_finite_number(json::parse(text, ec))` says, without building the value
+// (json::parse of a body allocates and copies its whole tree, to be thrown away here).
+bool is_json_with_finite_numbers(std::string_view text) {
+  json::basic_parser<json_check_handler> parser{json::parse_options{}};
+  boost::system::error_code ec;
+  const std::size_t used = parser.write_some(false, text.data(), text.size(), ec);
+  return !ec && used == text.size();
 }
 
 bool starts_with_ci(std::string_view s, std::string_view prefix) {
@@ -288,7 +333,7 @@ result<backends::message> build_message(const envelope_input& in, const publish_
   } else if (!passthrough && meta.overrides.empty()) {
     // The usual publish: the envelope written as text, the same members in the
     // same order as below, a JSON body in `data` as the app wrote it (parsed
-    // only to check it). Building a json::object and serializing it cost ~11k
+    // only to check it, building nothing). Building a json::object and serializing it cost ~11k
     // instructions per 1 KiB publish, a fifth of the sidecar's I/O thread.
     std::string& out = m.body;
     // A body that is not UTF-8 cannot be a JSON string: it goes as data_base64, like
@@ -302,11 +347,7 @@ result<backends::message> build_message(const envelope_input& in, const publish_
     out += R"({"datacontenttype":)";
     append_json_string(out, content_type);
     bool verbatim = false;  // a JSON body that parses (the parser also checks its UTF-8)
-    if (json_body) {
-      boost::system::error_code ec;
-      const json::value v = json::parse(in.body, ec);
-      verbatim = !ec && !has_non_finite_number(v);
-    }
+    if (json_body) verbatim = is_json_with_finite_numbers(in.body);
     if (verbatim) {
       out += R"(,"data":)";
       out += in.body;

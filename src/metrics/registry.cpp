@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fmt/core.h>
+#include <utility>
 
 #include "base/assert.h"
 
@@ -76,6 +77,42 @@ void gauge::add(double d) noexcept {
   }
 }
 
+counter::~counter() {
+  for (auto* s = shards_.load(std::memory_order_acquire); s != nullptr;) {
+    delete std::exchange(s, s->next_);
+  }
+}
+
+std::uint64_t counter::value() const noexcept {
+  std::uint64_t v = value_.load(std::memory_order_relaxed);
+  for (auto* s = shards_.load(std::memory_order_acquire); s != nullptr; s = s->next_) {
+    v += s->value();
+  }
+  return v;
+}
+
+counter_shard& counter::add_shard() {
+  auto* s = new counter_shard();
+  // Readers walk the list from shards_ with acquire loads: they see a shard's contents.
+  auto* first = shards_.load(std::memory_order_relaxed);
+  do {
+    s->next_ = first;
+  } while (!shards_.compare_exchange_weak(first, s, std::memory_order_release,
+                                          std::memory_order_relaxed));
+  return *s;
+}
+
+histogram_shard::histogram_shard(const histogram& owner)
+    : owner_(owner), lines_(std::make_unique<bucket_line[]>((owner.bounds().size() + 8) / 8)) {}
+
+void histogram_shard::observe(double v) noexcept {
+  const std::size_t i = owner_.bucket_of(v);
+  auto& bucket = lines_[i / 8].count[i % 8];
+  bucket.store(bucket.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  count_.store(count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  sum_.store(sum_.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
+}
+
 histogram::histogram(std::span<const double> bounds)
     : bounds_(bounds.begin(), bounds.end()),
       buckets_(std::make_unique<std::atomic<std::uint64_t>[]>(bounds.size() + 1)) {
@@ -83,13 +120,58 @@ histogram::histogram(std::span<const double> bounds)
                   "histogram bounds must be sorted");
 }
 
+histogram::~histogram() {
+  for (auto* s = shards_.load(std::memory_order_acquire); s != nullptr;) {
+    delete std::exchange(s, s->next_);
+  }
+}
+
+std::size_t histogram::bucket_of(double v) const noexcept {
+  return static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) -
+                                  bounds_.begin());
+}
+
 void histogram::observe(double v) noexcept {
-  auto it = std::lower_bound(bounds_.begin(), bounds_.end(), v);
-  buckets_[static_cast<std::size_t>(it - bounds_.begin())].fetch_add(1, std::memory_order_relaxed);
+  buckets_[bucket_of(v)].fetch_add(1, std::memory_order_relaxed);
   count_.fetch_add(1, std::memory_order_relaxed);
   double cur = sum_.load(std::memory_order_relaxed);
   while (!sum_.compare_exchange_weak(cur, cur + v, std::memory_order_relaxed)) {
   }
+}
+
+std::uint64_t histogram::bucket_count(std::size_t i) const noexcept {
+  std::uint64_t n = buckets_[i].load(std::memory_order_relaxed);
+  for (auto* s = shards_.load(std::memory_order_acquire); s != nullptr; s = s->next_) {
+    n += s->bucket_count(i);
+  }
+  return n;
+}
+
+std::uint64_t histogram::count() const noexcept {
+  std::uint64_t n = count_.load(std::memory_order_relaxed);
+  for (auto* s = shards_.load(std::memory_order_acquire); s != nullptr; s = s->next_) {
+    n += s->count_.load(std::memory_order_relaxed);
+  }
+  return n;
+}
+
+double histogram::sum() const noexcept {
+  double v = sum_.load(std::memory_order_relaxed);
+  for (auto* s = shards_.load(std::memory_order_acquire); s != nullptr; s = s->next_) {
+    v += s->sum_.load(std::memory_order_relaxed);
+  }
+  return v;
+}
+
+histogram_shard& histogram::add_shard() {
+  auto* s = new histogram_shard(*this);
+  // Readers walk the list from shards_ with acquire loads: they see a shard's contents.
+  auto* first = shards_.load(std::memory_order_relaxed);
+  do {
+    s->next_ = first;
+  } while (!shards_.compare_exchange_weak(first, s, std::memory_order_release,
+                                          std::memory_order_relaxed));
+  return *s;
 }
 
 std::span<const double> latency_buckets_seconds() {

@@ -24,13 +24,42 @@
 
 namespace outrider::metrics {
 
-class counter {
+// Single-writer shards. A series updated on every request by several threads
+// (the ambassador's calls on each I/O context) gives each thread a shard of its
+// own: an update is a load and a store on a cache line no other thread writes
+// (no atomic read-modify-write, no line bouncing between cores), and the series'
+// value adds its shards up when it is read (a scrape). A shard lives as long as
+// its series (series are never removed). REQUIRES: one thread at a time updates a
+// given shard; any thread may read.
+class alignas(64) counter_shard {
  public:
-  void inc(std::uint64_t n = 1) noexcept { value_.fetch_add(n, std::memory_order_relaxed); }
+  void inc(std::uint64_t n = 1) noexcept {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
   std::uint64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
 
  private:
+  friend class counter;
   std::atomic<std::uint64_t> value_{0};
+  counter_shard* next_ = nullptr;  // the counter's list (fixed once published)
+};
+
+class counter {
+ public:
+  counter() = default;
+  ~counter();
+  counter(const counter&) = delete;
+  counter& operator=(const counter&) = delete;
+
+  void inc(std::uint64_t n = 1) noexcept { value_.fetch_add(n, std::memory_order_relaxed); }
+  // The count over inc() and every shard.
+  std::uint64_t value() const noexcept;
+  // A new shard for one writing thread. Thread-safe; allocates.
+  counter_shard& add_shard();
+
+ private:
+  std::atomic<std::uint64_t> value_{0};
+  std::atomic<counter_shard*> shards_{nullptr};  // newest first; never shrinks
 };
 
 class gauge {
@@ -43,24 +72,57 @@ class gauge {
   std::atomic<double> value_{0};
 };
 
+class histogram;
+
+// One thread's part of a histogram (see counter_shard): observe() is loads and
+// stores on cache lines of the shard's own.
+class alignas(64) histogram_shard {
+ public:
+  void observe(double v) noexcept;
+
+ private:
+  friend class histogram;
+  struct alignas(64) bucket_line {
+    std::atomic<std::uint64_t> count[8];
+  };
+  explicit histogram_shard(const histogram& owner);
+  std::uint64_t bucket_count(std::size_t i) const noexcept {
+    return lines_[i / 8].count[i % 8].load(std::memory_order_relaxed);
+  }
+
+  const histogram& owner_;
+  std::atomic<std::uint64_t> count_{0};
+  std::atomic<double> sum_{0};
+  std::unique_ptr<bucket_line[]> lines_;  // bounds().size() + 1 buckets, 8 a line
+  histogram_shard* next_ = nullptr;       // the histogram's list (fixed once published)
+};
+
 // Cumulative histogram with fixed upper bounds (le), plus sum and count.
 class histogram {
  public:
   explicit histogram(std::span<const double> bounds);
+  ~histogram();
+  histogram(const histogram&) = delete;
+  histogram& operator=(const histogram&) = delete;
+
   void observe(double v) noexcept;
   std::span<const double> bounds() const noexcept { return bounds_; }
-  // Non-cumulative count of bucket i (i == bounds().size() is +Inf).
-  std::uint64_t bucket_count(std::size_t i) const noexcept {
-    return buckets_[i].load(std::memory_order_relaxed);
-  }
-  std::uint64_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
-  double sum() const noexcept { return sum_.load(std::memory_order_relaxed); }
+  // The bucket `v` falls in (bounds().size() is +Inf).
+  std::size_t bucket_of(double v) const noexcept;
+  // Non-cumulative count of bucket i (i == bounds().size() is +Inf), over
+  // observe() and every shard (as count() and sum()).
+  std::uint64_t bucket_count(std::size_t i) const noexcept;
+  std::uint64_t count() const noexcept;
+  double sum() const noexcept;
+  // A new shard for one writing thread. Thread-safe; allocates.
+  histogram_shard& add_shard();
 
  private:
   std::vector<double> bounds_;
   std::unique_ptr<std::atomic<std::uint64_t>[]> buckets_;
   std::atomic<std::uint64_t> count_{0};
   std::atomic<double> sum_{0};
+  std::atomic<histogram_shard*> shards_{nullptr};  // newest first; never shrinks
 };
 
 // Default latency buckets in seconds: 50 µs .. 10 s.

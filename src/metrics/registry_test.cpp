@@ -66,6 +66,40 @@ TEST(metrics, concurrent_increments_are_exact) {
   EXPECT_EQ(h.count(), 400000u);
 }
 
+TEST(metrics, shards_add_up_in_the_series_and_its_exposition) {
+  registry r;
+  auto& c = r.add_counter("c_total", "c").get();
+  auto& h = r.add_histogram("h_seconds", "h", {}, std::vector<double>{0.001, 0.01});
+  auto& series = h.get();
+  c.inc(2);
+  series.observe(0.0005);
+  // Each thread updates its own shard (no read-modify-write); readers sum them.
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&] {
+      auto& mine = c.add_shard();
+      auto& observed = series.add_shard();
+      for (int i = 0; i < 100000; ++i) {
+        mine.inc();
+        observed.observe(0.005);
+      }
+      observed.observe(1);
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(c.value(), 300002u);
+  EXPECT_EQ(series.count(), 300004u);
+  EXPECT_EQ(series.bucket_count(0), 1u);
+  EXPECT_EQ(series.bucket_count(1), 300000u);
+  EXPECT_EQ(series.bucket_count(2), 3u);
+  auto text = r.expose();
+  EXPECT_NE(text.find("c_total 300002\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("h_seconds_bucket{le=\"0.001\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("h_seconds_bucket{le=\"0.01\"} 300001\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("h_seconds_bucket{le=\"+Inf\"} 300004\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("h_seconds_count 300004\n"), std::string::npos) << text;
+}
+
 TEST(metrics, names_validated) {
   EXPECT_TRUE(registry::valid_name("outrider_x:y_total"));
   EXPECT_FALSE(registry::valid_name("9lives"));

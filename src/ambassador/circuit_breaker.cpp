@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 namespace outrider::ambassador {
 
@@ -78,6 +79,31 @@ void circuit_breaker::on_failure(std::uint64_t generation, mono_time now) {
   } else if (state_ == state::half_open) {
     enter(state::open, now);
   }
+}
+
+sharded_call_count::~sharded_call_count() {
+  for (auto* s = head_.load(std::memory_order_acquire); s != nullptr;) {
+    delete std::exchange(s, s->next_);
+  }
+}
+
+call_count_shard& sharded_call_count::add() {
+  auto* s = new call_count_shard();
+  // Readers walk the list from head_ with acquire loads: they see a shard's contents.
+  auto* first = head_.load(std::memory_order_relaxed);
+  do {
+    s->next_ = first;
+  } while (
+      !head_.compare_exchange_weak(first, s, std::memory_order_release, std::memory_order_relaxed));
+  return *s;
+}
+
+std::uint32_t sharded_call_count::total() const noexcept {
+  std::uint32_t n = 0;
+  for (auto* s = head_.load(std::memory_order_acquire); s != nullptr; s = s->next_) {
+    n += s->value();
+  }
+  return n;
 }
 
 std::uint32_t retry_budget::limit() const {

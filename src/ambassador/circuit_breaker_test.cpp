@@ -123,5 +123,22 @@ TEST(retry_budget, allows_a_fraction_of_active_calls_with_a_floor) {
   EXPECT_EQ(b.active_retries(), 3u);
 }
 
+TEST(retry_budget, counts_the_calls_of_every_shard) {
+  retry_budget b({20.0, 1});
+  auto& one = b.add_shard();  // one engine's calls
+  auto& two = b.add_shard();  // another's
+  for (int i = 0; i < 10; ++i) one.started();
+  for (int i = 0; i < 5; ++i) two.started();
+  for (int i = 0; i < 5; ++i) b.call_started();
+  EXPECT_EQ(b.active_calls(), 20u);
+  EXPECT_EQ(b.limit(), 4u);  // 20% of the 20 calls of both shards and the budget's own
+  for (int i = 0; i < 10; ++i) one.ended();
+  EXPECT_EQ(b.active_calls(), 10u);
+  EXPECT_EQ(b.limit(), 2u);
+  EXPECT_TRUE(b.try_acquire());
+  EXPECT_TRUE(b.try_acquire());
+  EXPECT_FALSE(b.try_acquire());
+}
+
 }  // namespace
 }  // namespace outrider::ambassador

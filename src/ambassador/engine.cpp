@@ -16,6 +16,8 @@ double seconds(nanoseconds d) {
   return std::chrono::duration<double>(d).count();
 }
 
+constexpr std::string_view outcome_names[] = {"success", "error", "timeout", "circuit_open"};
+
 // Retry-After in whole seconds, at least 1.
 int retry_after_seconds(nanoseconds d) {
   const auto s = std::chrono::ceil<std::chrono::seconds>(d).count();
@@ -60,7 +62,9 @@ struct target_table::families {
   metrics::family<metrics::histogram>& duration;
 };
 
-struct target_table::target {
+// Aligned: the lines that other threads read on every call (has_breaker, the
+// series pointers) share nothing with unrelated objects written per call.
+struct alignas(64) target_table::target {
   std::string name;
   std::mutex mutex;  // guards breaker
   std::optional<circuit_breaker> breaker;
@@ -76,6 +80,17 @@ struct target_table::target {
   metrics::gauge* circuit = nullptr;
   metrics::histogram* duration = nullptr;
 };
+
+namespace {
+
+// Sets the target's circuit gauge only when it changes: a store to the gauge's
+// line per attempt would pass that line between the cores of every engine.
+void set_circuit_gauge(target_table::target& t, circuit_breaker::state s) {
+  const auto v = static_cast<double>(s);
+  if (t.circuit != nullptr && t.circuit->value() != v) t.circuit->set(v);
+}
+
+}  // namespace
 
 target_table::target_table(metrics::registry& m, budget_policy budget)
     : budget_(budget), families_(std::make_unique<families>(m)) {}
@@ -128,6 +143,7 @@ struct engine::call_state {
   call_spec spec;
   done_fn done;
   target_state* target = nullptr;
+  local_target* local = nullptr;  // this engine's shards of the target
   mono_time started{};
   mono_time deadline{};
   // Links in the deadline queue of the call's timeout (while it has not finished).
@@ -218,6 +234,7 @@ engine::engine(clock& clk, random_source& random, std::shared_ptr<target_table> 
       random_(random),
       opts_(opts),
       table_(std::move(targets)),
+      in_flight_(table_->in_flight_.add()),
       deadlines_(std::make_unique<deadline_queues>()) {}
 
 engine::~engine() {
@@ -268,7 +285,7 @@ void engine::on_deadline_timer() {
 
 void engine::time_out(const std::shared_ptr<call_state>& call) {
   if (call->finished) return;
-  if (call->target->timeouts) call->target->timeouts->inc();
+  if (call->local->timeouts) call->local->timeouts->inc();
   finish(call,
          http::response::from_error(error(
              errc::deadline_exceeded,
@@ -277,21 +294,43 @@ void engine::time_out(const std::shared_ptr<call_state>& call) {
                                                                                call->started)
                              .count(),
                          call->attempts))),
-         "timeout");
+         outcome::timeout);
 }
 
-engine::target_state& engine::state_of(const std::string& target, const target_policy& policy) {
+engine::local_target& engine::state_of(const std::string& target, const target_policy& policy) {
   auto it = targets_.find(target);
   if (it != targets_.end()) {
     // A breaker policy seen for the first time after the target was cached.
-    if (policy.breaker && !it->second->has_breaker.load(std::memory_order_acquire)) {
-      return table_->get(target, policy, clock_.monotonic_now());
+    if (policy.breaker && !it->second.shared->has_breaker.load(std::memory_order_acquire)) {
+      table_->get(target, policy, clock_.monotonic_now());
     }
-    return *it->second;
+    return it->second;
   }
   auto& t = table_->get(target, policy, clock_.monotonic_now());
-  targets_.emplace(target, &t);
-  return t;
+  local_target local;
+  local.shared = &t;
+  local.calls = &t.budget.add_shard();
+  local.attempts = t.attempts != nullptr ? &t.attempts->add_shard() : nullptr;
+  local.retries = t.retries != nullptr ? &t.retries->add_shard() : nullptr;
+  local.timeouts = t.timeouts != nullptr ? &t.timeouts->add_shard() : nullptr;
+  if (t.calls_success != nullptr) {
+    local.outcomes[static_cast<std::size_t>(outcome::success)] = &t.calls_success->add_shard();
+  }
+  local.duration = t.duration != nullptr ? &t.duration->add_shard() : nullptr;
+  return targets_.emplace(target, local).first->second;
+}
+
+metrics::counter_shard* engine::outcome_shard(local_target& t, outcome o) {
+  auto& shard = t.outcomes[static_cast<std::size_t>(o)];
+  if (shard == nullptr) {
+    // First call of this engine with this outcome: the series (made now if it is
+    // new) gets a shard; none when the family is at its series limit (retried
+    // next time, as an unsharded update would be).
+    auto* series =
+        t.shared->calls->with({t.shared->name, outcome_names[static_cast<std::size_t>(o)]});
+    if (series != nullptr) shard = &series->add_shard();
+  }
+  return shard;
 }
 
 circuit_breaker::state engine::circuit_state(const std::string& target) {
@@ -300,13 +339,13 @@ circuit_breaker::state engine::circuit_state(const std::string& target) {
 
 void engine::call(call_spec&& spec, done_fn done) {
   auto c = std::make_shared<call_state>(std::move(spec), std::move(done));
-  c->target = &state_of(c->spec.target, c->spec.policy);
+  c->local = &state_of(c->spec.target, c->spec.policy);
+  c->target = c->local->shared;
   c->started = clock_.monotonic_now();
   const nanoseconds timeout = c->spec.policy.timeout.value_or(opts_.default_timeout);
   c->deadline = c->started + timeout;
-  c->target->budget.call_started();
-  ++in_flight_;
-  table_->in_flight_.fetch_add(1, std::memory_order_relaxed);
+  c->local->calls->started();
+  in_flight_.started();
   watch_deadline(c, timeout);
   attempt(c);
 }
@@ -322,26 +361,27 @@ void engine::attempt(const std::shared_ptr<call_state>& c) {
     {
       std::lock_guard lock(t.mutex);
       a = t.breaker->allow(now);
-      if (t.circuit) t.circuit->set(static_cast<double>(t.breaker->current(now)));
+      set_circuit_gauge(t, t.breaker->current(now));
     }
     if (!a.allowed) {
       if (c->last_response) {
-        finish(c, std::move(*c->last_response), "error", true);
+        finish(c, std::move(*c->last_response), outcome::error, true);
       } else {
         finish(c,
                http::response::from_error(
                    error(errc::circuit_open,
                          fmt::format("the circuit for {} is open; not calling it", c->spec.target)),
                    retry_after_seconds(a.retry_after)),
-               "circuit_open");
+               outcome::circuit_open);
       }
       return;
     }
     generation = a.generation;
   }
   ++c->attempts;
-  if (t.attempts) t.attempts->inc();
-  if (c->attempts > 1 && t.retries) t.retries->inc();
+  auto& local = *c->local;
+  if (local.attempts) local.attempts->inc();
+  if (c->attempts > 1 && local.retries) local.retries->inc();
   // Each attempt sends a copy when a retry may follow; otherwise the request itself
   // (no move of it into a local: the call keeps it until it ends).
   http::request& stored = c->spec.request;
@@ -381,7 +421,7 @@ void engine::on_attempt_result(const std::shared_ptr<call_state>& c, std::uint64
         t.breaker->on_success(generation, now);
       }
       after = t.breaker->current(now);
-      if (t.circuit) t.circuit->set(static_cast<double>(after));
+      set_circuit_gauge(t, after);
     }
     if (after == circuit_breaker::state::open && before != after) {
       logger.warn("circuit for {} opened", t.name);
@@ -390,7 +430,7 @@ void engine::on_attempt_result(const std::shared_ptr<call_state>& c, std::uint64
   }
   if (c->finished) return;  // the deadline answered already
   if (!failed) {
-    finish(c, std::move(*r), "success", true);
+    finish(c, std::move(*r), outcome::success, true);
     return;
   }
   if (r) {
@@ -402,12 +442,12 @@ void engine::on_attempt_result(const std::shared_ptr<call_state>& c, std::uint64
   }
   auto give_up = [&] {
     if (c->last_response) {
-      finish(c, std::move(*c->last_response), "error", true);
+      finish(c, std::move(*c->last_response), outcome::error, true);
     } else if (c->last_error->code == errc::deadline_exceeded) {
-      if (t.timeouts) t.timeouts->inc();
-      finish(c, http::response::from_error(*c->last_error), "timeout");
+      if (c->local->timeouts) c->local->timeouts->inc();
+      finish(c, http::response::from_error(*c->last_error), outcome::timeout);
     } else {
-      finish(c, http::response::from_error(*c->last_error), "error");
+      finish(c, http::response::from_error(*c->last_error), outcome::error);
     }
   };
   // A request body that started streaming upstream cannot be sent again.
@@ -442,24 +482,19 @@ void engine::on_attempt_result(const std::shared_ptr<call_state>& c, std::uint64
   });
 }
 
-void engine::finish(const std::shared_ptr<call_state>& c, http::response&& resp,
-                    std::string_view outcome, bool from_upstream) {
+void engine::finish(const std::shared_ptr<call_state>& c, http::response&& resp, outcome how,
+                    bool from_upstream) {
   if (c->finished) return;
   c->finished = true;
-  auto& t = *c->target;
+  auto& local = *c->local;
   deadlines_->unlink(*c);  // `c` (the caller's reference) keeps the call alive
   if (c->backoff_timer != 0) clock_.cancel(c->backoff_timer);
   c->backoff_timer = 0;
-  if (c->holds_retry_slot) t.budget.release();
-  t.budget.call_ended();
-  --in_flight_;
-  table_->in_flight_.fetch_sub(1, std::memory_order_relaxed);
-  if (outcome == "success") {
-    if (t.calls_success) t.calls_success->inc();
-  } else if (auto* counter = t.calls->with({t.name, outcome})) {
-    counter->inc();
-  }
-  if (t.duration) t.duration->observe(seconds(clock_.monotonic_now() - c->started));
+  if (c->holds_retry_slot) local.shared->budget.release();
+  local.calls->ended();
+  in_flight_.ended();
+  if (auto* counter = outcome_shard(local, how)) counter->inc();
+  if (local.duration) local.duration->observe(seconds(clock_.monotonic_now() - c->started));
   auto done = std::move(c->done);
   done(std::move(resp), from_upstream);
 }

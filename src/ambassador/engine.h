@@ -22,9 +22,14 @@
 // callbacks must come back there. The sidecar runs one engine per I/O context;
 // they share a `target_table` (circuit breakers, retry budgets and metrics per
 // target), which is thread-safe, so a circuit opened by calls on one thread is
-// open for every thread and the budget counts every thread's calls.
+// open for every thread and the budget counts every thread's calls. A call
+// without a breaker policy writes nothing another engine's thread writes: each
+// engine keeps its own shards of the target's metric series, of its retry
+// budget's call count and of the table's calls in flight (summed when read), so
+// engines on two cores do not pass cache lines back and forth per call.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <map>
@@ -101,8 +106,9 @@ struct engine_options {
 
 // Per-target state shared by the engines of several threads: the circuit
 // breaker, the retry budget and the metric series. Finding a target takes the
-// table's lock (an engine caches what it found); breaker and budget updates
-// take the target's own lock. Thread-safe.
+// table's lock (an engine caches what it found, with its own shards of the
+// target's series and call counts); breaker updates take the target's own lock,
+// retry slots are atomic. Thread-safe.
 class target_table {
  public:
   // `metrics` must outlive the table (the families are declared here, once).
@@ -117,10 +123,8 @@ class target_table {
   target& get(const std::string& name, const target_policy& policy, mono_time now);
   // The circuit state of `name` (closed if unknown or without a breaker).
   circuit_breaker::state circuit_state(const std::string& name, mono_time now);
-  // Calls in flight over every engine.
-  std::uint32_t calls_in_flight() const noexcept {
-    return in_flight_.load(std::memory_order_relaxed);
-  }
+  // Calls in flight over every engine (the sum of their shards).
+  std::uint32_t calls_in_flight() const noexcept { return in_flight_.total(); }
 
   struct families;
 
@@ -130,7 +134,7 @@ class target_table {
   std::unique_ptr<families> families_;
   std::mutex mutex_;  // guards targets_ (not the targets themselves)
   std::map<std::string, std::unique_ptr<target>, std::less<>> targets_;
-  std::atomic<std::uint32_t> in_flight_{0};
+  sharded_call_count in_flight_;  // a shard per engine
 };
 
 class engine {
@@ -159,17 +163,32 @@ class engine {
   // For tests and /v1.0/metadata: the circuit state of `target` (closed if unknown).
   circuit_breaker::state circuit_state(const std::string& target);
   // Calls in flight on this engine.
-  std::uint32_t calls_in_flight() const noexcept { return in_flight_; }
+  std::uint32_t calls_in_flight() const noexcept { return in_flight_.value(); }
 
   struct call_state;
 
  private:
   using target_state = target_table::target;
-  target_state& state_of(const std::string& target, const target_policy& policy);
+  // How a call ended (the `outcome` label of outrider_ambassador_calls_total).
+  enum class outcome : std::uint8_t { success, error, timeout, circuit_open };
+  static constexpr std::size_t outcome_count = 4;
+  // This engine's part of a target: its shards of the target's metric series and
+  // of the retry budget's call count, written only on this engine's thread.
+  struct local_target {
+    target_state* shared = nullptr;
+    call_count_shard* calls = nullptr;  // this engine's calls of the target (retry budget)
+    metrics::counter_shard* attempts = nullptr;
+    metrics::counter_shard* retries = nullptr;
+    metrics::counter_shard* timeouts = nullptr;
+    std::array<metrics::counter_shard*, outcome_count> outcomes{};  // made on first use
+    metrics::histogram_shard* duration = nullptr;
+  };
+  local_target& state_of(const std::string& target, const target_policy& policy);
+  metrics::counter_shard* outcome_shard(local_target& t, outcome o);
   void attempt(const std::shared_ptr<call_state>& c);
   void on_attempt_result(const std::shared_ptr<call_state>& c, std::uint64_t generation,
                          result<http::response>&& r);
-  void finish(const std::shared_ptr<call_state>& c, http::response&& resp, std::string_view outcome,
+  void finish(const std::shared_ptr<call_state>& c, http::response&& resp, outcome how,
               bool from_upstream = false);
   // Call deadlines: calls in deadline order per timeout value, one clock timer
   // for the earliest (see engine.cpp).
@@ -184,8 +203,8 @@ class engine {
   engine_options opts_;
   std::shared_ptr<call_observer> observer_;
   std::shared_ptr<target_table> table_;
-  std::unordered_map<std::string, target_state*> targets_;  // cache of table_ lookups
-  std::uint32_t in_flight_ = 0;
+  std::unordered_map<std::string, local_target> targets_;  // table_ lookups and shards
+  call_count_shard& in_flight_;                            // this engine's in table_
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::unique_ptr<deadline_queues> deadlines_;
 };

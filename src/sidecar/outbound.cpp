@@ -464,9 +464,12 @@ status outbound::start() {
     http::server_options po = s.opts.server_limits;
     po.listen = s.opts.listen_host + ":" + std::to_string(s.opts.proxy_port);
     po.stream_request = [](const http::request&) { return true; };  // every proxied body
+    // A plain pointer, no weak_ptr lock per request (an atomic update of the state's
+    // use count, a cache line every I/O thread writes): the state owns the proxy
+    // server, whose stop() (before the state goes) returns once no handler runs.
     s.proxy = std::make_unique<http::server>(
-        s.rt, po, [weak = std::weak_ptr(state_)](http::request&& req, http::responder r) {
-          if (auto self = weak.lock()) self->forward(std::move(req), r);
+        s.rt, po, [self = state_.get()](http::request&& req, http::responder r) {
+          self->forward(std::move(req), r);
         });
     OUTRIDER_TRY(s.proxy->start());
     logger.info("forward proxy listening on {}", s.proxy->address());
@@ -484,10 +487,11 @@ void outbound::add_routes(http::router& api,
 }
 
 http::handler outbound::wrap(http::handler next) {
-  return [weak = std::weak_ptr(state_), next = std::move(next)](http::request&& req,
-                                                                http::responder r) {
-    auto self = weak.lock();
-    if (self && req.path.starts_with(invoke_prefix)) {
+  // The handler holds the state (after stop() calls get 503 ERR_SHUTTING_DOWN from
+  // run_call): a weak_ptr locked per request was an atomic update of the state's
+  // use count, a cache line every I/O thread wrote on every request.
+  return [self = state_, next = std::move(next)](http::request&& req, http::responder r) {
+    if (req.path.starts_with(invoke_prefix)) {
       auto t = ambassador::parse_invoke_target(req.target);
       if (!t) {
         r.send(http::response::from_error(t.error()));
@@ -496,13 +500,11 @@ http::handler outbound::wrap(http::handler next) {
       self->invoke(std::move(req), r, t->app_id, t->method_target);
       return;
     }
-    if (self) {
-      if (auto id = req.headers.get(app_id_header); id && !id->empty()) {
-        const std::string app_id(*id);
-        const std::string target = req.target;
-        self->invoke(std::move(req), r, app_id, target);
-        return;
-      }
+    if (auto id = req.headers.get(app_id_header); id && !id->empty()) {
+      const std::string app_id(*id);
+      const std::string target = req.target;
+      self->invoke(std::move(req), r, app_id, target);
+      return;
     }
     next(std::move(req), std::move(r));
   };

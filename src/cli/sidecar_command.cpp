@@ -91,9 +91,12 @@ config::node component_metadata(const sidecar_cli_settings& c, const std::string
 }
 
 // glibc keeps freed heap in its arenas: after a burst (thousands of requests in
-// flight) the sidecar would stay at its peak RSS. Fewer arenas (the I/O threads
-// rarely allocate concurrently) and a periodic malloc_trim return it.
-constexpr int malloc_arenas = 2;
+// flight) the sidecar would stay at its peak RSS. A periodic malloc_trim (every
+// arena) returns it. The number of arenas is glibc's (one per thread, up to 8 per
+// core): each I/O thread needs an arena of its own. With M_ARENA_MAX 2 (as before
+// session 9) every non-main thread shared one arena, so under load the I/O threads
+// took turns on its lock (0.16 futex calls and a context switch or more per proxied
+// request at 2 I/O threads) and passed its lines between the cores.
 constexpr auto trim_interval = std::chrono::seconds(10);
 
 // The timer lives until the runtime's threads are joined.
@@ -109,7 +112,6 @@ void trim_memory_periodically(boost::asio::steady_timer& timer) {
 int run_sidecar(const sidecar_cli_settings& c, const sidecar::sidecar_options& o,
                 std::chrono::steady_clock::time_point started) {
   io::block_shutdown_signals();
-  ::mallopt(M_ARENA_MAX, malloc_arenas);
   if (o.app_id.empty()) {
     return report_failure(
         error(errc::config_invalid, "an app id is required (--app-id, APP_ID or sidecar.appId)"));

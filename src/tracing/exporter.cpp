@@ -2,11 +2,17 @@
 
 #include <pthread.h>
 
+#include <algorithm>
+#include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <charconv>
+#include <cstring>
 #include <ctime>
+#include <limits>
 #include <optional>
+#include <tuple>
+#include <utility>
 
 #include "base/log.h"
 #include "http/body_stream.h"
@@ -226,9 +232,23 @@ std::optional<nanoseconds> parse_retry_after(std::string_view value, wall_time n
   return std::chrono::duration_cast<nanoseconds>(at - now);
 }
 
+namespace {
+std::atomic<std::uint64_t> next_exporter_id{1};
+}  // namespace
+
+struct exporter::thread_chunks {
+  std::mutex mutex;  // the recording thread per span; the batching thread when it collects
+  chunk open;
+  // Buffers of this thread's encoded chunks, for its next ones.
+  std::vector<std::pair<std::unique_ptr<char[]>, std::size_t>> spares;
+  std::thread::id owner;
+};
+
 exporter::exporter(exporter_options options, std::unique_ptr<export_transport> transport,
                    metrics::registry* metrics)
-    : options_(std::move(options)), transport_(std::move(transport)) {
+    : options_(std::move(options)),
+      transport_(std::move(transport)),
+      id_(next_exporter_id.fetch_add(1, std::memory_order_relaxed)) {
   if (metrics != nullptr) {
     auto& spans =
         metrics->add_counter("outrider_tracing_exporter_spans_total",
@@ -256,8 +276,16 @@ status exporter::start() {
   if (options_.max_batch == 0) options_.max_batch = 1;
   if (options_.max_attempts == 0) options_.max_attempts = 1;
   if (options_.max_in_flight == 0) options_.max_in_flight = 1;
-  recorded_.reserve(std::min(options_.max_queue, options_.max_batch));
-  started_ = true;
+  constexpr std::size_t max_chunk_spans = 256;
+  chunk_spans_ = std::clamp<std::size_t>(std::min(options_.max_batch, options_.max_queue / 4), 1,
+                                         max_chunk_spans);
+  // Enough for the chunks of a batch being encoded while the thread fills more.
+  max_spares_ = std::min<std::size_t>(options_.max_batch / chunk_spans_ + 2, 16);
+  {
+    std::lock_guard lock(mutex_);
+    started_ = true;
+  }
+  accepting_.store(true, std::memory_order_release);
   worker_ = std::thread([this] { run(); });
   for (std::size_t i = 0; i < options_.max_in_flight; ++i) {
     senders_.emplace_back([this] { sender(); });
@@ -270,6 +298,7 @@ void exporter::stop() {
     std::lock_guard lock(mutex_);
     if (stopping_) return;
     stopping_ = true;
+    accepting_.store(false, std::memory_order_relaxed);
     stop_deadline_ = std::chrono::steady_clock::now() + options_.flush_timeout;
   }
   wake_.notify_all();
@@ -280,32 +309,181 @@ void exporter::stop() {
   for (auto& t : senders_) {
     if (t.joinable()) t.join();
   }
+  // Spans a thread encoded while the batching thread finished (it had taken
+  // every chunk it was told of): not sent, counted.
+  std::size_t left = 0;
+  std::lock_guard lock(mutex_);
+  for (const auto& t : threads_) {
+    std::lock_guard chunk_lock(t->mutex);
+    left += t->open.spans;
+    t->open = chunk{};
+  }
+  if (left != 0) count_dropped(left);
 }
 
-template <class Queue, class Item>
-void exporter::enqueue(Queue& queue, Item&& item) {
-  {
-    std::lock_guard lock(mutex_);
-    if (!stopping_ && started_ && queued() < options_.max_queue) {
-      queue.push_back(std::forward<Item>(item));
-      const auto n = queued();
-      if (queue_metric_ != nullptr) queue_metric_->set(static_cast<double>(n));
-      // The batching thread waits for the first span, then for a full batch.
-      if (n == 1 || n == options_.max_batch) wake_.notify_one();
-      return;
-    }
-  }
-  // Dropped: the caller's item is freed when it returns, outside the lock.
-  dropped_.fetch_add(1, std::memory_order_relaxed);
-  if (dropped_metric_ != nullptr) dropped_metric_->inc();
+void exporter::count_dropped(std::size_t n) {
+  dropped_.fetch_add(n, std::memory_order_relaxed);
+  if (dropped_metric_ != nullptr) dropped_metric_->inc(n);
 }
 
 void exporter::export_span(span&& s) {
-  enqueue(spans_, std::move(s));
+  {
+    std::lock_guard lock(mutex_);
+    if (!stopping_ && started_ && queued() < options_.max_queue) {
+      spans_.push_back(std::move(s));
+      const auto n = queued();
+      if (queue_metric_ != nullptr) queue_metric_->set(static_cast<double>(n));
+      // The batching thread waits for the first span, then for a full batch.
+      if (waiting_for_spans_ || n == options_.max_batch) wake_.notify_one();
+      return;
+    }
+  }
+  count_dropped(1);  // `s` is freed by the caller, outside the lock
+}
+
+namespace {
+// The last exporter this thread recorded a span for and its chunks there.
+thread_local std::uint64_t last_exporter = 0;
+thread_local void* last_chunks = nullptr;
+}  // namespace
+
+exporter::thread_chunks& exporter::chunks_of_this_thread() {
+  // The exporters this thread recorded spans for (usually one), by id: ids
+  // are never reused, so the entry of an exporter that is gone never matches.
+  struct entry {
+    std::uint64_t exporter;
+    thread_chunks* chunks;
+  };
+  constexpr std::size_t remembered = 8;
+  thread_local std::vector<entry> mine;
+  for (const auto& e : mine) {
+    if (e.exporter == id_) {
+      last_exporter = id_;
+      last_chunks = e.chunks;
+      return *e.chunks;
+    }
+  }
+  thread_chunks* found = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    const auto self = std::this_thread::get_id();
+    for (const auto& t : threads_) {
+      if (t->owner == self) found = t.get();
+    }
+    if (found == nullptr) {
+      threads_.push_back(std::make_shared<thread_chunks>());
+      found = threads_.back().get();
+      found->owner = self;
+    }
+  }
+  if (mine.size() == remembered) mine.erase(mine.begin());
+  mine.push_back({id_, found});
+  last_exporter = id_;
+  last_chunks = found;
+  return *found;
 }
 
 void exporter::export_recorded(recorded_span_ptr s) {
-  enqueue(recorded_, std::move(s));
+  if (!accepting_.load(std::memory_order_acquire)) {
+    count_dropped(1);
+    recycle_recorded_span(std::move(s));
+    return;
+  }
+  thread_chunks& t =
+      last_exporter == id_ ? *static_cast<thread_chunks*>(last_chunks) : chunks_of_this_thread();
+  {
+    // The usual case, straight through: the span packs into the open chunk
+    // of its resource, with room left, and does not fill it.
+    std::lock_guard lock(t.mutex);
+    chunk& c = t.open;
+    if (c.spans != 0 && c.spans + 1 < chunk_spans_ && c.resource == s->resource && s->packs()) {
+      const std::size_t end = c.size + s->packed_size();
+      if (end <= c.capacity) {
+        s->pack(c.bytes.get() + c.size);
+        c.size = end;
+        ++c.spans;
+        recycle_recorded_span(std::move(s));  // while its lines are in this core's cache
+        return;
+      }
+    }
+  }
+  add_recorded(t, std::move(s));
+}
+
+void exporter::add_recorded(thread_chunks& t, recorded_span_ptr s) {
+  std::array<chunk, 2> full;  // one of another resource, one filled
+  std::size_t filled = 0;
+  bool opened = false;
+  {
+    std::lock_guard lock(t.mutex);
+    chunk& c = t.open;
+    if (c.spans != 0 && c.resource != s->resource) {
+      full[filled++] = std::exchange(c, chunk{});
+    }
+    if (c.spans == 0) {
+      c.resource = s->resource;
+      c.owner = &t;
+      opened = true;
+      if (c.capacity == 0) {
+        // A buffer of an earlier chunk of this thread, else one sized for a chunk.
+        if (!t.spares.empty()) {
+          std::tie(c.bytes, c.capacity) = std::move(t.spares.back());
+          t.spares.pop_back();
+        } else {
+          constexpr std::size_t typical_packed_span = 320;
+          c.capacity = chunk_spans_ * typical_packed_span;
+          c.bytes = std::make_unique_for_overwrite<char[]>(c.capacity);
+        }
+      }
+    }
+    if (s->packs()) {
+      const std::size_t end = c.size + s->packed_size();
+      if (c.capacity < end) {
+        const std::size_t grown = std::max(end, 2 * c.capacity);
+        auto bigger = std::make_unique_for_overwrite<char[]>(grown);
+        std::memcpy(bigger.get(), c.bytes.get(), c.size);
+        c.bytes = std::move(bigger);
+        c.capacity = grown;
+      }
+      s->pack(c.bytes.get() + c.size);
+      c.size = end;
+    } else {
+      c.records.push_back(std::move(s));  // rare: crosses as it is
+    }
+    if (++c.spans >= chunk_spans_) full[filled++] = std::exchange(c, chunk{});
+  }
+  if (s) recycle_recorded_span(std::move(s));
+  if (filled != 0 || opened) hand_over(t, std::span(full.data(), filled), opened);
+}
+
+void exporter::hand_over(thread_chunks& t, std::span<chunk> full, bool opened) {
+  std::size_t dropped = 0;
+  {
+    std::lock_guard lock(mutex_);
+    for (chunk& c : full) {
+      if (stopping_ || chunked_spans_ + c.spans > options_.max_queue) {
+        dropped += c.spans;
+        continue;
+      }
+      chunked_spans_ += c.spans;
+      chunks_.push_back(std::move(c));
+    }
+    if (opened) open_chunks_ = true;
+    const auto n = queued();
+    if (queue_metric_ != nullptr) queue_metric_->set(static_cast<double>(n));
+    // The batching thread waits for the first span, then for a full batch.
+    if ((opened && waiting_for_spans_) || n >= options_.max_batch) wake_.notify_one();
+  }
+  if (dropped == 0) return;
+  count_dropped(dropped);
+  // The dropped chunks' records freed and buffers kept, outside the exporter's lock.
+  for (chunk& c : full) {
+    if (c.capacity != 0) {
+      std::lock_guard lock(t.mutex);
+      if (t.spares.size() < max_spares_) t.spares.emplace_back(std::move(c.bytes), c.capacity);
+    }
+    c = chunk{};
+  }
 }
 
 exporter::counts exporter::stats() const {
@@ -317,10 +495,178 @@ void exporter::count_failed(std::size_t n) {
   if (failed_metric_ != nullptr) failed_metric_->inc(n);
 }
 
+void exporter::collect_open_chunks(std::unique_lock<std::mutex>& lock) {
+  open_chunks_ = false;  // before taking them: a chunk opened from now on sets it again
+  thread_local std::vector<std::shared_ptr<thread_chunks>> threads;
+  thread_local std::vector<chunk> taken;
+  threads = threads_;
+  lock.unlock();
+  for (const auto& t : threads) {
+    std::lock_guard chunk_lock(t->mutex);
+    if (t->open.spans != 0) taken.push_back(std::exchange(t->open, chunk{}));
+  }
+  threads.clear();
+  lock.lock();
+  for (chunk& c : taken) {
+    // Accepted already: bounded by a chunk per thread, not refused here.
+    chunked_spans_ += c.spans;
+    chunks_.push_back(std::move(c));
+  }
+  taken.clear();
+}
+
+void exporter::encode(encoded& batch, std::span<chunk> chunks,
+                      const std::vector<span>& spans) const {
+  // Resources in first-seen order (a sidecar's spans have one or two).
+  std::array<const span_resource*, 4> few{};
+  std::vector<const span_resource*> more;
+  std::size_t resources = 0;
+  for (const chunk& c : chunks) {
+    const span_resource* r = c.resource.get();
+    bool seen = false;
+    for (std::size_t i = 0; i < resources && !seen; ++i) {
+      seen = (i < few.size() ? few[i] : more[i - few.size()]) == r;
+    }
+    if (seen) continue;
+    if (resources < few.size()) {
+      few[resources] = r;
+    } else {
+      more.push_back(r);
+    }
+    ++resources;
+  }
+  const auto resource_at = [&](std::size_t i) {
+    return i < few.size() ? few[i] : more[i - few.size()];
+  };
+  // Calls `fn(record)` for every span of the chunks of resource `r`: packed
+  // ones unpacked into one scratch record (this thread's: its lines stay here).
+  thread_local recorded_span scratch;
+  const auto for_each_span = [&](const span_resource* r, auto&& fn) {
+    for (chunk& c : chunks) {
+      if (c.resource.get() != r) continue;
+      scratch.resource = c.resource;  // the same pointer: no count is touched
+      for (const char* p = c.bytes.get(); p != c.bytes.get() + c.size;) {
+        p = scratch.unpack(p);
+        fn(scratch);
+      }
+      for (const auto& record : c.records) fn(*record);
+    }
+  };
+  std::string& out = batch.body;
+  batch.offset = 0;
+  switch (options_.protocol) {
+    case export_protocol::otlp_protobuf: {
+      // A head per resource, then its spans' fields, written over the last
+      // body's bytes (not zero-filled again): the spans first, after room for
+      // the longest head, which is moved into place once their size is known.
+      thread_local std::string head;
+      std::size_t at = 0;
+      for (std::size_t i = 0; i < resources; ++i) {
+        const span_resource* r = resource_at(i);
+        head.clear();
+        append_otlp_protobuf_head(head, r, std::numeric_limits<std::uint32_t>::max());
+        const std::size_t room = head.size();  // the head of a group of any size fits
+        std::size_t end = at + room;
+        std::size_t packed = 0;  // about the size of the fields
+        for (const chunk& c : chunks) packed += c.resource.get() == r ? c.size : 0;
+        if (out.size() < end + packed) out.resize(std::max(end + packed, 2 * out.size()));
+        for (chunk& c : chunks) {
+          if (c.resource.get() != r) continue;
+          // Packed records written straight from their bytes; then the others.
+          for (const char* p = c.bytes.get(); p != c.bytes.get() + c.size;) {
+            end = write_packed_otlp_protobuf_span_field(out, end, p);
+          }
+          for (const auto& record : c.records) {
+            end = write_otlp_protobuf_span_field(out, end, *record);
+          }
+        }
+        const std::size_t group = end - (at + room);
+        head.clear();
+        append_otlp_protobuf_head(head, r, group);
+        if (i == 0) {
+          // The body starts where this head does: at the end of its room.
+          batch.offset = room - head.size();
+        } else if (head.size() != room) {
+          std::memmove(out.data() + at + head.size(), out.data() + at + room, group);
+        }
+        const std::size_t head_at = i == 0 ? batch.offset : at;
+        std::memcpy(out.data() + head_at, head.data(), head.size());
+        at = head_at + head.size() + group;
+      }
+      if (!spans.empty()) {
+        // Serialized messages concatenate into one: resource_spans repeat.
+        const std::string rest = encode_otlp_protobuf(spans);
+        if (out.size() < at + rest.size()) out.resize(at + rest.size());
+        std::memcpy(out.data() + at, rest.data(), rest.size());
+        at += rest.size();
+      }
+      batch.size = at - batch.offset;
+      return;
+    }
+    case export_protocol::otlp_json: {
+      out.clear();
+      if (resources == 0) {
+        out = encode_otlp_json(spans);
+        batch.size = out.size();
+        return;
+      }
+      out += "{\"resourceSpans\":[";
+      for (std::size_t i = 0; i < resources; ++i) {
+        const span_resource* r = resource_at(i);
+        if (i != 0) out += ',';
+        append_otlp_json_group_open(out, r);
+        bool first = true;
+        for_each_span(r, [&](const recorded_span& s) {
+          if (!first) out += ',';
+          first = false;
+          append_otlp_json_span(out, s);
+        });
+        out += otlp_json_group_close;
+      }
+      if (!spans.empty()) {
+        const std::string rest = encode_otlp_json(spans);  // {"resourceSpans":[...]}
+        constexpr std::string_view open = "{\"resourceSpans\":[";
+        out += ',';
+        out.append(rest, open.size());
+      } else {
+        out += "]}";
+      }
+      batch.size = out.size();
+      return;
+    }
+    case export_protocol::zipkin_json: {
+      out.clear();
+      if (chunks.empty()) {
+        out = zipkin_json_list(spans);
+        batch.size = out.size();
+        return;
+      }
+      out += '[';
+      bool first = true;
+      for (std::size_t i = 0; i < resources; ++i) {
+        for_each_span(resource_at(i), [&](const recorded_span& s) {
+          if (!first) out += ',';
+          first = false;
+          append_zipkin_json_span(out, s);
+        });
+      }
+      if (!spans.empty()) {
+        const std::string rest = zipkin_json_list(spans);  // [...]
+        out += ',';
+        out.append(rest, 1);
+      } else {
+        out += ']';
+      }
+      batch.size = out.size();
+      return;
+    }
+  }
+}
+
 void exporter::run() {
   // Named so per-thread CPU (top -H, /proc/PID/task/*/comm) tells the exporter apart.
   pthread_setname_np(pthread_self(), "trace-export");
-  std::vector<recorded_span_ptr> recorded;  // the batch being encoded (capacity reused)
+  std::vector<chunk> chunks;  // the batch being assembled (capacity reused)
   std::vector<span> spans;
   std::unique_lock lock(mutex_);
   const auto finish = [&] {
@@ -328,39 +674,45 @@ void exporter::run() {
     send_wake_.notify_all();
   };
   while (true) {
-    wake_.wait(lock, [&] { return stopping_ || queued() > 0; });
+    waiting_for_spans_ = true;
+    wake_.wait(lock, [&] { return stopping_ || queued() > 0 || open_chunks_; });
+    waiting_for_spans_ = false;
     if (!stopping_ && queued() < options_.max_batch) {
       // Give the batch time to fill (or until it is full / we stop).
       wake_.wait_for(lock, options_.batch_delay,
                      [&] { return stopping_ || queued() >= options_.max_batch; });
     }
+    // After the delay (or when stopping): the spans still in threads' open chunks too.
+    if (queued() < options_.max_batch) collect_open_chunks(lock);
     if (queued() == 0) {
       if (stopping_) return finish();
       continue;
     }
     if (stopping_ && std::chrono::steady_clock::now() >= stop_deadline_) {
       const auto left = queued();
-      std::vector<recorded_span_ptr> dead;
-      dead.swap(recorded_);
-      spans_.clear();
+      std::deque<chunk> dead_chunks;
+      dead_chunks.swap(chunks_);
+      chunked_spans_ = 0;
+      std::deque<span> dead_spans;
+      dead_spans.swap(spans_);
       finish();
       lock.unlock();
       count_failed(left);
       logger.warn("exporter stopped with {} spans unsent", left);
       return;
     }
-    // Take a batch: recorded spans first (a swap when they all fit), then full ones.
-    recorded.clear();
+    // Take a batch: whole chunks (at least one) up to max_batch spans, then full spans.
+    chunks.clear();
     spans.clear();
-    if (recorded_.size() <= options_.max_batch) {
-      recorded.swap(recorded_);
-    } else {
-      const auto n = static_cast<std::ptrdiff_t>(options_.max_batch);
-      recorded.assign(std::make_move_iterator(recorded_.begin()),
-                      std::make_move_iterator(recorded_.begin() + n));
-      recorded_.erase(recorded_.begin(), recorded_.begin() + n);
+    std::size_t taken = 0;
+    while (!chunks_.empty() &&
+           (chunks.empty() || taken + chunks_.front().spans <= options_.max_batch)) {
+      taken += chunks_.front().spans;
+      chunks.push_back(std::move(chunks_.front()));
+      chunks_.pop_front();
     }
-    while (recorded.size() + spans.size() < options_.max_batch && !spans_.empty()) {
+    chunked_spans_ -= taken;
+    while (taken + spans.size() < options_.max_batch && !spans_.empty()) {
       spans.push_back(std::move(spans_.front()));
       spans_.pop_front();
     }
@@ -371,20 +723,19 @@ void exporter::run() {
       spare_bodies_.pop_back();
     }
     lock.unlock();
-    batch.spans = recorded.size() + spans.size();
-    // Into a reused buffer: big fresh allocations cost page faults.
-    if (options_.protocol == export_protocol::otlp_protobuf && spans.empty()) {
-      // Over the last body's bytes: not zero-filled again first (resize).
-      const std::string_view body = encode_otlp_protobuf_into(batch.body, recorded);
-      batch.offset = static_cast<std::size_t>(body.data() - batch.body.data());
-      batch.size = body.size();
-    } else {
-      batch.body.clear();
-      append_batch(batch.body, options_.protocol, recorded, spans);
-      batch.offset = 0;
-      batch.size = batch.body.size();
+    batch.spans = taken + spans.size();
+    encode(batch, chunks, spans);  // into a reused body: big fresh allocations cost page faults
+    for (chunk& c : chunks) {
+      release_recorded_spans(c.records);  // back to the tracers
+      // The buffer back to its thread for a next chunk.
+      if (c.capacity == 0) continue;
+      std::lock_guard owner_lock(c.owner->mutex);
+      if (c.owner->spares.size() < max_spares_) {
+        c.owner->spares.emplace_back(std::move(c.bytes), c.capacity);
+      }
     }
-    release_recorded_spans(recorded);  // back to the tracers, outside the lock
+    chunks.clear();  // the rest freed here, outside the exporter's lock
+    spans.clear();
     lock.lock();
     // At most max_in_flight batches encoded or being sent; meanwhile spans queue (and drop).
     slot_free_.wait(lock, [&] {

@@ -7,14 +7,28 @@
 //   ex.stop();                       // flushes what is queued (bounded by flush_timeout)
 //
 // export_span()/export_recorded() never block: the queue is bounded (max_queue
-// spans) and a span arriving when it is full is dropped and counted. Queueing a
-// span takes a mutex and appends a pointer; it wakes the batching thread only
-// when it is the first span of a batch or fills one (no timer and no post per
-// span). The batching thread ("trace-export") takes a batch when max_batch spans
-// are queued or batch_delay after the first one and encodes it into a reused
-// body (spans recorded by a tracer straight to the wire format, recorded_span.h,
-// then recycled); up to max_in_flight encoded batches are sent at once by as many
-// sender threads ("trace-send"), so encoding the next batch overlaps sending the
+// spans) and spans arriving when it is full are dropped and counted.
+//
+// A span recorded by a tracer (export_recorded) is packed on the thread that
+// ends it (its fields, attributes and text, only what is used: ~300 bytes,
+// recorded_span::pack) into that thread's open chunk, under a mutex only that
+// thread and the batching thread take; its record goes back to the thread's
+// own cache at once, so records never cross threads. What crosses to the
+// exporter's thread is whole chunks, read once in order: a chunk of
+// chunk_spans() spans is handed over under the exporter's mutex (one lock per
+// chunk, not per span), and is dropped and counted when the queue cannot take
+// it. So at most max_queue spans wait in handed-over chunks plus, per
+// recording thread, an open chunk of fewer than chunk_spans(). Opening a chunk
+// wakes the batching thread when it waits for a first span. Full-model spans
+// (export_span: an app's forwarded spans) are queued one by one.
+//
+// The batching thread ("trace-export") takes a batch when max_batch spans are
+// queued or batch_delay after the first one (then it also collects every
+// thread's open chunk, so a quiet thread's spans wait no longer than
+// batch_delay), and encodes it into a reused body (each packed record unpacked
+// into one scratch record, then written in the wire format); up to
+// max_in_flight bodies are sent at once by as many sender threads
+// ("trace-send"), so encoding the next batch overlaps sending the
 // last. A sender runs the HTTP exchange itself (the transport's I/O runs on the
 // calling thread, over a keep-alive connection per sender) and the body is read
 // in place, never copied: a batch costs a few wake-ups and no fresh memory. A
@@ -121,6 +135,9 @@ class exporter final : public span_sink {
     std::uint64_t requests = 0;  // POSTs made, retries included
   };
   counts stats() const;
+  // Spans per chunk a recording thread hands over (max_batch and max_queue / 4,
+  // at most 256, at least 1).
+  std::size_t chunk_spans() const noexcept { return chunk_spans_; }
 
   // Test hook: called with each wait before a retry (the Retry-After or backoff chosen).
   void on_retry_wait_for_test(std::function<void(nanoseconds)> fn) { retry_hook_ = std::move(fn); }
@@ -132,16 +149,38 @@ class exporter final : public span_sink {
     std::size_t size = 0;
     std::size_t spans = 0;
   };
-  void run();     // the batching thread: takes batches, encodes them
+  struct thread_chunks;  // a recording thread's open chunk and spare buffers (exporter.cpp)
+  // Spans of one resource recorded by one thread: packed records
+  // (recorded_span::pack), and the rare records that do not pack.
+  struct chunk {
+    std::shared_ptr<const span_resource> resource;
+    // Packed records in the first `size` bytes of `capacity` (never zero-filled).
+    std::unique_ptr<char[]> bytes;
+    std::size_t capacity = 0;
+    std::size_t size = 0;
+    std::size_t spans = 0;
+    std::vector<recorded_span_ptr> records;  // events, links, text beyond the inline buffer
+    thread_chunks* owner = nullptr;          // its buffer goes back there
+  };
+  thread_chunks& chunks_of_this_thread();
+  // export_recorded's other cases: opening, switching or filling a chunk, a record that does not
+  // pack.
+  void add_recorded(thread_chunks& t, recorded_span_ptr s);
+  // Queues chunks a recording thread filled (or drops and counts them);
+  // `opened`: the thread opened a chunk (wake a batching thread waiting for spans).
+  void hand_over(thread_chunks& t, std::span<chunk> full, bool opened);
+  // The batching thread: every thread's open chunk into chunks_. Called and returns locked.
+  void collect_open_chunks(std::unique_lock<std::mutex>& lock);
+  // The request body of `chunks` and `spans` into `batch`.
+  void encode(encoded& batch, std::span<chunk> chunks, const std::vector<span>& spans) const;
+  void run();     // the batching thread: takes batches, assembles them
   void sender();  // one per request in flight
   void send(const encoded& batch);
   void count_failed(std::size_t n);
+  void count_dropped(std::size_t n);
   // Waits `d` unless stopping; returns false when stopped while waiting.
   bool wait_retry(nanoseconds d);
-  std::size_t queued() const noexcept { return recorded_.size() + spans_.size(); }
-  // Appends to `queue` (spans_ or recorded_) unless stopped or full, then a drop is counted.
-  template <class Queue, class Item>
-  void enqueue(Queue& queue, Item&& item);
+  std::size_t queued() const noexcept { return chunked_spans_ + spans_.size(); }
 
   exporter_options options_;
   std::unique_ptr<export_transport> transport_;
@@ -153,12 +192,20 @@ class exporter final : public span_sink {
   std::function<void(nanoseconds)> retry_hook_;
 
   mutable std::mutex mutex_;
-  std::condition_variable wake_;             // the batching thread: spans queued, stop
-  std::condition_variable send_wake_;        // senders: a batch to send, stop
-  std::condition_variable slot_free_;        // the batching thread: a sender finished
-  std::condition_variable retry_wake_;       // senders waiting to retry: stop
-  std::vector<recorded_span_ptr> recorded_;  // from tracers
-  std::deque<span> spans_;                   // full model (forwarded app spans)
+  std::condition_variable wake_;        // the batching thread: spans queued, stop
+  std::condition_variable send_wake_;   // senders: a batch to send, stop
+  std::condition_variable slot_free_;   // the batching thread: a sender finished
+  std::condition_variable retry_wake_;  // senders waiting to retry: stop
+  const std::uint64_t id_;              // this exporter's key in a thread's list of its chunks
+  std::size_t chunk_spans_ = 1;
+  std::size_t max_spares_ = 2;          // chunk buffers a thread keeps for its next chunks
+  std::atomic<bool> accepting_{false};  // started and not stopping
+  std::vector<std::shared_ptr<thread_chunks>> threads_;  // every thread that recorded a span
+  std::deque<chunk> chunks_;                             // handed over, from tracers
+  std::size_t chunked_spans_ = 0;                        // spans in chunks_
+  bool open_chunks_ = false;        // a thread opened a chunk since the last collection
+  bool waiting_for_spans_ = false;  // the batching thread waits for a first span
+  std::deque<span> spans_;          // full model (forwarded app spans)
   std::deque<encoded> to_send_;
   std::vector<std::string> spare_bodies_;  // sent bodies, reused (capacity kept)
   std::size_t in_flight_ = 0;              // batches in to_send_ or being sent

@@ -3,7 +3,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <gtest/gtest.h>
+#include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "http/server.h"
@@ -39,6 +41,53 @@ span make_span(std::uint64_t id, std::string name = "op") {
   s.attributes.push_back({"http.request.method", attribute_value::of("POST")});
   s.attributes.push_back({"http.response.status_code", attribute_value::of_int(204)});
   return s;
+}
+
+// Spans a tracer records, kept (not exported) so a test can encode them itself first.
+struct keeping_sink final : span_sink {
+  std::vector<recorded_span_ptr> recorded;
+  void export_span(span&&) override {}
+  void export_recorded(recorded_span_ptr s) override { recorded.push_back(std::move(s)); }
+};
+
+// `n` spans like the sidecar's (SERVER + PRODUCER pairs); the second (when
+// `with_event`) with an event and a link (a record that does not pack).
+std::vector<recorded_span_ptr> record_spans(std::size_t n, std::string service = "orders",
+                                            std::uint64_t seed = 5, bool with_event = true) {
+  keeping_sink sink;
+  simulated_clock clk;
+  xoshiro_random rng(seed);
+  tracer_options o;
+  o.service_name = std::move(service);
+  o.scope_name = "outrider-sidecar";
+  o.resource_attributes.push_back({"outrider.component", attribute_value::of("sidecar")});
+  tracer t(o, borrow(sink), borrow(clk), &rng);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto s = t.start_span(i % 2 == 0 ? "POST /v1.0/publish/{pubsub}/{topic}" : "publish orders",
+                          i % 2 == 0 ? span_kind::server : span_kind::producer, nullptr);
+    s.set(attr::http_request_method, "POST");
+    s.set(attr::messaging_destination_name, "orders");
+    s.set(attr::server_port, std::int64_t{3500});
+    s.set("app.order", "a\"quoted\" value");
+    if (i == 1 && with_event) {
+      s.add_event("retry", {{"attempt", attribute_value::of_int(2)}});
+      span_context other;
+      other.trace_id = id128{9, 9};
+      other.span_id = 8;
+      s.add_link(other);
+      s.set_error("broker said no");
+    }
+    clk.advance(1ms);
+  }
+  return std::move(sink.recorded);
+}
+
+decoded_batch decode(export_protocol p, std::string_view body) {
+  auto decoded = p == export_protocol::otlp_protobuf ? decode_otlp_protobuf(body)
+                 : p == export_protocol::otlp_json   ? decode_otlp_json(body)
+                                                     : decode_zipkin_json(body);
+  EXPECT_TRUE(decoded) << decoded.error().message;
+  return decoded ? std::move(*decoded) : decoded_batch{};
 }
 
 // A test receiver: the real HTTP server, answering from a script.
@@ -221,6 +270,171 @@ TEST(Exporter, BoundedQueueDropsAndCountsWithoutBlocking) {
   ex.stop();  // flushes the 4 queued spans
   releaser.join();
   EXPECT_EQ(ex.stats().exported, 4U);
+}
+
+TEST(Exporter, BoundedQueueDropsAndCountsRecordedSpans) {
+  auto transport = std::make_unique<gated_transport>();
+  auto* gate = transport.get();
+  exporter_options o = fast("http://127.0.0.1:9/v1/traces", export_protocol::otlp_protobuf);
+  o.max_queue = 4;  // chunks of one span
+  o.max_batch = 100;
+  o.batch_delay = std::chrono::hours(1);
+  metrics::registry reg;
+  exporter ex(o, std::move(transport), &reg);
+  ASSERT_TRUE(ex.start().ok());
+  ASSERT_EQ(ex.chunk_spans(), 1U);
+  for (auto& s : record_spans(10)) ex.export_recorded(std::move(s));  // returns at once
+  EXPECT_EQ(ex.stats().dropped, 6U);
+  EXPECT_NE(reg.expose().find("outrider_tracing_exporter_spans_total{outcome=\"dropped\"} 6"),
+            std::string::npos);
+  std::thread releaser([&] {
+    eventually([&] {
+      std::lock_guard lock(gate->m);
+      return gate->posts > 0;
+    });
+    gate->release();
+  });
+  ex.stop();
+  releaser.join();
+  EXPECT_EQ(ex.stats().exported, 4U);
+  for (auto& s : record_spans(2)) ex.export_recorded(std::move(s));  // stopped: dropped
+  EXPECT_EQ(ex.stats().dropped, 8U);
+}
+
+// Chunks larger than one span: a full queue drops a whole chunk and counts its spans.
+TEST(Exporter, AFullQueueDropsWholeChunks) {
+  auto transport = std::make_unique<gated_transport>();
+  auto* gate = transport.get();
+  exporter_options o = fast("http://127.0.0.1:9/v1/traces", export_protocol::otlp_protobuf);
+  o.max_queue = 40;  // chunks of 10
+  o.max_batch = 1000;
+  o.batch_delay = std::chrono::hours(1);
+  exporter ex(o, std::move(transport), nullptr);
+  ASSERT_TRUE(ex.start().ok());
+  ASSERT_EQ(ex.chunk_spans(), 10U);
+  for (auto& s : record_spans(65)) ex.export_recorded(std::move(s));
+  // 4 chunks queued (40 spans), 2 dropped (20), 5 spans in this thread's open chunk.
+  EXPECT_EQ(ex.stats().dropped, 20U);
+  std::thread releaser([&] {
+    eventually([&] {
+      std::lock_guard lock(gate->m);
+      return gate->posts > 0;
+    });
+    gate->release();
+  });
+  ex.stop();
+  releaser.join();
+  EXPECT_EQ(ex.stats().exported, 45U);
+  EXPECT_EQ(ex.stats().dropped, 20U);
+}
+
+// Recorded spans are packed on the recording thread into its chunk and
+// encoded from the chunks by the batching thread: the very bytes the batch
+// encoders write. (A record that does not pack goes with its chunk as it is
+// and is encoded after the chunk's packed ones: RecordedAndFullSpans... below.)
+TEST(Exporter, RecordedSpansAreSentAsTheBatchEncodersWriteThem) {
+  for (auto p :
+       {export_protocol::otlp_protobuf, export_protocol::otlp_json, export_protocol::zipkin_json}) {
+    receiver rx;
+    auto o = fast(rx.url("/v1/traces"), p);
+    o.batch_delay = std::chrono::hours(1);  // one batch, sent by stop()
+    exporter ex(o, make_http_transport(), nullptr);
+    ASSERT_TRUE(ex.start().ok());
+    // Chunks handed over (256 spans each) and an open one.
+    auto spans = record_spans(600, "orders", 5, false);
+    ASSERT_EQ(ex.chunk_spans(), 256U);
+    const std::string expected = encode_batch(p, spans, {});
+    for (auto& s : spans) ex.export_recorded(std::move(s));
+    ex.stop();
+    ASSERT_EQ(rx.count(), 1U) << static_cast<int>(p);
+    EXPECT_EQ(rx.at(0).body, expected) << static_cast<int>(p);
+    EXPECT_EQ(decode(p, rx.at(0).body).spans.size(), 600U);
+    EXPECT_EQ(ex.stats().exported, 600U);
+  }
+}
+
+// Records and full-model spans (an app's) in one request; two resources.
+TEST(Exporter, RecordedAndFullSpansOfTwoResourcesShareARequest) {
+  for (auto p :
+       {export_protocol::otlp_protobuf, export_protocol::otlp_json, export_protocol::zipkin_json}) {
+    receiver rx;
+    auto o = fast(rx.url("/v1/traces"), p);
+    o.batch_delay = std::chrono::hours(1);
+    exporter ex(o, make_http_transport(), nullptr);
+    ASSERT_TRUE(ex.start().ok());
+    auto orders = record_spans(3, "orders", 1);
+    auto probes = record_spans(2, "probes", 2);
+    ex.export_recorded(std::move(orders[0]));
+    ex.export_recorded(std::move(probes[0]));  // another resource: the chunk is handed over
+    ex.export_recorded(std::move(orders[1]));
+    ex.export_span(make_span(77));
+    ex.export_recorded(std::move(probes[1]));
+    ex.export_recorded(std::move(orders[2]));
+    ex.stop();
+    std::map<std::string, int> services;
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < rx.count(); ++i) {
+      for (const auto& s : decode(p, rx.at(i).body).spans) {
+        ++services[std::string(s.service_name())];
+        ++n;
+      }
+    }
+    EXPECT_EQ(n, 6U) << static_cast<int>(p);
+    EXPECT_EQ(services["orders"], 3) << static_cast<int>(p);
+    EXPECT_EQ(services["probes"], 2) << static_cast<int>(p);
+    EXPECT_EQ(services["svc"], 1) << static_cast<int>(p);
+    EXPECT_EQ(ex.stats().exported, 6U);
+  }
+}
+
+// A thread that records a few spans and goes quiet (here: ends) has them sent
+// after the batch delay, without a full chunk or stop().
+TEST(Exporter, AQuietThreadsSpansAreSentAfterTheBatchDelay) {
+  receiver rx;
+  exporter ex(fast(rx.url("/v1/traces"), export_protocol::otlp_protobuf), make_http_transport(),
+              nullptr);
+  ASSERT_TRUE(ex.start().ok());
+  std::thread quiet([&] {
+    for (auto& s : record_spans(3)) ex.export_recorded(std::move(s));
+  });
+  quiet.join();
+  auto more = record_spans(2, "orders", 9);
+  for (auto& s : more) ex.export_recorded(std::move(s));  // this thread's own chunk
+  EXPECT_TRUE(eventually([&] { return ex.stats().exported == 5; }));
+  ex.stop();
+  EXPECT_EQ(ex.stats().exported, 5U);
+  EXPECT_EQ(ex.stats().dropped, 0U);
+}
+
+// Many threads at once: every span arrives exactly once.
+TEST(Exporter, SpansOfManyThreadsArriveOnce) {
+  receiver rx;
+  auto o = fast(rx.url("/v1/traces"), export_protocol::otlp_protobuf);
+  o.max_queue = 100000;
+  exporter ex(o, make_http_transport(), nullptr);
+  ASSERT_TRUE(ex.start().ok());
+  constexpr std::size_t threads = 4;
+  constexpr std::size_t per_thread = 1500;
+  std::vector<std::thread> recorders;
+  for (std::size_t t = 0; t < threads; ++t) {
+    recorders.emplace_back([&, t] {
+      for (auto& s : record_spans(per_thread, "orders", 100 + t)) ex.export_recorded(std::move(s));
+    });
+  }
+  for (auto& t : recorders) t.join();
+  EXPECT_TRUE(eventually([&] { return ex.stats().exported == threads * per_thread; }));
+  ex.stop();
+  std::set<std::uint64_t> ids;
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < rx.count(); ++i) {
+    for (const auto& s : decode(export_protocol::otlp_protobuf, rx.at(i).body).spans) {
+      ids.insert(s.span_id);
+      ++n;
+    }
+  }
+  EXPECT_EQ(n, threads * per_thread);
+  EXPECT_EQ(ids.size(), threads * per_thread);
+  EXPECT_EQ(ex.stats().dropped, 0U);
 }
 
 TEST(Exporter, ParsesRetryAfter) {

@@ -83,7 +83,7 @@ void append_any_value(std::string& out, const recorded_span& s, const recorded_s
   out += '}';
 }
 
-void append_otlp_json_span(std::string& out, const recorded_span& s) {
+void otlp_json_span(std::string& out, const recorded_span& s) {
   out += "{\"name\":";
   append_json_string(out, s.text(s.name));
   out += ",\"traceId\":\"";
@@ -180,7 +180,7 @@ struct tag {
   bool in_scratch = false;
 };
 
-void append_zipkin_span(std::string& out, const recorded_span& s) {
+void zipkin_span(std::string& out, const recorded_span& s) {
   out += "{\"traceId\":\"";
   if (s.trace_id.high != 0) append_hex16(out, s.trace_id.high);
   append_hex16(out, s.trace_id.low);
@@ -301,13 +301,32 @@ void reserve_like_first(std::string& out, std::size_t first_size, std::size_t n)
 
 }  // namespace
 
-void append_otlp_json(std::string& out, std::span<const recorded_span_ptr> spans) {
+void append_otlp_json_span(std::string& out, const recorded_span& s) {
+  otlp_json_span(out, s);
+}
+
+void append_zipkin_json_span(std::string& out, const recorded_span& s) {
+  zipkin_span(out, s);
+}
+
+void append_otlp_json_group_open(std::string& out, const span_resource* resource) {
   static const auto no_resource = [] {
     span_resource r;
     r.attributes.push_back(
         {"service.name", attribute_value::of(std::string(detail::unknown_service))});
     return r;
   }();
+  const span_resource& res = resource != nullptr ? *resource : no_resource;
+  out += "{\"resource\":{\"attributes\":";
+  detail::append_otlp_attributes(out, res.attributes);
+  out += "},\"scopeSpans\":[{\"scope\":{\"name\":";
+  append_json_string(out, res.scope_name);
+  out += ",\"version\":";
+  append_json_string(out, res.scope_version);
+  out += "},\"spans\":[";
+}
+
+void append_otlp_json(std::string& out, std::span<const recorded_span_ptr> spans) {
   // Resources in first-seen order (a sidecar has one).
   std::vector<const span_resource*> resources;
   for (const auto& s : spans) {
@@ -317,26 +336,19 @@ void append_otlp_json(std::string& out, std::span<const recorded_span_ptr> spans
   out += "{\"resourceSpans\":[";
   bool first_group = true;
   for (const span_resource* r : resources) {
-    const span_resource& res = r != nullptr ? *r : no_resource;
     if (!first_group) out += ',';
     first_group = false;
-    out += "{\"resource\":{\"attributes\":";
-    detail::append_otlp_attributes(out, res.attributes);
-    out += "},\"scopeSpans\":[{\"scope\":{\"name\":";
-    append_json_string(out, res.scope_name);
-    out += ",\"version\":";
-    append_json_string(out, res.scope_version);
-    out += "},\"spans\":[";
+    append_otlp_json_group_open(out, r);
     bool first = true;
     for (const auto& s : spans) {
       if (s->resource.get() != r) continue;
       if (!first) out += ',';
       const std::size_t before = out.size();
-      append_otlp_json_span(out, *s);
+      otlp_json_span(out, *s);
       if (first) reserve_like_first(out, out.size() - before, spans.size());
       first = false;
     }
-    out += "]}]}";
+    out += otlp_json_group_close;
   }
   out += "]}";
 }
@@ -346,7 +358,7 @@ void append_zipkin_json_list(std::string& out, std::span<const recorded_span_ptr
   for (std::size_t i = 0; i < spans.size(); ++i) {
     if (i > 0) out += ',';
     const std::size_t before = out.size();
-    append_zipkin_span(out, *spans[i]);
+    zipkin_span(out, *spans[i]);
     if (i == 0) reserve_like_first(out, out.size() - before, spans.size());
   }
   out += ']';

@@ -6,6 +6,7 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
 #include <mutex>
+#include <type_traits>
 
 #include "base/assert.h"
 
@@ -66,10 +67,16 @@ recorded_span_pool& pool() {
   return *p;
 }
 
+// This thread's records: a batch taken from the pool, and records given back
+// by recycle_recorded_span.
+thread_local std::vector<recorded_span_ptr> cache;
+// Records recycle_recorded_span keeps per thread (enough for the spans a
+// thread has open at once plus a pool batch).
+constexpr std::size_t max_cached_recorded_spans = 256;
+
 }  // namespace
 
 recorded_span_ptr acquire_recorded_span() {
-  thread_local std::vector<recorded_span_ptr> cache;
   if (cache.empty()) {
     auto& p = pool();
     std::vector<recorded_span_ptr> batch;
@@ -88,6 +95,10 @@ recorded_span_ptr acquire_recorded_span() {
   cache.pop_back();
   s->clear();  // here, on the thread about to write it anyway
   return s;
+}
+
+void recycle_recorded_span(recorded_span_ptr s) noexcept {
+  if (cache.size() < max_cached_recorded_spans) cache.push_back(std::move(s));
 }
 
 void release_recorded_spans(std::vector<recorded_span_ptr>& spans) noexcept {
@@ -143,6 +154,108 @@ void recorded_span::add_string(attr key, std::string_view value) {
   }
   a.text = store(value);
   add(a);
+}
+
+namespace {
+// The fixed fields of a packed record (then the attributes, then the text).
+struct packed_head {
+  id128 trace_id;
+  std::uint64_t span_id;
+  std::uint64_t parent_id;
+  std::int64_t start_ns;
+  std::int64_t end_ns;
+  recorded_span::text_ref name;
+  recorded_span::text_ref trace_state;
+  recorded_span::text_ref status_message;
+  std::uint32_t text_used;
+  span_kind kind;
+  status_code status;
+  std::uint8_t flags;
+  std::uint8_t attributes;
+};
+static_assert(std::is_trivially_copyable_v<packed_head> && sizeof(packed_head) == 80);
+static_assert(std::is_trivially_copyable_v<recorded_span::attribute>);
+
+// A packed record read in place, with what write_span reads of a record by
+// the same names: the head's fields (copied out), attributes (copied out one
+// at a time), text (viewed where it is).
+class packed_view : public packed_head {
+ public:
+  explicit packed_view(const char* p) noexcept : packed_head(read_head(p)) {
+    attributes_ = p + sizeof(packed_head);
+    text_ = attributes_ + attributes * sizeof(recorded_span::attribute);
+  }
+  const char* end() const noexcept { return text_ + text_used; }
+  std::size_t attribute_count() const noexcept { return attributes; }
+  recorded_span::attribute attribute_at(std::size_t i) const noexcept {
+    recorded_span::attribute a;
+    std::memcpy(&a, attributes_ + i * sizeof a, sizeof a);
+    return a;
+  }
+  std::string_view text(recorded_span::text_ref r) const noexcept {
+    return {text_ + r.offset, r.size};
+  }
+  std::string_view key_of(const recorded_span::attribute& a) const noexcept {
+    return a.key == attr::custom ? text(recorded_span::text_ref{a.key_offset, a.key_size})
+                                 : attr_name(a.key);
+  }
+  std::size_t text_bytes() const noexcept { return text_used; }
+
+ private:
+  static packed_head read_head(const char* p) noexcept {
+    packed_head h;
+    std::memcpy(&h, p, sizeof h);
+    return h;
+  }
+  const char* attributes_ = nullptr;
+  const char* text_ = nullptr;
+};
+}  // namespace
+
+std::size_t recorded_span::packed_size() const noexcept {
+  return sizeof(packed_head) + inline_count_ * sizeof(attribute) + text_used_;
+}
+
+char* recorded_span::pack(char* to) const noexcept {
+  OUTRIDER_ASSERT(packs(), "packing a record with more than its inline arrays");
+  const packed_head h{trace_id, span_id,     parent_id,      start_ns,   end_ns,
+                      name,     trace_state, status_message, text_used_, kind,
+                      status,   flags,       inline_count_};
+  std::memcpy(to, &h, sizeof h);
+  to += sizeof h;
+  const std::size_t attributes = inline_count_ * sizeof(attribute);
+  std::memcpy(to, attributes_.data(), attributes);
+  to += attributes;
+  std::memcpy(to, text_.data(), text_used_);
+  return to + text_used_;
+}
+
+const char* recorded_span::unpack(const char* from) noexcept {
+  packed_head h;
+  std::memcpy(&h, from, sizeof h);
+  from += sizeof h;
+  trace_id = h.trace_id;
+  span_id = h.span_id;
+  parent_id = h.parent_id;
+  start_ns = h.start_ns;
+  end_ns = h.end_ns;
+  name = h.name;
+  trace_state = h.trace_state;
+  status_message = h.status_message;
+  kind = h.kind;
+  status = h.status;
+  flags = h.flags;
+  inline_count_ = h.attributes;
+  text_used_ = h.text_used;
+  const std::size_t attributes = inline_count_ * sizeof(attribute);
+  std::memcpy(attributes_.data(), from, attributes);
+  from += attributes;
+  std::memcpy(text_.data(), from, text_used_);
+  events.clear();
+  links.clear();
+  more_attributes_.clear();
+  more_text_.clear();
+  return from + text_used_;
 }
 
 std::string_view recorded_span::service_name() const noexcept {
@@ -532,7 +645,9 @@ struct cursor {
 // put_span for a span without events or links, `size` bytes (span_size).
 // The cursor is a local (its address never escapes), so that its pointer
 // stays in a register: stores through a char* could alias a cursor in memory.
-char* write_span(char* at, const recorded_span& s) noexcept {
+// `Record`: a recorded_span, or a packed_view of one's packed bytes.
+template <class Record>
+char* write_span(char* at, const Record& s) noexcept {
   using t = attribute_value::type;
   cursor c{at};
   c.id128<1>(s.trace_id);
@@ -682,13 +797,78 @@ constexpr std::size_t longest_attr_name = [] {
 // At least the bytes write_span writes for `s` (ids, times, kind, flags and
 // field headers; every byte of text; per attribute a fixed key and the headers
 // of a KeyValue and its value), without looking at the attributes.
-std::size_t span_size_bound(const recorded_span& s) noexcept {
+template <class Record>
+std::size_t span_size_bound(const Record& s) noexcept {
   constexpr std::size_t fixed = 128;  // ids, times, kind, flags, status, headers
   constexpr std::size_t per_attribute = 48 + longest_attr_name;  // headers, a 10-byte varint
   return fixed + s.text_bytes() + s.attribute_count() * per_attribute;
 }
 
+// ScopeSpans.spans (2) for a span without events or links at `at`: a tag,
+// the length (two bytes left for it), the span; returns where it ends.
+template <class Record>
+std::size_t write_span_field(std::string& buffer, std::size_t at, const Record& s) {
+  constexpr std::size_t max_length_width = 5;  // spans < 32 GiB
+  const std::size_t need = at + 1 + max_length_width + span_size_bound(s);
+  if (buffer.size() < need) buffer.resize(std::max(need, 2 * buffer.size()));
+  char* const start = buffer.data() + at;
+  start[0] = cursor::tag_byte(2, wire::WIRETYPE_LENGTH_DELIMITED);
+  const char* const end = write_span(start + 3, s);
+  const auto n = static_cast<std::size_t>(end - (start + 3));
+  OUTRIDER_ASSERT(n <= span_size_bound(s), "span_size_bound is not a bound");
+  const std::size_t width = varint_size(n);
+  if (width != 2) std::memmove(start + 1 + width, start + 3, n);  // < 128 or >= 16384 bytes
+  cursor len{start + 1};
+  len.varint(n);
+  return at + 1 + width + n;
+}
+
 }  // namespace
+
+std::size_t write_packed_otlp_protobuf_span_field(std::string& buffer, std::size_t at,
+                                                  const char*& packed) {
+  OUTRIDER_ASSERT(at <= buffer.size(), "write_packed_otlp_protobuf_span_field past the end");
+  const packed_view view(packed);
+  packed = view.end();
+  return write_span_field(buffer, at, view);
+}
+
+std::size_t write_otlp_protobuf_span_field(std::string& buffer, std::size_t at,
+                                           const recorded_span& s) {
+  OUTRIDER_ASSERT(at <= buffer.size(), "write_otlp_protobuf_span_field past the end");
+  if (s.events.empty() && s.links.empty()) return write_span_field(buffer, at, s);
+  thread_local std::string one;  // events and links are written through temporaries
+  one.clear();
+  put_span(one, s);
+  const std::size_t field = bytes_field_size(2, one.size());
+  if (buffer.size() < at + field) buffer.resize(std::max(at + field, 2 * buffer.size()));
+  cursor c{buffer.data() + at};
+  c.bytes<2>(one);
+  return at + field;
+}
+
+void append_otlp_protobuf_head(std::string& out, const span_resource* resource,
+                               std::size_t spans_size) {
+  static const span_resource no_resource;
+  const span_resource& r = resource != nullptr ? *resource : no_resource;
+  thread_local std::string scope;
+  thread_local std::string attributes;
+  scope.clear();
+  if (!r.scope_name.empty()) put_bytes(scope, 1, r.scope_name);
+  if (!r.scope_version.empty()) put_bytes(scope, 2, r.scope_version);
+  attributes.clear();
+  put_key_values(attributes, 1, r.attributes);
+  // ResourceSpans { resource (1), scope_spans (2): ScopeSpans { scope (1), spans (2)... } }.
+  const std::size_t scope_spans_size = bytes_field_size(1, scope.size()) + spans_size;
+  const std::size_t resource_spans_size =
+      bytes_field_size(1, attributes.size()) + bytes_field_size(2, scope_spans_size);
+  put_tag(out, 1, wire::WIRETYPE_LENGTH_DELIMITED);  // ExportTraceServiceRequest.resource_spans
+  put_varint(out, resource_spans_size);
+  put_bytes(out, 1, attributes);
+  put_tag(out, 2, wire::WIRETYPE_LENGTH_DELIMITED);
+  put_varint(out, scope_spans_size);
+  put_bytes(out, 1, scope);
+}
 
 std::string_view encode_otlp_protobuf_into(std::string& buffer,
                                            std::span<const recorded_span_ptr> spans) {
@@ -714,22 +894,7 @@ std::string_view encode_otlp_protobuf_into(std::string& buffer,
   constexpr std::size_t max_varint = 10;
   const std::size_t head_room = 3 * (1 + max_varint) + 2 * (1 + max_varint) + fields.size();
   std::size_t at = head_room;  // offsets: growing `buffer` moves it
-  for (const auto& s : spans) {
-    // ScopeSpans.spans (2): a tag, the length (two bytes left for it), the span.
-    constexpr std::size_t max_length_width = 5;  // spans < 32 GiB
-    const std::size_t need = at + 1 + max_length_width + span_size_bound(*s);
-    if (buffer.size() < need) buffer.resize(std::max(need, 2 * buffer.size()));
-    char* const start = buffer.data() + at;
-    start[0] = cursor::tag_byte(2, wire::WIRETYPE_LENGTH_DELIMITED);
-    const char* const end = write_span(start + 3, *s);
-    const auto n = static_cast<std::size_t>(end - (start + 3));
-    OUTRIDER_ASSERT(n <= span_size_bound(*s), "span_size_bound is not a bound");
-    const std::size_t width = varint_size(n);
-    if (width != 2) std::memmove(start + 1 + width, start + 3, n);  // < 128 or >= 16384 bytes
-    cursor len{start + 1};
-    len.varint(n);
-    at += 1 + width + n;
-  }
+  for (const auto& s : spans) at = write_span_field(buffer, at, *s);
   const std::size_t group = at - head_room;
   const std::size_t scope_spans_size = bytes_field_size(1, scope_size) + group;
   const std::size_t resource_spans_size =

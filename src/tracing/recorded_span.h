@@ -148,6 +148,21 @@ class recorded_span {
     return a.key == attr::custom ? text(text_ref{a.key_offset, a.key_size}) : attr_name(a.key);
   }
 
+  // A record handed to another thread as bytes (the exporter's per-thread
+  // chunks): its fields, attributes and text, only what is used, in one run
+  // read in order. Only records whose attributes and text fit the inline
+  // arrays and that have no events or links pack (packs()); the resource is
+  // not packed (the chunk has it).
+  bool packs() const noexcept {
+    return more_attributes_.empty() && more_text_.empty() && events.empty() && links.empty();
+  }
+  std::size_t packed_size() const noexcept;
+  // Writes packed_size() bytes at `to` (no alignment needed); returns their end.
+  char* pack(char* to) const noexcept;
+  // This record (cleared of events, links and text beyond the inline array;
+  // `resource` kept) from bytes pack() wrote; returns their end.
+  const char* unpack(const char* from) noexcept;
+
   // The service name (the resource's service.name), "" without a resource.
   std::string_view service_name() const noexcept;
   // The full span model (for the JSON encodings and span sinks).
@@ -176,6 +191,10 @@ recorded_span_ptr acquire_recorded_span();
 // Gives `spans` (which it leaves empty) back to the pool, or frees what does not
 // fit; they are not touched (acquire clears them).
 void release_recorded_spans(std::vector<recorded_span_ptr>& spans) noexcept;
+// Gives one record back to this thread's cache (the next acquire_recorded_span
+// on this thread takes it, still in this core's cache), or frees it when the
+// cache is full. For sinks that encode a record on the thread that ended it.
+void recycle_recorded_span(recorded_span_ptr s) noexcept;
 
 // OTLP ExportTraceServiceRequest (protobuf) for `spans`, written field by
 // field (no protobuf message objects): one ResourceSpans per resource object,
@@ -196,6 +215,35 @@ std::size_t write_otlp_protobuf(std::string& out, std::size_t at,
 // necessarily at its start) valid until `buffer` changes.
 std::string_view encode_otlp_protobuf_into(std::string& buffer,
                                            std::span<const recorded_span_ptr> spans);
+
+// One span at a time, on the thread that recorded it (the exporter's
+// per-thread batches): the span's piece of a request body, appended to bytes
+// that are concatenated later under a head (OTLP) or in a list.
+//
+// OTLP protobuf: the ScopeSpans.spans field (tag, length, Span) written into
+// `buffer` from offset `at`, over whatever bytes are there (`buffer` grows,
+// doubling, when it is too short; what it adds is zero-filled once); returns
+// the offset where the field ends.
+std::size_t write_otlp_protobuf_span_field(std::string& buffer, std::size_t at,
+                                           const recorded_span& s);
+// The same field for the record pack() wrote at `packed` (read in place, not
+// unpacked); `packed` is moved past the packed record.
+std::size_t write_packed_otlp_protobuf_span_field(std::string& buffer, std::size_t at,
+                                                  const char*& packed);
+// What goes in front of `spans_size` bytes of such fields to make one
+// ResourceSpans of an ExportTraceServiceRequest for `resource` (null: an empty
+// one): concatenated with the fields it is a complete request, and requests
+// concatenate (resource_spans repeat).
+void append_otlp_protobuf_head(std::string& out, const span_resource* resource,
+                               std::size_t spans_size);
+// OTLP/JSON: the span's object in ScopeSpans.spans; the group around such
+// objects (comma-separated) is append_otlp_json_group_open + objects + "]}]}",
+// and a request is {"resourceSpans":[ groups, comma-separated ]}.
+void append_otlp_json_span(std::string& out, const recorded_span& s);
+void append_otlp_json_group_open(std::string& out, const span_resource* resource);
+inline constexpr std::string_view otlp_json_group_close = "]}]}";
+// Zipkin v2 JSON: the span's object of the list (comma-separated in [ ]).
+void append_zipkin_json_span(std::string& out, const recorded_span& s);
 
 // OTLP/JSON ExportTraceServiceRequest and the Zipkin v2 JSON list of `spans`,
 // written straight from the records (recorded_json.cpp): byte for byte what

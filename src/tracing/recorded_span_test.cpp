@@ -338,6 +338,51 @@ TEST(RecordedSpan, MixedBatchesCarryEverySpanInEachEncoding) {
   }
 }
 
+// The exporter's hand-off: a packed record unpacks, over a record that held
+// another span, into one that encodes to the same bytes.
+TEST(RecordedSpan, APackedRecordUnpacksToTheSameSpan) {
+  simulated_clock clk;
+  xoshiro_random rng(11);
+  recording_sink sink;
+  auto t = make_tracer(sink, clk, rng);
+  span_context parent;
+  parent.trace_id = id128{7, 8};
+  parent.span_id = 9;
+  parent.flags = trace_flag_sampled;
+  parent.trace_state = "vendor=1";
+  {
+    auto s = t.start_span("publish orders", span_kind::producer, &parent);
+    s.set(attr::messaging_system, "outrider");
+    s.set(attr::messaging_message_body_size, std::int64_t{1234});
+    s.set("custom.ratio", 0.25);
+    s.set_error("broker said no");
+    clk.advance(3ms);
+  }
+  {
+    auto other = t.start_span("GET /x", span_kind::server, nullptr);
+    for (int i = 0; i < 12; ++i) other.set("k" + std::to_string(i), std::string(30, 'z'));
+  }
+  ASSERT_EQ(sink.recorded.size(), 2U);
+  const recorded_span& packed = *sink.recorded[0];
+  ASSERT_TRUE(packed.packs());
+  std::string bytes(packed.packed_size(), '\0');
+  EXPECT_EQ(packed.pack(bytes.data()), bytes.data() + bytes.size());
+  recorded_span& target = *sink.recorded[1];  // more text and attributes than the packed one
+  const std::string before = encode_otlp_protobuf(std::span(sink.recorded).subspan(0, 1));
+  EXPECT_EQ(target.unpack(bytes.data()), bytes.data() + bytes.size());
+  EXPECT_EQ(encode_otlp_protobuf(std::span(sink.recorded).subspan(1, 1)), before);
+  // Records beyond the inline arrays, or with events or links, do not pack.
+  auto big = t.start_span("big", span_kind::internal, nullptr);
+  big.set("long", std::string(recorded_span::inline_text_bytes + 1, 'x'));
+  big.end();
+  auto evented = t.start_span("evented", span_kind::internal, nullptr);
+  evented.add_event("e");
+  evented.end();
+  ASSERT_EQ(sink.recorded.size(), 4U);
+  EXPECT_FALSE(sink.recorded[2]->packs());
+  EXPECT_FALSE(sink.recorded[3]->packs());
+}
+
 TEST(RecordedSpan, RecycledRecordsComeBackCleared) {
   simulated_clock clk;
   xoshiro_random rng(9);

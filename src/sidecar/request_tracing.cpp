@@ -66,21 +66,12 @@ std::optional<tracing::span_context> incoming_context(const http::fields& header
   return tracing::extract_context(tracing::carrier_from_fields(headers, storage));
 }
 
-void inject_context(http::fields& headers, const tracing::active_span& span, bool emit_b3) {
-  // One pass to see whether there is anything to remove (usually nothing but
-  // the caller's traceparent, which set() replaces).
-  bool b3 = false;
-  bool tracestate = false;
-  for (const auto& f : headers) {
-    const std::string_view name = f.name;
-    if (name.size() >= 2 &&
-        (name[0] == 'b' || name[0] == 'B' || name[0] == 'x' || name[0] == 'X')) {
-      b3 = b3 || http::iequals(name, "b3") ||
-           (name.size() > 5 && http::iequals(name.substr(0, 5), "x-b3-"));
-    } else if (!tracestate && http::iequals(name, header_tracestate)) {
-      tracestate = true;
-    }
-  }
+namespace {
+
+// inject_context once what to remove is known: the B3 fields (`b3`), a
+// tracestate the span does not carry on (`tracestate`).
+void replace_context(http::fields& headers, const tracing::active_span& span, bool emit_b3, bool b3,
+                     bool tracestate) {
   if (b3) {
     for (auto name :
          {"b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "x-b3-flags", "x-b3-parentspanid"}) {
@@ -99,10 +90,33 @@ void inject_context(http::fields& headers, const tracing::active_span& span, boo
   if (emit_b3) headers.set("b3", tracing::format_b3_single(c));
 }
 
+}  // namespace
+
+void inject_context(http::fields& headers, const tracing::active_span& span, bool emit_b3) {
+  // One pass to see whether there is anything to remove (usually nothing but
+  // the caller's traceparent, which set() replaces).
+  bool b3 = false;
+  bool tracestate = false;
+  for (const auto& f : headers) {
+    const std::string_view name = f.name;
+    if (name.size() >= 2 &&
+        (name[0] == 'b' || name[0] == 'B' || name[0] == 'x' || name[0] == 'X')) {
+      b3 = b3 || http::iequals(name, "b3") ||
+           (name.size() > 5 && http::iequals(name.substr(0, 5), "x-b3-"));
+    } else if (!tracestate && http::iequals(name, header_tracestate)) {
+      tracestate = true;
+    }
+  }
+  replace_context(headers, span, emit_b3, b3, tracestate);
+}
+
 tracing::active_span start_server_span(const tracing::tracer& tracer, http::request& req,
                                        std::string_view listen_host, std::uint16_t port,
                                        bool emit_b3) {
-  auto parent = incoming_context(req.headers);
+  // One pass over the headers: the caller's context, and what injecting ours replaces.
+  std::string storage;
+  const tracing::carrier_headers carrier = tracing::carrier_from_fields(req.headers, storage);
+  const auto parent = tracing::extract_context(carrier);
   const std::string_view route = api_route(req.path);
   auto span = tracer.start_span(joined_name(req.method, route).view(), tracing::span_kind::server,
                                 parent ? &*parent : nullptr);
@@ -118,7 +132,7 @@ tracing::active_span start_server_span(const tracing::tracer& tracer, http::requ
       span.set(attr::client_address, std::string_view(req.remote_address).substr(0, colon));
     }
   }
-  inject_context(req.headers, span, emit_b3);
+  replace_context(req.headers, span, emit_b3, carrier.any_b3, carrier.any_tracestate);
   return span;
 }
 

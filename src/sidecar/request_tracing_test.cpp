@@ -60,6 +60,62 @@ TEST(RequestTracing, ProducerSpanIsTheServerSpansChildFromScopeOrHeaders) {
   EXPECT_EQ(server_span_scope::current(), nullptr);
 }
 
+// start_server_span reads the caller's trace headers and replaces them in one
+// pass over the fields: the same headers as inject_context gives (B3 ones
+// removed, b3 written when asked, a tracestate the span does not carry on
+// removed), for each mix of headers.
+TEST(RequestTracing, ServerSpanReplacesTheTraceHeadersAsInjectContextDoes) {
+  simulated_clock clk;
+  collecting_sink sink;
+  using fields_list = std::vector<std::pair<std::string, std::string>>;
+  const std::vector<fields_list> cases = {
+      {},
+      {{"traceparent", std::string(caller_traceparent)}, {"tracestate", "vendor=1"}},
+      {{"TraceParent", std::string(caller_traceparent)},
+       {"b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1"},
+       {"X-B3-ParentSpanId", "05e3ac9a4f6e3b90"}},
+      {{"b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1"}, {"tracestate", "a=b"}},
+      {{"x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7"},
+       {"x-b3-spanid", "e457b5a2e4d86bd1"},
+       {"x-b3-sampled", "1"},
+       {"x-b3-flags", "0"},
+       {"content-type", "application/json"}},
+      {{"x-b3-parentspanid", "05e3ac9a4f6e3b90"}, {"Tracestate", ""}},
+      {{"traceparent", "00-not-a-context"}, {"tracestate", "x=y"}, {"tracestate", "z=w"}},
+  };
+  const auto texts = [](const http::fields& f) {
+    fields_list out;
+    for (const auto& field : f) out.emplace_back(field.name, field.value);
+    return out;
+  };
+  for (const bool emit_b3 : {false, true}) {
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+      SCOPED_TRACE(testing::Message() << "case " << i << " emit_b3 " << emit_b3);
+      xoshiro_random rng_a(5);
+      xoshiro_random rng_b(5);
+      tracing::tracer a({.service_name = "orders"}, tracing::borrow(sink), tracing::borrow(clk),
+                        &rng_a);
+      tracing::tracer b({.service_name = "orders"}, tracing::borrow(sink), tracing::borrow(clk),
+                        &rng_b);
+      auto req = publish_request();
+      req.headers = http::fields{};
+      for (const auto& [n, v] : cases[i]) req.headers.add(n, v);
+      auto expected_req = req;
+      auto span = start_server_span(a, req, "127.0.0.1", 3500, emit_b3);
+      // The reference: the same span (same ids) injected by inject_context.
+      std::string storage;
+      const auto parent =
+          tracing::extract_context(tracing::carrier_from_fields(expected_req.headers, storage));
+      auto same = b.start_span("x", tracing::span_kind::server, parent ? &*parent : nullptr);
+      ASSERT_EQ(same.context().span_id, span.context().span_id);
+      inject_context(expected_req.headers, same, emit_b3);
+      EXPECT_EQ(texts(req.headers), texts(expected_req.headers));
+      EXPECT_EQ(req.headers.get("traceparent"), span.traceparent());
+      EXPECT_EQ(req.headers.contains("x-b3-parentspanid"), false);
+    }
+  }
+}
+
 // The scope wins over the headers (the handler sees the context the SERVER
 // span injected; the scope carries the same without parsing), and scopes nest.
 TEST(RequestTracing, ServerSpanScopesNestAndWinOverHeaders) {

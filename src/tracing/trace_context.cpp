@@ -438,6 +438,7 @@ carrier_headers carrier_from_fields(const http::fields& fields, std::string& tra
     if (http::iequals(name, "traceparent")) {
       if (h.traceparent.empty()) h.traceparent = f.value;
     } else if (http::iequals(name, "tracestate")) {
+      h.any_tracestate = true;
       if (++tracestates == 1) {
         h.tracestate = f.value;
       } else {
@@ -447,14 +448,18 @@ carrier_headers carrier_from_fields(const http::fields& fields, std::string& tra
       }
     } else if (http::iequals(name, "b3")) {
       h.b3 = f.value;
-    } else if (http::iequals(name, "x-b3-traceid")) {
-      h.x_b3_trace_id = f.value;
-    } else if (http::iequals(name, "x-b3-spanid")) {
-      h.x_b3_span_id = f.value;
-    } else if (http::iequals(name, "x-b3-sampled")) {
-      h.x_b3_sampled = f.value;
-    } else if (http::iequals(name, "x-b3-flags")) {
-      h.x_b3_flags = f.value;
+      h.any_b3 = true;
+    } else if (name.size() > 5 && http::iequals(name.substr(0, 5), "x-b3-")) {
+      h.any_b3 = true;
+      if (http::iequals(name, "x-b3-traceid")) {
+        h.x_b3_trace_id = f.value;
+      } else if (http::iequals(name, "x-b3-spanid")) {
+        h.x_b3_span_id = f.value;
+      } else if (http::iequals(name, "x-b3-sampled")) {
+        h.x_b3_sampled = f.value;
+      } else if (http::iequals(name, "x-b3-flags")) {
+        h.x_b3_flags = f.value;
+      }
     }
   }
   if (tracestates > 1) h.tracestate = tracestate_storage;

@@ -124,6 +124,11 @@ struct carrier_headers {
   std::string_view x_b3_span_id;
   std::string_view x_b3_sampled;
   std::string_view x_b3_flags;
+  // carrier_from_fields: the message has a field named b3 or x-b3-* (any of
+  // them, X-B3-ParentSpanId included), so propagating replaces them.
+  bool any_b3 = false;
+  // carrier_from_fields: the message has a tracestate field (even an empty one).
+  bool any_tracestate = false;
 };
 
 // traceparent first (tracestate is read only when traceparent is valid), else

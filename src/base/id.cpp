@@ -42,9 +42,9 @@ id128 id128::time_ordered(wall_time now, random_source& rng) {
   return id128{(ms << 16) | (r1 >> 48), r2};
 }
 
-std::string id128::to_string() const {
+std::array<char, id128::text_size> id128::to_chars() const noexcept {
   // 26 digits * 5 bits = 130 bits: the top digit carries the top 3 bits.
-  std::string out(text_size, '0');
+  std::array<char, text_size> out{};
   std::uint64_t hi = high;
   std::uint64_t lo = low;
   for (int i = static_cast<int>(text_size) - 1; i >= 0; --i) {
@@ -53,6 +53,11 @@ std::string id128::to_string() const {
     hi >>= 5;
   }
   return out;
+}
+
+std::string id128::to_string() const {
+  const auto text = to_chars();
+  return std::string(text.data(), text.size());
 }
 
 std::optional<id128> id128::parse(std::string_view text) {

@@ -6,6 +6,7 @@
 //  - to_hex(): 32 lower-case hex digits (W3C trace ids).
 #pragma once
 
+#include <array>
 #include <compare>
 #include <cstdint>
 #include <functional>
@@ -33,6 +34,8 @@ struct id128 {
 
   bool is_zero() const noexcept { return high == 0 && low == 0; }
   std::string to_string() const;
+  // The to_string() text without an allocation.
+  std::array<char, text_size> to_chars() const noexcept;
   std::string to_hex() const;
 
   static std::optional<id128> parse(std::string_view text);

@@ -18,6 +18,8 @@ TEST(id128, text_round_trip_and_alphabet) {
     }
     EXPECT_EQ(id128::parse(text), id);
     EXPECT_EQ(id128::parse_hex(id.to_hex()), id);
+    const auto chars = id.to_chars();
+    EXPECT_EQ(std::string_view(chars.data(), chars.size()), text);
   }
 }
 

@@ -10,6 +10,7 @@ namespace {
 
 std::vector<std::string_view> split_path(std::string_view path) {
   std::vector<std::string_view> parts;
+  parts.reserve(8);  // one allocation for the usual API path (/v1.0/publish/pubsub/topic)
   if (!path.empty() && path.front() == '/') path.remove_prefix(1);
   while (true) {
     auto slash = path.find('/');

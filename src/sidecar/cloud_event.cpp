@@ -366,7 +366,8 @@ result<backends::message> build_message(const envelope_input& in, const publish_
       out += "\":";
       append_json_string(out, value);
     };
-    member("id", in.message_id.to_string(), false);
+    const auto id_text = in.message_id.to_chars();
+    member("id", std::string_view(id_text.data(), id_text.size()), false);
     member("source", in.app_id, false);
     member("type", default_event_type, false);
     member("specversion", cloudevents_spec_version, false);

@@ -436,19 +436,52 @@ struct embedded_backend::impl : std::enable_shared_from_this<impl> {
     const std::size_t max_count =
         std::max<std::uint32_t>(1, client->server_info().max_batch_messages);
     const std::size_t max_bytes = client->server_info().max_frame_bytes / 2;
+    auto size_of = [](const message& m) {
+      std::size_t size = message_overhead_bytes + m.topic.size() + m.body.size();
+      for (const auto& [k, v] : m.headers) size += header_overhead_bytes + k.size() + v.size();
+      return size;
+    };
+    auto outgoing = [](message& m) {
+      return bc::outgoing_message{std::move(m.topic), m.id, std::move(m.headers), std::move(m.body),
+                                  m.deliver_at};
+    };
+    if (batch.size() == 1) {
+      // The usual publish (one message, as the sidecar's API makes them): one PUBLISH and
+      // its outcome, without the chunks' bookkeeping (4 allocations instead of 8).
+      std::vector<bc::outgoing_message> one;
+      one.reserve(1);
+      one.push_back(outgoing(batch.front()));
+      const id128 id = one.front().id;
+      ++publishes_awaiting_confirm;
+      client->publish(std::move(one), [this, id, done = std::move(done)](
+                                          result<std::vector<bc::publish_result>> r) mutable {
+        --publishes_awaiting_confirm;
+        std::vector<publish_outcome> outcome;
+        if (r) {
+          outcome.reserve(r->size());
+          for (auto& pr : *r) outcome.push_back(publish_outcome{pr.id, std::move(pr.outcome)});
+          return done(std::move(outcome));
+        }
+        // As below for a batch whose every chunk failed: a whole-batch error, except a
+        // message too large, which is that message's own outcome.
+        const error e = state == conn_state::closed ? shutting_down_error() : r.error();
+        if (e.code != errc::message_too_large) return done(e);
+        outcome.push_back(publish_outcome{id, e});
+        done(std::move(outcome));
+      });
+      return;
+    }
     std::vector<std::vector<bc::outgoing_message>> chunks(1);
     std::size_t bytes = 0;
     for (auto& m : batch) {
-      std::size_t size = message_overhead_bytes + m.topic.size() + m.body.size();
-      for (const auto& [k, v] : m.headers) size += header_overhead_bytes + k.size() + v.size();
+      const std::size_t size = size_of(m);
       if (!chunks.back().empty() &&
           (chunks.back().size() >= max_count || bytes + size > max_bytes)) {
         chunks.emplace_back();
         bytes = 0;
       }
       bytes += size;
-      chunks.back().push_back(bc::outgoing_message{std::move(m.topic), m.id, std::move(m.headers),
-                                                   std::move(m.body), m.deliver_at});
+      chunks.back().push_back(outgoing(m));
     }
     struct progress {
       std::vector<std::vector<publish_outcome>> parts;

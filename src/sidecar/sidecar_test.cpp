@@ -346,6 +346,31 @@ TEST(sidecar, publish_answers_503_with_retry_after_when_the_backend_is_unavailab
   EXPECT_FALSE(bulk_mixed.headers.get("Retry-After").has_value());
 }
 
+// Each publish is counted once by outcome, per pubsub (the success series is resolved once
+// and cached since session 9; it still appears only once a publish succeeded), and
+// its latency observed.
+TEST(sidecar, publish_outcomes_are_counted_per_pubsub) {
+  harness h(orders_subscription);
+  h.backend_->set_publish_filter_for_test([](const backends::message& m) {
+    return m.body.find("down") != std::string::npos
+               ? status(error(errc::unavailable, "not connected"))
+               : ok_status();
+  });
+  EXPECT_EQ(h.call("POST", "/v1.0/publish/pubsub/orders", R"({"down":true})").status, 503);
+  EXPECT_TRUE(
+      has_metric(h, R"(outrider_sidecar_publish_total{pubsub="pubsub",outcome="error"} 1)"));
+  EXPECT_FALSE(has_metric(h, R"(outcome="success")"));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(h.call("POST", "/v1.0/publish/pubsub/orders", R"({"n":1})").status, 204);
+  }
+  EXPECT_TRUE(
+      has_metric(h, R"(outrider_sidecar_publish_total{pubsub="pubsub",outcome="success"} 3)"));
+  EXPECT_TRUE(
+      has_metric(h, R"(outrider_sidecar_publish_total{pubsub="pubsub",outcome="error"} 1)"));
+  EXPECT_TRUE(has_metric(h, "outrider_sidecar_publish_duration_seconds_count 3"));
+  EXPECT_TRUE(has_metric(h, "outrider_sidecar_publishes_in_flight 0"));
+}
+
 TEST(sidecar, bulk_publish_reports_per_entry_failures) {
   harness h(orders_subscription);
   h.backend_->set_publish_filter_for_test([](const backends::message& m) {

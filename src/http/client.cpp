@@ -689,10 +689,11 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   // coroutine frames or awaitable machinery per request. Anything else (no pooled
   // connection, TLS, a streamed request body, another thread) takes run(); so does
   // the one retry after a stale pooled connection.
+  // (No copy of the destination URL: the request is written before start_fast
+  // returns, and the one retry rebuilds it from `origin` and the request's target.)
   struct fast_op {
     std::shared_ptr<impl> self;
-    url dest;
-    request req;
+    request req;  // its target set (the destination's when the caller left it empty)
     const std::string* origin = nullptr;  // a key of `idle`
     std::deque<pooled>* queue = nullptr;  // its idle connections
     mono_time deadline{};
@@ -718,13 +719,13 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     auto op = std::make_unique<fast_op>();
     if (!take_into(*last_queue, op->conn)) return false;
     op->self = shared_from_this();
-    op->dest = dest;
     op->req = std::move(req);
+    if (op->req.target.empty()) op->req.target = dest.target;
     op->origin = &origin;
     op->queue = last_queue;
     op->deadline = std::chrono::steady_clock::now() + timeout;
     op->done = std::move(done);
-    fast_write(std::move(op));
+    fast_write(std::move(op), dest);
     return true;
   }
 
@@ -732,11 +733,12 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     return *std::get<std::unique_ptr<plain_stream>>(op.conn.stream);
   }
 
-  static void fast_write(fast_ptr op) {
+  // `dest` is used before this returns (the request is written into the connection's
+  // buffer at once).
+  static void fast_write(fast_ptr op, const url& dest) {
     auto& conn = op->conn;
     conn.deadline->expires_at(op->deadline);
-    const std::string_view target = op->req.target.empty() ? op->dest.target : op->req.target;
-    write_request(conn.wire, op->req, target, op->dest, op->self->opts.user_agent);
+    write_request(conn.wire, op->req, op->req.target, dest, op->self->opts.user_agent);
     boost::system::error_code ec;
     auto& sock = plain_of(*op).socket();
     const std::size_t written = detail::write_now(sock, conn.wire, ec);
@@ -936,9 +938,18 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     const auto left = std::max(
         nanoseconds(0),
         std::chrono::duration_cast<nanoseconds>(op->deadline - std::chrono::steady_clock::now()));
+    // The destination again, from the pool's key ("http://host:port") and the target.
+    auto dest = url::parse(*op->origin);
+    if (!dest) {
+      auto done = std::move(op->done);
+      op.reset();
+      done(std::move(dest).error());
+      return;
+    }
+    dest->target = op->req.target;
     asio::co_spawn(
         self->context,
-        self->run_and_report(std::move(op->dest), std::move(op->req), left, std::move(op->done), 1),
+        self->run_and_report(std::move(*dest), std::move(op->req), left, std::move(op->done), 1),
         [](std::exception_ptr ep) {
           if (ep) logger.error("HTTP client coroutine ended by an exception");
         });

@@ -289,7 +289,7 @@ void engine::time_out(const std::shared_ptr<call_state>& call) {
   finish(call,
          http::response::from_error(error(
              errc::deadline_exceeded,
-             fmt::format("{} did not answer within {} ms ({} attempts)", call->spec.target,
+             fmt::format("{} did not answer within {} ms ({} attempts)", call->target->name,
                          std::chrono::duration_cast<std::chrono::milliseconds>(call->deadline -
                                                                                call->started)
                              .count(),
@@ -339,7 +339,7 @@ circuit_breaker::state engine::circuit_state(const std::string& target) {
 
 void engine::call(call_spec&& spec, done_fn done) {
   auto c = std::make_shared<call_state>(std::move(spec), std::move(done));
-  c->local = &state_of(c->spec.target, c->spec.policy);
+  c->local = &state_of(c->spec.target_name(), c->spec.policy);
   c->target = c->local->shared;
   c->started = clock_.monotonic_now();
   const nanoseconds timeout = c->spec.policy.timeout.value_or(opts_.default_timeout);
@@ -370,7 +370,7 @@ void engine::attempt(const std::shared_ptr<call_state>& c) {
         finish(c,
                http::response::from_error(
                    error(errc::circuit_open,
-                         fmt::format("the circuit for {} is open; not calling it", c->spec.target)),
+                         fmt::format("the circuit for {} is open; not calling it", t.name)),
                    retry_after_seconds(a.retry_after)),
                outcome::circuit_open);
       }

@@ -96,6 +96,11 @@ struct call_spec {
   upstream* via = nullptr;  // must outlive the call
   http::url destination;
   http::request request;  // target (path and query) empty: destination.target
+  // Instead of `target` (left empty): a key that outlives the call (e.g. an
+  // HTTPEndpoint's "endpoint:<name>", built once), so a call copies no string.
+  const std::string* stable_target = nullptr;
+
+  const std::string& target_name() const { return stable_target ? *stable_target : target; }
 };
 
 struct engine_options {

@@ -37,25 +37,31 @@ bool valid_header_text(std::string_view s) {
 
 }  // namespace
 
-void strip_hop_by_hop(http::fields& headers, std::initializer_list<std::string_view> also) {
-  // RFC 9110's hop-by-hop names, Host, Content-Length and Expect, by length: a field
-  // is compared with at most two of them.
-  auto listed = [](std::string_view name) {
-    auto is = [name](std::string_view what) { return http::iequals(name, what); };
-    switch (name.size()) {
-      case 2: return is("TE");
-      case 4: return is("Host");
-      case 6: return is("Expect");
-      case 7: return is("Trailer") || is("Upgrade");
-      case 10: return is("Connection") || is("Keep-Alive");
-      case 14: return is("Content-Length");
-      case 16: return is("Proxy-Connection");
-      case 17: return is("Transfer-Encoding");
-      case 18: return is("Proxy-Authenticate");
-      case 19: return is("Proxy-Authorization");
-      default: return false;
-    }
-  };
+namespace {
+
+// RFC 9110's hop-by-hop names, Host, Content-Length and Expect, by length: a field
+// is compared with at most two of them. With `but_framing`, not Content-Length,
+// Transfer-Encoding and Connection.
+template <bool but_framing>
+bool listed(std::string_view name) {
+  auto is = [name](std::string_view what) { return http::iequals(name, what); };
+  switch (name.size()) {
+    case 2: return is("TE");
+    case 4: return is("Host");
+    case 6: return is("Expect");
+    case 7: return is("Trailer") || is("Upgrade");
+    case 10: return (!but_framing && is("Connection")) || is("Keep-Alive");
+    case 14: return !but_framing && is("Content-Length");
+    case 16: return is("Proxy-Connection");
+    case 17: return !but_framing && is("Transfer-Encoding");
+    case 18: return is("Proxy-Authenticate");
+    case 19: return is("Proxy-Authorization");
+    default: return false;
+  }
+}
+
+template <bool but_framing>
+void strip(http::fields& headers, std::initializer_list<std::string_view> also) {
   // The names Connection lists that are not listed already (usually none: its
   // value is "keep-alive" or "close").
   std::vector<std::string> named;
@@ -67,18 +73,30 @@ void strip_hop_by_hop(http::fields& headers, std::initializer_list<std::string_v
       auto token = v.substr(0, comma);
       while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
       while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
-      if (!token.empty() && !listed(token) && !iequals_any(token, also)) named.emplace_back(token);
+      if (!token.empty() && !listed<false>(token) && !iequals_any(token, also)) {
+        named.emplace_back(token);
+      }
       v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
     }
   }
   // One pass erases them all (moving each kept field at most once).
   headers.erase_if([&](const http::fields::field& f) {
-    if (listed(f.name) || iequals_any(f.name, also)) return true;
+    if (listed<but_framing>(f.name) || iequals_any(f.name, also)) return true;
     for (const auto& n : named) {
       if (http::iequals(f.name, n)) return true;
     }
     return false;
   });
+}
+
+}  // namespace
+
+void strip_hop_by_hop(http::fields& headers, std::initializer_list<std::string_view> also) {
+  strip<false>(headers, also);
+}
+
+void strip_hop_by_hop_but_framing(http::fields& headers) {
+  strip<true>(headers, {});
 }
 
 result<invoke_target> parse_invoke_target(std::string_view raw) {

@@ -24,6 +24,13 @@ namespace outrider::ambassador {
 // over the fields to find Connection's names, one to erase.
 void strip_hop_by_hop(http::fields& headers, std::initializer_list<std::string_view> also = {});
 
+// The same for a response that http::server writes, except Content-Length,
+// Transfer-Encoding and Connection, which the server's writers drop themselves
+// (http::serialize_response, the streamed writer: the server owns framing), so a
+// usual upstream answer (Content-Length, Connection: keep-alive) needs no erase.
+// The fields Connection names still go.
+void strip_hop_by_hop_but_framing(http::fields& headers);
+
 // "/v1.0/invoke/{app-id}/method/{path}" (raw target, query kept).
 struct invoke_target {
   std::string app_id;         // percent-decoded

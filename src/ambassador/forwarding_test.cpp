@@ -51,6 +51,25 @@ TEST(forwarding, strips_hop_by_hop_fields_and_those_connection_names) {
   EXPECT_EQ(left, "X-1=a;X-2=b;");
 }
 
+TEST(forwarding, strips_a_response_for_the_server_but_its_framing_fields) {
+  http::fields h;
+  h.add("Server", "nginx");
+  h.add("Content-Length", "13");
+  h.add("Connection", "keep-alive, X-Secret, Transfer-Encoding");
+  h.add("Transfer-Encoding", "chunked");
+  h.add("X-Secret", "1");
+  h.add("Keep-Alive", "timeout=5");
+  h.add("Upgrade", "h2c");
+  h.add("Host", "h");
+  h.add("X-Kept", "yes");
+  strip_hop_by_hop_but_framing(h);
+  // The three framing fields are the server's writers' to drop; every other
+  // hop-by-hop field and the names Connection lists go here.
+  std::string left;
+  for (const auto& f : h) left += f.name + ";";
+  EXPECT_EQ(left, "Server;Content-Length;Connection;Transfer-Encoding;X-Kept;");
+}
+
 TEST(forwarding, parses_invocation_targets) {
   auto t = parse_invoke_target("/v1.0/invoke/orders/method/api/v1/items?x=1%202");
   ASSERT_TRUE(t);

@@ -198,8 +198,10 @@ struct outbound::state : std::enable_shared_from_this<state> {
     });
   }
 
+  // The answer goes to the app through http::server, whose writers drop the framing
+  // fields (Content-Length, Transfer-Encoding, Connection) themselves.
   static void pass_back(http::response& resp, bool from_upstream, const binding_entry*) {
-    if (from_upstream) ambassador::strip_hop_by_hop(resp.headers);
+    if (from_upstream) ambassador::strip_hop_by_hop_but_framing(resp.headers);
   }
 
   // ------------------------------------------------------------ invocation
@@ -261,9 +263,14 @@ struct outbound::state : std::enable_shared_from_this<state> {
       }
       for (const auto& h : ep->second.endpoint.headers) req.headers.set(h.name, h.value);
       req.target = url->target;
-      // Built whole (members moved in), not default-built and assigned member by member.
-      on_engine(ambassador::call_spec{ep->second.target, policy_for(res.policies.endpoints, app_id),
-                                      nullptr, std::move(*url), std::move(req)},
+      // Built whole (members moved in), not default-built and assigned member by member;
+      // the endpoint's target name is not copied (it lives as long as the state).
+      on_engine(ambassador::call_spec{{},
+                                      policy_for(res.policies.endpoints, app_id),
+                                      nullptr,
+                                      std::move(*url),
+                                      std::move(req),
+                                      &ep->second.target},
                 r, pass_back);
       return;
     }

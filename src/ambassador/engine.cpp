@@ -138,27 +138,6 @@ circuit_breaker::state target_table::circuit_state(const std::string& name, mono
   return t->breaker ? t->breaker->current(now) : circuit_breaker::state::closed;
 }
 
-struct engine::call_state {
-  call_state(call_spec&& s, done_fn&& d) : spec(std::move(s)), done(std::move(d)) {}
-  call_spec spec;
-  done_fn done;
-  target_state* target = nullptr;
-  local_target* local = nullptr;  // this engine's shards of the target
-  mono_time started{};
-  mono_time deadline{};
-  // Links in the deadline queue of the call's timeout (while it has not finished).
-  std::shared_ptr<call_state> next;
-  call_state* prev = nullptr;
-  std::size_t queue = 0;
-  bool queued = false;
-  clock::timer_id backoff_timer = 0;
-  std::uint32_t attempts = 0;
-  bool holds_retry_slot = false;
-  bool finished = false;
-  std::optional<http::response> last_response;  // the latest failed upstream answer
-  std::optional<error> last_error;
-};
-
 // Call deadlines without a timer per call. Calls with the same timeout end in the
 // order they started, so each timeout value has a FIFO queue (an intrusive list:
 // linking and unlinking allocate nothing) and one clock timer is armed for the
@@ -337,8 +316,7 @@ circuit_breaker::state engine::circuit_state(const std::string& target) {
   return table_->circuit_state(target, clock_.monotonic_now());
 }
 
-void engine::call(call_spec&& spec, done_fn done) {
-  auto c = std::make_shared<call_state>(std::move(spec), std::move(done));
+void engine::start(std::shared_ptr<call_state> c) {
   c->local = &state_of(c->spec.target_name(), c->spec.policy);
   c->target = c->local->shared;
   c->started = clock_.monotonic_now();
@@ -495,8 +473,7 @@ void engine::finish(const std::shared_ptr<call_state>& c, http::response&& resp,
   in_flight_.ended();
   if (auto* counter = outcome_shard(local, how)) counter->inc();
   if (local.duration) local.duration->observe(seconds(clock_.monotonic_now() - c->started));
-  auto done = std::move(c->done);
-  done(std::move(resp), from_upstream);
+  c->deliver(std::move(resp), from_upstream);
 }
 
 }  // namespace outrider::ambassador

@@ -35,6 +35,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -160,7 +161,12 @@ class engine {
   engine(const engine&) = delete;
   engine& operator=(const engine&) = delete;
 
-  void call(call_spec&& spec, done_fn done);
+  // Runs the call; `done(http::response&&, bool from_upstream)` runs once, on the
+  // engine's thread. Any callable (a done_fn too): it is kept in the call's own
+  // state, one allocation for both (a std::function holding captures that are not
+  // trivially copyable, such as a responder, would allocate again).
+  template <class Done>
+  void call(call_spec&& spec, Done done);
 
   // Optional tracing/logging hooks (set before the first call).
   void set_observer(std::shared_ptr<call_observer> observer) { observer_ = std::move(observer); }
@@ -173,6 +179,8 @@ class engine {
   struct call_state;
 
  private:
+  template <class Done>
+  struct call_with;
   using target_state = target_table::target;
   // How a call ended (the `outcome` label of outrider_ambassador_calls_total).
   enum class outcome : std::uint8_t { success, error, timeout, circuit_open };
@@ -190,6 +198,7 @@ class engine {
   };
   local_target& state_of(const std::string& target, const target_policy& policy);
   metrics::counter_shard* outcome_shard(local_target& t, outcome o);
+  void start(std::shared_ptr<call_state> c);
   void attempt(const std::shared_ptr<call_state>& c);
   void on_attempt_result(const std::shared_ptr<call_state>& c, std::uint64_t generation,
                          result<http::response>&& r);
@@ -213,6 +222,51 @@ class engine {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::unique_ptr<deadline_queues> deadlines_;
 };
+
+// One call's state, on its engine's thread. The deadline queues, the attempt's
+// callback and the backoff timer hold it.
+struct engine::call_state {
+  explicit call_state(call_spec&& s) : spec(std::move(s)) {}
+  call_state(const call_state&) = delete;
+  call_state& operator=(const call_state&) = delete;
+  virtual ~call_state() = default;
+  // Answers the caller (finish() calls it once).
+  virtual void deliver(http::response&& r, bool from_upstream) = 0;
+
+  call_spec spec;
+  target_state* target = nullptr;
+  local_target* local = nullptr;  // this engine's shards of the target
+  mono_time started{};
+  mono_time deadline{};
+  // Links in the deadline queue of the call's timeout (while it has not finished).
+  std::shared_ptr<call_state> next;
+  call_state* prev = nullptr;
+  std::size_t queue = 0;
+  bool queued = false;
+  clock::timer_id backoff_timer = 0;
+  std::uint32_t attempts = 0;
+  bool holds_retry_slot = false;
+  bool finished = false;
+  std::optional<http::response> last_response;  // the latest failed upstream answer
+  std::optional<error> last_error;
+};
+
+template <class Done>
+struct engine::call_with final : engine::call_state {
+  call_with(call_spec&& s, Done&& d) : call_state(std::move(s)), done(std::move(d)) {}
+  void deliver(http::response&& r, bool from_upstream) override {
+    // Moved out first: what it holds goes once it has run (the call's state may
+    // live on while a timed-out attempt is still out).
+    Done d = std::move(done);
+    d(std::move(r), from_upstream);
+  }
+  Done done;
+};
+
+template <class Done>
+void engine::call(call_spec&& spec, Done done) {
+  start(std::make_shared<call_with<Done>>(std::move(spec), std::move(done)));
+}
 
 // True for methods that may be repeated without changing the outcome (RFC 9110).
 bool idempotent_method(std::string_view method) noexcept;

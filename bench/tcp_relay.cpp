@@ -7,7 +7,10 @@
 // bench_sidecar_publish --relay-port publishes a third path through it, interleaved with the
 // direct and the sidecar paths, so its added latency over direct is the cost of the hop alone
 // (two loopback hops, two wake-ups of a sleeping process), measured in the same run.
-//   bench_tcp_relay --listen 127.0.0.1:0 --target 127.0.0.1:BROKER_PORT
+//   bench_tcp_relay --listen 127.0.0.1:0 --target 127.0.0.1:BROKER_PORT [--spin true]
+// --spin true: poll epoll without sleeping (timeout 0, one core busy the whole time), so the
+// relay is never woken: its added latency less the spinning one's is the cost of its two
+// wake-ups (an experiment, not bench/run's).
 // Runs until SIGTERM or SIGINT. A connection whose peer closes is closed on both sides
 // (a half-close is forwarded as a full close: the broker protocol never half-closes).
 #include <arpa/inet.h>
@@ -78,7 +81,8 @@ struct pair_state {
 
 class relay {
  public:
-  relay(int listener, sockaddr_in target) : listener_(listener), target_(target) {}
+  relay(int listener, sockaddr_in target, bool spin)
+      : listener_(listener), target_(target), spin_(spin) {}
 
   int run() {
     epoll_ = epoll_create1(EPOLL_CLOEXEC);
@@ -86,7 +90,7 @@ class relay {
     if (!watch(listener_, EPOLLIN, EPOLL_CTL_ADD)) return perror_status("epoll_ctl");
     std::array<epoll_event, max_events> events{};
     while (stop_requested == 0) {
-      const int n = epoll_wait(epoll_, events.data(), max_events, -1);
+      const int n = epoll_wait(epoll_, events.data(), max_events, spin_ ? 0 : -1);
       if (n < 0) {
         if (errno == EINTR) continue;
         return perror_status("epoll_wait");
@@ -200,6 +204,7 @@ class relay {
 
   int listener_;
   sockaddr_in target_;
+  bool spin_;
   int epoll_ = -1;
   std::array<char, buffer_bytes> buffer_{};
   std::unordered_map<int, std::shared_ptr<pair_state>> by_fd_;
@@ -209,6 +214,8 @@ class relay {
 int run(bench::arg_parser& args) {
   const std::string listen_text = args.get("listen", "127.0.0.1:0");
   const std::string target_text = args.get("target", "");
+  const std::string spin = args.get("spin", "false");
+  if (spin != "true" && spin != "false") args.add_problem("--spin must be true or false");
   sockaddr_in listen_address{};
   sockaddr_in target{};
   if (!parse_address(listen_text, listen_address)) args.add_problem("--listen must be IPv4:PORT");
@@ -237,7 +244,7 @@ int run(bench::arg_parser& args) {
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
-  return relay(listener, target).run();
+  return relay(listener, target, spin == "true").run();
 }
 
 }  // namespace

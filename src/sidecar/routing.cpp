@@ -24,6 +24,16 @@ using node_ptr = std::shared_ptr<const node>;
 
 constexpr std::string_view root_name = "event";
 
+// An event is parsed one level deeper than Boost.JSON's default (32): the sidecar puts a
+// JSON body that parses at that default into `data` as written, so its envelope can be 33
+// deep (the rest is margin for events from other producers). At 32, such an event went to
+// the default route, whatever its rules said.
+json::parse_options event_parse_options() {
+  json::parse_options o;
+  o.max_depth = 64;
+  return o;
+}
+
 class parser {
  public:
   explicit parser(std::string_view text) : text_(text) {}
@@ -323,7 +333,7 @@ result<route_expression> route_expression::parse(std::string_view text) {
 
 bool route_expression::matches(std::string_view event_json) const {
   boost::system::error_code ec;
-  json::value v = json::parse(event_json, ec);
+  json::value v = json::parse(event_json, ec, {}, event_parse_options());
   return !ec && evaluate(*root_, v);
 }
 
@@ -332,7 +342,7 @@ std::string routing_table::select(std::string_view event_json) const {
     return default_;
   }
   boost::system::error_code ec;
-  json::value v = json::parse(event_json, ec);
+  json::value v = json::parse(event_json, ec, {}, event_parse_options());
   if (!ec) {
     for (const auto& r : rules_) {
       if (evaluate(*r.match.root_, v)) {

@@ -70,5 +70,17 @@ TEST(routing, table_picks_first_matching_rule_then_default) {
   EXPECT_EQ(no_default.select(event), "");
 }
 
+// The envelope of a JSON body nested 32 deep (which the sidecar's publish puts into `data` as
+// written, since it parses at Boost.JSON's default depth) is 33 deep: its rules still apply.
+TEST(routing, rules_apply_to_an_event_whose_data_is_nested_32_deep) {
+  const std::string deep =
+      R"({"type":"order.created","data":)" + std::string(32, '[') + std::string(32, ']') + "}";
+  std::vector<routing_table::rule> rules;
+  rules.push_back({*route_expression::parse(R"(event.type == "order.created")"), "/created"});
+  routing_table t(std::move(rules), "/default");
+  EXPECT_EQ(t.select(deep), "/created");
+  EXPECT_TRUE(route_expression::parse(R"(event.type == "order.created")")->matches(deep));
+}
+
 }  // namespace
 }  // namespace outrider::sidecar

@@ -119,13 +119,13 @@ tracing::active_span start_server_span(const tracing::tracer& tracer, http::requ
   const auto parent = tracing::extract_context(carrier);
   const std::string_view route = api_route(req.path);
   auto span = tracer.start_span(joined_name(req.method, route).view(), tracing::span_kind::server,
-                                parent ? &*parent : nullptr);
+                                parent ? &*parent : nullptr,
+                                {{attr::http_request_method, req.method},
+                                 {attr::http_route, route},
+                                 {attr::url_path, req.path},
+                                 {attr::url_scheme, "http"},
+                                 {attr::server_address, listen_host}});
   if (span.recording()) {
-    span.set(attr::http_request_method, req.method);
-    span.set(attr::http_route, route);
-    span.set(attr::url_path, req.path);
-    span.set(attr::url_scheme, "http");
-    span.set(attr::server_address, listen_host);
     span.set(attr::server_port, std::int64_t{port});
     const auto colon = req.remote_address.rfind(':');
     if (colon != std::string::npos) {
@@ -162,16 +162,13 @@ tracing::active_span start_producer_span(const tracing::tracer& tracer, const ht
     parsed = incoming_context(headers);
     if (parsed) parent = &*parsed;
   }
-  auto span =
-      tracer.start_span(joined_name("publish", topic).view(), tracing::span_kind::producer, parent);
-  if (span.recording()) {
-    span.set(attr::messaging_system, messaging_system(backend_type));
-    span.set(attr::messaging_destination_name, topic);
-    span.set(attr::messaging_operation_type, "send");
-    span.set(attr::messaging_operation_name, "publish");
-    span.set(attr::outrider_pubsub_name, pubsub);
-  }
-  return span;
+  return tracer.start_span(joined_name("publish", topic).view(), tracing::span_kind::producer,
+                           parent,
+                           {{attr::messaging_system, messaging_system(backend_type)},
+                            {attr::messaging_destination_name, topic},
+                            {attr::messaging_operation_type, "send"},
+                            {attr::messaging_operation_name, "publish"},
+                            {attr::outrider_pubsub_name, pubsub}});
 }
 
 void note_message(tracing::active_span& span, const backends::message& m) {

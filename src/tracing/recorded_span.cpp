@@ -258,6 +258,45 @@ const char* recorded_span::unpack(const char* from) noexcept {
   return from + text_used_;
 }
 
+namespace {
+// Attribute values are mostly short: fixed-size (inlined) moves that may
+// overlap instead of a call to memcpy; exactly [to, to + n) is written.
+inline void copy_text(char* to, const char* from, std::size_t n) noexcept {
+  if (n >= 8 && n <= 16) {
+    std::memcpy(to, from, 8);
+    std::memcpy(to + n - 8, from + n - 8, 8);
+  } else if (n > 16 && n <= 32) {
+    std::memcpy(to, from, 16);
+    std::memcpy(to + n - 16, from + n - 16, 16);
+  } else if (n >= 4 && n < 8) {
+    std::memcpy(to, from, 4);
+    std::memcpy(to + n - 4, from + n - 4, 4);
+  } else if (n < 4) {
+    for (std::size_t i = 0; i < n; ++i) to[i] = from[i];
+  } else {
+    std::memcpy(to, from, n);
+  }
+}
+}  // namespace
+
+void recorded_span::add_strings(std::span<const string_attribute> attributes) {
+  for (const auto& [key, value] : attributes) {
+    if (value.size() > inline_text_bytes - text_used_ || inline_count_ >= inline_attributes) {
+      add_string(key, value);
+      continue;
+    }
+    attribute& a = attributes_[inline_count_++];
+    a.key = key;
+    a.kind = attribute_value::type::string;
+    a.key_size = 0;
+    a.key_offset = 0;
+    a.text.offset = text_used_;
+    a.text.size = static_cast<std::uint32_t>(value.size());
+    copy_text(text_.data() + text_used_, value.data(), value.size());
+    text_used_ += a.text.size;
+  }
+}
+
 std::string_view recorded_span::service_name() const noexcept {
   if (!resource) return {};
   for (const auto& kv : resource->attributes) {

@@ -69,6 +69,12 @@ enum class attr : std::uint8_t {
 // The key's spelling ("" for attr::custom).
 std::string_view attr_name(attr key) noexcept;
 
+// A fixed key's string attribute (tracer::start_span's list).
+struct string_attribute {
+  attr key;
+  std::string_view value;
+};
+
 class recorded_span {
  public:
   // A piece of the span's text (offsets, so a moved record stays valid).
@@ -138,6 +144,8 @@ class recorded_span {
   void add(const attribute& a);
   // A fixed key's string attribute: store() and add() in one call.
   void add_string(attr key, std::string_view value);
+  // Several, in order, in one call (one loop, no call per attribute when they fit inline).
+  void add_strings(std::span<const string_attribute> attributes);
   std::size_t attribute_count() const noexcept { return inline_count_ + more_attributes_.size(); }
   // Bytes of the span's text (name, trace state, status message, string values, custom keys).
   std::size_t text_bytes() const noexcept { return text_used_ + more_text_.size(); }

@@ -383,6 +383,48 @@ TEST(RecordedSpan, APackedRecordUnpacksToTheSameSpan) {
   EXPECT_FALSE(sink.recorded[3]->packs());
 }
 
+// A span started with its string attributes records what setting them one by
+// one records, also past the inline arrays (more text, more attributes).
+TEST(RecordedSpan, StartSpanWithAttributesRecordsAsSettingThemOneByOne) {
+  simulated_clock clk;
+  xoshiro_random rng_a(21);
+  xoshiro_random rng_b(21);
+  recording_sink sink_a;
+  recording_sink sink_b;
+  auto a = make_tracer(sink_a, clk, rng_a);
+  auto b = make_tracer(sink_b, clk, rng_b);
+  const std::string long_text(recorded_span::inline_text_bytes - 40, 'l');
+  {
+    auto s = a.start_span("publish orders", span_kind::producer, nullptr,
+                          {{attr::messaging_system, "outrider"},
+                           {attr::messaging_destination_name, "orders"},
+                           {attr::url_full, long_text},  // fills the inline text
+                           {attr::url_path, "/beyond/the/inline/buffer"},
+                           {attr::messaging_operation_type, ""}});
+    for (int i = 0; i < 10; ++i) s.set(attr::server_port, std::int64_t{i});  // past 12 attributes
+  }
+  {
+    auto s = b.start_span("publish orders", span_kind::producer, nullptr);
+    s.set(attr::messaging_system, "outrider");
+    s.set(attr::messaging_destination_name, "orders");
+    s.set(attr::url_full, long_text);
+    s.set(attr::url_path, "/beyond/the/inline/buffer");
+    s.set(attr::messaging_operation_type, "");
+    for (int i = 0; i < 10; ++i) s.set(attr::server_port, std::int64_t{i});
+  }
+  ASSERT_EQ(sink_a.recorded.size(), 1U);
+  ASSERT_EQ(sink_b.recorded.size(), 1U);
+  EXPECT_EQ(sink_a.recorded[0]->attribute_count(), 15U);
+  EXPECT_EQ(encode_otlp_protobuf(sink_a.recorded), encode_otlp_protobuf(sink_b.recorded));
+  // Unsampled: nothing recorded, the context still there.
+  tracer_options off;
+  off.sampling = 0;
+  tracer none(off, borrow(sink_a), borrow(clk), &rng_a);
+  auto s = none.start_span("x", span_kind::server, nullptr, {{attr::url_path, "/"}});
+  EXPECT_FALSE(s.recording());
+  EXPECT_TRUE(s.context().valid());
+}
+
 TEST(RecordedSpan, RecycledRecordsComeBackCleared) {
   simulated_clock clk;
   xoshiro_random rng(9);

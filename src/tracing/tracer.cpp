@@ -92,6 +92,13 @@ active_span tracer::start_span(std::string_view name, span_kind kind, const span
   return out;
 }
 
+active_span tracer::start_span(std::string_view name, span_kind kind, const span_context* parent,
+                               std::initializer_list<string_attribute> attributes) const {
+  active_span out = start_span(name, kind, parent, std::nullopt);
+  if (out.data_) out.data_->add_strings(std::span(attributes.begin(), attributes.size()));
+  return out;
+}
+
 active_span tracer::start_job_span(std::string_view job_name, wall_time scheduled,
                                    const span_context* parent, std::int64_t attempt) const {
   const wall_time now = state_->time->now();

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -141,6 +142,10 @@ class tracer {
   }
   active_span start_span(std::string_view name, span_kind kind, const span_context* parent,
                          std::optional<wall_time> start_time = std::nullopt) const;
+  // The same with its fixed-key string attributes, recorded in the same call
+  // (the sidecar's request path: one call per span, not one per attribute).
+  active_span start_span(std::string_view name, span_kind kind, const span_context* parent,
+                         std::initializer_list<string_attribute> attributes) const;
 
   // The span of one job firing (the jobs API): CONSUMER "job <name>", a child
   // of `parent` (the context saved when the job was scheduled; null: a new

@@ -10,7 +10,8 @@
 //       [--rounds 4] [--pause-s 1] [--sidecar-pid PID]
 //   common: --rate 1000 --duration-s 10 --size 1024 --topic bench --connections 128
 //   interleave: [--direct-topic TOPIC-direct] [--stagger false]
-//           [--traceparent true] [--relay-port PORT [--relay-pid PID] [--relay-topic T]]
+//           [--traceparent true] [--relay-port PORT | --relay-address unix:/PATH]
+//           [--relay-pid PID] [--relay-topic T]
 //
 // --relay-port (interleave only): a third path, the direct path's broker client connected
 // through a zero-work relay (bench_tcp_relay in front of the broker), publishing to
@@ -341,6 +342,9 @@ int run(bench::arg_parser& args) {
   const double pause_s = args.get_double("pause-s", 1);
   const long sidecar_pid = static_cast<long>(args.get_int("sidecar-pid", 0));
   const auto relay_port = args.get_int("relay-port", 0);
+  // Or the relay's address as the broker client takes it (e.g. unix:/path).
+  const std::string relay_address = args.get(
+      "relay-address", relay_port > 0 ? host + ":" + std::to_string(relay_port) : std::string());
   const long relay_pid = static_cast<long>(args.get_int("relay-pid", 0));
   const std::string relay_topic = args.get("relay-topic", topic + "-relay");
   const auto connections = args.get_int("connections", 128);
@@ -359,7 +363,9 @@ int run(bench::arg_parser& args) {
   if (alternate && broker_port <= 0) {
     args.add_problem("--via alternate and interleave need --broker-port");
   }
-  if (relay_port > 0 && !interleave) args.add_problem("--relay-port needs --via interleave");
+  if (!relay_address.empty() && !interleave) {
+    args.add_problem("--relay-port and --relay-address need --via interleave");
+  }
   if (rounds < 1) args.add_problem("--rounds must be at least 1");
   if (connections < 1) args.add_problem("--connections must be at least 1");
   if (rate <= 0) args.add_problem("--rate must be positive");
@@ -466,8 +472,8 @@ int run(bench::arg_parser& args) {
     }
     via_direct = broker_path(broker, to);
   }
-  if (relay_port > 0) {
-    relayed = connect_broker(host + ":" + std::to_string(relay_port), relay_topic);
+  if (!relay_address.empty()) {
+    relayed = connect_broker(relay_address, relay_topic);
     if (!relayed) {
       std::fprintf(stderr, "bench_sidecar_publish: cannot connect to the broker via the relay\n");
       if (broker) broker->close();

@@ -8,6 +8,8 @@
 // direct and the sidecar paths, so its added latency over direct is the cost of the hop alone
 // (two loopback hops, two wake-ups of a sleeping process), measured in the same run.
 //   bench_tcp_relay --listen 127.0.0.1:0 --target 127.0.0.1:BROKER_PORT [--spin true]
+// --listen unix:/path: accept on a Unix socket instead (prints `listening on unix:/path`), to
+// compare one hop over a Unix socket with one over TCP loopback (an experiment).
 // --spin true: poll epoll without sleeping (timeout 0, one core busy the whole time), so the
 // relay is never woken: its added latency less the spinning one's is the cost of its two
 // wake-ups (an experiment, not bench/run's).
@@ -19,6 +21,7 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <array>
@@ -218,25 +221,47 @@ int run(bench::arg_parser& args) {
   if (spin != "true" && spin != "false") args.add_problem("--spin must be true or false");
   sockaddr_in listen_address{};
   sockaddr_in target{};
-  if (!parse_address(listen_text, listen_address)) args.add_problem("--listen must be IPv4:PORT");
+  constexpr std::string_view unix_prefix = "unix:";
+  const bool on_unix = listen_text.starts_with(unix_prefix);
+  sockaddr_un unix_address{};
+  unix_address.sun_family = AF_UNIX;
+  if (on_unix) {
+    const std::string path = listen_text.substr(unix_prefix.size());
+    if (path.empty() || path.size() >= sizeof unix_address.sun_path) {
+      args.add_problem("--listen unix:/path needs a path shorter than 108 bytes");
+    }
+    std::strncpy(unix_address.sun_path, path.c_str(), sizeof unix_address.sun_path - 1);
+  } else if (!parse_address(listen_text, listen_address)) {
+    args.add_problem("--listen must be IPv4:PORT or unix:/path");
+  }
   if (!parse_address(target_text, target)) args.add_problem("--target IPv4:PORT is required");
   if (!args.finish()) return 2;
 
-  const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  const int listener =
+      socket(on_unix ? AF_UNIX : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   const int one = 1;
-  (void)setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (listener < 0 ||
-      bind(listener, reinterpret_cast<const sockaddr*>(&listen_address), sizeof listen_address) !=
-          0 ||
-      listen(listener, SOMAXCONN) != 0) {
+  if (on_unix) {
+    unlink(unix_address.sun_path);
+  } else {
+    (void)setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  }
+  const bool bound = on_unix ? bind(listener, reinterpret_cast<const sockaddr*>(&unix_address),
+                                    sizeof unix_address) == 0
+                             : bind(listener, reinterpret_cast<const sockaddr*>(&listen_address),
+                                    sizeof listen_address) == 0;
+  if (listener < 0 || !bound || listen(listener, SOMAXCONN) != 0) {
     std::perror("bench_tcp_relay: listen");
     return 1;
   }
-  socklen_t length = sizeof listen_address;
-  getsockname(listener, reinterpret_cast<sockaddr*>(&listen_address), &length);
-  std::array<char, INET_ADDRSTRLEN> host{};
-  inet_ntop(AF_INET, &listen_address.sin_addr, host.data(), host.size());
-  std::printf("listening on %s:%u\n", host.data(), ntohs(listen_address.sin_port));
+  if (on_unix) {
+    std::printf("listening on unix:%s\n", unix_address.sun_path);
+  } else {
+    socklen_t length = sizeof listen_address;
+    getsockname(listener, reinterpret_cast<sockaddr*>(&listen_address), &length);
+    std::array<char, INET_ADDRSTRLEN> host{};
+    inet_ntop(AF_INET, &listen_address.sin_addr, host.data(), host.size());
+    std::printf("listening on %s:%u\n", host.data(), ntohs(listen_address.sin_port));
+  }
   std::fflush(stdout);
 
   struct sigaction action {};

@@ -681,11 +681,42 @@ struct cursor {
   }
 };
 
+// A fixed key's KeyValue.key field (0x0a, its length, its text), written
+// beforehand: one copy per attribute instead of a tag, a length and the text.
+constexpr std::size_t longest_key_field = [] {
+  std::size_t n = 0;
+  for (auto name : attr_names) n = std::max(n, 2 + name.size());
+  return n;
+}();
+struct key_field {
+  // Padded to a multiple of 8 bytes: with room after it, copied whole.
+  std::array<char, (longest_key_field + 7) / 8 * 8> bytes{};
+  std::uint8_t size = 0;
+};
+constexpr auto key_fields = [] {
+  std::array<key_field, std::size(attr_names)> fields{};
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    const std::string_view name = attr_names[i];
+    fields[i].bytes[0] = cursor::tag_byte(1, wire::WIRETYPE_LENGTH_DELIMITED);
+    fields[i].bytes[1] = static_cast<char>(name.size());
+    for (std::size_t j = 0; j < name.size(); ++j) fields[i].bytes[2 + j] = name[j];
+    fields[i].size = static_cast<std::uint8_t>(2 + name.size());
+  }
+  return fields;
+}();
+// A fixed key's string value shorter than this has a KeyValue of one-byte
+// lengths: tag, length, key field, 0x12, length, 0x0a, length, text (< 0x80 bytes).
+constexpr std::size_t short_string_value = 0x80 - 4 - longest_key_field;
+static_assert(short_string_value > 0);
+
 // put_span for a span without events or links, `size` bytes (span_size).
 // The cursor is a local (its address never escapes), so that its pointer
 // stays in a register: stores through a char* could alias a cursor in memory.
 // `Record`: a recorded_span, or a packed_view of one's packed bytes.
-template <class Record>
+// `Slack`: the memory after the span's end has room for what span_size_bound
+// allows (write_span_field): a fixed key's field is copied whole, padding
+// included, and the padding overwritten by what follows.
+template <bool Slack, class Record>
 char* write_span(char* at, const Record& s) noexcept {
   using t = attribute_value::type;
   cursor c{at};
@@ -701,6 +732,30 @@ char* write_span(char* at, const Record& s) noexcept {
   const std::size_t count = s.attribute_count();
   for (std::size_t i = 0; i < count; ++i) {
     const auto& a = s.attribute_at(i);
+    if (a.key != attr::custom &&
+        (a.kind == t::int64 || (a.kind == t::string && a.text.size < short_string_value))) {
+      // The usual attribute: every length one byte (an int64's value is at most 11).
+      const key_field& k = key_fields[static_cast<std::size_t>(a.key)];
+      const bool text = a.kind == t::string;
+      const std::size_t value =
+          text ? 2 + a.text.size : 1 + varint_size(static_cast<std::uint64_t>(a.number));
+      c.tag<9, wire::WIRETYPE_LENGTH_DELIMITED>();
+      *c.p++ = static_cast<char>(k.size + 2 + value);
+      if constexpr (Slack) {
+        std::memcpy(c.p, k.bytes.data(), k.bytes.size());
+      } else {
+        cursor::copy(c.p, k.bytes.data(), k.size);
+      }
+      c.p += k.size;
+      c.tag<2, wire::WIRETYPE_LENGTH_DELIMITED>();
+      *c.p++ = static_cast<char>(value);
+      if (text) {
+        c.bytes<any_string>(s.text(a.text));
+      } else {
+        c.uint<any_int>(static_cast<std::uint64_t>(a.number));
+      }
+      continue;
+    }
     const std::size_t value = value_size(a);
     c.tag<9, wire::WIRETYPE_LENGTH_DELIMITED>();
     if (a.key != attr::custom) {
@@ -812,7 +867,7 @@ std::size_t write_otlp_protobuf(std::string& out, std::size_t at,
         put_span(one, *s);
         c.raw(one);
       } else {
-        c.p = write_span(c.p, *s);
+        c.p = write_span<false>(c.p, *s);
       }
     }
     OUTRIDER_ASSERT(c.p == out.data() + end, "span_size and write_span disagree");
@@ -840,6 +895,8 @@ template <class Record>
 std::size_t span_size_bound(const Record& s) noexcept {
   constexpr std::size_t fixed = 128;  // ids, times, kind, flags, status, headers
   constexpr std::size_t per_attribute = 48 + longest_attr_name;  // headers, a 10-byte varint
+  // write_span<true> copies a fixed key's field whole, two bytes into the attribute.
+  static_assert(per_attribute >= 2 + sizeof(key_field::bytes));
   return fixed + s.text_bytes() + s.attribute_count() * per_attribute;
 }
 
@@ -852,7 +909,7 @@ std::size_t write_span_field(std::string& buffer, std::size_t at, const Record& 
   if (buffer.size() < need) buffer.resize(std::max(need, 2 * buffer.size()));
   char* const start = buffer.data() + at;
   start[0] = cursor::tag_byte(2, wire::WIRETYPE_LENGTH_DELIMITED);
-  const char* const end = write_span(start + 3, s);
+  const char* const end = write_span<true>(start + 3, s);
   const auto n = static_cast<std::size_t>(end - (start + 3));
   OUTRIDER_ASSERT(n <= span_size_bound(s), "span_size_bound is not a bound");
   const std::size_t width = varint_size(n);

@@ -229,6 +229,76 @@ TEST(RecordedSpan, ProtobufWrittenOverAReusedBufferIsTheSameEncoding) {
             encode_otlp_protobuf(std::span(sink.recorded)));
 }
 
+// Every fixed key with string values around the lengths where a KeyValue's
+// lengths stop fitting one byte, and int64 values of every varint width: the
+// record encoders (exact, one pass over a reused buffer, from packed bytes)
+// write what the full model's encoder writes.
+TEST(RecordedSpan, FixedKeysEncodeAsTheFullModelAtEveryLength) {
+  simulated_clock clk;
+  xoshiro_random rng(13);
+  recording_sink sink;
+  auto t = make_tracer(sink, clk, rng);
+  const std::vector<std::vector<std::size_t>> lengths = {
+      {0, 1, 50, 87, 88}, {89, 126, 127}, {128, 200}};
+  const std::int64_t ints[] = {0,
+                               1,
+                               127,
+                               128,
+                               16383,
+                               16384,
+                               -1,
+                               std::numeric_limits<std::int64_t>::max(),
+                               std::numeric_limits<std::int64_t>::min()};
+  for (std::size_t k = 0; k < static_cast<std::size_t>(attr::custom); ++k) {
+    const auto key = static_cast<attr>(k);
+    for (const auto& some : lengths) {
+      auto s = t.start_span("span " + std::to_string(k), span_kind::server, nullptr);
+      for (std::size_t n : some) s.set(key, std::string(n, static_cast<char>('a' + n % 26)));
+      s.set("custom.key", "v");
+      clk.advance(1ms);
+    }
+    auto s = t.start_span("ints", span_kind::internal, nullptr);
+    for (std::int64_t v : ints) s.set(key, v);
+  }
+  std::vector<span> full;
+  for (const auto& r : sink.recorded) {
+    ASSERT_TRUE(r->packs());
+    full.push_back(r->to_span());
+  }
+  const std::string reference = encode_otlp_protobuf(full);
+  EXPECT_EQ(encode_otlp_protobuf(std::span(sink.recorded)), reference);
+  std::string buffer(reference.size() + 64, '\xee');
+  EXPECT_EQ(encode_otlp_protobuf_into(buffer, sink.recorded), reference);
+
+  // The exporter's way: packed records, their fields written over a reused
+  // buffer, the head in front.
+  std::string packed;
+  for (const auto& r : sink.recorded) {
+    const std::size_t at = packed.size();
+    packed.resize(at + r->packed_size());
+    r->pack(packed.data() + at);
+  }
+  std::string fields(16, '\xee');
+  std::size_t end = 0;
+  for (const char* p = packed.data(); p != packed.data() + packed.size();) {
+    end = write_packed_otlp_protobuf_span_field(fields, end, p);
+  }
+  std::string request;
+  append_otlp_protobuf_head(request, sink.recorded.front()->resource.get(), end);
+  request.append(fields, 0, end);
+  EXPECT_EQ(request, reference);
+
+  auto decoded = decode_otlp_protobuf(request);
+  ASSERT_TRUE(decoded);
+  ASSERT_EQ(decoded->spans.size(), full.size());
+  for (std::size_t i = 0; i < full.size(); ++i)
+    EXPECT_TRUE(decoded->spans[i].same_as(full[i])) << i;
+  const span& ints_span = decoded->spans[3];
+  ASSERT_EQ(ints_span.attributes.size(), std::size(ints));
+  EXPECT_EQ(ints_span.attributes.back().value.int_value, std::numeric_limits<std::int64_t>::min());
+  EXPECT_EQ(decoded->spans[2].attributes[0].value.string_value, std::string(128, 'y'));
+}
+
 // Spans of every shape the tracer records, for the encoder comparisons.
 void record_examples(tracer& t, simulated_clock& clk) {
   span_context parent;

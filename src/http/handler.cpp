@@ -2,9 +2,18 @@
 
 namespace outrider::http {
 
+void responder::state::finish(response&& r) {
+  if (hook != nullptr) {
+    auto* run = hook;
+    hook = nullptr;
+    run(hook_storage, &r);
+  }
+  deliver(std::move(r));
+}
+
 void responder::state::dropped() noexcept {
   if (!done.exchange(true)) {
-    deliver(response::from_error(error(errc::internal, "the handler dropped the request")));
+    finish(response::from_error(error(errc::internal, "the handler dropped the request")));
   }
 }
 
@@ -13,7 +22,7 @@ responder::responder(deliver_fn deliver)
 
 void responder::send(response r) const {
   if (!state_->done.exchange(true)) {
-    state_->deliver(std::move(r));
+    state_->finish(std::move(r));
   }
 }
 

@@ -9,8 +9,12 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <functional>
 #include <memory>
+#include <new>
+#include <type_traits>
+#include <utility>
 
 #include "http/message.h"
 
@@ -31,6 +35,17 @@ class responder {
     return responder(std::make_shared<state_of<Fn>>(std::move(fn)));
   }
 
+  // `inner` with `hook(response&)` run once just before its response is
+  // delivered (also before the 500 answer of a responder dropped unsent), and
+  // destroyed right after it ran. The hook is kept in `inner`'s own state
+  // when it has room (sizeof(Hook) <= hook_capacity, no hook yet, not sent):
+  // no allocation and no extra call through a wrapper (the sidecar's SERVER
+  // span ends here); else `inner` is wrapped as with of(), and hooks added
+  // later run first. Call it before `inner` is shared with another thread.
+  template <class Hook>
+  static responder with_hook(responder inner, Hook hook);
+  static constexpr std::size_t hook_capacity = 96;
+
   // Completes the request. Later calls are ignored. Thread-safe.
   void send(response r) const;
   bool sent() const noexcept;
@@ -40,12 +55,20 @@ class responder {
     state() = default;
     state(const state&) = delete;
     state& operator=(const state&) = delete;
-    virtual ~state() = default;
+    virtual ~state() {
+      if (hook != nullptr) hook(hook_storage, nullptr);  // a hook never run (not sent)
+    }
     virtual void deliver(response&& r) = 0;
+    // Runs the hook, if any, then deliver(): once, by whoever set `done`.
+    void finish(response&& r);
     // The 500 answer of a responder dropped unsent (from the most derived
     // destructor, while deliver() can still run).
     void dropped() noexcept;
     std::atomic<bool> done{false};
+    // with_hook's hook: (storage, &response) runs it and destroys it,
+    // (storage, nullptr) only destroys it.
+    void (*hook)(void*, response*) = nullptr;
+    alignas(std::max_align_t) unsigned char hook_storage[hook_capacity];
   };
   template <class Fn>
   struct state_of final : state {
@@ -57,6 +80,34 @@ class responder {
   explicit responder(std::shared_ptr<state> s) noexcept : state_(std::move(s)) {}
   std::shared_ptr<state> state_;
 };
+
+template <class Hook>
+responder responder::with_hook(responder inner, Hook hook) {
+  state& s = *inner.state_;
+  if constexpr (sizeof(Hook) <= hook_capacity && alignof(Hook) <= alignof(std::max_align_t) &&
+                std::is_nothrow_move_constructible_v<Hook>) {
+    if (s.hook == nullptr && !s.done.load(std::memory_order_relaxed)) {
+      ::new (static_cast<void*>(s.hook_storage)) Hook(std::move(hook));
+      s.hook = [](void* p, response* r) {
+        auto* h = std::launder(static_cast<Hook*>(p));
+        if (r != nullptr) {
+          Hook run = std::move(*h);
+          h->~Hook();
+          run(*r);
+        } else {
+          h->~Hook();
+        }
+      };
+      return inner;
+    }
+  }
+  return of([hook = std::move(hook), inner = std::move(inner)](response&& r) mutable {
+    auto h = std::move(hook);
+    const auto i = std::move(inner);
+    h(r);
+    i.send(std::move(r));
+  });
+}
 
 using handler = std::function<void(request&&, responder)>;
 

@@ -117,6 +117,73 @@ TEST(responder, of_a_callable_keeps_the_contract) {
   EXPECT_EQ(owned.use_count(), 1);  // the callable went with the responder
 }
 
+// with_hook: the hook runs once, just before the response is delivered (also
+// before a dropped responder's 500), and lets go of its captures as soon as it
+// ran, while the responder lives on.
+TEST(responder, with_hook_runs_once_before_delivery) {
+  std::vector<std::string> calls;
+  auto owned = std::make_shared<int>(7);
+  {
+    responder inner(
+        [&calls](response&& resp) { calls.push_back("deliver " + std::to_string(resp.status)); });
+    auto r = responder::with_hook(std::move(inner), [&calls, owned](response& resp) {
+      calls.push_back("hook " + std::to_string(resp.status));
+      resp.status = 202;  // the hook sees (and may change) what is delivered
+    });
+    EXPECT_EQ(owned.use_count(), 2);
+    const responder copy = r;
+    copy.send(response::no_content());
+    EXPECT_EQ(owned.use_count(), 1);  // destroyed right after it ran
+    r.send(response::no_content());
+    EXPECT_TRUE(r.sent());
+  }
+  EXPECT_EQ(calls, (std::vector<std::string>{"hook 204", "deliver 202"}));
+  calls.clear();
+  {
+    auto dropped = responder::with_hook(responder([&calls](response&& resp) {
+                                          calls.push_back("deliver " + std::to_string(resp.status));
+                                        }),
+                                        [&calls, owned](response& resp) {
+                                          calls.push_back("hook " + std::to_string(resp.status));
+                                        });
+  }
+  EXPECT_EQ(calls, (std::vector<std::string>{"hook 500", "deliver 500"}));
+  EXPECT_EQ(owned.use_count(), 1);
+}
+
+// A hook that does not fit the state, a second hook, a hook on a responder
+// already sent: wrapped as with of(); the later hook runs first, each once.
+TEST(responder, with_hook_falls_back_to_a_wrapper) {
+  std::vector<std::string> calls;
+  auto deliver = [&calls](response&& resp) {
+    calls.push_back("deliver " + std::to_string(resp.status));
+  };
+  struct big {
+    char bytes[responder::hook_capacity + 1] = {};
+  };
+  {
+    auto r = responder::with_hook(responder::of(deliver),
+                                  [&calls](response&) { calls.push_back("first"); });
+    r = responder::with_hook(std::move(r), [&calls](response&) { calls.push_back("second"); });
+    r = responder::with_hook(std::move(r), [&calls, b = big{}](response&) {
+      calls.push_back("big " + std::to_string(sizeof b.bytes));
+    });
+    r.send(response::no_content());
+    r.send(response::no_content());
+  }
+  EXPECT_EQ(calls, (std::vector<std::string>{"big " + std::to_string(responder::hook_capacity + 1),
+                                             "second", "first", "deliver 204"}));
+  calls.clear();
+  {
+    responder sent(deliver);
+    sent.send(response::no_content());
+    auto r = responder::with_hook(sent, [&calls](response&) { calls.push_back("late"); });
+    r.send(response::no_content());
+  }
+  // The hook wraps the (already sent) responder: it runs, the inner send is ignored.
+  EXPECT_EQ(calls, (std::vector<std::string>{"deliver 204", "late"}));
+}
+
 TEST(message, query_parsing_and_errors) {
   auto q = parse_query("metadata.ttlInSeconds=10&a=b%20c&plus=x+y&flag&&z=");
   ASSERT_TRUE(q);

@@ -195,17 +195,17 @@ void set_error_from_status(tracing::active_span& span, int status, bool server_s
 }
 
 http::responder ending_on_response(tracing::active_span span, http::responder inner) {
-  // In the responder's own state (one allocation). It runs exactly once (send(),
-  // or the 500 answer of a responder dropped unsent) and lets go of the span and
-  // the inner responder then, not when the last copy of the responder goes.
-  return http::responder::of(
-      [span = std::move(span), inner = std::move(inner)](http::response&& resp) mutable {
-        auto s = std::move(span);
-        const auto r = std::move(inner);
-        set_error_from_status(s, resp.status, true);
-        s.end();
-        r.send(std::move(resp));
-      });
+  // A hook in the responder's own state (http::responder::with_hook: no
+  // allocation, no wrapper). It runs exactly once (send(), or the 500 answer of
+  // a responder dropped unsent) and lets go of the span then, not when the
+  // last copy of the responder goes.
+  auto end_span = [span = std::move(span)](http::response& resp) mutable {
+    set_error_from_status(span, resp.status, true);
+    span.end();
+  };
+  static_assert(sizeof(end_span) <= http::responder::hook_capacity,
+                "the SERVER span's hook fits the responder's state");
+  return http::responder::with_hook(std::move(inner), std::move(end_span));
 }
 
 }  // namespace outrider::sidecar

@@ -96,8 +96,9 @@ void note_message(tracing::active_span& span, const backends::message& m);
 // http.response.status_code, and ERROR status for 5xx (servers) or 4xx/5xx (clients), as OTel says.
 void set_error_from_status(tracing::active_span& span, int status, bool server_side);
 
-// A responder that ends the SERVER span `span` with the response's status,
-// then answers through `inner` (one allocation for both).
+// `inner` ending the SERVER span `span` with the response's status just before
+// it answers: a hook in `inner`'s own state (http::responder::with_hook; no
+// allocation, no wrapper around `inner`).
 http::responder ending_on_response(tracing::active_span span, http::responder inner);
 
 }  // namespace outrider::sidecar

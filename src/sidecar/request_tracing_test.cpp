@@ -150,5 +150,42 @@ TEST(RequestTracing, ServerSpanScopesNestAndWinOverHeaders) {
   EXPECT_EQ(sink.spans[2].parent_id, 0xb7ad6b7169203331U);
 }
 
+// ending_on_response ends the SERVER span just before the answer is
+// delivered, with the status answered: 204 sent, 500 (ERROR) for a responder
+// dropped unsent; each span once, ended when the client's answer goes out.
+TEST(RequestTracing, ResponderEndsTheServerSpanBeforeItAnswers) {
+  simulated_clock clk;
+  xoshiro_random rng(5);
+  collecting_sink sink;
+  tracing::tracer t({.service_name = "orders"}, tracing::borrow(sink), tracing::borrow(clk), &rng);
+  std::vector<int> answered;
+  std::vector<std::size_t> spans_at_answer;
+  auto client = [&](http::response&& resp) {
+    answered.push_back(resp.status);
+    spans_at_answer.push_back(sink.spans.size());
+  };
+  {
+    auto req = publish_request();
+    auto r = ending_on_response(start_server_span(t, req, "127.0.0.1", 3500, false),
+                                http::responder(client));
+    EXPECT_TRUE(sink.spans.empty());
+    r.send(http::response::no_content());
+    r.send(http::response::no_content());
+    auto req2 = publish_request();
+    auto dropped = ending_on_response(start_server_span(t, req2, "127.0.0.1", 3500, false),
+                                      http::responder(client));
+  }
+  EXPECT_EQ(answered, (std::vector<int>{204, 500}));
+  EXPECT_EQ(spans_at_answer, (std::vector<std::size_t>{1, 2}));
+  ASSERT_EQ(sink.spans.size(), 2U);
+  EXPECT_EQ(sink.spans[0].status.code, tracing::status_code::unset);
+  EXPECT_EQ(sink.spans[1].status.code, tracing::status_code::error);
+  EXPECT_EQ(sink.spans[1].status.message, "HTTP 500");
+  for (const auto& s : sink.spans) {
+    EXPECT_EQ(s.kind, tracing::span_kind::server);
+    EXPECT_EQ(s.parent_id, 0xb7ad6b7169203331U);
+  }
+}
+
 }  // namespace
 }  // namespace outrider::sidecar

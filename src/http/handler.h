@@ -43,7 +43,7 @@ class responder {
   // span ends here); else `inner` is wrapped as with of(), and hooks added
   // later run first. Call it before `inner` is shared with another thread.
   template <class Hook>
-  static responder with_hook(responder inner, Hook hook);
+  static responder with_hook(responder inner, Hook&& hook);
   static constexpr std::size_t hook_capacity = 96;
 
   // Completes the request. Later calls are ignored. Thread-safe.
@@ -82,31 +82,31 @@ class responder {
 };
 
 template <class Hook>
-responder responder::with_hook(responder inner, Hook hook) {
+responder responder::with_hook(responder inner, Hook&& hook) {
+  using hook_type = std::decay_t<Hook>;
   state& s = *inner.state_;
-  if constexpr (sizeof(Hook) <= hook_capacity && alignof(Hook) <= alignof(std::max_align_t) &&
-                std::is_nothrow_move_constructible_v<Hook>) {
+  if constexpr (sizeof(hook_type) <= hook_capacity &&
+                alignof(hook_type) <= alignof(std::max_align_t)) {
     if (s.hook == nullptr && !s.done.load(std::memory_order_relaxed)) {
-      ::new (static_cast<void*>(s.hook_storage)) Hook(std::move(hook));
+      ::new (static_cast<void*>(s.hook_storage)) hook_type(std::forward<Hook>(hook));
       s.hook = [](void* p, response* r) {
-        auto* h = std::launder(static_cast<Hook*>(p));
-        if (r != nullptr) {
-          Hook run = std::move(*h);
-          h->~Hook();
-          run(*r);
-        } else {
-          h->~Hook();
-        }
+        // Run in place, then destroyed (also when it throws).
+        struct destroy_at_exit {
+          hook_type* h;
+          ~destroy_at_exit() { h->~hook_type(); }
+        } const d{std::launder(static_cast<hook_type*>(p))};
+        if (r != nullptr) (*d.h)(*r);
       };
       return inner;
     }
   }
-  return of([hook = std::move(hook), inner = std::move(inner)](response&& r) mutable {
-    auto h = std::move(hook);
-    const auto i = std::move(inner);
-    h(r);
-    i.send(std::move(r));
-  });
+  return of(
+      [hook = hook_type(std::forward<Hook>(hook)), inner = std::move(inner)](response&& r) mutable {
+        auto h = std::move(hook);
+        const auto i = std::move(inner);
+        h(r);
+        i.send(std::move(r));
+      });
 }
 
 using handler = std::function<void(request&&, responder)>;

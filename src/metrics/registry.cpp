@@ -71,6 +71,27 @@ std::string label_block(const std::vector<std::string>& names,
 
 }  // namespace
 
+// A shard list (counter's or histogram's): pushed at the front, never shrunk
+// while the series lives. Readers walk it from the head with acquire loads,
+// so they see a pushed shard's contents.
+struct detail::shard_list {
+  template <typename Shard>
+  static Shard& push(std::atomic<Shard*>& head, Shard* s) {
+    auto* first = head.load(std::memory_order_relaxed);
+    do {
+      s->next_ = first;
+    } while (!head.compare_exchange_weak(first, s, std::memory_order_release,
+                                         std::memory_order_relaxed));
+    return *s;
+  }
+  template <typename Shard>
+  static void free(std::atomic<Shard*>& head) {
+    for (auto* s = head.load(std::memory_order_acquire); s != nullptr;) {
+      delete std::exchange(s, s->next_);
+    }
+  }
+};
+
 void gauge::add(double d) noexcept {
   double cur = value_.load(std::memory_order_relaxed);
   while (!value_.compare_exchange_weak(cur, cur + d, std::memory_order_relaxed)) {
@@ -78,9 +99,7 @@ void gauge::add(double d) noexcept {
 }
 
 counter::~counter() {
-  for (auto* s = shards_.load(std::memory_order_acquire); s != nullptr;) {
-    delete std::exchange(s, s->next_);
-  }
+  detail::shard_list::free(shards_);
 }
 
 std::uint64_t counter::value() const noexcept {
@@ -93,13 +112,7 @@ std::uint64_t counter::value() const noexcept {
 
 counter_shard& counter::add_shard() {
   auto* s = new counter_shard();
-  // Readers walk the list from shards_ with acquire loads: they see a shard's contents.
-  auto* first = shards_.load(std::memory_order_relaxed);
-  do {
-    s->next_ = first;
-  } while (!shards_.compare_exchange_weak(first, s, std::memory_order_release,
-                                          std::memory_order_relaxed));
-  return *s;
+  return detail::shard_list::push(shards_, s);
 }
 
 histogram_shard::histogram_shard(const histogram& owner)
@@ -121,9 +134,7 @@ histogram::histogram(std::span<const double> bounds)
 }
 
 histogram::~histogram() {
-  for (auto* s = shards_.load(std::memory_order_acquire); s != nullptr;) {
-    delete std::exchange(s, s->next_);
-  }
+  detail::shard_list::free(shards_);
 }
 
 std::size_t histogram::bucket_of(double v) const noexcept {
@@ -165,13 +176,7 @@ double histogram::sum() const noexcept {
 
 histogram_shard& histogram::add_shard() {
   auto* s = new histogram_shard(*this);
-  // Readers walk the list from shards_ with acquire loads: they see a shard's contents.
-  auto* first = shards_.load(std::memory_order_relaxed);
-  do {
-    s->next_ = first;
-  } while (!shards_.compare_exchange_weak(first, s, std::memory_order_release,
-                                          std::memory_order_relaxed));
-  return *s;
+  return detail::shard_list::push(shards_, s);
 }
 
 std::span<const double> latency_buckets_seconds() {

@@ -24,6 +24,10 @@
 
 namespace outrider::metrics {
 
+namespace detail {
+struct shard_list;  // registry.cpp: pushes onto and frees a series' shard list
+}  // namespace detail
+
 // Single-writer shards. A series updated on every request by several threads
 // (the ambassador's calls on each I/O context) gives each thread a shard of its
 // own: an update is a load and a store on a cache line no other thread writes
@@ -40,6 +44,7 @@ class alignas(64) counter_shard {
 
  private:
   friend class counter;
+  friend struct detail::shard_list;
   std::atomic<std::uint64_t> value_{0};
   counter_shard* next_ = nullptr;  // the counter's list (fixed once published)
 };
@@ -82,6 +87,7 @@ class alignas(64) histogram_shard {
 
  private:
   friend class histogram;
+  friend struct detail::shard_list;
   struct alignas(64) bucket_line {
     std::atomic<std::uint64_t> count[8];
   };

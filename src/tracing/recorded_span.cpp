@@ -622,24 +622,8 @@ struct cursor {
     copy(p, b.data(), b.size());
     p += b.size();
   }
-  // Keys and values are mostly short: fixed-size (inlined) moves that may
-  // overlap instead of a call to memcpy per piece; exactly [to, to + n) is written.
-  static void copy(char* to, const char* from, std::size_t n) noexcept {
-    if (n >= 8 && n <= 16) {
-      std::memcpy(to, from, 8);
-      std::memcpy(to + n - 8, from + n - 8, 8);
-    } else if (n > 16 && n <= 32) {
-      std::memcpy(to, from, 16);
-      std::memcpy(to + n - 16, from + n - 16, 16);
-    } else if (n >= 4 && n < 8) {
-      std::memcpy(to, from, 4);
-      std::memcpy(to + n - 4, from + n - 4, 4);
-    } else if (n < 4) {
-      for (std::size_t i = 0; i < n; ++i) to[i] = from[i];
-    } else {
-      std::memcpy(to, from, n);
-    }
-  }
+  // Keys and values are mostly short: copy_text's fixed-size moves.
+  static void copy(char* to, const char* from, std::size_t n) noexcept { copy_text(to, from, n); }
   template <int Field>
   void bytes(std::string_view b) noexcept {
     tag<Field, wire::WIRETYPE_LENGTH_DELIMITED>();

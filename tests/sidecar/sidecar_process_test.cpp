@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
 #include <csignal>
@@ -15,7 +16,9 @@
 #include <gtest/gtest.h>
 #include <map>
 #include <regex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "testing/http_call.h"
 #include "testing/process.h"
@@ -377,18 +380,23 @@ TEST_F(sidecar_process, app_statsd_metrics_appear_on_the_metrics_endpoint) {
 
   statsd_and_configuration::send_udp(
       statsd_port, "orders.placed:2|c|#store:berlin\nqueue.depth:7|g\ncheckout:120|ms\nbad line");
+  // The datagram's lines are applied one by one on the sidecar's thread while this test scrapes:
+  // wait until every expected series shows (the bad line is the last one applied), then check all.
+  const std::vector<std::string> expected = {
+      "app_orders_placed_total{store=\"berlin\"} 2", "app_queue_depth 7",
+      "app_checkout_seconds_count 1", "outrider_statsd_dropped_total{reason=\"malformed\"} 1"};
+  const auto all_shown = [&](const std::string& text) {
+    return std::all_of(expected.begin(), expected.end(),
+                       [&](const std::string& e) { return text.find(e) != std::string::npos; });
+  };
   const auto end = std::chrono::steady_clock::now() + 15s;
   std::string text;
   while (std::chrono::steady_clock::now() < end) {
     text = http_call(metrics_port, "GET", "/metrics").body;
-    if (text.find("app_checkout_seconds_count 1") != std::string::npos) break;
+    if (all_shown(text)) break;
     std::this_thread::sleep_for(20ms);
   }
-  EXPECT_NE(text.find("app_orders_placed_total{store=\"berlin\"} 2"), std::string::npos) << text;
-  EXPECT_NE(text.find("app_queue_depth 7"), std::string::npos) << text;
-  EXPECT_NE(text.find("app_checkout_seconds_count 1"), std::string::npos) << text;
-  EXPECT_NE(text.find("outrider_statsd_dropped_total{reason=\"malformed\"} 1"), std::string::npos)
-      << text;
+  for (const auto& e : expected) EXPECT_NE(text.find(e), std::string::npos) << e << "\n" << text;
 }
 
 TEST_F(sidecar_process, configuration_api_reads_a_file_store_and_notifies_on_change) {

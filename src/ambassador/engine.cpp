@@ -195,6 +195,10 @@ struct engine::deadline_queues {
       q.head = std::move(next);
     }
   }
+  // The queue's reference to `c` (REQUIRES: c.queued).
+  const std::shared_ptr<call_state>& owner_of(const call_state& c) const {
+    return c.prev != nullptr ? c.prev->next : queues[c.queue].head;
+  }
   mono_time earliest() const {
     mono_time t = mono_time::max();
     for (const auto& q : queues) {
@@ -265,7 +269,7 @@ void engine::on_deadline_timer() {
 void engine::time_out(const std::shared_ptr<call_state>& call) {
   if (call->finished) return;
   if (call->local->timeouts) call->local->timeouts->inc();
-  finish(call,
+  finish(*call,
          http::response::from_error(error(
              errc::deadline_exceeded,
              fmt::format("{} did not answer within {} ms ({} attempts)", call->target->name,
@@ -317,6 +321,8 @@ circuit_breaker::state engine::circuit_state(const std::string& target) {
 }
 
 void engine::start(std::shared_ptr<call_state> c) {
+  c->owner = this;
+  c->alive = alive_;
   c->local = &state_of(c->spec.target_name(), c->spec.policy);
   c->target = c->local->shared;
   c->started = clock_.monotonic_now();
@@ -343,9 +349,9 @@ void engine::attempt(const std::shared_ptr<call_state>& c) {
     }
     if (!a.allowed) {
       if (c->last_response) {
-        finish(c, std::move(*c->last_response), outcome::error, true);
+        finish(*c, std::move(*c->last_response), outcome::error, true);
       } else {
-        finish(c,
+        finish(*c,
                http::response::from_error(
                    error(errc::circuit_open,
                          fmt::format("the circuit for {} is open; not calling it", t.name)),
@@ -360,27 +366,22 @@ void engine::attempt(const std::shared_ptr<call_state>& c) {
   auto& local = *c->local;
   if (local.attempts) local.attempts->inc();
   if (c->attempts > 1 && local.retries) local.retries->inc();
-  // Each attempt sends a copy when a retry may follow; otherwise the request itself
-  // (no move of it into a local: the call keeps it until it ends).
+  // Each attempt sends a copy when a retry may follow; otherwise the request itself.
+  // Either is lent to the upstream, which holds the call (its receiver) meanwhile: the
+  // next attempt starts only after this one's answer, so the copy is not replaced while lent.
   http::request& stored = c->spec.request;
   if (stored.target.empty()) stored.target = c->spec.destination.target;
   const nanoseconds remaining = c->deadline - now;
-  auto on_result = [this, c, generation, alive = alive_](result<http::response> r) {
-    if (!*alive) return;
-    on_attempt_result(c, generation, std::move(r));
-  };
-  if (c->spec.policy.retry) {
-    http::request req = stored;
-    if (observer_) observer_->before_attempt({t.name, c->attempts, &c->spec.destination}, req);
-    c->spec.via->send(c->spec.destination, std::move(req), remaining, std::move(on_result));
-    return;
-  }
-  if (observer_) observer_->before_attempt({t.name, c->attempts, &c->spec.destination}, stored);
-  c->spec.via->send(c->spec.destination, std::move(stored), remaining, std::move(on_result));
+  c->generation = generation;
+  http::request* sent = &stored;
+  if (c->spec.policy.retry) sent = &c->attempt_request.emplace(stored);
+  if (observer_) observer_->before_attempt({t.name, c->attempts, &c->spec.destination}, *sent);
+  c->spec.via->send(c->spec.destination, *sent, remaining, c);
 }
 
-void engine::on_attempt_result(const std::shared_ptr<call_state>& c, std::uint64_t generation,
-                               result<http::response>&& r) {
+void engine::on_attempt_result(call_state& call, result<http::response>&& r) {
+  call_state* const c = &call;
+  const std::uint64_t generation = c->generation;
   auto& t = *c->target;
   const mono_time now = clock_.monotonic_now();
   if (observer_) observer_->after_attempt({t.name, c->attempts, &c->spec.destination}, r);
@@ -408,7 +409,7 @@ void engine::on_attempt_result(const std::shared_ptr<call_state>& c, std::uint64
   }
   if (c->finished) return;  // the deadline answered already
   if (!failed) {
-    finish(c, std::move(*r), outcome::success, true);
+    finish(*c, std::move(*r), outcome::success, true);
     return;
   }
   if (r) {
@@ -420,12 +421,12 @@ void engine::on_attempt_result(const std::shared_ptr<call_state>& c, std::uint64
   }
   auto give_up = [&] {
     if (c->last_response) {
-      finish(c, std::move(*c->last_response), outcome::error, true);
+      finish(*c, std::move(*c->last_response), outcome::error, true);
     } else if (c->last_error->code == errc::deadline_exceeded) {
       if (c->local->timeouts) c->local->timeouts->inc();
-      finish(c, http::response::from_error(*c->last_error), outcome::timeout);
+      finish(*c, http::response::from_error(*c->last_error), outcome::timeout);
     } else {
-      finish(c, http::response::from_error(*c->last_error), outcome::error);
+      finish(*c, http::response::from_error(*c->last_error), outcome::error);
     }
   };
   // A request body that started streaming upstream cannot be sent again.
@@ -453,19 +454,21 @@ void engine::on_attempt_result(const std::shared_ptr<call_state>& c, std::uint64
     give_up();  // the next attempt could not start before the deadline
     return;
   }
-  // The timer owns the call while it waits (the deadline timer only observes it).
-  c->backoff_timer = clock_.call_after(delay, [this, c, alive = alive_] {
-    if (!*alive) return;
-    attempt(c);
-  });
+  // The timer owns the call while it waits (the deadline queue's reference: an unfinished
+  // call is in its queue).
+  c->backoff_timer =
+      clock_.call_after(delay, [this, self = deadlines_->owner_of(*c), alive = alive_] {
+        if (!*alive) return;
+        attempt(self);
+      });
 }
 
-void engine::finish(const std::shared_ptr<call_state>& c, http::response&& resp, outcome how,
-                    bool from_upstream) {
+void engine::finish(call_state& call, http::response&& resp, outcome how, bool from_upstream) {
+  call_state* const c = &call;
   if (c->finished) return;
   c->finished = true;
   auto& local = *c->local;
-  deadlines_->unlink(*c);  // `c` (the caller's reference) keeps the call alive
+  deadlines_->unlink(*c);  // the caller's reference keeps the call alive
   if (c->backoff_timer != 0) clock_.cancel(c->backoff_timer);
   c->backoff_timer = 0;
   if (c->holds_retry_slot) local.shared->budget.release();

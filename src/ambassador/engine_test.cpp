@@ -26,25 +26,27 @@ class scripted_upstream final : public upstream {
   std::vector<http::request> seen;
   std::vector<nanoseconds> timeouts;
 
-  void send(const http::url&, http::request&& req, nanoseconds timeout, callback done) override {
+  void send(const http::url&, const http::request& req, nanoseconds timeout,
+            std::shared_ptr<receiver> to) override {
     seen.push_back(req);
     timeouts.push_back(timeout);
     step s = script.empty() ? fallback : script.front();
     if (!script.empty()) script.pop_front();
     if (s.stall) {
-      clk_.call_after(timeout, [done] {
-        done(error(errc::deadline_exceeded, "request timed out waiting for the response"));
+      clk_.call_after(timeout, [to] {
+        to->on_response(
+            error(errc::deadline_exceeded, "request timed out waiting for the response"));
       });
       return;
     }
-    auto answer = [s, done] {
+    auto answer = [s, to] {
       if (s.failure) {
-        done(error(*s.failure, "scripted failure"));
+        to->on_response(error(*s.failure, "scripted failure"));
       } else {
         http::response r;
         r.status = s.status;
         r.body = "from upstream";
-        done(r);
+        to->on_response(std::move(r));
       }
     };
     if (s.delay > nanoseconds::zero()) {

@@ -608,13 +608,23 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   asio::awaitable<void> run_and_report(url dest, request req, nanoseconds timeout, callback done,
                                        int first_attempt = 0) {
     auto self = shared_from_this();
-    auto r = co_await run(std::move(dest), std::move(req), timeout, first_attempt);
+    auto r = co_await run(std::move(dest), req, &req.body, timeout, first_attempt);
     done(std::move(r));
   }
 
+  // The borrowing form's: `req` stays valid while `to` is held (client::send's contract).
+  asio::awaitable<void> run_and_answer(url dest, const request& req, nanoseconds timeout,
+                                       std::shared_ptr<receiver> to, int first_attempt = 0) {
+    auto self = shared_from_this();
+    auto r = co_await run(std::move(dest), req, nullptr, timeout, first_attempt);
+    to->on_response(std::move(r));
+  }
+
   // `first_attempt` 1: the fast path's try on a pooled connection was the first.
-  asio::awaitable<result<response>> run(url dest, request req, nanoseconds timeout,
-                                        int first_attempt = 0) {
+  // `movable_body`: req's body when the caller owns req (TLS then moves it into
+  // Beast's message instead of copying it).
+  asio::awaitable<result<response>> run(url dest, const request& req, std::string* movable_body,
+                                        nanoseconds timeout, int first_attempt = 0) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     const auto origin = dest.origin();
     const std::string_view target = req.target.empty() ? dest.target : req.target;
@@ -644,7 +654,12 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       if (!req.headers.contains("User-Agent")) out.set(bhttp::field::user_agent, opts.user_agent);
       out.keep_alive(true);
       if (!req.stream) {
-        out.body() = std::move(req.body);  // exchange() reads req's body only for plain ones
+        // exchange() reads req's body only for plain connections.
+        if (movable_body != nullptr) {
+          out.body() = std::move(*movable_body);
+        } else {
+          out.body() = req.body;
+        }
         out.prepare_payload();
       }
     }
@@ -693,11 +708,14 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   // returns, and the one retry rebuilds it from `origin` and the request's target.)
   struct fast_op {
     std::shared_ptr<impl> self;
-    request req;  // its target set (the destination's when the caller left it empty)
+    const request* req = nullptr;  // `owned`, or the borrowing send()'s (valid while `to` is held)
+    std::string_view target;       // req's, or the destination's when req's is empty
+    request owned;                 // the request of a send() with a callback
     const std::string* origin = nullptr;  // a key of `idle`
     std::deque<pooled>* queue = nullptr;  // its idle connections
     mono_time deadline{};
-    callback done;
+    callback done;                 // either this
+    std::shared_ptr<receiver> to;  // or this is answered
     pooled conn;
     detail::message_parser<false> parser;
     bool may_stream = false;
@@ -706,27 +724,67 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   };
   using fast_ptr = std::unique_ptr<fast_op>;
 
-  // Starts the call on the fast path, or returns false with nothing taken from the
-  // arguments.
-  bool start_fast(const url& dest, request& req, nanoseconds timeout, callback& done) {
+  // The fast path's op for `req` to `dest` with a pooled connection in it, or null
+  // when the call cannot take the fast path (nothing taken from the arguments).
+  fast_ptr fast_op_for(const url& dest, const request& req, nanoseconds timeout) {
     if (std::string_view(dest.scheme) != "http" || req.stream ||
         (std::string_view(req.method) == "TRACE" && !req.body.empty()) ||
         !context.get_executor().running_in_this_thread()) {
-      return false;
+      return nullptr;
     }
     const std::string& origin = origin_key(dest);
-    if (last_queue->empty()) return false;
+    if (last_queue->empty()) return nullptr;
     auto op = std::make_unique<fast_op>();
-    if (!take_into(*last_queue, op->conn)) return false;
+    if (!take_into(*last_queue, op->conn)) return nullptr;
     op->self = shared_from_this();
-    op->req = std::move(req);
-    if (op->req.target.empty()) op->req.target = dest.target;
     op->origin = &origin;
     op->queue = last_queue;
     op->deadline = std::chrono::steady_clock::now() + timeout;
+    return op;
+  }
+
+  // Starts the call on the fast path, or returns false with nothing taken from the
+  // arguments.
+  bool start_fast(const url& dest, request& req, nanoseconds timeout, callback& done) {
+    auto op = fast_op_for(dest, req, timeout);
+    if (!op) return false;
+    op->owned = std::move(req);
+    if (op->owned.target.empty()) op->owned.target = dest.target;
+    op->req = &op->owned;
+    op->target = op->owned.target;
     op->done = std::move(done);
     fast_write(std::move(op), dest);
     return true;
+  }
+
+  // The borrowing form's (see client::send).
+  bool start_fast(const url& dest, const request& req, nanoseconds timeout,
+                  std::shared_ptr<receiver>& to) {
+    auto op = fast_op_for(dest, req, timeout);
+    if (!op) return false;
+    op->req = &req;
+    if (req.target.empty()) {
+      // `dest` is the caller's only until this returns; the one retry needs the target.
+      op->owned.target = dest.target;
+      op->target = op->owned.target;
+    } else {
+      op->target = req.target;
+    }
+    op->to = std::move(to);
+    fast_write(std::move(op), dest);
+    return true;
+  }
+
+  // Answers the op's caller (after the op is gone: what it borrowed goes with `to`).
+  static void answer(fast_ptr op, result<response>&& r) {
+    auto done = std::move(op->done);
+    auto to = std::move(op->to);
+    op.reset();
+    if (to) {
+      to->on_response(std::move(r));
+    } else {
+      done(std::move(r));
+    }
   }
 
   static plain_stream& plain_of(fast_op& op) {
@@ -738,7 +796,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   static void fast_write(fast_ptr op, const url& dest) {
     auto& conn = op->conn;
     conn.deadline->expires_at(op->deadline);
-    write_request(conn.wire, op->req, op->req.target, dest, op->self->opts.user_agent);
+    write_request(conn.wire, *op->req, op->target, dest, op->self->opts.user_agent);
     boost::system::error_code ec;
     auto& sock = plain_of(*op).socket();
     const std::size_t written = detail::write_now(sock, conn.wire, ec);
@@ -766,7 +824,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     }
     op->sent = true;
     const auto& opts = op->self->opts;
-    const bool head_request = std::string_view(op->req.method) == "HEAD";
+    const bool head_request = std::string_view(op->req->method) == "HEAD";
     auto& parser = op->parser;
     conn.buffer.clear();
     parser.header_limit(static_cast<std::uint32_t>(opts.response_header_limit));
@@ -866,9 +924,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
           if (self && can_reuse) self->give_back(origin, std::move(*holder));
         };
         r.stream = std::move(body);
-        auto done = std::move(op->done);
-        op.reset();
-        done(std::move(r));
+        answer(std::move(op), std::move(r));
         return;
       }
       if (len && *len > opts.response_body_limit) {
@@ -915,9 +971,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     conn.deadline->expires_never();
     response r = std::move(op->parser.get());
     if (reusable) op->self->give_back_to(*op->queue, std::move(conn));
-    auto done = std::move(op->done);
-    op.reset();
-    done(std::move(r));
+    answer(std::move(op), std::move(r));
   }
 
   // As run(): a pooled connection that failed before the request was written, or,
@@ -925,11 +979,9 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   // one more try, through run(), on another connection.
   static void fast_fail(fast_ptr op, error e) {
     const bool stale =
-        e.code != errc::deadline_exceeded && (!op->sent || idempotent(op->req.method));
+        e.code != errc::deadline_exceeded && (!op->sent || idempotent(op->req->method));
     if (!stale) {
-      auto done = std::move(op->done);
-      op.reset();
-      done(std::move(e));
+      answer(std::move(op), std::move(e));
       return;
     }
     logger.debug("pooled connection to {} was stale; retrying once", *op->origin);
@@ -941,18 +993,25 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     // The destination again, from the pool's key ("http://host:port") and the target.
     auto dest = url::parse(*op->origin);
     if (!dest) {
-      auto done = std::move(op->done);
-      op.reset();
-      done(std::move(dest).error());
+      answer(std::move(op), std::move(dest).error());
       return;
     }
-    dest->target = op->req.target;
+    dest->target = op->target;
+    auto log_exception = [](std::exception_ptr ep) {
+      if (ep) logger.error("HTTP client coroutine ended by an exception");
+    };
+    if (op->to) {
+      // run() sends the borrowed request again (`to` keeps it).
+      const request& req = *op->req;
+      asio::co_spawn(self->context,
+                     self->run_and_answer(std::move(*dest), req, left, std::move(op->to), 1),
+                     log_exception);
+      return;
+    }
     asio::co_spawn(
         self->context,
-        self->run_and_report(std::move(*dest), std::move(op->req), left, std::move(op->done), 1),
-        [](std::exception_ptr ep) {
-          if (ep) logger.error("HTTP client coroutine ended by an exception");
-        });
+        self->run_and_report(std::move(*dest), std::move(op->owned), left, std::move(op->done), 1),
+        log_exception);
   }
 };
 
@@ -966,6 +1025,16 @@ void client::send(const url& destination, request&& req, nanoseconds timeout, ca
   if (self->start_fast(destination, req, timeout, done)) return;
   asio::co_spawn(self->context,
                  self->run_and_report(destination, std::move(req), timeout, std::move(done)),
+                 [](std::exception_ptr ep) {
+                   if (ep) logger.error("HTTP client coroutine ended by an exception");
+                 });
+}
+
+void client::send(const url& destination, const request& req, nanoseconds timeout,
+                  std::shared_ptr<receiver> to) {
+  auto self = impl_;
+  if (self->start_fast(destination, req, timeout, to)) return;
+  asio::co_spawn(self->context, self->run_and_answer(destination, req, timeout, std::move(to)),
                  [](std::exception_ptr ep) {
                    if (ep) logger.error("HTTP client coroutine ended by an exception");
                  });

@@ -65,6 +65,15 @@ class client {
  public:
   using callback = std::function<void(result<response>)>;
 
+  // What the borrowing send() answers (the ambassador's call state: no callback to
+  // build, and no std::function holding a shared_ptr, which libstdc++ puts on the heap).
+  class receiver {
+   public:
+    virtual ~receiver() = default;
+    // The answer, once, on the client's context thread.
+    virtual void on_response(result<response>&& r) = 0;
+  };
+
   client(boost::asio::io_context& context, client_options opts = {});
   ~client();
   client(const client&) = delete;
@@ -74,6 +83,13 @@ class client {
   // destination.target when empty) to `destination`'s origin. `timeout` bounds
   // the whole exchange.
   void send(const url& destination, request&& req, nanoseconds timeout, callback done);
+  // The same with `req` borrowed, not moved into the client (a request's move costs
+  // ~280 instructions): it must stay valid and unchanged while the client holds `to`
+  // (e.g. a member of *to). The client holds `to` until it has
+  // answered (`to->on_response` runs once) or, if its context is destroyed first,
+  // drops it unanswered. (The one retry after a stale pooled connection re-sends `req`.)
+  void send(const url& destination, const request& req, nanoseconds timeout,
+            std::shared_ptr<receiver> to);
 
   // Idle pooled connections (for tests and metrics). Call on the client's thread.
   std::size_t idle_connections() const;

@@ -167,35 +167,43 @@ struct outbound::state : std::enable_shared_from_this<state> {
   // A plain function: no std::function to carry through the call.
   using shape_fn = void (*)(http::response&, bool from_upstream, const binding_entry* b);
 
-  // Runs the call on the caller's context's engine (handlers run on their
-  // connection's context, so there is no thread hop), or on context 0's when
-  // called off the runtime. Answers 503 if stopped meanwhile. `b`: the
-  // binding whose clients carry the call (else the slot's client). The spec is
-  // taken by reference down to the engine (a move of a call_spec, its request
-  // and URL, costs ~400 instructions).
-  void on_engine(ambassador::call_spec&& spec, http::responder r, shape_fn shape,
-                 const binding_entry* b = nullptr) {
-    if (auto i = current_context()) {
-      run_call(*i, std::move(spec), std::move(r), shape, b);
-      return;
-    }
-    rt.post(0, [self = shared_from_this(), spec = std::move(spec), r = std::move(r), shape,
-                b]() mutable { self->run_call(0, std::move(spec), std::move(r), shape, b); });
-  }
+  using call_ptr = std::shared_ptr<ambassador::engine::call_state>;
 
-  // On context i's thread.
-  void run_call(std::size_t i, ambassador::call_spec&& spec, http::responder r, shape_fn shape,
-                const binding_entry* b) {
-    auto& slot = slots[i];
-    if (stopped || !slot.engine) {
-      r.send(fail(errc::shutting_down, "the sidecar is stopping"));
-      return;
-    }
-    spec.via = b != nullptr ? b->vias[i].get() : slot.via.get();
-    slot.engine->call(std::move(spec), [r, shape, b](http::response&& resp, bool from_upstream) {
+  // A call whose answer goes through `shape` (`b`: the call's binding, if any) to
+  // `r`. The caller fills its spec in place, then hands it to on_engine().
+  static call_ptr new_call(const http::responder& r, shape_fn shape,
+                           const binding_entry* b = nullptr) {
+    return ambassador::engine::make_call([r, shape, b](http::response&& resp, bool from_upstream) {
       if (shape != nullptr) shape(resp, from_upstream, b);
       r.send(std::move(resp));
     });
+  }
+
+  // Runs the call on the caller's context's engine (handlers run on their
+  // connection's context, so there is no thread hop), or on context 0's when
+  // called off the runtime. Answers 503 if stopped meanwhile. `b`: the
+  // binding whose clients carry the call (else the slot's client). The spec was
+  // built in the call's state (a move of a call_spec, its request and URL, costs
+  // ~400 instructions).
+  void on_engine(call_ptr c, const binding_entry* b = nullptr) {
+    if (auto i = current_context()) {
+      run_call(*i, std::move(c), b);
+      return;
+    }
+    rt.post(0, [self = shared_from_this(), c = std::move(c), b]() mutable {
+      self->run_call(0, std::move(c), b);
+    });
+  }
+
+  // On context i's thread.
+  void run_call(std::size_t i, call_ptr c, const binding_entry* b) {
+    auto& slot = slots[i];
+    if (stopped || !slot.engine) {
+      c->deliver(fail(errc::shutting_down, "the sidecar is stopping"), false);
+      return;
+    }
+    c->spec.via = b != nullptr ? b->vias[i].get() : slot.via.get();
+    slot.engine->start(std::move(c));
   }
 
   // The answer goes to the app through http::server, whose writers drop the framing
@@ -242,12 +250,13 @@ struct outbound::state : std::enable_shared_from_this<state> {
                             });
         return;
       }
-      ambassador::call_spec spec;
+      auto c = new_call(r, pass_back);
+      auto& spec = c->spec;
       spec.target = "app:" + app_id;
       spec.policy = policy_for(res.policies.apps, app_id);
       spec.destination = opts.app_url;
       spec.request = std::move(req);
-      on_engine(std::move(spec), r, pass_back);
+      on_engine(std::move(c));
       return;
     }
     if (from_sidecar) {
@@ -263,18 +272,17 @@ struct outbound::state : std::enable_shared_from_this<state> {
       }
       for (const auto& h : ep->second.endpoint.headers) req.headers.set(h.name, h.value);
       req.target = url->target;
-      // Built whole (members moved in), not default-built and assigned member by member;
-      // the endpoint's target name is not copied (it lives as long as the state).
-      on_engine(ambassador::call_spec{{},
-                                      policy_for(res.policies.endpoints, app_id),
-                                      nullptr,
-                                      std::move(*url),
-                                      std::move(req),
-                                      &ep->second.target},
-                r, pass_back);
+      // The spec built in the call's state; the endpoint's target name is not copied
+      // (it lives as long as the state).
+      auto c = new_call(r, pass_back);
+      auto& spec = c->spec;
+      spec.policy = policy_for(res.policies.endpoints, app_id);
+      spec.destination = std::move(*url);
+      spec.request = std::move(req);
+      spec.stable_target = &ep->second.target;
+      on_engine(std::move(c));
       return;
     }
-    ambassador::call_spec spec;
     auto address = resolver.resolve(app_id);
     if (!address) {
       r.send(fail(errc::direct_invoke,
@@ -287,13 +295,15 @@ struct outbound::state : std::enable_shared_from_this<state> {
                   "app '" + app_id + "' resolves to a bad address '" + *address + "'"));
       return;
     }
+    req.target = std::string(invoke_prefix) + app_id + "/method" + method_target;
+    req.headers.set(invoke_from_header, opts.app_id);
+    auto c = new_call(r, pass_back);
+    auto& spec = c->spec;
     spec.target = "app:" + app_id;
     spec.policy = policy_for(res.policies.apps, app_id);
     spec.destination = std::move(*url);
-    req.target = std::string(invoke_prefix) + app_id + "/method" + method_target;
-    req.headers.set(invoke_from_header, opts.app_id);
     spec.request = std::move(req);
-    on_engine(std::move(spec), r, pass_back);
+    on_engine(std::move(c));
   }
 
   // -------------------------------------------------------------- bindings
@@ -318,18 +328,19 @@ struct outbound::state : std::enable_shared_from_this<state> {
     for (std::string_view h : {"traceparent", "tracestate"}) {
       if (auto v = req.headers.get(h)) call->request.headers.set(h, *v);
     }
-    ambassador::call_spec spec;
-    spec.target = "component:" + name;
-    spec.policy = policy_for(res.policies.components, name);
-    spec.destination = std::move(call->destination);
-    spec.request = std::move(call->request);
     const binding_entry* entry = &it->second;  // fixed after start()
-    on_engine(
-        std::move(spec), r,
+    auto c = new_call(
+        r,
         [](http::response& resp, bool from_upstream, const binding_entry* b) {
           if (from_upstream) resp = ambassador::binding_response(b->binding, std::move(resp));
         },
         entry);
+    auto& spec = c->spec;
+    spec.target = "component:" + name;
+    spec.policy = policy_for(res.policies.components, name);
+    spec.destination = std::move(call->destination);
+    spec.request = std::move(call->request);
+    on_engine(std::move(c), entry);
   }
 
   // ----------------------------------------------------------------- proxy
@@ -358,7 +369,8 @@ struct outbound::state : std::enable_shared_from_this<state> {
     }
     ambassador::strip_hop_by_hop(req.headers);
     const std::string host_port = url->host + ":" + std::to_string(url->port);
-    ambassador::call_spec spec;
+    auto c = new_call(r, pass_back);
+    auto& spec = c->spec;
     spec.target = "endpoint:" + host_port;
     auto& targets = res.policies.endpoints;
     if (targets.count(host_port) != 0) {
@@ -380,7 +392,7 @@ struct outbound::state : std::enable_shared_from_this<state> {
     req.target = url->target;
     spec.destination = std::move(*url);
     spec.request = std::move(req);
-    on_engine(std::move(spec), r, pass_back);
+    on_engine(std::move(c));
   }
 };
 

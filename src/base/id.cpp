@@ -1,5 +1,8 @@
 #include "base/id.h"
 
+#include <bit>
+#include <cstring>
+
 namespace outrider {
 namespace {
 
@@ -42,16 +45,40 @@ id128 id128::time_ordered(wall_time now, random_source& rng) {
   return id128{(ms << 16) | (r1 >> 48), r2};
 }
 
+namespace {
+
+// Eight digits of Crockford base32 for the 40 bits of `v` (v < 2^40), as 8
+// bytes to store as they are (the most significant digit at the lowest
+// address), without a loop or a table: the 5-bit groups are spread one per
+// byte, then all eight turned into their letters at once. The alphabet skips
+// i, l, o and u: a digit d is '0' + d, plus 39 from 10 (a..h), plus one more
+// from 18 (past i), 20 (l), 22 (o) and 27 (u).
+std::uint64_t base32_8(std::uint64_t v) noexcept {
+  static_assert(std::endian::native == std::endian::little);
+  constexpr std::uint64_t ones = 0x0101010101010101ULL;
+  std::uint64_t x = ((v >> 20) << 32) | (v & 0xfffffULL);                // 2 x 20 bits
+  x = ((x & 0x000ffc00000ffc00ULL) << 6) | (x & 0x000003ff000003ffULL);  // 4 x 10
+  x = ((x & 0x03e003e003e003e0ULL) << 3) | (x & 0x001f001f001f001fULL);  // 8 x 5
+  // 1 in each byte whose digit is at least k (digits < 32: no carry between bytes).
+  const auto at_least = [x](std::uint64_t k) { return ((x + (0x80 - k) * ones) >> 7) & ones; };
+  x += '0' * ones + at_least(10) * 39 + at_least(18) + at_least(20) + at_least(22) + at_least(27);
+  return __builtin_bswap64(x);
+}
+
+}  // namespace
+
 std::array<char, id128::text_size> id128::to_chars() const noexcept {
   // 26 digits * 5 bits = 130 bits: the top digit carries the top 3 bits.
-  std::array<char, text_size> out{};
-  std::uint64_t hi = high;
-  std::uint64_t lo = low;
-  for (int i = static_cast<int>(text_size) - 1; i >= 0; --i) {
-    out[static_cast<std::size_t>(i)] = base32_digits[lo & 31];
-    lo = (lo >> 5) | (hi << 59);
-    hi >>= 5;
-  }
+  // Digits 2..25 are three runs of 40 bits (bits 80..119, 40..79, 0..39).
+  static_assert(text_size == 26);
+  std::array<char, text_size> out;
+  out[0] = base32_digits[high >> 61];
+  out[1] = base32_digits[(high >> 56) & 31];
+  constexpr std::uint64_t bits40 = (std::uint64_t{1} << 40) - 1;
+  const std::uint64_t runs[3] = {base32_8((high >> 16) & bits40),
+                                 base32_8((low >> 40) | ((high & 0xffff) << 24)),
+                                 base32_8(low & bits40)};
+  std::memcpy(out.data() + 2, runs, sizeof runs);
   return out;
 }
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 #include <set>
+#include <string>
+#include <vector>
 
 namespace outrider {
 namespace {
@@ -20,6 +22,43 @@ TEST(id128, text_round_trip_and_alphabet) {
     EXPECT_EQ(id128::parse_hex(id.to_hex()), id);
     const auto chars = id.to_chars();
     EXPECT_EQ(std::string_view(chars.data(), chars.size()), text);
+  }
+}
+
+// to_chars() (eight digits at a time) against the digit-by-digit definition:
+// digit i of 26 is bits 5 * (25 - i) .. + 4 of the 128-bit value.
+TEST(id128, to_chars_matches_digit_by_digit_base32) {
+  const auto reference = [](id128 id) {
+    std::string out(id128::text_size, '?');
+    for (std::size_t i = id128::text_size; i-- > 0;) {
+      out[i] = "0123456789abcdefghjkmnpqrstvwxyz"[id.low & 31];
+      id.low = (id.low >> 5) | (id.high << 59);
+      id.high >>= 5;
+    }
+    return out;
+  };
+  std::vector<id128> ids = {id128{}, id128{UINT64_MAX, UINT64_MAX}, id128{0, 1}, id128{1, 0}};
+  for (int bit = 0; bit < 128; ++bit) {  // each bit alone, and all bits but it
+    const id128 one =
+        bit < 64 ? id128{0, std::uint64_t{1} << bit} : id128{std::uint64_t{1} << (bit - 64), 0};
+    ids.push_back(one);
+    ids.push_back(id128{~one.high, ~one.low});
+  }
+  for (std::uint64_t d = 0; d < 32; ++d) {  // every digit value in every position
+    for (int pos = 0; pos < 125; pos += 5) {
+      if (pos < 64) {
+        ids.push_back(id128{pos == 0 ? 0 : d >> (64 - pos), d << pos});
+      } else {
+        ids.push_back(id128{d << (pos - 64), 0});
+      }
+    }
+  }
+  xoshiro_random rng(3);
+  for (int i = 0; i < 2000; ++i) ids.push_back(id128::random(rng));
+  for (const auto& id : ids) {
+    const auto chars = id.to_chars();
+    ASSERT_EQ(std::string_view(chars.data(), chars.size()), reference(id))
+        << std::hex << id.high << " " << id.low;
   }
 }
 

@@ -118,13 +118,13 @@ tracing::active_span start_server_span(const tracing::tracer& tracer, http::requ
   const tracing::carrier_headers carrier = tracing::carrier_from_fields(req.headers, storage);
   const auto parent = tracing::extract_context(carrier);
   const std::string_view route = api_route(req.path);
-  auto span = tracer.start_span(joined_name(req.method, route).view(), tracing::span_kind::server,
-                                parent ? &*parent : nullptr,
-                                {{attr::http_request_method, req.method},
-                                 {attr::http_route, route},
-                                 {attr::url_path, req.path},
-                                 {attr::url_scheme, "http"},
-                                 {attr::server_address, listen_host}});
+  auto span =
+      tracer.start_span(req.method, route, tracing::span_kind::server, parent ? &*parent : nullptr,
+                        {{attr::http_request_method, req.method},
+                         {attr::http_route, route},
+                         {attr::url_path, req.path},
+                         {attr::url_scheme, "http"},
+                         {attr::server_address, listen_host}});
   if (span.recording()) {
     span.set(attr::server_port, std::int64_t{port});
     const auto colon = req.remote_address.rfind(':');
@@ -162,8 +162,7 @@ tracing::active_span start_producer_span(const tracing::tracer& tracer, const ht
     parsed = incoming_context(headers);
     if (parsed) parent = &*parsed;
   }
-  return tracer.start_span(joined_name("publish", topic).view(), tracing::span_kind::producer,
-                           parent,
+  return tracer.start_span("publish", topic, tracing::span_kind::producer, parent,
                            {{attr::messaging_system, messaging_system(backend_type)},
                             {attr::messaging_destination_name, topic},
                             {attr::messaging_operation_type, "send"},

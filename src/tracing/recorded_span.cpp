@@ -46,10 +46,18 @@ void recorded_span::clear() noexcept {
   // `resource` is kept: the next tracer to take the record usually sets the
   // same one, and an equal shared_ptr assigns without touching the (shared,
   // cross-thread) reference count.
-  events.clear();
-  links.clear();
   inline_count_ = 0;
   text_used_ = 0;
+  // Usually all empty (a sidecar span fits the inline arrays): then nothing
+  // more to do, and no call.
+  if (!events.empty() || !links.empty() || !more_attributes_.empty() || !more_text_.empty()) {
+    clear_overflow();
+  }
+}
+
+void recorded_span::clear_overflow() noexcept {
+  events.clear();
+  links.clear();
   more_attributes_.clear();
   more_text_.clear();
 }
@@ -127,6 +135,24 @@ recorded_span::text_ref recorded_span::store(std::string_view s) {
   } else {
     r.offset = static_cast<std::uint32_t>(inline_text_bytes + more_text_.size());
     more_text_.append(s);
+  }
+  return r;
+}
+
+recorded_span::text_ref recorded_span::store_joined(std::string_view a, std::string_view b) {
+  const std::size_t size = a.size() + 1 + b.size();
+  text_ref r{};
+  r.size = static_cast<std::uint32_t>(size);
+  if (size <= inline_text_bytes - text_used_) {
+    r.offset = text_used_;
+    char* to = text_.data() + text_used_;
+    if (!a.empty()) std::memcpy(to, a.data(), a.size());
+    to[a.size()] = ' ';
+    if (!b.empty()) std::memcpy(to + a.size() + 1, b.data(), b.size());
+    text_used_ += r.size;
+  } else {
+    r.offset = static_cast<std::uint32_t>(inline_text_bytes + more_text_.size());
+    more_text_.append(a).append(1, ' ').append(b);
   }
   return r;
 }
@@ -280,21 +306,30 @@ inline void copy_text(char* to, const char* from, std::size_t n) noexcept {
 }  // namespace
 
 void recorded_span::add_strings(std::span<const string_attribute> attributes) {
+  // The counts in locals: the text copies would otherwise make the compiler
+  // reload them from the record after each (a char store may alias them).
+  std::size_t used = text_used_;
+  std::size_t count = inline_count_;
   for (const auto& [key, value] : attributes) {
-    if (value.size() > inline_text_bytes - text_used_ || inline_count_ >= inline_attributes) {
+    if (value.size() > inline_text_bytes - used || count >= inline_attributes) {
+      text_used_ = static_cast<std::uint32_t>(used);
+      inline_count_ = static_cast<std::uint8_t>(count);
       add_string(key, value);
+      used = text_used_;
+      count = inline_count_;
       continue;
     }
-    attribute& a = attributes_[inline_count_++];
+    attribute a;
     a.key = key;
     a.kind = attribute_value::type::string;
-    a.key_size = 0;
-    a.key_offset = 0;
-    a.text.offset = text_used_;
+    a.text.offset = static_cast<std::uint32_t>(used);
     a.text.size = static_cast<std::uint32_t>(value.size());
-    copy_text(text_.data() + text_used_, value.data(), value.size());
-    text_used_ += a.text.size;
+    attributes_[count++] = a;
+    copy_text(text_.data() + used, value.data(), value.size());
+    used += value.size();
   }
+  text_used_ = static_cast<std::uint32_t>(used);
+  inline_count_ = static_cast<std::uint8_t>(count);
 }
 
 std::string_view recorded_span::service_name() const noexcept {

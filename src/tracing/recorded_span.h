@@ -135,6 +135,8 @@ class recorded_span {
 
   // Copies `s` into the span's text.
   text_ref store(std::string_view s);
+  // `a`, a space and `b` as one piece of the span's text (names such as "POST /orders").
+  text_ref store_joined(std::string_view a, std::string_view b);
   std::string_view text(text_ref r) const noexcept {
     if (r.size == 0) return {};
     if (r.offset < inline_text_bytes) return {text_.data() + r.offset, r.size};
@@ -177,6 +179,9 @@ class recorded_span {
   span to_span() const;
 
  private:
+  // clear()'s part for records that outgrew the inline arrays or have events or links.
+  [[gnu::noinline]] void clear_overflow() noexcept;
+
   std::vector<attribute> more_attributes_;
   std::string more_text_;
   std::array<attribute, inline_attributes> attributes_;

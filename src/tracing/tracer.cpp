@@ -57,45 +57,70 @@ const clock& tracer::time_source() const noexcept {
   return *state_->time;
 }
 
-active_span tracer::start_span(std::string_view name, span_kind kind, const span_context* parent,
-                               std::optional<wall_time> start_time) const {
+recorded_span* tracer::begin(active_span& out, span_kind kind, const span_context* parent,
+                             const wall_time* start_time) const {
   const detail::tracer_state& st = *state_;
   random_source& rng = st.rng != nullptr ? *st.rng : thread_random();
-  active_span out;
+  span_context& c = out.context_;
+  std::uint64_t parent_id = 0;
   if (parent != nullptr && parent->valid()) {
-    out.context_.trace_id = parent->trace_id;
-    out.context_.trace_state = parent->trace_state;  // received tracestate goes on unchanged
+    c.trace_id = parent->trace_id;
+    // Received tracestate goes on unchanged.
+    if (!parent->trace_state.empty()) c.trace_state = parent->trace_state;
+    parent_id = parent->span_id;
+    c.flags = parent->sampled() ? trace_flag_sampled : 0;  // should_sample's parent rule
   } else {
-    parent = nullptr;
     do {
-      out.context_.trace_id = id128{rng.next_u64(), rng.next_u64()};
-    } while (out.context_.trace_id.is_zero());
+      c.trace_id = id128{rng.next_u64(), rng.next_u64()};
+    } while (c.trace_id.is_zero());
+    c.flags = should_sample(st.options.sampling, nullptr, c.trace_id) ? trace_flag_sampled : 0;
   }
   do {
-    out.context_.span_id = rng.next_u64();
-  } while (out.context_.span_id == 0);
-  const bool sampled = should_sample(st.options.sampling, parent, out.context_.trace_id);
-  out.context_.flags = sampled ? trace_flag_sampled : 0;
-  if (!sampled || st.sink == nullptr) return out;  // not recorded: only the context
+    c.span_id = rng.next_u64();
+  } while (c.span_id == 0);
+  if (c.flags == 0 || st.sink == nullptr) return nullptr;  // not recorded: only the context
   out.tracer_ = state_;
-  auto s = acquire_recorded_span();
-  s->trace_id = out.context_.trace_id;
-  s->span_id = out.context_.span_id;
-  s->parent_id = parent != nullptr ? parent->span_id : 0;
-  s->name = s->store(name);
-  s->kind = kind;
-  s->start_ns = to_unix_ns(start_time ? *start_time : st.time->now());
-  if (!out.context_.trace_state.empty()) s->trace_state = s->store(out.context_.trace_state);
-  s->flags = out.context_.flags;
-  s->resource = st.resource;
-  out.data_ = std::move(s);
+  out.data_ = acquire_recorded_span();
+  recorded_span& s = *out.data_;
+  s.trace_id = c.trace_id;
+  s.span_id = c.span_id;
+  s.parent_id = parent_id;
+  s.kind = kind;
+  s.flags = c.flags;
+  s.start_ns = to_unix_ns(start_time != nullptr ? *start_time : st.time->now());
+  if (!c.trace_state.empty()) s.trace_state = s.store(c.trace_state);
+  s.resource = st.resource;
+  return &s;
+}
+
+active_span tracer::start_span(std::string_view name, span_kind kind, const span_context* parent,
+                               std::optional<wall_time> start_time) const {
+  active_span out;
+  if (recorded_span* s = begin(out, kind, parent, start_time ? &*start_time : nullptr)) {
+    s->name = s->store(name);
+  }
   return out;
 }
 
 active_span tracer::start_span(std::string_view name, span_kind kind, const span_context* parent,
                                std::initializer_list<string_attribute> attributes) const {
-  active_span out = start_span(name, kind, parent, std::nullopt);
-  if (out.data_) out.data_->add_strings(std::span(attributes.begin(), attributes.size()));
+  active_span out;
+  if (recorded_span* s = begin(out, kind, parent, nullptr)) {
+    s->name = s->store(name);
+    s->add_strings(std::span(attributes.begin(), attributes.size()));
+  }
+  return out;
+}
+
+active_span tracer::start_span(std::string_view name_first, std::string_view name_second,
+                               span_kind kind, const span_context* parent,
+                               std::initializer_list<string_attribute> attributes,
+                               const wall_time* start_time) const {
+  active_span out;
+  if (recorded_span* s = begin(out, kind, parent, start_time)) {
+    s->name = s->store_joined(name_first, name_second);
+    s->add_strings(std::span(attributes.begin(), attributes.size()));
+  }
   return out;
 }
 
@@ -170,33 +195,10 @@ void active_span::set(attr key, double value) {
   data_->add(a);
 }
 
-namespace {
-// id128::to_string()'s text (Crockford base32, lower case, 26 digits: base/id.h)
-// into `out` without a heap string; tracer_test checks that they agree.
-// Five bits a digit, the last digit the lowest bits: digits 14..25 are bits
-// 0..59, digits 2..13 bits 60..119, digits 0..1 bits 120..127 (so that no
-// step shifts a 128-bit value).
-void write_id_text(const id128& id, char (&out)[id128::text_size]) noexcept {
-  static_assert(id128::text_size == 26);
-  static constexpr char digits[] = "0123456789abcdefghjkmnpqrstvwxyz";
-  const auto twelve = [](char* to, std::uint64_t v) {
-    for (int i = 11; i >= 0; --i) {
-      to[i] = digits[v & 31];
-      v >>= 5;
-    }
-  };
-  twelve(out + 14, id.low);
-  twelve(out + 2, (id.low >> 60) | (id.high << 4));
-  out[1] = digits[(id.high >> 56) & 31];
-  out[0] = digits[id.high >> 61];
-}
-}  // namespace
-
 void active_span::set(attr key, const id128& id) {
   if (!data_) return;
-  char text[id128::text_size];
-  write_id_text(id, text);
-  set(key, std::string_view(text, sizeof text));
+  const auto text = id.to_chars();
+  data_->add_string(key, std::string_view(text.data(), text.size()));
 }
 
 namespace {

@@ -146,6 +146,13 @@ class tracer {
   // (the sidecar's request path: one call per span, not one per attribute).
   active_span start_span(std::string_view name, span_kind kind, const span_context* parent,
                          std::initializer_list<string_attribute> attributes) const;
+  // The same with the name given as two parts joined by a space ("POST
+  // /orders", "publish orders"), written straight into the record (and not at
+  // all for a span that is not recorded); `start_time` null: now.
+  active_span start_span(std::string_view name_first, std::string_view name_second, span_kind kind,
+                         const span_context* parent,
+                         std::initializer_list<string_attribute> attributes,
+                         const wall_time* start_time = nullptr) const;
 
   // The span of one job firing (the jobs API): CONSUMER "job <name>", a child
   // of `parent` (the context saved when the job was scheduled; null: a new
@@ -161,6 +168,12 @@ class tracer {
   const clock& time_source() const noexcept;
 
  private:
+  // A new span's context into `out` (a child of `parent` when it is valid,
+  // else a new trace) and, when it is recorded, its record with everything
+  // but the name and attributes; null when it is not recorded.
+  recorded_span* begin(active_span& out, span_kind kind, const span_context* parent,
+                       const wall_time* start_time) const;
+
   std::shared_ptr<const detail::tracer_state> state_;
 };
 

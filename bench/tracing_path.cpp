@@ -129,13 +129,15 @@ constexpr std::uint16_t listen_port = 3500;
   in.body = std::move(req.body);
   tracing::active_span producer;
   if (tracer != nullptr) {
-    producer = sidecar::start_producer_span(*tracer, req.headers, backend_type, pubsub, topic);
+    producer =
+        sidecar::start_producer_span(*tracer, req.headers, backend_type, pubsub, topic, &now);
     producer.traceparent_into(in.traceparent);
     in.tracestate = producer.tracestate();
   }
-  auto msg = sidecar::build_message(in, meta);
+  sidecar::message_id_text id_text;
+  auto msg = sidecar::build_message(in, meta, &id_text);
   if (!msg) std::abort();
-  sidecar::note_message(producer, *msg);
+  sidecar::note_message(producer, *msg, std::string_view(id_text.data(), id_text.size()));
   auto span = std::make_shared<tracing::active_span>(std::move(producer));
   std::vector<backends::message> batch;
   batch.push_back(std::move(*msg));

@@ -305,7 +305,8 @@ result<publish_metadata> parse_publish_metadata(
   return parse_metadata_entries(entries, now);
 }
 
-result<backends::message> build_message(const envelope_input& in, const publish_metadata& meta) {
+result<backends::message> build_message(const envelope_input& in, const publish_metadata& meta,
+                                        message_id_text* id_text) {
   backends::message m;
   m.topic = in.topic;
   m.id = in.message_id;
@@ -330,6 +331,7 @@ result<backends::message> build_message(const envelope_input& in, const publish_
     m.body = in.body;
     m.headers.emplace_back(header_content_type, content_type);
     m.headers.emplace_back(header_raw_payload, "true");
+    if (id_text != nullptr) *id_text = in.message_id.to_chars();
   } else if (!passthrough && meta.overrides.empty()) {
     // The usual publish: the envelope written as text, the same members in the
     // same order as below, a JSON body in `data` as the app wrote it (parsed
@@ -366,8 +368,9 @@ result<backends::message> build_message(const envelope_input& in, const publish_
       out += "\":";
       append_json_string(out, value);
     };
-    const auto id_text = in.message_id.to_chars();
-    member("id", std::string_view(id_text.data(), id_text.size()), false);
+    const message_id_text id = in.message_id.to_chars();
+    if (id_text != nullptr) *id_text = id;
+    member("id", std::string_view(id.data(), id.size()), false);
     member("source", in.app_id, false);
     member("type", default_event_type, false);
     member("specversion", cloudevents_spec_version, false);
@@ -418,7 +421,9 @@ result<backends::message> build_message(const envelope_input& in, const publish_
         ce[k] = v;
       }
     };
-    set_default("id", in.message_id.to_string());
+    const message_id_text id = in.message_id.to_chars();
+    if (id_text != nullptr) *id_text = id;
+    set_default("id", std::string_view(id.data(), id.size()));
     set_default("source", in.app_id);
     set_default("type", default_event_type);
     set_default("specversion", cloudevents_spec_version);

@@ -8,6 +8,7 @@
 //    as a backends::message with the headers the delivery side reads.
 #pragma once
 
+#include <array>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +17,7 @@
 
 #include "backends/backend.h"
 #include "base/clock.h"
+#include "base/id.h"
 #include "base/result.h"
 
 namespace outrider::sidecar {
@@ -73,9 +75,15 @@ struct envelope_input {
   wall_time now;
 };
 
+// in.message_id's text (id128::to_chars).
+using message_id_text = std::array<char, id128::text_size>;
+
 // Builds the message for the backend. Errors: pubsub_cloud_events_ser when an
-// application/cloudevents+json body is not a JSON object.
-result<backends::message> build_message(const envelope_input& in, const publish_metadata& meta);
+// application/cloudevents+json body is not a JSON object. `id_text` not null:
+// the message id's text goes there too (computed once for the CloudEvent and
+// the caller, e.g. the PRODUCER span's messaging.message.id).
+result<backends::message> build_message(const envelope_input& in, const publish_metadata& meta,
+                                        message_id_text* id_text = nullptr);
 
 // True for application/json, text/json and any "+json" media type.
 bool is_json_content_type(std::string_view content_type);

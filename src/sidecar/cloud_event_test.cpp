@@ -209,6 +209,29 @@ TEST(cloud_event, raw_payload_overrides_ttl_and_kept_metadata) {
   EXPECT_EQ(ce["source"], "elsewhere");
 }
 
+// The id's text build_message hands out (for the PRODUCER span) is the
+// message id's in every form of body: the written envelope, the built one
+// (overrides), an app's CloudEvent passed through, a raw payload.
+TEST(cloud_event, the_message_ids_text_is_given_out_in_every_form) {
+  auto raw = parse_publish_metadata({{"metadata.rawPayload", "true"}}, fixed_now());
+  auto over = parse_publish_metadata({{"cloudevent.type", "custom"}}, fixed_now());
+  ASSERT_TRUE(raw.ok());
+  ASSERT_TRUE(over.ok());
+  const std::pair<envelope_input, publish_metadata> cases[] = {
+      {input("application/json", R"({"a":1})"), {}},
+      {input("text/plain", "x"), *over},
+      {input("application/cloudevents+json", R"({"id":"apps","data":1})"), {}},
+      {input("application/json", R"({"a":1})"), *raw},
+  };
+  for (auto [in, meta] : cases) {
+    in.message_id = id128{0x0123456789abcdefULL, 0xfedcba9876543210ULL};
+    message_id_text text;
+    text.fill('?');
+    ASSERT_TRUE(build_message(in, meta, &text).ok());
+    EXPECT_EQ(std::string_view(text.data(), text.size()), in.message_id.to_string());
+  }
+}
+
 TEST(cloud_event, every_delayed_publish_spelling) {
   const wall_time now = fixed_now();
   const wall_time later = *parse_rfc3339("2026-03-08T12:00:00Z");

@@ -69,9 +69,10 @@ std::optional<tracing::span_context> incoming_context(const http::fields& header
 namespace {
 
 // inject_context once what to remove is known: the B3 fields (`b3`), a
-// tracestate the span does not carry on (`tracestate`).
+// tracestate the span does not carry on (`tracestate`). `traceparent_written`:
+// the traceparent field has the span's already.
 void replace_context(http::fields& headers, const tracing::active_span& span, bool emit_b3, bool b3,
-                     bool tracestate) {
+                     bool tracestate, bool traceparent_written = false) {
   if (b3) {
     for (auto name :
          {"b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "x-b3-flags", "x-b3-parentspanid"}) {
@@ -79,9 +80,11 @@ void replace_context(http::fields& headers, const tracing::active_span& span, bo
     }
   }
   const auto& c = span.context();
-  char traceparent[tracing::traceparent_size];
-  tracing::write_traceparent(c.trace_id, c.span_id, c.flags, traceparent);
-  headers.set(header_traceparent, std::string_view(traceparent, sizeof traceparent));
+  if (!traceparent_written) {
+    char traceparent[tracing::traceparent_size];
+    tracing::write_traceparent(c.trace_id, c.span_id, c.flags, traceparent);
+    headers.set(header_traceparent, std::string_view(traceparent, sizeof traceparent));
+  }
   if (!span.tracestate().empty()) {
     headers.set(header_tracestate, span.tracestate());
   } else if (tracestate) {
@@ -132,7 +135,19 @@ tracing::active_span start_server_span(const tracing::tracer& tracer, http::requ
       span.set(attr::client_address, std::string_view(req.remote_address).substr(0, colon));
     }
   }
-  replace_context(req.headers, span, emit_b3, carrier.any_b3, carrier.any_tracestate);
+  // The usual request has one traceparent field of a traceparent's size (the
+  // caller's): it takes the span's in place, instead of fields::set looking for
+  // it again (and for others to remove). `carrier.traceparent` views that
+  // field's value in `req.headers`, which this function may change (the fields
+  // are not const objects; only their iteration is).
+  const bool in_place =
+      carrier.traceparents == 1 && carrier.traceparent.size() == tracing::traceparent_size;
+  if (in_place) {
+    const auto& c = span.context();
+    tracing::write_traceparent(c.trace_id, c.span_id, c.flags,
+                               const_cast<char*>(carrier.traceparent.data()));
+  }
+  replace_context(req.headers, span, emit_b3, carrier.any_b3, carrier.any_tracestate, in_place);
   return span;
 }
 
@@ -155,7 +170,7 @@ const tracing::span_context* server_span_scope::current() noexcept {
 
 tracing::active_span start_producer_span(const tracing::tracer& tracer, const http::fields& headers,
                                          std::string_view backend_type, std::string_view pubsub,
-                                         std::string_view topic) {
+                                         std::string_view topic, const wall_time* start_time) {
   std::optional<tracing::span_context> parsed;
   const tracing::span_context* parent = server_span_scope::current();
   if (parent == nullptr) {
@@ -167,12 +182,14 @@ tracing::active_span start_producer_span(const tracing::tracer& tracer, const ht
                             {attr::messaging_destination_name, topic},
                             {attr::messaging_operation_type, "send"},
                             {attr::messaging_operation_name, "publish"},
-                            {attr::outrider_pubsub_name, pubsub}});
+                            {attr::outrider_pubsub_name, pubsub}},
+                           start_time);
 }
 
-void note_message(tracing::active_span& span, const backends::message& m) {
+void note_message(tracing::active_span& span, const backends::message& m,
+                  std::string_view id_text) {
   if (!span.recording()) return;
-  span.set(attr::messaging_message_id, m.id);
+  span.set(attr::messaging_message_id, id_text);
   span.set(attr::messaging_message_body_size, static_cast<std::int64_t>(m.body.size()));
   if (m.deliver_at > wall_time{}) {
     span.set(attr::outrider_message_scheduled_time_ms, unix_ms(m.deliver_at));

@@ -8,8 +8,8 @@
 //   const auto context = server.context();   // (a copy: `server` moves to the responder)
 //   server_span_scope scope(context);          // while the handler runs
 //   auto producer = start_producer_span(tracer, req.headers, "embedded", "pubsub", "orders");
-//   ... build the message with producer's traceparent ...
-//   note_message(producer, msg);
+//   ... build the message with producer's traceparent (build_message(in, meta, &id_text)) ...
+//   note_message(producer, msg, id_text);
 //   producer.end();
 //   set_error_from_status(server, 204, true);
 //   server.end();     // or: respond through ending_on_response(std::move(server), r)
@@ -85,13 +85,17 @@ class server_span_scope {
 
 // The PRODUCER span of a publish: a child of the SERVER span's context
 // (server_span_scope::current()), else of the context in `headers`. Its
-// context is the message's creation context.
+// context is the message's creation context. `start_time`: when it starts
+// (the publish's own reading of the clock, the CloudEvent's time: no second
+// reading); null: now.
 tracing::active_span start_producer_span(const tracing::tracer& tracer, const http::fields& headers,
                                          std::string_view backend_type, std::string_view pubsub,
-                                         std::string_view topic);
+                                         std::string_view topic,
+                                         const wall_time* start_time = nullptr);
 
-// What a publish span records about the message: id, body size, scheduled time.
-void note_message(tracing::active_span& span, const backends::message& m);
+// What a publish span records about the message: id (`id_text`: m.id's text,
+// as build_message gave it), body size, scheduled time.
+void note_message(tracing::active_span& span, const backends::message& m, std::string_view id_text);
 
 // http.response.status_code, and ERROR status for 5xx (servers) or 4xx/5xx (clients), as OTel says.
 void set_error_from_status(tracing::active_span& span, int status, bool server_side);

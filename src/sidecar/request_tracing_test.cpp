@@ -82,6 +82,14 @@ TEST(RequestTracing, ServerSpanReplacesTheTraceHeadersAsInjectContextDoes) {
        {"content-type", "application/json"}},
       {{"x-b3-parentspanid", "05e3ac9a4f6e3b90"}, {"Tracestate", ""}},
       {{"traceparent", "00-not-a-context"}, {"tracestate", "x=y"}, {"tracestate", "z=w"}},
+      // Of a traceparent's size (rewritten in place) but invalid, unsampled, or twice.
+      {{"traceparent", "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}},
+      {{"content-type", "text/plain"},
+       {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"}},
+      {{"traceparent", std::string(caller_traceparent)},
+       {"content-type", "text/plain"},
+       {"TRACEPARENT", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}},
+      {{"traceparent", ""}, {"traceparent", std::string(caller_traceparent)}},
   };
   const auto texts = [](const http::fields& f) {
     fields_list out;

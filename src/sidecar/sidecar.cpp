@@ -379,9 +379,9 @@ struct alignas(64) sidecar::impl : std::enable_shared_from_this<impl> {
   // message's creation context: stored in the message headers and CloudEvent once, never changed
   // afterwards.
   tracing::active_span start_producer(const http::fields& headers, const pubsub_component& comp,
-                                      std::string_view topic) {
+                                      std::string_view topic, const wall_time* start = nullptr) {
     if (!tracer) return {};
-    return start_producer_span(*tracer, headers, comp.type, comp.name, topic);
+    return start_producer_span(*tracer, headers, comp.type, comp.name, topic, start);
   }
 
   // Delayed messages carry the time they were scheduled for, so the delivery
@@ -645,19 +645,21 @@ struct alignas(64) sidecar::impl : std::enable_shared_from_this<impl> {
     }
     auto in = envelope_for(req, pubsub, topic, now);
     in.body = std::move(req.body);
-    auto producer = start_producer(req.headers, *comp, topic);
+    auto producer =
+        start_producer(req.headers, *comp, topic, &now);  // starts as the CloudEvent's time
     if (tracer) {
       producer.traceparent_into(in.traceparent);
       in.tracestate = producer.tracestate();
     }
-    auto msg = build_message(in, *meta);
+    message_id_text id_text;
+    auto msg = build_message(in, *meta, &id_text);
     if (!msg) {
       producer.set_error(msg.error().message);
       r.send(http::response::from_error(msg.error()));
       return;
     }
     mark_scheduled(*msg);
-    note_message(producer, *msg);
+    note_message(producer, *msg, std::string_view(id_text.data(), id_text.size()));
     const auto started_at = std::chrono::steady_clock::now();
     std::vector<backends::message> batch;
     batch.push_back(std::move(*msg));

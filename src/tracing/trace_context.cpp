@@ -437,6 +437,7 @@ carrier_headers carrier_from_fields(const http::fields& fields, std::string& tra
     if (first != 't' && first != 'b' && first != 'x') continue;
     if (http::iequals(name, "traceparent")) {
       if (h.traceparent.empty()) h.traceparent = f.value;
+      if (h.traceparents < 2) ++h.traceparents;
     } else if (http::iequals(name, "tracestate")) {
       h.any_tracestate = true;
       if (++tracestates == 1) {

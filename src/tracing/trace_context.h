@@ -129,6 +129,9 @@ struct carrier_headers {
   bool any_b3 = false;
   // carrier_from_fields: the message has a tracestate field (even an empty one).
   bool any_tracestate = false;
+  // carrier_from_fields: the number of traceparent fields (2 for two or more),
+  // so that a single one can be rewritten in place (`traceparent` views its value).
+  std::uint8_t traceparents = 0;
 };
 
 // traceparent first (tracestate is read only when traceparent is valid), else

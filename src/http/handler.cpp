@@ -18,7 +18,7 @@ void responder::state::dropped() noexcept {
 }
 
 responder::responder(deliver_fn deliver)
-    : state_(std::make_shared<state_of<deliver_fn>>(std::move(deliver))) {}
+    : responder(new state_of<deliver_fn>(std::move(deliver))) {}
 
 void responder::send(response r) const {
   if (!state_->done.exchange(true)) {

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <new>
@@ -32,7 +33,7 @@ class responder {
   // in place; a wrapper holding another responder and a span is not one).
   template <class Fn>
   static responder of(Fn fn) {
-    return responder(std::make_shared<state_of<Fn>>(std::move(fn)));
+    return responder(new state_of<Fn>(std::move(fn)));
   }
 
   // `inner` with `hook(response&)` run once just before its response is
@@ -50,26 +51,67 @@ class responder {
   void send(response r) const;
   bool sent() const noexcept;
 
- private:
-  struct state {
+  responder(const responder& other) noexcept : state_(other.state_) {
+    if (state_ != nullptr) state_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  responder(responder&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+  responder& operator=(const responder& other) noexcept {
+    responder(other).swap(*this);
+    return *this;
+  }
+  responder& operator=(responder&& other) noexcept {
+    responder(std::move(other)).swap(*this);
+    return *this;
+  }
+  ~responder() {
+    if (state_ != nullptr && state_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      state_->released();
+    }
+  }
+  void swap(responder& other) noexcept { std::swap(state_, other.state_); }
+
+  // The state every copy of a responder shares. An implementation for a
+  // state its owner keeps and reuses request after request (the HTTP server's
+  // per-connection slot: no allocation per request) derives from it, overrides
+  // released() and hands out responders with adopt().
+  class state {
+   public:
     state() = default;
     state(const state&) = delete;
     state& operator=(const state&) = delete;
     virtual ~state() {
       if (hook != nullptr) hook(hook_storage, nullptr);  // a hook never run (not sent)
     }
+
+   protected:
+    // Called once the last responder copy is gone (on that copy's thread). The
+    // default deletes the state (a derived destructor calls dropped()); a reused
+    // state calls dropped() itself, and may be adopted again afterwards.
+    virtual void released() noexcept { delete this; }
     virtual void deliver(response&& r) = 0;
+    // The 500 answer of a responder dropped unsent (from the most derived
+    // destructor or released(), while deliver() can still run).
+    void dropped() noexcept;
+    // For a reused state, before it is adopted again: unsent, no hook.
+    // REQUIRES: no responder refers to it.
+    void reset_for_reuse() noexcept { done.store(false, std::memory_order_relaxed); }
+
+   private:
+    friend class responder;
     // Runs the hook, if any, then deliver(): once, by whoever set `done`.
     void finish(response&& r);
-    // The 500 answer of a responder dropped unsent (from the most derived
-    // destructor, while deliver() can still run).
-    void dropped() noexcept;
+    std::atomic<std::uint32_t> refs{0};  // responder copies
     std::atomic<bool> done{false};
     // with_hook's hook: (storage, &response) runs it and destroys it,
     // (storage, nullptr) only destroys it.
     void (*hook)(void*, response*) = nullptr;
     alignas(std::max_align_t) unsigned char hook_storage[hook_capacity];
   };
+  // The first responder of `s`, which no responder refers to (new, or
+  // reset_for_reuse() after its released()).
+  static responder adopt(state& s) noexcept { return responder(&s); }
+
+ private:
   template <class Fn>
   struct state_of final : state {
     explicit state_of(Fn f) : fn(std::move(f)) {}
@@ -77,8 +119,11 @@ class responder {
     void deliver(response&& r) override { fn(std::move(r)); }
     Fn fn;
   };
-  explicit responder(std::shared_ptr<state> s) noexcept : state_(std::move(s)) {}
-  std::shared_ptr<state> state_;
+  // Takes the first reference of `s`.
+  explicit responder(state* s) noexcept : state_(s) {
+    state_->refs.store(1, std::memory_order_relaxed);
+  }
+  state* state_;
 };
 
 template <class Hook>

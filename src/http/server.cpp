@@ -88,26 +88,26 @@ result<std::pair<std::string, std::uint16_t>> parse_host_port(std::string_view t
 
 struct connection;
 
-// The response slot of one request. The handler may answer synchronously (on
-// this thread, before it returns: the session finds the result, no post) or
-// later: on this thread (the answer is written at once, in the responder's
-// call, and the session's wait is resumed by one post to finish the write if
-// the socket did not take it all, and to read the next request) or from
-// another thread (one post back, which resumes it). Touched only on the
-// connection's thread.
-struct pending_response {
-  // The session's wait, type-erased. (Not asio::any_completion_handler: in Boost
-  // 1.81 its move assignment recurses through its own converting constructor.)
-  struct waiter {
-    virtual ~waiter() = default;
-    virtual void resume() = 0;
-  };
-  template <class Handler>
-  struct waiter_for final : waiter {
-    explicit waiter_for(Handler&& h) : handler(std::move(h)) {}
-    void resume() override { std::move(handler)(); }
-    Handler handler;
-  };
+// The responder's state of a connection's requests (http/handler.h), one per
+// connection and reused request after request: no allocation per request for
+// the responder, its answer or the session's wait. The handler may answer
+// synchronously (on this thread, before it returns: the session finds the result,
+// no post) or later: on this thread (the answer is written at once, in the
+// responder's call, and the session's wait is resumed by one post to finish the
+// write if the socket did not take it all, and to read the next request) or from
+// another thread (one post back, which resumes it). Its members are touched only
+// on the connection's thread (deliver() from another thread only posts).
+//
+// Lifetime: `holds_` counts the session (while the slot is its current one), the
+// responders of its current request (one hold for all copies, from start() to
+// released()) and each post in flight; the last release() deletes it. The session
+// reuses it for the next request only when it is the only holder (reusable()): a
+// handler that keeps a responder copy after answering makes the next request take a
+// new slot.
+class request_slot final : public responder::state {
+ public:
+  // The session's wait: the coroutine's completion handler, kept in place.
+  using wait_handler = asio::async_result<asio::use_awaitable_t<>, void()>::handler_type;
 
   // How the session would write the answer, set while it waits: a later answer on
   // this thread (a backend's callback on the connection's thread, as the sidecar's
@@ -126,24 +126,81 @@ struct pending_response {
     boost::system::error_code ec;
   };
 
-  std::optional<response> result;
-  std::unique_ptr<waiter> wait;      // set while the session waits (no timer)
-  std::optional<early_write> early;  // set while the session waits, when it may write early
-  std::thread::id owner = std::this_thread::get_id();
-  bool in_call = true;
+  // On the connection's thread (the owner).
+  explicit request_slot(asio::any_io_executor ex) : ex_(std::move(ex)) {}
+
+  // No responder, post or wait of an earlier request is left: start() may run.
+  bool reusable() const noexcept { return holds_.load(std::memory_order_acquire) == 1; }
+  // The first responder of a new request. REQUIRES: a new slot, or reusable().
+  responder start() {
+    reset_for_reuse();
+    result.reset();
+    early.reset();
+    in_call = true;
+    holds_.store(2, std::memory_order_relaxed);  // the session's and the responders'
+    return responder::adopt(*this);
+  }
+  // Drops one hold; the last deletes the slot.
+  void release() noexcept {
+    if (holds_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
 
   // Writes `result` now if the session waits and allows it (defined after `connection`).
   void write_early();
-
-  // Ends the session's wait, if it waits: later, from the scheduler (never
-  // inside the caller, who may be in the middle of another coroutine).
-  void wake(const asio::any_io_executor& ex) {
-    if (wait) asio::post(ex, [w = std::move(wait)] { w->resume(); });
+  // Ends the session's wait, if it waits: later, from the scheduler (never inside
+  // the caller, who may be in the middle of another coroutine). One post at most.
+  void wake() {
+    if (!wait || wake_posted_) return;
+    wake_posted_ = true;
+    holds_.fetch_add(1, std::memory_order_relaxed);
+    asio::post(ex_, [this] {
+      wake_posted_ = false;
+      resume_here();
+      release();
+    });
   }
   // Ends it now: only from a handler of the connection's context.
   void resume_here() {
-    if (auto w = std::move(wait)) w->resume();
+    if (!wait) return;
+    auto h = std::move(*wait);
+    wait.reset();
+    std::move(h)();
   }
+
+  std::optional<response> result;
+  std::optional<wait_handler> wait;  // set while the session waits (no timer)
+  std::optional<early_write> early;  // set while the session waits, when it may write early
+  bool in_call = true;               // the handler has not returned yet
+
+ private:
+  // Thread first: the slot is only ever touched on the owner thread. On it, no
+  // post during the call (the session finds the result when the handler
+  // returns); later one post resumes the session's wait.
+  void deliver(response&& r) override {
+    if (std::this_thread::get_id() == owner_) {
+      result = std::move(r);
+      if (!in_call) {
+        write_early();
+        wake();
+      }
+      return;
+    }
+    holds_.fetch_add(1, std::memory_order_relaxed);
+    asio::post(ex_, [this, r = std::move(r)]() mutable {
+      result = std::move(r);
+      resume_here();  // already a handler of the connection's context
+      release();
+    });
+  }
+  void released() noexcept override {
+    dropped();
+    release();
+  }
+
+  const asio::any_io_executor ex_;
+  const std::thread::id owner_ = std::this_thread::get_id();
+  std::atomic<std::uint32_t> holds_{1};  // the session's
+  bool wake_posted_ = false;
 };
 
 // A connection's state, owned by its session coroutine and by the registry
@@ -166,12 +223,12 @@ struct connection {
 
   beast::tcp_stream stream;
   std::shared_ptr<detail::lazy_deadline> deadline;
-  std::string out;                      // the response being written (reused)
-  bool busy = false;                    // a request is being read or handled
-  pending_response* waiting = nullptr;  // set while awaiting an async handler
+  std::string out;                  // the response being written (reused)
+  bool busy = false;                // a request is being read or handled
+  request_slot* waiting = nullptr;  // set while awaiting an async handler
 };
 
-void pending_response::write_early() {
+void request_slot::write_early() {
   if (!wait || !early || early->done || !result || result->stream) return;
   auto& w = *early;
   connection& c = *w.conn;
@@ -333,6 +390,11 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
   sock.non_blocking(true, ec);
   if (ec) co_return;
   const bool one_thread = detail::runs_on_one_thread(sock);
+  // The connection's request slot (its hold is dropped when the session ends).
+  struct release_slot {
+    void operator()(request_slot* s) const noexcept { s->release(); }
+  };
+  std::unique_ptr<request_slot, release_slot> slot;
   for (;;) {
     c->busy = false;
     if (stopping) break;
@@ -460,26 +522,9 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
     const bool client_keep_alive = req.keep_alive;
     const unsigned version = req.version;
     deadline.expires_never();  // the handler's time is the handler's business
-    auto slot = std::make_shared<pending_response>();
+    if (!slot || !slot->reusable()) slot.reset(new request_slot(stream.get_executor()));
     {
-      auto ex = stream.get_executor();
-      on_request(std::move(req), responder([slot, ex](response&& r) {
-                   // Thread first: the slot is only ever touched on the owner thread. On it,
-                   // no post during the call (the session finds the result when the handler
-                   // returns); later one post resumes the session's wait.
-                   if (std::this_thread::get_id() == slot->owner) {
-                     slot->result = std::move(r);
-                     if (!slot->in_call) {
-                       slot->write_early();
-                       slot->wake(ex);
-                     }
-                     return;
-                   }
-                   asio::post(ex, [slot, r = std::move(r)]() mutable {
-                     slot->result = std::move(r);
-                     slot->resume_here();  // already a handler of the connection's context
-                   });
-                 }));
+      on_request(std::move(req), slot->start());
       slot->in_call = false;
       if (!slot->result) {
         c->waiting = slot.get();
@@ -494,9 +539,8 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
           w.head = head;
         }
         co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
-            [&slot](auto handler_of_wait) {
-              using waiter = pending_response::waiter_for<decltype(handler_of_wait)>;
-              slot->wait = std::make_unique<waiter>(std::move(handler_of_wait));
+            [s = slot.get()](request_slot::wait_handler handler_of_wait) {
+              s->wait.emplace(std::move(handler_of_wait));
             },
             asio::use_awaitable);
         c->waiting = nullptr;
@@ -620,7 +664,7 @@ void server::stop(nanoseconds grace) {
         if (force || !c->busy) {
           boost::system::error_code ec;
           c->stream.socket().cancel(ec);
-          if (force && c->waiting != nullptr) c->waiting->wake(c->stream.get_executor());
+          if (force && c->waiting != nullptr) c->waiting->wake();
           if (force) c->stream.socket().close(ec);
         }
       });

@@ -13,6 +13,7 @@
 #include <boost/asio/post.hpp>
 #include <future>
 #include <gtest/gtest.h>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -380,6 +381,76 @@ TEST_F(server_test, a_large_later_answer_on_the_connections_thread_arrives_whole
     EXPECT_EQ(out.size() - body_at, big.size());
     EXPECT_EQ(out.find_first_not_of('b', body_at), std::string::npos);
   }
+}
+
+// The server keeps one responder state per connection and reuses it for the next
+// request only when nothing of the previous request holds it. A handler that keeps
+// copies of its responder after answering (and answers again, ignored) makes each next
+// request take a state of its own: every request gets its own answer, exactly one, and
+// the copies dropped later (on another thread) send nothing.
+TEST_F(server_test, responders_kept_after_their_answer_leave_the_next_requests_alone) {
+  std::mutex m;
+  std::vector<responder> kept;
+  int served = 0;
+  int unsent_earlier = 0;  // earlier requests' responders that no longer count as answered
+  routes_.add("GET", "/keep", [&](request&&, responder r) {
+    std::lock_guard lock(m);
+    for (const auto& k : kept) unsent_earlier += k.sent() ? 0 : 1;
+    kept.push_back(r);
+    r.send(response::with_body(200, "kept " + std::to_string(++served), "text/plain"));
+  });
+  start();
+  raw_socket s(server_->port());
+  ASSERT_TRUE(s.connected());
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(s.send("GET /keep HTTP/1.1\r\nHost: x\r\n\r\n"));
+    auto out = s.read_responses(1);
+    ASSERT_EQ(raw_socket::complete_responses(out), 1) << out;
+    EXPECT_NE(out.find("kept " + std::to_string(i)), std::string::npos) << out;
+  }
+  {
+    std::lock_guard lock(m);
+    EXPECT_EQ(unsent_earlier, 0);
+    for (auto& r : kept) r.send(response::with_body(500, "again", "text/plain"));
+    kept.clear();
+  }
+  ASSERT_TRUE(s.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto out = s.read_responses(2, 500ms);
+  EXPECT_EQ(raw_socket::complete_responses(out), 1) << out;
+  EXPECT_EQ(out.find("again"), std::string::npos) << out;
+  EXPECT_NE(out.find("hello, world"), std::string::npos) << out;
+}
+
+// A responder dropped unanswered later (on the connection's thread, or on another
+// thread) answers 500, and the connection serves the next request; so does one
+// answered from another thread.
+TEST_F(server_test, later_drops_and_answers_from_other_threads_keep_the_connection_going) {
+  routes_.add("GET", "/drop-here",
+              [&](request&&, responder r) { boost::asio::post(own_context(rt_), [r] {}); });
+  routes_.add("GET", "/drop-there",
+              [&](request&&, responder r) { std::thread([r = std::move(r)] {}).detach(); });
+  routes_.add("GET", "/answer-there", [&](request&&, responder r) {
+    std::thread([r = std::move(r)] {
+      r.send(response::with_body(200, "from there", "text/plain"));
+    }).detach();
+  });
+  start();
+  raw_socket s(server_->port());
+  ASSERT_TRUE(s.connected());
+  for (int round = 0; round < 3; ++round) {
+    for (const char* path : {"/drop-here", "/drop-there"}) {
+      ASSERT_TRUE(s.send(std::string("GET ") + path + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+      auto out = s.read_responses(1);
+      EXPECT_NE(out.find("HTTP/1.1 500"), std::string::npos) << path << ": " << out;
+      EXPECT_NE(out.find("ERR_INTERNAL"), std::string::npos) << path << ": " << out;
+    }
+    ASSERT_TRUE(s.send("GET /answer-there HTTP/1.1\r\nHost: x\r\n\r\n"));
+    auto out = s.read_responses(1);
+    EXPECT_NE(out.find("from there"), std::string::npos) << out;
+  }
+  ASSERT_TRUE(s.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto out = s.read_responses(1);
+  EXPECT_NE(out.find("hello, world"), std::string::npos) << out;
 }
 
 TEST_F(server_test, head_has_length_but_no_body) {

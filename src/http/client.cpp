@@ -26,6 +26,7 @@
 #include "http/detail/direct_io.h"
 #include "http/detail/lazy_deadline.h"
 #include "http/detail/message_parser.h"
+#include "http/detail/simple_response.h"
 #include "http/detail/streaming.h"
 
 namespace outrider::http {
@@ -719,6 +720,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     pooled conn;
     detail::message_parser<false> parser;
     bool may_stream = false;
+    bool head_request = false;
     bool drained = false;  // as read_some_now's
     bool sent = false;     // the request was written
   };
@@ -825,6 +827,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     op->sent = true;
     const auto& opts = op->self->opts;
     const bool head_request = std::string_view(op->req->method) == "HEAD";
+    op->head_request = head_request;
     auto& parser = op->parser;
     conn.buffer.clear();
     parser.header_limit(static_cast<std::uint32_t>(opts.response_header_limit));
@@ -873,6 +876,25 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
 
   static void fast_first_read(fast_ptr op, boost::system::error_code ec) {
     auto& parser = op->parser;
+    if (!ec && !op->head_request) {
+      // The usual answer, whole in this read, is taken without Beast's parser (see
+      // detail/simple_response.h; anything else it leaves to Beast, below).
+      const auto& opts = op->self->opts;
+      const detail::simple_response_limits limits{
+          opts.response_header_limit, opts.response_body_limit,
+          op->may_stream ? opts.stream_response_threshold : 0};
+      auto& buffer = op->conn.buffer;
+      const auto data = buffer.data();
+      bool keep_alive = false;
+      if (detail::parse_simple_response(
+              std::string_view(static_cast<const char*>(data.data()), data.size()), limits,
+              parser.get(), keep_alive)) {
+        buffer.consume(data.size());
+        if (op->drained) detail::message_drained_socket(plain_of(*op).socket());
+        fast_done(std::move(op), keep_alive);
+        return;
+      }
+    }
     if (!ec) ec = detail::parse_buffered(parser, op->conn.buffer);
     end_at_eof(parser, ec);
     if (ec) {
@@ -950,7 +972,8 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
                             fast_fail(std::move(op), std::move(why));
                             return;
                           }
-                          fast_done(std::move(op));
+                          const bool keep_alive = op->parser.keep_alive();
+                          fast_done(std::move(op), keep_alive);
                         });
       return;
     }
@@ -959,14 +982,15 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       fast_fail(std::move(op), std::move(why));
       return;
     }
-    fast_done(std::move(op));
+    const bool keep_alive = parser.keep_alive();
+    fast_done(std::move(op), keep_alive);
   }
 
-  static void fast_done(fast_ptr op) {
+  // `keep_alive`: basic_parser's (the version and Connection, and false for a body
+  // delimited by the end of the connection), or the simple parse's.
+  static void fast_done(fast_ptr op, bool keep_alive) {
     auto& conn = op->conn;
-    // basic_parser's keep_alive: the version and Connection, and false for a body
-    // delimited by the end of the connection.
-    const bool reusable = op->parser.keep_alive() && conn.buffer.size() == 0;
+    const bool reusable = keep_alive && conn.buffer.size() == 0;
     if (conn.buffer.capacity() > max_kept_buffer_bytes) conn.buffer = beast::flat_buffer();
     conn.deadline->expires_never();
     response r = std::move(op->parser.get());

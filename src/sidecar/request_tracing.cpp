@@ -119,15 +119,16 @@ tracing::active_span start_server_span(const tracing::tracer& tracer, http::requ
   // One pass over the headers: the caller's context, and what injecting ours replaces.
   std::string storage;
   const tracing::carrier_headers carrier = tracing::carrier_from_fields(req.headers, storage);
-  const auto parent = tracing::extract_context(carrier);
+  tracing::span_context caller;
+  const bool has_caller = tracing::extract_context(carrier, caller);
   const std::string_view route = api_route(req.path);
-  auto span =
-      tracer.start_span(req.method, route, tracing::span_kind::server, parent ? &*parent : nullptr,
-                        {{attr::http_request_method, req.method},
-                         {attr::http_route, route},
-                         {attr::url_path, req.path},
-                         {attr::url_scheme, "http"},
-                         {attr::server_address, listen_host}});
+  auto span = tracer.start_span(req.method, route, tracing::span_kind::server,
+                                has_caller ? &caller : nullptr,
+                                {{attr::http_request_method, req.method},
+                                 {attr::http_route, route},
+                                 {attr::url_path, req.path},
+                                 {attr::url_scheme, "http"},
+                                 {attr::server_address, listen_host}});
   if (span.recording()) {
     span.set(attr::server_port, std::int64_t{port});
     const auto colon = req.remote_address.rfind(':');

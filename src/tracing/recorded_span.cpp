@@ -157,12 +157,8 @@ recorded_span::text_ref recorded_span::store_joined(std::string_view a, std::str
   return r;
 }
 
-void recorded_span::add(const attribute& a) {
-  if (inline_count_ < inline_attributes) {
-    attributes_[inline_count_++] = a;
-  } else {
-    more_attributes_.push_back(a);
-  }
+void recorded_span::add_more(const attribute& a) {
+  more_attributes_.push_back(a);
 }
 
 void recorded_span::add_string(attr key, std::string_view value) {

@@ -143,7 +143,13 @@ class recorded_span {
     return std::string_view(more_text_).substr(r.offset - inline_text_bytes, r.size);
   }
 
-  void add(const attribute& a);
+  void add(const attribute& a) {
+    if (inline_count_ < inline_attributes) {
+      attributes_[inline_count_++] = a;
+    } else {
+      add_more(a);
+    }
+  }
   // A fixed key's string attribute: store() and add() in one call.
   void add_string(attr key, std::string_view value);
   // Several, in order, in one call (one loop, no call per attribute when they fit inline).
@@ -179,6 +185,7 @@ class recorded_span {
   span to_span() const;
 
  private:
+  void add_more(const attribute& a);
   // clear()'s part for records that outgrew the inline arrays or have events or links.
   [[gnu::noinline]] void clear_overflow() noexcept;
 

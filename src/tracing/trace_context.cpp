@@ -166,7 +166,7 @@ bool read_hex8(const char* p, std::uint32_t& out) noexcept {
 // All sixteen at once in one SSE2 register: each byte classified by signed
 // compares (bytes from 0x80 are negative: neither a digit nor a letter),
 // turned into its value, then the digits packed pairwise into bytes.
-bool read_hex16(const char* p, std::uint64_t& out) noexcept {
+[[gnu::always_inline]] inline bool read_hex16(const char* p, std::uint64_t& out) noexcept {
   const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
   const auto between = [&x](char lo, char hi) {
     return _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8(static_cast<char>(lo - 1))),
@@ -407,24 +407,37 @@ std::string format_b3_single(const span_context& c) {
   return out;
 }
 
-std::optional<span_context> extract_context(const carrier_headers& h) {
+bool extract_context(const carrier_headers& h, span_context& out) {
   if (!h.traceparent.empty()) {
     // An invalid traceparent is not fixed up by B3: the trace restarts.
-    auto tp = parse_traceparent(h.traceparent);
-    if (!tp) return std::nullopt;
-    span_context c;
-    c.trace_id = tp->trace_id;
-    c.span_id = tp->parent_id;
-    c.flags = tp->flags;
-    if (!h.tracestate.empty()) c.trace_state = normalize_tracestate(h.tracestate);
-    c.remote = true;
-    return c;
+    const auto tp = parse_traceparent(h.traceparent);
+    if (!tp) return false;
+    out.trace_id = tp->trace_id;
+    out.span_id = tp->parent_id;
+    out.flags = tp->flags;
+    if (!h.tracestate.empty()) {
+      out.trace_state = normalize_tracestate(h.tracestate);
+    } else {
+      out.trace_state.clear();
+    }
+    out.remote = true;
+    return true;
   }
-  if (!h.b3.empty()) return parse_b3_single(h.b3);
-  if (!h.x_b3_trace_id.empty()) {
-    return parse_b3_multi(h.x_b3_trace_id, h.x_b3_span_id, h.x_b3_sampled, h.x_b3_flags);
+  std::optional<span_context> b3;
+  if (!h.b3.empty()) {
+    b3 = parse_b3_single(h.b3);
+  } else if (!h.x_b3_trace_id.empty()) {
+    b3 = parse_b3_multi(h.x_b3_trace_id, h.x_b3_span_id, h.x_b3_sampled, h.x_b3_flags);
   }
-  return std::nullopt;
+  if (!b3) return false;
+  out = std::move(*b3);
+  return true;
+}
+
+std::optional<span_context> extract_context(const carrier_headers& h) {
+  span_context c;
+  if (!extract_context(h, c)) return std::nullopt;
+  return c;
 }
 
 carrier_headers carrier_from_fields(const http::fields& fields, std::string& tracestate_storage) {

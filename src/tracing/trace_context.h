@@ -137,6 +137,9 @@ struct carrier_headers {
 // traceparent first (tracestate is read only when traceparent is valid), else
 // b3, else the X-B3-* headers. The result is marked remote.
 std::optional<span_context> extract_context(const carrier_headers& headers);
+// The same into `out` (no optional to build and move; `out` is left as it was
+// when there is no context): true when there is one.
+bool extract_context(const carrier_headers& headers, span_context& out);
 
 // The carrier headers of an HTTP message (names in any case). Repeated
 // tracestate fields are joined with ',' into `tracestate_storage`, which the

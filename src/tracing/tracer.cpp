@@ -163,10 +163,6 @@ active_span& active_span::operator=(active_span&& other) noexcept {
   return *this;
 }
 
-active_span::~active_span() {
-  end();
-}
-
 void active_span::set(attr key, std::string_view value) {
   if (data_) data_->add_string(key, value);
 }

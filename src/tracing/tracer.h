@@ -76,7 +76,11 @@ class active_span {
   active_span& operator=(active_span&&) noexcept;
   active_span(const active_span&) = delete;
   active_span& operator=(const active_span&) = delete;
-  ~active_span();
+  // Inline, so that the many moved-from spans on the request path (a span is
+  // moved into a responder's hook, a shared_ptr, ...) cost nothing to destroy.
+  ~active_span() {
+    if (data_) end();
+  }
 
   // False for spans that are not sampled (setters do nothing) and for empty ones.
   bool recording() const noexcept { return data_ != nullptr; }

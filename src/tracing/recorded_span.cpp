@@ -139,24 +139,6 @@ recorded_span::text_ref recorded_span::store(std::string_view s) {
   return r;
 }
 
-recorded_span::text_ref recorded_span::store_joined(std::string_view a, std::string_view b) {
-  const std::size_t size = a.size() + 1 + b.size();
-  text_ref r{};
-  r.size = static_cast<std::uint32_t>(size);
-  if (size <= inline_text_bytes - text_used_) {
-    r.offset = text_used_;
-    char* to = text_.data() + text_used_;
-    if (!a.empty()) std::memcpy(to, a.data(), a.size());
-    to[a.size()] = ' ';
-    if (!b.empty()) std::memcpy(to + a.size() + 1, b.data(), b.size());
-    text_used_ += r.size;
-  } else {
-    r.offset = static_cast<std::uint32_t>(inline_text_bytes + more_text_.size());
-    more_text_.append(a).append(1, ' ').append(b);
-  }
-  return r;
-}
-
 void recorded_span::add_more(const attribute& a) {
   more_attributes_.push_back(a);
 }
@@ -301,31 +283,51 @@ inline void copy_text(char* to, const char* from, std::size_t n) noexcept {
 }
 }  // namespace
 
-void recorded_span::add_strings(std::span<const string_attribute> attributes) {
-  // The counts in locals: the text copies would otherwise make the compiler
-  // reload them from the record after each (a char store may alias them).
-  std::size_t used = text_used_;
-  std::size_t count = inline_count_;
-  for (const auto& [key, value] : attributes) {
-    if (value.size() > inline_text_bytes - used || count >= inline_attributes) {
-      text_used_ = static_cast<std::uint32_t>(used);
-      inline_count_ = static_cast<std::uint8_t>(count);
-      add_string(key, value);
-      used = text_used_;
-      count = inline_count_;
-      continue;
-    }
-    attribute a;
-    a.key = key;
-    a.kind = attribute_value::type::string;
-    a.text.offset = static_cast<std::uint32_t>(used);
-    a.text.size = static_cast<std::uint32_t>(value.size());
-    attributes_[count++] = a;
-    copy_text(text_.data() + used, value.data(), value.size());
-    used += value.size();
+recorded_span::text_ref recorded_span::store_joined(std::string_view a, std::string_view b) {
+  const std::size_t size = a.size() + 1 + b.size();
+  text_ref r{};
+  r.size = static_cast<std::uint32_t>(size);
+  if (size <= inline_text_bytes - text_used_) {
+    r.offset = text_used_;
+    char* to = text_.data() + text_used_;
+    copy_text(to, a.data(), a.size());
+    to[a.size()] = ' ';
+    copy_text(to + a.size() + 1, b.data(), b.size());
+    text_used_ += r.size;
+  } else {
+    r.offset = static_cast<std::uint32_t>(inline_text_bytes + more_text_.size());
+    more_text_.append(a).append(1, ' ').append(b);
   }
-  text_used_ = static_cast<std::uint32_t>(used);
-  inline_count_ = static_cast<std::uint8_t>(count);
+  return r;
+}
+
+void recorded_span::add_strings(std::span<const string_attribute> attributes) {
+  std::size_t total = 0;
+  for (const auto& a : attributes) total += a.value.size();
+  if (attributes.size() > inline_attributes - inline_count_ ||
+      total > inline_text_bytes - text_used_) {
+    // Past the inline arrays: one at a time, as add_string decides for each.
+    for (const auto& [key, value] : attributes) add_string(key, value);
+    return;
+  }
+  // All inline: no check per attribute, the offsets and counts in registers.
+  attribute* to = attributes_.data() + inline_count_;
+  char* text = text_.data() + text_used_;
+  std::uint32_t offset = text_used_;
+  for (const auto& [key, value] : attributes) {
+    const auto size = static_cast<std::uint32_t>(value.size());
+    to->key = key;
+    to->kind = attribute_value::type::string;
+    to->key_size = 0;
+    to->key_offset = 0;
+    to->text = text_ref{offset, size};
+    ++to;
+    copy_text(text, value.data(), size);
+    text += size;
+    offset += size;
+  }
+  inline_count_ = static_cast<std::uint8_t>(inline_count_ + attributes.size());
+  text_used_ = offset;
 }
 
 std::string_view recorded_span::service_name() const noexcept {

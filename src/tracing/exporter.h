@@ -154,7 +154,8 @@ class exporter final : public span_sink {
   // (recorded_span::pack), and the rare records that do not pack.
   struct chunk {
     std::shared_ptr<const span_resource> resource;
-    // Packed records in the first `size` bytes of `capacity` (never zero-filled).
+    // Packed records in the first `size` bytes of `capacity` (never zero-filled),
+    // allocated with packed_read_slack bytes more (the encoder reads past a record).
     std::unique_ptr<char[]> bytes;
     std::size_t capacity = 0;
     std::size_t size = 0;

@@ -698,33 +698,56 @@ struct cursor {
   }
 };
 
-// A fixed key's KeyValue.key field (0x0a, its length, its text), written
-// beforehand: one copy per attribute instead of a tag, a length and the text.
+// A fixed key's KeyValue up to its value's first byte, written beforehand:
+// 0x4a (Span.attributes), the KeyValue's length, the key field (0x0a, its
+// length, its text), 0x12 (KeyValue.value), the AnyValue's length, 0x0a
+// (AnyValue.string_value; an int64's value overwrites it with 0x18).
+// The two lengths are left 0 and set per attribute: one copy and three byte
+// stores instead of a tag, a length and the text per field.
 constexpr std::size_t longest_key_field = [] {
   std::size_t n = 0;
   for (auto name : attr_names) n = std::max(n, 2 + name.size());
   return n;
 }();
-struct key_field {
-  // Padded to a multiple of 8 bytes: with room after it, copied whole.
-  std::array<char, (longest_key_field + 7) / 8 * 8> bytes{};
-  std::uint8_t size = 0;
+// Bytes of a head in front of the key field, and after it up to the value.
+constexpr std::size_t kv_head_before_key = 2;
+constexpr std::size_t kv_head_after_key = 3;
+struct alignas(64) kv_head {  // one cache line, indexed by a shift
+  // Padded to a multiple of 16 bytes: with room after it, copied whole.
+  std::array<char, (kv_head_before_key + longest_key_field + kv_head_after_key + 15) / 16 * 16>
+      bytes{};
+  std::uint8_t key_field = 0;  // the key field's size: 2 + the key's
 };
-constexpr auto key_fields = [] {
-  std::array<key_field, std::size(attr_names)> fields{};
-  for (std::size_t i = 0; i < fields.size(); ++i) {
+static_assert(sizeof(kv_head) == 64);
+constexpr auto kv_heads = [] {
+  std::array<kv_head, std::size(attr_names)> heads{};
+  for (std::size_t i = 0; i < heads.size(); ++i) {
     const std::string_view name = attr_names[i];
-    fields[i].bytes[0] = cursor::tag_byte(1, wire::WIRETYPE_LENGTH_DELIMITED);
-    fields[i].bytes[1] = static_cast<char>(name.size());
-    for (std::size_t j = 0; j < name.size(); ++j) fields[i].bytes[2 + j] = name[j];
-    fields[i].size = static_cast<std::uint8_t>(2 + name.size());
+    auto& b = heads[i].bytes;
+    b[0] = cursor::tag_byte(9, wire::WIRETYPE_LENGTH_DELIMITED);
+    b[2] = cursor::tag_byte(1, wire::WIRETYPE_LENGTH_DELIMITED);
+    b[3] = static_cast<char>(name.size());
+    for (std::size_t j = 0; j < name.size(); ++j) b[4 + j] = name[j];
+    const std::size_t after = 4 + name.size();
+    b[after] = cursor::tag_byte(2, wire::WIRETYPE_LENGTH_DELIMITED);
+    b[after + 2] = cursor::tag_byte(1, wire::WIRETYPE_LENGTH_DELIMITED);  // any_string
+    heads[i].key_field = static_cast<std::uint8_t>(2 + name.size());
   }
-  return fields;
+  return heads;
 }();
 // A fixed key's string value shorter than this has a KeyValue of one-byte
 // lengths: tag, length, key field, 0x12, length, 0x0a, length, text (< 0x80 bytes).
 constexpr std::size_t short_string_value = 0x80 - 4 - longest_key_field;
 static_assert(short_string_value > 0);
+
+// Text of a packed record is followed by at least packed_read_slack readable
+// bytes (the exporter's chunk buffers have them): copied in 16-byte blocks,
+// which may write up to 15 bytes past the text (inside span_size_bound's room).
+template <class Record>
+constexpr bool text_has_read_slack = false;
+template <>
+constexpr bool text_has_read_slack<packed_view> = true;
+static_assert(packed_read_slack >= 15);
 
 // put_span for a span without events or links, `size` bytes (span_size).
 // The cursor is a local (its address never escapes), so that its pointer
@@ -751,25 +774,39 @@ char* write_span(char* at, const Record& s) noexcept {
     const auto& a = s.attribute_at(i);
     if (a.key != attr::custom &&
         (a.kind == t::int64 || (a.kind == t::string && a.text.size < short_string_value))) {
-      // The usual attribute: every length one byte (an int64's value is at most 11).
-      const key_field& k = key_fields[static_cast<std::size_t>(a.key)];
-      const bool text = a.kind == t::string;
-      const std::size_t value =
-          text ? 2 + a.text.size : 1 + varint_size(static_cast<std::uint64_t>(a.number));
-      c.tag<9, wire::WIRETYPE_LENGTH_DELIMITED>();
-      *c.p++ = static_cast<char>(k.size + 2 + value);
+      // The usual attribute: every length one byte (an int64's value is at
+      // most 11), the head copied from the table and its lengths set.
+      const kv_head& k = kv_heads[static_cast<std::size_t>(a.key)];
+      const std::size_t key_field = k.key_field;
+      char* const head = c.p;
+      const std::size_t after_key = kv_head_before_key + key_field;
       if constexpr (Slack) {
-        std::memcpy(c.p, k.bytes.data(), k.bytes.size());
+        std::memcpy(head, k.bytes.data(), k.bytes.size());
       } else {
-        cursor::copy(c.p, k.bytes.data(), k.size);
+        cursor::copy(head, k.bytes.data(), after_key + kv_head_after_key);
       }
-      c.p += k.size;
-      c.tag<2, wire::WIRETYPE_LENGTH_DELIMITED>();
-      *c.p++ = static_cast<char>(value);
-      if (text) {
-        c.bytes<any_string>(s.text(a.text));
+      if (a.kind == t::string) {
+        const std::size_t n = a.text.size;
+        head[1] = static_cast<char>(key_field + 4 + n);
+        head[after_key + 1] = static_cast<char>(2 + n);
+        head[after_key + 3] = static_cast<char>(n);
+        c.p = head + after_key + 4;
+        const char* const from = s.text(a.text).data();
+        if constexpr (Slack && text_has_read_slack<Record>) {
+          for (std::size_t copied = 0; copied < n; copied += 16)
+            std::memcpy(c.p + copied, from + copied, 16);
+        } else {
+          cursor::copy(c.p, from, n);
+        }
+        c.p += n;
       } else {
-        c.uint<any_int>(static_cast<std::uint64_t>(a.number));
+        const auto v = static_cast<std::uint64_t>(a.number);
+        const std::size_t width = varint_size(v);
+        head[1] = static_cast<char>(key_field + 3 + width);
+        head[after_key + 1] = static_cast<char>(1 + width);
+        head[after_key + 2] = cursor::tag_byte(any_int, wire::WIRETYPE_VARINT);
+        c.p = head + after_key + 3;
+        c.varint(v);
       }
       continue;
     }
@@ -912,8 +949,11 @@ template <class Record>
 std::size_t span_size_bound(const Record& s) noexcept {
   constexpr std::size_t fixed = 128;  // ids, times, kind, flags, status, headers
   constexpr std::size_t per_attribute = 48 + longest_attr_name;  // headers, a 10-byte varint
-  // write_span<true> copies a fixed key's field whole, two bytes into the attribute.
-  static_assert(per_attribute >= 2 + sizeof(key_field::bytes));
+  // write_span<true> copies a fixed key's head whole at the attribute's start, and a packed
+  // record's text in 16-byte blocks (up to 15 bytes past it).
+  static_assert(per_attribute >= sizeof(kv_head::bytes) &&
+                per_attribute >= kv_head_before_key + longest_key_field + kv_head_after_key + 1 +
+                                     packed_read_slack);
   return fixed + s.text_bytes() + s.attribute_count() * per_attribute;
 }
 

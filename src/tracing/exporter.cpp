@@ -246,6 +246,14 @@ namespace {
 class chunk_lock {
  public:
   void lock() noexcept {
+    if (locked_.exchange(true, std::memory_order_acquire)) [[unlikely]] {
+      lock_contended();
+    }
+  }
+  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+ private:
+  [[gnu::cold]] [[gnu::noinline]] void lock_contended() noexcept {
     while (locked_.exchange(true, std::memory_order_acquire)) {
       constexpr int spins = 64;
       for (int i = 0; i < spins && locked_.load(std::memory_order_relaxed); ++i) {
@@ -256,11 +264,7 @@ class chunk_lock {
       if (locked_.load(std::memory_order_relaxed)) std::this_thread::yield();
     }
   }
-  void unlock() noexcept {
-    locked_.store(false, std::memory_order_release);
-  }
 
- private:
   std::atomic<bool> locked_{false};
 };
 }  // namespace
@@ -412,11 +416,14 @@ exporter::thread_chunks& exporter::chunks_of_this_thread() {
   return *found;
 }
 
+void exporter::refuse(recorded_span_ptr s) {
+  count_dropped(1);
+  recycle_recorded_span(std::move(s));
+}
+
 void exporter::export_recorded(recorded_span_ptr s) {
-  if (!accepting_.load(std::memory_order_acquire)) {
-    count_dropped(1);
-    recycle_recorded_span(std::move(s));
-    return;
+  if (!accepting_.load(std::memory_order_acquire)) [[unlikely]] {
+    return refuse(std::move(s));
   }
   thread_chunks& t =
       last_exporter == id_ ? *static_cast<thread_chunks*>(last_chunks) : chunks_of_this_thread();
@@ -461,7 +468,7 @@ void exporter::add_recorded(thread_chunks& t, recorded_span_ptr s) {
         } else {
           constexpr std::size_t typical_packed_span = 320;
           c.capacity = chunk_spans_ * typical_packed_span;
-          c.bytes = std::make_unique_for_overwrite<char[]>(c.capacity + packed_read_slack);
+          c.bytes = std::make_unique_for_overwrite<char[]>(c.capacity + packed_slack);
         }
       }
     }
@@ -469,7 +476,7 @@ void exporter::add_recorded(thread_chunks& t, recorded_span_ptr s) {
       const std::size_t end = c.size + s->packed_size();
       if (c.capacity < end) {
         const std::size_t grown = std::max(end, 2 * c.capacity);
-        auto bigger = std::make_unique_for_overwrite<char[]>(grown + packed_read_slack);
+        auto bigger = std::make_unique_for_overwrite<char[]>(grown + packed_slack);
         std::memcpy(bigger.get(), c.bytes.get(), c.size);
         c.bytes = std::move(bigger);
         c.capacity = grown;

@@ -155,7 +155,7 @@ class exporter final : public span_sink {
   struct chunk {
     std::shared_ptr<const span_resource> resource;
     // Packed records in the first `size` bytes of `capacity` (never zero-filled),
-    // allocated with packed_read_slack bytes more (the encoder reads past a record).
+    // allocated with packed_slack bytes more (the encoder reads past a record).
     std::unique_ptr<char[]> bytes;
     std::size_t capacity = 0;
     std::size_t size = 0;
@@ -164,6 +164,9 @@ class exporter final : public span_sink {
     thread_chunks* owner = nullptr;          // its buffer goes back there
   };
   thread_chunks& chunks_of_this_thread();
+  // export_recorded before start() or after stop(): dropped and counted (out of
+  // its line: the recording path's code stays on few cache lines).
+  [[gnu::cold]] [[gnu::noinline]] void refuse(recorded_span_ptr s);
   // export_recorded's other cases: opening, switching or filling a chunk, a record that does not
   // pack.
   void add_recorded(thread_chunks& t, recorded_span_ptr s);

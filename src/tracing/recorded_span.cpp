@@ -161,23 +161,7 @@ void recorded_span::add_string(attr key, std::string_view value) {
 }
 
 namespace {
-// The fixed fields of a packed record (then the attributes, then the text).
-struct packed_head {
-  id128 trace_id;
-  std::uint64_t span_id;
-  std::uint64_t parent_id;
-  std::int64_t start_ns;
-  std::int64_t end_ns;
-  recorded_span::text_ref name;
-  recorded_span::text_ref trace_state;
-  recorded_span::text_ref status_message;
-  std::uint32_t text_used;
-  span_kind kind;
-  status_code status;
-  std::uint8_t flags;
-  std::uint8_t attributes;
-};
-static_assert(std::is_trivially_copyable_v<packed_head> && sizeof(packed_head) == 80);
+using detail::packed_head;
 static_assert(std::is_trivially_copyable_v<recorded_span::attribute>);
 
 // A packed record read in place, with what write_span reads of a record by
@@ -215,24 +199,6 @@ class packed_view : public packed_head {
   const char* text_ = nullptr;
 };
 }  // namespace
-
-std::size_t recorded_span::packed_size() const noexcept {
-  return sizeof(packed_head) + inline_count_ * sizeof(attribute) + text_used_;
-}
-
-char* recorded_span::pack(char* to) const noexcept {
-  OUTRIDER_ASSERT(packs(), "packing a record with more than its inline arrays");
-  const packed_head h{trace_id, span_id,     parent_id,      start_ns,   end_ns,
-                      name,     trace_state, status_message, text_used_, kind,
-                      status,   flags,       inline_count_};
-  std::memcpy(to, &h, sizeof h);
-  to += sizeof h;
-  const std::size_t attributes = inline_count_ * sizeof(attribute);
-  std::memcpy(to, attributes_.data(), attributes);
-  to += attributes;
-  std::memcpy(to, text_.data(), text_used_);
-  return to + text_used_;
-}
 
 const char* recorded_span::unpack(const char* from) noexcept {
   packed_head h;
@@ -740,14 +706,14 @@ constexpr auto kv_heads = [] {
 constexpr std::size_t short_string_value = 0x80 - 4 - longest_key_field;
 static_assert(short_string_value > 0);
 
-// Text of a packed record is followed by at least packed_read_slack readable
+// Text of a packed record is followed by at least packed_slack readable
 // bytes (the exporter's chunk buffers have them): copied in 16-byte blocks,
 // which may write up to 15 bytes past the text (inside span_size_bound's room).
 template <class Record>
 constexpr bool text_has_read_slack = false;
 template <>
 constexpr bool text_has_read_slack<packed_view> = true;
-static_assert(packed_read_slack >= 15);
+static_assert(packed_slack >= 16);
 
 // put_span for a span without events or links, `size` bytes (span_size).
 // The cursor is a local (its address never escapes), so that its pointer
@@ -952,8 +918,8 @@ std::size_t span_size_bound(const Record& s) noexcept {
   // write_span<true> copies a fixed key's head whole at the attribute's start, and a packed
   // record's text in 16-byte blocks (up to 15 bytes past it).
   static_assert(per_attribute >= sizeof(kv_head::bytes) &&
-                per_attribute >= kv_head_before_key + longest_key_field + kv_head_after_key + 1 +
-                                     packed_read_slack);
+                per_attribute >=
+                    kv_head_before_key + longest_key_field + kv_head_after_key + 1 + 16);
   return fixed + s.text_bytes() + s.attribute_count() * per_attribute;
 }
 

@@ -12,12 +12,15 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
+#include "base/assert.h"
 #include "tracing/span.h"
 
 namespace outrider::tracing {
@@ -174,6 +177,9 @@ class recorded_span {
   }
   std::size_t packed_size() const noexcept;
   // Writes packed_size() bytes at `to` (no alignment needed); returns their end.
+  // REQUIRES: packed_slack bytes after them may be written over (the
+  // attributes and the text are copied in whole 32-byte blocks). Inline: the
+  // exporter packs every span on the thread that ends it.
   char* pack(char* to) const noexcept;
   // This record (cleared of events, links and text beyond the inline array;
   // `resource` kept) from bytes pack() wrote; returns their end.
@@ -194,6 +200,56 @@ class recorded_span {
   std::array<attribute, inline_attributes> attributes_;
   std::array<char, inline_text_bytes> text_;
 };
+
+// Bytes after a packed record that pack() may write over and
+// write_packed_otlp_protobuf_span_field may read: the exporter's chunk buffers
+// are allocated with this many more.
+inline constexpr std::size_t packed_slack = 32;
+
+namespace detail {
+// The fixed fields of a packed record (then its attributes, then its text).
+struct packed_head {
+  id128 trace_id;
+  std::uint64_t span_id;
+  std::uint64_t parent_id;
+  std::int64_t start_ns;
+  std::int64_t end_ns;
+  recorded_span::text_ref name;
+  recorded_span::text_ref trace_state;
+  recorded_span::text_ref status_message;
+  std::uint32_t text_used;
+  span_kind kind;
+  status_code status;
+  std::uint8_t flags;
+  std::uint8_t attributes;
+};
+static_assert(std::is_trivially_copyable_v<packed_head> && sizeof(packed_head) == 80);
+}  // namespace detail
+
+inline std::size_t recorded_span::packed_size() const noexcept {
+  return sizeof(detail::packed_head) + inline_count_ * sizeof(attribute) + text_used_;
+}
+
+inline char* recorded_span::pack(char* to) const noexcept {
+  OUTRIDER_ASSERT(packs(), "packing a record with more than its inline arrays");
+  const detail::packed_head h{trace_id, span_id,     parent_id,      start_ns,   end_ns,
+                              name,     trace_state, status_message, text_used_, kind,
+                              status,   flags,       inline_count_};
+  std::memcpy(to, &h, sizeof h);
+  to += sizeof h;
+  // Whole blocks (fixed-size moves, no call): the inline arrays are multiples
+  // of a block, so a block never reads past them; the last one may write up
+  // to block - 1 bytes past the record (packed_slack).
+  constexpr std::size_t block = 32;
+  static_assert(sizeof(attributes_) % block == 0 && inline_text_bytes % block == 0 &&
+                packed_slack >= block);
+  const std::size_t attributes = inline_count_ * sizeof(attribute);
+  const auto* from = reinterpret_cast<const char*>(attributes_.data());
+  for (std::size_t i = 0; i < attributes; i += block) std::memcpy(to + i, from + i, block);
+  to += attributes;
+  for (std::size_t i = 0; i < text_used_; i += block) std::memcpy(to + i, text_.data() + i, block);
+  return to + text_used_;
+}
 
 using recorded_span_ptr = std::unique_ptr<recorded_span>;
 
@@ -248,11 +304,10 @@ std::size_t write_otlp_protobuf_span_field(std::string& buffer, std::size_t at,
                                            const recorded_span& s);
 // The same field for the record pack() wrote at `packed` (read in place, not
 // unpacked); `packed` is moved past the packed record.
-// REQUIRES: packed_read_slack readable bytes after the packed record (its text
-// is copied in 16-byte blocks; what is read past it is not written out).
+// REQUIRES: packed_slack readable bytes after the packed record (its text is
+// copied in 16-byte blocks; what is read past it is not written out).
 std::size_t write_packed_otlp_protobuf_span_field(std::string& buffer, std::size_t at,
                                                   const char*& packed);
-inline constexpr std::size_t packed_read_slack = 16;
 // What goes in front of `spans_size` bytes of such fields to make one
 // ResourceSpans of an ExportTraceServiceRequest for `resource` (null: an empty
 // one): concatenated with the fields it is a complete request, and requests

@@ -275,13 +275,14 @@ TEST(RecordedSpan, FixedKeysEncodeAsTheFullModelAtEveryLength) {
   std::string packed;
   for (const auto& r : sink.recorded) {
     const std::size_t at = packed.size();
+    packed.resize(at + r->packed_size() + packed_slack);  // pack()'s contract
+    EXPECT_EQ(r->pack(packed.data() + at), packed.data() + at + r->packed_size());
     packed.resize(at + r->packed_size());
-    r->pack(packed.data() + at);
   }
-  packed.append(packed_read_slack, '\xee');  // write_packed_...'s contract
+  packed.append(packed_slack, '\xee');  // write_packed_...'s contract
   std::string fields(16, '\xee');
   std::size_t end = 0;
-  for (const char* p = packed.data(); p != packed.data() + packed.size() - packed_read_slack;) {
+  for (const char* p = packed.data(); p != packed.data() + packed.size() - packed_slack;) {
     end = write_packed_otlp_protobuf_span_field(fields, end, p);
   }
   std::string request;
@@ -436,8 +437,9 @@ TEST(RecordedSpan, APackedRecordUnpacksToTheSameSpan) {
   ASSERT_EQ(sink.recorded.size(), 2U);
   const recorded_span& packed = *sink.recorded[0];
   ASSERT_TRUE(packed.packs());
-  std::string bytes(packed.packed_size(), '\0');
-  EXPECT_EQ(packed.pack(bytes.data()), bytes.data() + bytes.size());
+  std::string bytes(packed.packed_size() + packed_slack, '\0');  // pack()'s contract
+  EXPECT_EQ(packed.pack(bytes.data()), bytes.data() + packed.packed_size());
+  bytes.resize(packed.packed_size());
   recorded_span& target = *sink.recorded[1];  // more text and attributes than the packed one
   const std::string before = encode_otlp_protobuf(std::span(sink.recorded).subspan(0, 1));
   EXPECT_EQ(target.unpack(bytes.data()), bytes.data() + bytes.size());

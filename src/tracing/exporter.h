@@ -11,8 +11,8 @@
 //
 // A span recorded by a tracer (export_recorded) is packed on the thread that
 // ends it (its fields, attributes and text, only what is used: ~300 bytes,
-// recorded_span::pack) into that thread's open chunk, under a mutex only that
-// thread and the batching thread take; its record goes back to the thread's
+// recorded_span::pack) into that thread's open chunk, under a spin lock only
+// that thread and the batching thread take; its record goes back to the thread's
 // own cache at once, so records never cross threads. What crosses to the
 // exporter's thread is whole chunks, read once in order: a chunk of
 // chunk_spans() spans is handed over under the exporter's mutex (one lock per

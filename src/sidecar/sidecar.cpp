@@ -581,7 +581,8 @@ struct alignas(64) sidecar::impl : std::enable_shared_from_this<impl> {
   // `n` publishes in flight until the ticket is dropped (its holder is the
   // backend's callback). Admitted while the total stays within
   // max_publishes_in_flight, or when nothing is in flight (so one bulk larger
-  // than the limit still goes through alone).
+  // than the limit still goes through alone). A single publish's PRODUCER span
+  // travels to the callback in it (no allocation of its own).
   struct publish_ticket {
     publish_ticket(std::shared_ptr<std::atomic<std::uint32_t>> c, std::uint32_t k,
                    metrics::gauge* g)
@@ -598,7 +599,8 @@ struct alignas(64) sidecar::impl : std::enable_shared_from_this<impl> {
     publish_ticket& operator=(const publish_ticket&) = delete;
     std::shared_ptr<std::atomic<std::uint32_t>> count;
     std::uint32_t n;
-    metrics::gauge* gauge;  // the registry outlives the sidecar
+    metrics::gauge* gauge;      // the registry outlives the sidecar
+    tracing::active_span span;  // ended by the callback (or with the ticket)
   };
 
   std::shared_ptr<publish_ticket> admit_publish(std::uint32_t n) {
@@ -664,24 +666,22 @@ struct alignas(64) sidecar::impl : std::enable_shared_from_this<impl> {
     std::vector<backends::message> batch;
     batch.push_back(std::move(*msg));
     // The completion touches its own state, not the impl (publish_completion_state).
-    std::shared_ptr<tracing::active_span> span;
-    if (producer.recording()) span = std::make_shared<tracing::active_span>(std::move(producer));
+    if (producer.recording()) ticket->span = std::move(producer);
     const auto index = static_cast<std::size_t>(comp - components.data());
     comp->backend->publish(
-        std::move(batch), [state = publish_completion, index, r, pubsub, topic, started_at, ticket,
-                           span](result<std::vector<backends::publish_outcome>> res) {
+        std::move(batch), [state = publish_completion, index, r, pubsub, topic, started_at,
+                           ticket](result<std::vector<backends::publish_outcome>> res) {
           ticket->release();
+          tracing::active_span& span = ticket->span;  // not recording when tracing is off
           if (state->stopped.load(std::memory_order_acquire)) {
-            if (span) span->set_error("sidecar stopped");
+            span.set_error("sidecar stopped");
             r.send(error_response(errc::shutting_down, "sidecar stopped"));
             return;
           }
           const status st = !res ? status(res.error()) : res->at(0).outcome;
           if (!st) {
-            if (span) {
-              span->set_error(st.error().message);
-              span->end();
-            }
+            span.set_error(st.error().message);
+            span.end();
             state->count(index, pubsub, false);
             r.send(publish_error(publish_failure(topic, pubsub, st.error()),
                                  st.error().code == errc::unavailable));
@@ -690,7 +690,7 @@ struct alignas(64) sidecar::impl : std::enable_shared_from_this<impl> {
           state->latency->observe(
               std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at).count());
           state->count(index, pubsub, true);
-          if (span) span->end();
+          span.end();
           auto resp = http::response::no_content();
           resp.headers.set(message_id_header, res->at(0).id.to_string());
           r.send(std::move(resp));

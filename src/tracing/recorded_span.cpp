@@ -262,9 +262,13 @@ recorded_span::text_ref recorded_span::store_joined(std::string_view a, std::str
     text_used_ += r.size;
   } else {
     r.offset = static_cast<std::uint32_t>(inline_text_bytes + more_text_.size());
-    more_text_.append(a).append(1, ' ').append(b);
+    append_more_text(a, b);
   }
   return r;
+}
+
+void recorded_span::append_more_text(std::string_view a, std::string_view b) {
+  more_text_.append(a).append(1, ' ').append(b);
 }
 
 void recorded_span::add_strings(std::span<const string_attribute> attributes) {

@@ -192,6 +192,8 @@ class recorded_span {
 
  private:
   void add_more(const attribute& a);
+  // store_joined's text past the inline array (out of line: a rare path).
+  [[gnu::noinline]] void append_more_text(std::string_view a, std::string_view b);
   // clear()'s part for records that outgrew the inline arrays or have events or links.
   [[gnu::noinline]] void clear_overflow() noexcept;
 

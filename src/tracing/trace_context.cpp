@@ -407,6 +407,14 @@ std::string format_b3_single(const span_context& c) {
   return out;
 }
 
+namespace {
+// extract_context's less usual parts, out of line (see note_trace_field).
+[[gnu::noinline]] void set_trace_state(span_context& out, std::string_view tracestate) {
+  out.trace_state = normalize_tracestate(tracestate);
+}
+[[gnu::noinline]] bool extract_b3(const carrier_headers& h, span_context& out);
+}  // namespace
+
 bool extract_context(const carrier_headers& h, span_context& out) {
   if (!h.traceparent.empty()) {
     // An invalid traceparent is not fixed up by B3: the trace restarts.
@@ -416,13 +424,18 @@ bool extract_context(const carrier_headers& h, span_context& out) {
     out.span_id = tp->parent_id;
     out.flags = tp->flags;
     if (!h.tracestate.empty()) {
-      out.trace_state = normalize_tracestate(h.tracestate);
+      set_trace_state(out, h.tracestate);
     } else {
       out.trace_state.clear();
     }
     out.remote = true;
     return true;
   }
+  return extract_b3(h, out);
+}
+
+namespace {
+bool extract_b3(const carrier_headers& h, span_context& out) {
   std::optional<span_context> b3;
   if (!h.b3.empty()) {
     b3 = parse_b3_single(h.b3);
@@ -433,12 +446,49 @@ bool extract_context(const carrier_headers& h, span_context& out) {
   out = std::move(*b3);
   return true;
 }
+}  // namespace
 
 std::optional<span_context> extract_context(const carrier_headers& h) {
   span_context c;
   if (!extract_context(h, c)) return std::nullopt;
   return c;
 }
+
+namespace {
+
+// carrier_from_fields for the fields other than traceparent whose names start
+// t, b or x: out of line, so that the usual request (a traceparent, no other
+// trace header) runs through a loop of a few cache lines.
+[[gnu::noinline]] void note_trace_field(carrier_headers& h, const http::fields::field& f,
+                                        std::size_t& tracestates, std::string& tracestate_storage) {
+  const std::string_view name = f.name;
+  if (http::iequals(name, "tracestate")) {
+    h.any_tracestate = true;
+    if (++tracestates == 1) {
+      h.tracestate = f.value;
+    } else {
+      if (tracestates == 2) tracestate_storage = std::string(h.tracestate);
+      tracestate_storage += ',';
+      tracestate_storage += f.value;
+    }
+  } else if (http::iequals(name, "b3")) {
+    h.b3 = f.value;
+    h.any_b3 = true;
+  } else if (name.size() > 5 && http::iequals(name.substr(0, 5), "x-b3-")) {
+    h.any_b3 = true;
+    if (http::iequals(name, "x-b3-traceid")) {
+      h.x_b3_trace_id = f.value;
+    } else if (http::iequals(name, "x-b3-spanid")) {
+      h.x_b3_span_id = f.value;
+    } else if (http::iequals(name, "x-b3-sampled")) {
+      h.x_b3_sampled = f.value;
+    } else if (http::iequals(name, "x-b3-flags")) {
+      h.x_b3_flags = f.value;
+    }
+  }
+}
+
+}  // namespace
 
 carrier_headers carrier_from_fields(const http::fields& fields, std::string& tracestate_storage) {
   carrier_headers h;
@@ -451,29 +501,8 @@ carrier_headers carrier_from_fields(const http::fields& fields, std::string& tra
     if (http::iequals(name, "traceparent")) {
       if (h.traceparent.empty()) h.traceparent = f.value;
       if (h.traceparents < 2) ++h.traceparents;
-    } else if (http::iequals(name, "tracestate")) {
-      h.any_tracestate = true;
-      if (++tracestates == 1) {
-        h.tracestate = f.value;
-      } else {
-        if (tracestates == 2) tracestate_storage = std::string(h.tracestate);
-        tracestate_storage += ',';
-        tracestate_storage += f.value;
-      }
-    } else if (http::iequals(name, "b3")) {
-      h.b3 = f.value;
-      h.any_b3 = true;
-    } else if (name.size() > 5 && http::iequals(name.substr(0, 5), "x-b3-")) {
-      h.any_b3 = true;
-      if (http::iequals(name, "x-b3-traceid")) {
-        h.x_b3_trace_id = f.value;
-      } else if (http::iequals(name, "x-b3-spanid")) {
-        h.x_b3_span_id = f.value;
-      } else if (http::iequals(name, "x-b3-sampled")) {
-        h.x_b3_sampled = f.value;
-      } else if (http::iequals(name, "x-b3-flags")) {
-        h.x_b3_flags = f.value;
-      }
+    } else {
+      note_trace_field(h, f, tracestates, tracestate_storage);
     }
   }
   if (tracestates > 1) h.tracestate = tracestate_storage;

@@ -331,14 +331,13 @@ void engine::start(std::shared_ptr<call_state> c) {
   c->local->calls->started();
   in_flight_.started();
   watch_deadline(c, timeout);
-  attempt(c);
+  attempt(c, c->started);
 }
 
-void engine::attempt(const std::shared_ptr<call_state>& c) {
+void engine::attempt(const std::shared_ptr<call_state>& c, mono_time now) {
   c->backoff_timer = 0;
   if (c->finished) return;
   auto& t = *c->target;
-  const mono_time now = clock_.monotonic_now();
   std::uint64_t generation = 0;
   if (t.has_breaker.load(std::memory_order_acquire)) {
     circuit_breaker::admission a;
@@ -383,7 +382,12 @@ void engine::on_attempt_result(call_state& call, result<http::response>&& r) {
   call_state* const c = &call;
   const std::uint64_t generation = c->generation;
   auto& t = *c->target;
-  const mono_time now = clock_.monotonic_now();
+  // Read only when a breaker or a retry needs it (a clock read costs a vDSO call).
+  std::optional<mono_time> read;
+  auto now = [&] {
+    if (!read) read = clock_.monotonic_now();
+    return *read;
+  };
   if (observer_) observer_->after_attempt({t.name, c->attempts, &c->spec.destination}, r);
   const retry_policy* retry = c->spec.policy.retry ? &*c->spec.policy.retry : nullptr;
   const bool failed =
@@ -391,15 +395,16 @@ void engine::on_attempt_result(call_state& call, result<http::response>&& r) {
   if (t.has_breaker.load(std::memory_order_acquire)) {
     circuit_breaker::state before{};
     circuit_breaker::state after{};
+    const mono_time at = now();
     {
       std::lock_guard lock(t.mutex);
-      before = t.breaker->current(now);
+      before = t.breaker->current(at);
       if (failed) {
-        t.breaker->on_failure(generation, now);
+        t.breaker->on_failure(generation, at);
       } else {
-        t.breaker->on_success(generation, now);
+        t.breaker->on_success(generation, at);
       }
-      after = t.breaker->current(now);
+      after = t.breaker->current(at);
       set_circuit_gauge(t, after);
     }
     if (after == circuit_breaker::state::open && before != after) {
@@ -450,7 +455,7 @@ void engine::on_attempt_result(call_state& call, result<http::response>&& r) {
     c->holds_retry_slot = true;
   }
   const nanoseconds delay = retry->backoff(c->attempts, random_.unit());
-  if (now + delay >= c->deadline) {
+  if (now() + delay >= c->deadline) {
     give_up();  // the next attempt could not start before the deadline
     return;
   }
@@ -459,7 +464,7 @@ void engine::on_attempt_result(call_state& call, result<http::response>&& r) {
   c->backoff_timer =
       clock_.call_after(delay, [this, self = deadlines_->owner_of(*c), alive = alive_] {
         if (!*alive) return;
-        attempt(self);
+        attempt(self, clock_.monotonic_now());
       });
 }
 

@@ -207,7 +207,8 @@ class engine {
   };
   local_target& state_of(const std::string& target, const target_policy& policy);
   metrics::counter_shard* outcome_shard(local_target& t, outcome o);
-  void attempt(const std::shared_ptr<call_state>& c);
+  // `now`: the clock's reading (start()'s for the first attempt: one read fewer).
+  void attempt(const std::shared_ptr<call_state>& c, mono_time now);
   // REQUIRES (both): the caller holds a reference to `c`.
   void on_attempt_result(call_state& c, result<http::response>&& r);
   void finish(call_state& c, http::response&& resp, outcome how, bool from_upstream = false);

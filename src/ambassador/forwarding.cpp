@@ -65,9 +65,12 @@ void strip(http::fields& headers, std::initializer_list<std::string_view> also) 
   // The names Connection lists that are not listed already (usually none: its
   // value is "keep-alive" or "close").
   std::vector<std::string> named;
+  bool any = false;  // a field listed or in `also` (else, with nothing named, no erase pass)
   for (const auto& f : headers) {
+    if (!any && (listed<but_framing>(f.name) || iequals_any(f.name, also))) any = true;
     if (f.name.size() != 10 || !http::iequals(f.name, "Connection")) continue;
     std::string_view v = f.value;
+    if (http::iequals(v, "keep-alive")) continue;  // the usual value names a listed field
     while (!v.empty()) {
       auto comma = v.find(',');
       auto token = v.substr(0, comma);
@@ -79,6 +82,7 @@ void strip(http::fields& headers, std::initializer_list<std::string_view> also) 
       v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
     }
   }
+  if (!any && named.empty()) return;  // the usual answer: nothing to erase
   // One pass erases them all (moving each kept field at most once).
   headers.erase_if([&](const http::fields::field& f) {
     if (listed<but_framing>(f.name) || iequals_any(f.name, also)) return true;

@@ -70,6 +70,29 @@ TEST(forwarding, strips_a_response_for_the_server_but_its_framing_fields) {
   EXPECT_EQ(left, "Server;Content-Length;Connection;Transfer-Encoding;X-Kept;");
 }
 
+// The usual answer has nothing to erase and stays whole; a field that only
+// Connection names goes even when it comes before Connection.
+TEST(forwarding, an_answer_with_nothing_hop_by_hop_stays_whole) {
+  auto names = [](const http::fields& h) {
+    std::string s;
+    for (const auto& f : h) s += f.name + ";";
+    return s;
+  };
+  http::fields h;
+  h.add("Server", "nginx");
+  h.add("Content-Length", "13");
+  h.add("Connection", "Keep-Alive");
+  h.add("Date", "Tue, 24 Nov 2026 23:59:00 GMT");
+  strip_hop_by_hop_but_framing(h);
+  EXPECT_EQ(names(h), "Server;Content-Length;Connection;Date;");
+  http::fields g;
+  g.add("X-Only-Named", "1");
+  g.add("Server", "nginx");
+  g.add("Connection", "X-Only-Named");
+  strip_hop_by_hop_but_framing(g);
+  EXPECT_EQ(names(g), "Server;Connection;");
+}
+
 TEST(forwarding, parses_invocation_targets) {
   auto t = parse_invoke_target("/v1.0/invoke/orders/method/api/v1/items?x=1%202");
   ASSERT_TRUE(t);

@@ -346,8 +346,9 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   // Moves the newest usable idle connection of `queue` into `out` (one move: the fast
   // path takes it straight into its op); false when there is none. Expired ones, and
   // ones the peer closed, are dropped (closed) on the way.
-  bool take_into(std::deque<pooled>& queue, pooled& out) {
-    auto now = std::chrono::steady_clock::now();
+  // `now`: the caller's clock reading, if it has one.
+  bool take_into(std::deque<pooled>& queue, pooled& out,
+                 mono_time now = std::chrono::steady_clock::now()) {
     while (!queue.empty()) {
       pooled& p = queue.back();
       bool usable = now - p.idle_since <= opts.idle_timeout;
@@ -737,11 +738,12 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     const std::string& origin = origin_key(dest);
     if (last_queue->empty()) return nullptr;
     auto op = std::make_unique<fast_op>();
-    if (!take_into(*last_queue, op->conn)) return nullptr;
+    const mono_time now = std::chrono::steady_clock::now();  // one read for both
+    if (!take_into(*last_queue, op->conn, now)) return nullptr;
     op->self = shared_from_this();
     op->origin = &origin;
     op->queue = last_queue;
-    op->deadline = std::chrono::steady_clock::now() + timeout;
+    op->deadline = now + timeout;
     return op;
   }
 

@@ -711,13 +711,19 @@ constexpr std::size_t short_string_value = 0x80 - 4 - longest_key_field;
 static_assert(short_string_value > 0);
 
 // Text of a packed record is followed by at least packed_slack readable
-// bytes (the exporter's chunk buffers have them): copied in 16-byte blocks,
-// which may write up to 15 bytes past the text (inside span_size_bound's room).
+// bytes (the exporter's chunk buffers have them): copied 32 bytes at once (most
+// texts are shorter), then in 16-byte blocks, which may write up to 31 bytes
+// past the text (inside span_size_bound's room).
 template <class Record>
 constexpr bool text_has_read_slack = false;
 template <>
 constexpr bool text_has_read_slack<packed_view> = true;
-static_assert(packed_slack >= 16);
+constexpr std::size_t text_overrun = 32;
+static_assert(packed_slack >= text_overrun);
+inline void copy_text_with_slack(char* to, const char* from, std::size_t n) noexcept {
+  std::memcpy(to, from, text_overrun);
+  for (std::size_t i = text_overrun; i < n; i += 16) std::memcpy(to + i, from + i, 16);
+}
 
 // put_span for a span without events or links, `size` bytes (span_size).
 // The cursor is a local (its address never escapes), so that its pointer
@@ -732,9 +738,20 @@ char* write_span(char* at, const Record& s) noexcept {
   cursor c{at};
   c.id128<1>(s.trace_id);
   c.id64<2>(s.span_id);
-  if (s.trace_state.size != 0) c.bytes<3>(s.text(s.trace_state));
+  // A text field: tag, length, text (copied with slack from a packed record).
+  const auto text_field = [&c]<int Field>(std::string_view text) {
+    if constexpr (Slack && text_has_read_slack<Record>) {
+      c.tag<Field, wire::WIRETYPE_LENGTH_DELIMITED>();
+      c.varint(text.size());
+      copy_text_with_slack(c.p, text.data(), text.size());
+      c.p += text.size();
+    } else {
+      c.bytes<Field>(text);
+    }
+  };
+  if (s.trace_state.size != 0) text_field.template operator()<3>(s.text(s.trace_state));
   if (s.parent_id != 0) c.id64<4>(s.parent_id);
-  c.bytes<5>(s.text(s.name));
+  text_field.template operator()<5>(s.text(s.name));
   const int kind = otlp_kind(s.kind);
   if (kind != 0) c.uint<6>(static_cast<std::uint64_t>(kind));
   c.fixed64<7>(static_cast<std::uint64_t>(s.start_ns));
@@ -763,8 +780,7 @@ char* write_span(char* at, const Record& s) noexcept {
         c.p = head + after_key + 4;
         const char* const from = s.text(a.text).data();
         if constexpr (Slack && text_has_read_slack<Record>) {
-          for (std::size_t copied = 0; copied < n; copied += 16)
-            std::memcpy(c.p + copied, from + copied, 16);
+          copy_text_with_slack(c.p, from, n);
         } else {
           cursor::copy(c.p, from, n);
         }
@@ -810,7 +826,7 @@ char* write_span(char* at, const Record& s) noexcept {
     if (code != 0) body += tag_size(3) + varint_size(static_cast<std::uint64_t>(code));
     c.tag<15, wire::WIRETYPE_LENGTH_DELIMITED>();
     c.varint(body);
-    if (s.status_message.size != 0) c.bytes<2>(s.text(s.status_message));
+    if (s.status_message.size != 0) text_field.template operator()<2>(s.text(s.status_message));
     if (code != 0) c.uint<3>(static_cast<std::uint64_t>(code));
   }
   if (s.flags != 0) {
@@ -920,10 +936,10 @@ std::size_t span_size_bound(const Record& s) noexcept {
   constexpr std::size_t fixed = 128;  // ids, times, kind, flags, status, headers
   constexpr std::size_t per_attribute = 48 + longest_attr_name;  // headers, a 10-byte varint
   // write_span<true> copies a fixed key's head whole at the attribute's start, and a packed
-  // record's text in 16-byte blocks (up to 15 bytes past it).
+  // record's text with up to text_overrun - 1 bytes more.
   static_assert(per_attribute >= sizeof(kv_head::bytes) &&
                 per_attribute >=
-                    kv_head_before_key + longest_key_field + kv_head_after_key + 1 + 16);
+                    kv_head_before_key + longest_key_field + kv_head_after_key + 1 + text_overrun);
   return fixed + s.text_bytes() + s.attribute_count() * per_attribute;
 }
 

@@ -307,7 +307,7 @@ std::size_t write_otlp_protobuf_span_field(std::string& buffer, std::size_t at,
 // The same field for the record pack() wrote at `packed` (read in place, not
 // unpacked); `packed` is moved past the packed record.
 // REQUIRES: packed_slack readable bytes after the packed record (its text is
-// copied in 16-byte blocks; what is read past it is not written out).
+// copied in blocks; what is read past it is not written out).
 std::size_t write_packed_otlp_protobuf_span_field(std::string& buffer, std::size_t at,
                                                   const char*& packed);
 // What goes in front of `spans_size` bytes of such fields to make one

@@ -101,17 +101,22 @@ struct endpoint_entry {
   }
 
   // The URL of a call to `call_target` (an origin-form "/path?query" for the fast
-  // path). Errors: invalid_argument.
-  result<http::url> url_for(std::string_view call_target) const {
+  // path), into `out` (the call's own: no URL moved). Errors: invalid_argument.
+  status url_into(std::string_view call_target, http::url& out) const {
     if (joins_fast && call_target.starts_with('/') &&
         (plain_origin_form(call_target) || boost::urls::parse_origin_form(call_target))) {
-      http::url out = *base;
+      out.scheme = base->scheme;
+      out.host = base->host;
+      out.port = base->port;
       out.target.reserve(base_path.size() + call_target.size());
       out.target.assign(base_path);
       out.target.append(call_target);
-      return out;
+      return ok_status();
     }
-    return http::url::parse(join_url(endpoint.base_url, call_target));
+    auto parsed = http::url::parse(join_url(endpoint.base_url, call_target));
+    if (!parsed) return parsed.error();
+    out = std::move(*parsed);
+    return ok_status();
   }
 };
 
@@ -218,7 +223,9 @@ struct outbound::state : std::enable_shared_from_this<state> {
               const std::string& method_target) {
     const auto from = req.headers.get(invoke_from_header);
     const bool from_sidecar = from.has_value();
-    const std::string caller(from_sidecar ? *from : std::string_view(opts.app_id));
+    const bool to_our_app = app_id == opts.app_id;
+    std::string caller;  // (copied: the strip below erases what `from` shows)
+    if (to_our_app) caller = from_sidecar ? *from : std::string_view(opts.app_id);
     if (!from_sidecar && !opts.api_token.empty()) {
       auto got = req.headers.get(token_header);
       if (!got || *got != opts.api_token) {
@@ -229,7 +236,7 @@ struct outbound::state : std::enable_shared_from_this<state> {
     // (Never leak the caller's token to the callee.)
     ambassador::strip_hop_by_hop(req.headers, {app_id_header, invoke_from_header, token_header});
 
-    if (app_id == opts.app_id) {
+    if (to_our_app) {
       if (opts.app_url.port == 0) {
         r.send(fail(errc::direct_invoke, "app '" + app_id + "' has no app port configured"));
         return;
@@ -265,19 +272,17 @@ struct outbound::state : std::enable_shared_from_this<state> {
       return;
     }
     if (auto ep = endpoints.find(app_id); ep != endpoints.end()) {
-      auto url = ep->second.url_for(method_target);
-      if (!url) {
-        r.send(fail(errc::invalid_argument, url.error().message));
-        return;
-      }
-      for (const auto& h : ep->second.endpoint.headers) req.headers.set(h.name, h.value);
-      req.target = url->target;
       // The spec built in the call's state; the endpoint's target name is not copied
       // (it lives as long as the state).
       auto c = new_call(r, pass_back);
       auto& spec = c->spec;
+      if (auto joined = ep->second.url_into(method_target, spec.destination); !joined) {
+        r.send(fail(errc::invalid_argument, joined.error().message));
+        return;
+      }
+      for (const auto& h : ep->second.endpoint.headers) req.headers.set(h.name, h.value);
+      req.target = spec.destination.target;
       spec.policy = policy_for(res.policies.endpoints, app_id);
-      spec.destination = std::move(*url);
       spec.request = std::move(req);
       spec.stable_target = &ep->second.target;
       on_engine(std::move(c));

@@ -22,6 +22,7 @@
 
 #include "base/log.h"
 #include "broker_client/address.h"
+#include "io/owned_fd.h"
 #include "io/runtime.h"
 
 namespace outrider::broker {
@@ -75,7 +76,10 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
 
   template <class Acceptor>
   asio::awaitable<void> accept_loop(Acceptor& acceptor);
-  void start_session(generic_socket socket);
+  // A session for `socket` (open, or to be assigned on its context), in the registry.
+  std::shared_ptr<session> add_session(generic_socket socket);
+  // Runs it on its socket's context.
+  void run_session(const std::shared_ptr<session>& s);
   void remove(const std::shared_ptr<session>& s);
   std::size_t count() {
     std::lock_guard lock(mutex);
@@ -586,12 +590,14 @@ void server::impl::remove(const std::shared_ptr<session>& s) {
   if (sessions.empty()) drained.notify_all();
 }
 
-void server::impl::start_session(generic_socket socket) {
+std::shared_ptr<session> server::impl::add_session(generic_socket socket) {
   auto s = std::make_shared<session>(shared_from_this(), std::move(socket));
-  {
-    std::lock_guard lock(mutex);
-    sessions.insert(s);
-  }
+  std::lock_guard lock(mutex);
+  sessions.insert(s);
+  return s;
+}
+
+void server::impl::run_session(const std::shared_ptr<session>& s) {
   auto ex = s->socket.get_executor();
   asio::co_spawn(ex, s->run(), [self = shared_from_this(), s](std::exception_ptr ep) {
     if (ep) {
@@ -609,8 +615,7 @@ template <class Acceptor>
 asio::awaitable<void> server::impl::accept_loop(Acceptor& acceptor) {
   auto self = shared_from_this();
   for (;;) {
-    auto& ctx = rt.next_context();
-    auto [ec, socket] = co_await acceptor.async_accept(ctx, use_tuple);
+    auto [ec, socket] = co_await acceptor.async_accept(use_tuple);  // on context 0
     if (stopping) co_return;
     if (ec) {
       if (ec == asio::error::operation_aborted) co_return;
@@ -626,7 +631,32 @@ asio::awaitable<void> server::impl::accept_loop(Acceptor& acceptor) {
     }
     if constexpr (std::is_same_v<Acceptor, tcp::acceptor>)
       socket.set_option(tcp::no_delay(true), ec);
-    start_session(generic_socket(std::move(socket)));
+    auto& ctx = rt.next_context();
+    if (&ctx == &rt.context(0)) {  // the acceptor's
+      run_session(add_session(generic_socket(std::move(socket))));
+      continue;
+    }
+    // Another context's connection: its socket is registered with that context's
+    // reactor on that context's thread (the runtime's contexts lock no descriptor:
+    // io/runtime.h). The session joins the registry now, so that stop() finds it.
+    const asio::generic::stream_protocol protocol(acceptor.local_endpoint(ec).protocol());
+    io::owned_fd fd(ec ? -1 : socket.release(ec));
+    if (ec) {
+      logger.warn("cannot hand over an accepted connection: {}", ec.message());
+      continue;  // `socket` closes it
+    }
+    auto s = add_session(generic_socket(ctx));
+    asio::post(ctx, [self, s, protocol, fd = std::move(fd)]() mutable {
+      boost::system::error_code assign_ec;
+      s->socket.assign(protocol, fd.get(), assign_ec);
+      if (assign_ec) {
+        logger.warn("cannot adopt an accepted connection: {}", assign_ec.message());
+        self->remove(s);
+        return;  // `fd` closes it
+      }
+      fd.take();
+      self->run_session(s);
+    });
   }
 }
 

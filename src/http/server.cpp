@@ -24,6 +24,7 @@
 #include "http/detail/lazy_deadline.h"
 #include "http/detail/message_parser.h"
 #include "http/detail/streaming.h"
+#include "io/owned_fd.h"
 #include "io/runtime.h"
 
 namespace outrider::http {
@@ -274,6 +275,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   }
 
   asio::awaitable<void> accept_loop();
+  // Runs `c`'s session on its context (a new connection, in the registry).
+  void start_session(const std::shared_ptr<connection>& c);
   asio::awaitable<void> session(std::shared_ptr<connection> c);
   // Answers a request the session cannot hand to the handler; the caller then closes.
   asio::awaitable<void> reply_error(connection& c, error e);
@@ -288,8 +291,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
 asio::awaitable<void> server::impl::accept_loop() {
   auto self = shared_from_this();
   for (;;) {
-    auto& ctx = rt.next_context();
-    auto [ec, socket] = co_await acceptor.async_accept(ctx, use_tuple);
+    auto [ec, socket] = co_await acceptor.async_accept(use_tuple);  // on context 0
     if (stopping) co_return;
     if (ec) {
       if (ec == asio::error::operation_aborted) co_return;
@@ -313,19 +315,51 @@ asio::awaitable<void> server::impl::accept_loop() {
       continue;
     }
     socket.set_option(tcp::no_delay(true), ec);
-    auto c = std::make_shared<connection>(std::move(socket));
+    auto& ctx = rt.next_context();
+    if (&ctx == &rt.context(0)) {  // the acceptor's
+      auto c = std::make_shared<connection>(std::move(socket));
+      add(c);
+      start_session(c);
+      continue;
+    }
+    // Another context's connection: its socket is registered with that context's
+    // reactor on that context's thread (the runtime's contexts lock no descriptor:
+    // io/runtime.h), so the descriptor leaves this one here and is adopted there. The
+    // connection joins the registry now, so that stop() finds it.
+    const auto protocol = socket.local_endpoint(ec).protocol();
+    io::owned_fd fd(ec ? -1 : socket.release(ec));
+    if (ec) {
+      logger.warn("cannot hand over an accepted connection: {}", ec.message());
+      continue;  // `socket` closes it
+    }
+    auto c = std::make_shared<connection>(tcp::socket(ctx));
     add(c);
-    asio::co_spawn(ctx, session(c), [self, c](std::exception_ptr ep) {
-      if (ep) {
-        try {
-          std::rethrow_exception(ep);
-        } catch (const std::exception& e) {
-          logger.error("connection ended by exception: {}", e.what());
-        }
+    asio::post(ctx, [self, c, protocol, fd = std::move(fd)]() mutable {
+      boost::system::error_code assign_ec;
+      c->stream.socket().assign(protocol, fd.get(), assign_ec);
+      if (assign_ec) {
+        logger.warn("cannot adopt an accepted connection: {}", assign_ec.message());
+        self->remove(c);
+        return;  // `fd` closes it
       }
-      self->remove(c);
+      fd.take();
+      self->start_session(c);
     });
   }
+}
+
+void server::impl::start_session(const std::shared_ptr<connection>& c) {
+  asio::co_spawn(c->stream.get_executor(), session(c),
+                 [self = shared_from_this(), c](std::exception_ptr ep) {
+                   if (ep) {
+                     try {
+                       std::rethrow_exception(ep);
+                     } catch (const std::exception& e) {
+                       logger.error("connection ended by exception: {}", e.what());
+                     }
+                   }
+                   self->remove(c);
+                 });
 }
 
 void server::impl::finish_request(detail::message_parser<true>& parser, const std::string& peer) {

@@ -15,7 +15,11 @@ const log::logger logger{"io"};
 }
 
 struct runtime::slot {
-  boost::asio::io_context context{1};  // concurrency hint 1: one thread per context
+  // One thread runs each context, and every socket is used only on its context's
+  // thread (runtime.h): the reactor takes no per-descriptor lock (about 230
+  // instructions per proxied request). Posts from other threads still go through the
+  // scheduler's lock, and timers through the reactor's.
+  boost::asio::io_context context{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guard{
       context.get_executor()};
 };

@@ -6,8 +6,16 @@
 // or strands. Work that crosses threads is posted to the owning context.
 // Modules document, for each piece of state, which context owns it.
 //
-// Asio types are only forward-declared here (compilation firewall: see
-// docs/ARCHITECTURE.md, "Build time").
+// The contexts run with BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO: Asio's reactor
+// takes no lock per socket operation, so a socket (or any descriptor) is opened,
+// registered and used only on its own context's thread: never accept into
+// another context (hand the descriptor over and assign it there, as
+// http::server and broker::server do). Closing a socket elsewhere is allowed
+// only with no operation pending on it (e.g. an http::client's idle pooled
+// connections when the client goes: Asio's deregistration and an event being
+// handled on the context's thread then touch different fields). Posting to a
+// context, and timers, stay safe from any thread (the scheduler and the timer
+// queues keep their locks).
 #pragma once
 
 #include <atomic>

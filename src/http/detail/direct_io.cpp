@@ -1,5 +1,6 @@
 #include "http/detail/direct_io.h"
 
+#include <boost/asio/detail/concurrency_hint.hpp>
 #include <boost/asio/detail/reactor.hpp>
 #include <boost/asio/detail/scheduler.hpp>
 #include <boost/asio/execution/context.hpp>
@@ -34,7 +35,11 @@ struct socket_access : boost::asio::ip::tcp::socket {
 
 bool runs_on_one_thread(boost::asio::ip::tcp::socket& socket) {
   auto& context = boost::asio::query(socket.get_executor(), boost::asio::execution::context);
-  return boost::asio::use_service<boost::asio::detail::scheduler>(context).concurrency_hint() == 1;
+  const int hint =
+      boost::asio::use_service<boost::asio::detail::scheduler>(context).concurrency_hint();
+  // 1, or no lock on the reactor's descriptors (io::runtime's contexts): either way only
+  // the one thread that runs the context touches its sockets.
+  return hint == 1 || !BOOST_ASIO_CONCURRENCY_HINT_IS_LOCKING(REACTOR_IO, hint);
 }
 
 bool* read_speculation_flag(boost::asio::ip::tcp::socket& socket) {

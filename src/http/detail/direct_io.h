@@ -56,9 +56,9 @@ inline std::size_t write_now(boost::asio::ip::tcp::socket& socket, std::string_v
   return n;
 }
 
-// Whether the socket's io_context runs on one thread (concurrency hint 1, as
-// io::runtime's contexts do). Only then may read_some_now() and
-// message_drained_socket() skip reads that would find nothing. Look it up once
+// Whether the socket's io_context runs on one thread (concurrency hint 1, or a
+// hint without the reactor's per-descriptor lock, as io::runtime's contexts). Only then may
+// read_some_now() and message_drained_socket() skip reads that would find nothing. Look it up once
 // per connection.
 bool runs_on_one_thread(boost::asio::ip::tcp::socket& socket);
 

@@ -211,7 +211,7 @@ void set_error_from_status(tracing::active_span& span, int status, bool server_s
   }
 }
 
-http::responder ending_on_response(tracing::active_span span, http::responder inner) {
+http::responder ending_on_response(tracing::active_span&& span, http::responder inner) {
   // A hook in the responder's own state (http::responder::with_hook: no
   // allocation, no wrapper). It runs exactly once (send(), or the 500 answer of
   // a responder dropped unsent) and lets go of the span then, not when the

@@ -103,6 +103,6 @@ void set_error_from_status(tracing::active_span& span, int status, bool server_s
 // `inner` ending the SERVER span `span` with the response's status just before
 // it answers: a hook in `inner`'s own state (http::responder::with_hook; no
 // allocation, no wrapper around `inner`).
-http::responder ending_on_response(tracing::active_span span, http::responder inner);
+http::responder ending_on_response(tracing::active_span&& span, http::responder inner);
 
 }  // namespace outrider::sidecar

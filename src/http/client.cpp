@@ -99,14 +99,23 @@ struct host_value {
   std::size_t port_size = 0;
 };
 
+// A Host value already written out (the fast path keeps its last origin's).
+struct host_text {
+  std::string_view text;
+  std::size_t size() const { return text.size(); }
+  void put(detail::wire_writer& w) const { w.put(text); }
+};
+
 // The wire form of a request with a buffered body on a plain connection, written
 // straight from `req` (no Beast message in between): what Beast's serializer
 // writes for the message run() builds for TLS: the request line, req's fields in
 // order without the ones replaced_field() names (and without any holding CR or
 // LF), Host, User-Agent unless req has one, Content-Length as Beast's
 // prepare_payload sets it (a body, or POST, PUT, OPTIONS), then the body. Two
-// passes: the first counts, the second copies into `wire` grown once.
-void write_request(std::string& wire, const request& req, std::string_view target, const url& dest,
+// passes: the first counts, the second copies into `wire` grown once. `host`: the
+// Host value (host_value, or the fast path's text kept for its origin).
+template <class Host>
+void write_request(std::string& wire, const request& req, std::string_view target, const Host& host,
                    std::string_view user_agent) {
   wire.clear();
   auto kept = [](const fields::field& f) {
@@ -124,7 +133,6 @@ void write_request(std::string& wire, const request& req, std::string_view targe
     }
     ++i;
   }
-  const host_value host(dest);
   bytes += 6 + host.size() + 2;  // "Host: " value "\r\n"
   if (!has_user_agent) bytes += detail::field_bytes("User-Agent", user_agent);
   char length_text[20];
@@ -303,6 +311,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   std::string last_scheme;
   std::string last_host;
   std::uint16_t last_port = 0;
+  std::string last_host_text;  // its Host value (host_value's text)
 
   const std::string& origin_key(const url& dest) {
     if (last_origin == nullptr || dest.port != last_port || dest.host != last_host ||
@@ -313,6 +322,10 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       last_scheme = dest.scheme;
       last_host = dest.host;
       last_port = dest.port;
+      const host_value value(dest);
+      last_host_text.clear();
+      detail::wire_writer w(last_host_text, value.size());
+      value.put(w);
     }
     return *last_origin;
   }
@@ -491,7 +504,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       // Plain TCP: the whole request goes out now when the kernel takes it (no posted
       // completion); only a remainder waits for writability.
       boost::system::error_code wec;
-      write_request(conn.wire, req, target, dest, opts.user_agent);
+      write_request(conn.wire, req, target, host_value(dest), opts.user_agent);
       std::size_t written = detail::write_now(stream.socket(), conn.wire, wec);
       if (!wec && written < conn.wire.size()) {
         auto [rest_ec, rest] = co_await asio::async_write(
@@ -773,7 +786,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     op->req = &op->owned;
     op->target = op->owned.target;
     op->done = std::move(done);
-    fast_write(std::move(op), dest);
+    fast_write(std::move(op));
     return true;
   }
 
@@ -791,7 +804,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       op->target = req.target;
     }
     op->to = std::move(to);
-    fast_write(std::move(op), dest);
+    fast_write(std::move(op));
     return true;
   }
 
@@ -835,12 +848,14 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     return *std::get<std::unique_ptr<plain_stream>>(op.conn.stream);
   }
 
-  // `dest` is used before this returns (the request is written into the connection's
-  // buffer at once).
-  static void fast_write(fast_ptr op, const url& dest) {
+  // Writes the request at once (into the connection's buffer, then the socket).
+  // REQUIRES: right after fast_op_for(), whose origin is the client's last one.
+  static void fast_write(fast_ptr op) {
     auto& conn = op->conn;
     conn.deadline->expires_at(op->deadline);
-    write_request(conn.wire, *op->req, op->target, dest, op->self->opts.user_agent);
+    // (The Host text of the last origin: the call's.)
+    write_request(conn.wire, *op->req, op->target, host_text{op->self->last_host_text},
+                  op->self->opts.user_agent);
     boost::system::error_code ec;
     auto& sock = plain_of(*op).socket();
     const std::size_t written = detail::write_now(sock, conn.wire, ec);

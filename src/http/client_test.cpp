@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "http/router.h"
+#include "http/server.h"
 #include "io/runtime.h"
 
 namespace outrider::http {
@@ -113,6 +115,40 @@ TEST(client_borrowing, a_stale_pooled_connection_resends_the_lent_request_and_an
   EXPECT_TRUE(heads[1].starts_with("GET /lent?n=1 HTTP/1.1\r\n")) << heads[1];
   EXPECT_EQ(heads[2], heads[1]);  // the same request again, on the fresh connection
   EXPECT_NE(heads[2].find("X-Lent: yes\r\n"), std::string::npos) << heads[2];
+}
+
+// Calls to two origins in turn on the client's thread (the fast path keeps its last
+// origin's pool and Host text): each carries its own origin's Host.
+TEST(client_borrowing, calls_to_two_origins_in_turn_carry_each_its_own_host) {
+  io::runtime rt{1};
+  rt.start();
+  router routes;
+  routes.add_sync("GET", "/host", [](const request& req) {
+    return response::with_body(200, std::string(req.headers.get("Host").value_or("")),
+                               "text/plain");
+  });
+  server a(rt, {}, routes.as_handler());
+  server b(rt, {}, routes.as_handler());
+  ASSERT_TRUE(a.start());
+  ASSERT_TRUE(b.start());
+  {
+    client c(rt.context(0));
+    for (int i = 0; i < 6; ++i) {
+      const auto port = std::to_string((i % 2 == 0 ? a : b).port());
+      auto dest = url::parse("http://127.0.0.1:" + port + "/host");
+      ASSERT_TRUE(dest);
+      auto to = std::make_shared<lending_receiver>();
+      to->req.method = "GET";
+      auto answered = to->answer.get_future();
+      boost::asio::post(rt.context(0), [&c, &dest, to] { c.send(*dest, to->req, 5s, to); });
+      auto r = answered.get();
+      ASSERT_TRUE(r) << r.error().message;
+      EXPECT_EQ(r->body, "127.0.0.1:" + port) << "call " << i;
+    }
+  }
+  a.stop(1s);
+  b.stop(1s);
+  rt.stop();
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "http/detail/simple_response.h"
 
 #include <array>
+#include <bit>
 #include <cstring>
 
 namespace outrider::http::detail {
@@ -35,19 +36,28 @@ bool is_digit(char c) {
   return c >= '0' && c <= '9';
 }
 
-// The first byte at or after `p` that is not text (or `end`): 8 bytes a step while
-// none of them is a control or DEL (a step with one, a HTAB too, goes byte by byte).
+// The first byte at or after `p` that is not text (or `end`): 8 bytes a step, the
+// lowest flagged byte of a step found at once (a HTAB among them is text: on after it).
 const char* skip_text(const char* p, const char* end) {
+  static_assert(std::endian::native == std::endian::little, "the first byte is the lowest");
   constexpr std::uint64_t ones = 0x0101010101010101ULL;
   constexpr std::uint64_t highs = 0x8080808080808080ULL;
   while (end - p >= 8) {
     std::uint64_t x = 0;
     std::memcpy(&x, p, 8);
-    const std::uint64_t below_space = (x - ones * 0x20) & ~x & highs;  // a byte < 0x20
+    // Bytes < 0x20 and bytes == 0x7f: exact for the lowest flagged byte (a borrow
+    // only flags bytes above a flagged one). Little-endian: the lowest is the first.
+    const std::uint64_t below_space = (x - ones * 0x20) & ~x & highs;
     const std::uint64_t y = x ^ (ones * 0x7f);
-    const std::uint64_t del = (y - ones) & ~y & highs;  // a byte == 0x7f
-    if ((below_space | del) != 0) break;
-    p += 8;
+    const std::uint64_t del = (y - ones) & ~y & highs;
+    const std::uint64_t flagged = below_space | del;
+    if (flagged == 0) {
+      p += 8;
+      continue;
+    }
+    p += std::countr_zero(flagged) / 8;
+    if (*p != '\t') return p;
+    ++p;
   }
   while (p < end && is_text(*p)) ++p;
   return p;

@@ -23,6 +23,7 @@
 #include "http/detail/direct_io.h"
 #include "http/detail/lazy_deadline.h"
 #include "http/detail/message_parser.h"
+#include "http/detail/simple_request.h"
 #include "http/detail/streaming.h"
 #include "io/owned_fd.h"
 #include "io/runtime.h"
@@ -443,115 +444,137 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
       }
     }
     c->busy = true;
-    detail::message_parser<true> parser;  // fills a `request` (detail/message_parser.h)
-    parser.header_limit(static_cast<std::uint32_t>(opts.header_limit));
     const bool may_stream = static_cast<bool>(opts.stream_request);
-    if (may_stream) {
-      parser.body_limit(boost::none);  // set below, once the route is known
-    } else {
-      parser.body_limit(opts.body_limit);
-    }
-    deadline.expires_after(opts.header_timeout);
-    // The head is usually whole in the buffer already: parse it in place.
-    auto header_ec = detail::parse_buffered(parser, buffer);
-    if (!header_ec && !parser.is_header_done()) {
-      emptied = false;
-      auto [read_ec, header_bytes] =
-          co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
-      header_ec = read_ec;
-    }
-    if (header_ec) {
-      if (deadline.expired()) break;  // the header deadline passed: close without an answer
-      if (header_ec == bhttp::error::header_limit) {
-        co_await reply_error(
-            *c, error(errc::header_too_large,
-                      fmt::format("request headers exceed {} bytes", opts.header_limit)));
-      } else if (header_ec == bhttp::error::body_limit) {  // Content-Length over the limit
-        co_await reply_error(*c,
-                             error(errc::body_too_large,
-                                   fmt::format("request body exceeds {} bytes", opts.body_limit)));
-      } else if (header_ec != beast::error::timeout && header_ec != bhttp::error::end_of_stream &&
-                 header_ec != asio::error::eof && header_ec != asio::error::operation_aborted &&
-                 header_ec != asio::error::connection_reset) {
-        co_await reply_error(*c, error(errc::malformed_request,
-                                       fmt::format("malformed request: {}", header_ec.message())));
-      }
-      break;
-    }
-    if (emptied && parser.is_done()) detail::message_drained_socket(sock);
-    std::optional<request> streamed;  // the head of a request whose body is streamed
-    if (may_stream && !parser.is_done()) {
-      const auto len = parser.content_length();
-      if (parser.chunked() || (len && *len > opts.stream_threshold)) {
-        finish_request(parser, peer);
-        if (opts.stream_request(parser.get())) streamed = std::move(parser.get());
-      }
-      if (streamed && len && opts.stream_body_limit != 0 && *len > opts.stream_body_limit) {
-        // A declared length over the stream limit: 413 before any of the body is read
-        // (a chunked body over it is cut while it streams).
-        co_await reply_error(
-            *c, error(errc::body_too_large,
-                      fmt::format("request body exceeds {} bytes", opts.stream_body_limit)));
-        break;
-      }
-      if (!streamed) {
-        if (len && *len > opts.body_limit) {
-          co_await reply_error(
-              *c, error(errc::body_too_large,
-                        fmt::format("request body exceeds {} bytes", opts.body_limit)));
-          break;
-        }
-        parser.body_limit(opts.body_limit);
-      }
-    }
-    if (!parser.is_done()) {
-      const auto& fields = streamed ? streamed->headers : parser.get().headers;
-      auto expect = fields.get("Expect");
-      if (expect && iequals(*expect, "100-continue")) {
-        static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
-        deadline.expires_after(opts.write_timeout);
-        emptied = false;
-        auto [write_ec, written] =
-            co_await asio::async_write(stream, asio::buffer(continue_line), use_tuple);
-        if (write_ec) break;
-      }
-    }
-    if (!parser.is_done() && !streamed) {
-      deadline.expires_after(opts.body_timeout);
-      auto body_ec = detail::parse_buffered(parser, buffer);
-      if (!body_ec && emptied && parser.is_done()) detail::message_drained_socket(sock);
-      if (!body_ec && !parser.is_done()) {
-        auto [read_ec, body_bytes] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
-        body_ec = read_ec;
-      }
-      if (body_ec) {
-        if (deadline.expired()) break;
-        if (body_ec == bhttp::error::body_limit) {
-          co_await reply_error(
-              *c, error(errc::body_too_large,
-                        fmt::format("request body exceeds {} bytes", opts.body_limit)));
-        } else if (body_ec != beast::error::timeout && body_ec != asio::error::eof &&
-                   body_ec != bhttp::error::partial_message &&
-                   body_ec != asio::error::operation_aborted) {
-          co_await reply_error(*c,
-                               error(errc::malformed_request,
-                                     fmt::format("malformed request body: {}", body_ec.message())));
-        }
-        break;
-      }
-    }
-    const bool head = (streamed ? streamed->method : parser.get().method) == "HEAD";
     using upload_stream = detail::parser_body_stream<true, beast::tcp_stream>;
     std::shared_ptr<upload_stream> upload;
     request req;
-    if (streamed) {
-      upload = std::make_shared<upload_stream>(stream, c, std::move(buffer), std::move(parser),
-                                               opts.body_timeout, opts.stream_body_limit);
-      req = std::move(*streamed);
-      req.stream = upload;
+    bool head = false;
+    // The usual request, whole in the buffer: one scan instead of Beast's parser
+    // (detail/simple_request.h; it declines anything else, which Beast then parses).
+    // A body it takes is under the streaming threshold: never a streamed request.
+    bool simple_keep_alive = true;
+    const std::size_t simple_bytes = detail::parse_simple_request(
+        std::string_view(static_cast<const char*>(buffer.data().data()), buffer.size()),
+        {opts.header_limit, may_stream
+                                ? std::min<std::uint64_t>(opts.body_limit, opts.stream_threshold)
+                                : opts.body_limit},
+        req, simple_keep_alive);
+    if (simple_bytes != 0) {
+      buffer.consume(simple_bytes);
+      if (emptied) detail::message_drained_socket(sock);
+      split_target(req.target, req.path, req.query);
+      req.keep_alive = simple_keep_alive;
+      req.remote_address = peer;
+      head = req.method == "HEAD";
     } else {
-      finish_request(parser, peer);
-      req = std::move(parser.get());
+      detail::message_parser<true> parser;  // fills a `request` (detail/message_parser.h)
+      parser.header_limit(static_cast<std::uint32_t>(opts.header_limit));
+      if (may_stream) {
+        parser.body_limit(boost::none);  // set below, once the route is known
+      } else {
+        parser.body_limit(opts.body_limit);
+      }
+      deadline.expires_after(opts.header_timeout);
+      // The head is usually whole in the buffer already: parse it in place.
+      auto header_ec = detail::parse_buffered(parser, buffer);
+      if (!header_ec && !parser.is_header_done()) {
+        emptied = false;
+        auto [read_ec, header_bytes] =
+            co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
+        header_ec = read_ec;
+      }
+      if (header_ec) {
+        if (deadline.expired()) break;  // the header deadline passed: close without an answer
+        if (header_ec == bhttp::error::header_limit) {
+          co_await reply_error(
+              *c, error(errc::header_too_large,
+                        fmt::format("request headers exceed {} bytes", opts.header_limit)));
+        } else if (header_ec == bhttp::error::body_limit) {  // Content-Length over the limit
+          co_await reply_error(
+              *c, error(errc::body_too_large,
+                        fmt::format("request body exceeds {} bytes", opts.body_limit)));
+        } else if (header_ec != beast::error::timeout && header_ec != bhttp::error::end_of_stream &&
+                   header_ec != asio::error::eof && header_ec != asio::error::operation_aborted &&
+                   header_ec != asio::error::connection_reset) {
+          co_await reply_error(*c,
+                               error(errc::malformed_request,
+                                     fmt::format("malformed request: {}", header_ec.message())));
+        }
+        break;
+      }
+      if (emptied && parser.is_done()) detail::message_drained_socket(sock);
+      std::optional<request> streamed;  // the head of a request whose body is streamed
+      if (may_stream && !parser.is_done()) {
+        const auto len = parser.content_length();
+        if (parser.chunked() || (len && *len > opts.stream_threshold)) {
+          finish_request(parser, peer);
+          if (opts.stream_request(parser.get())) streamed = std::move(parser.get());
+        }
+        if (streamed && len && opts.stream_body_limit != 0 && *len > opts.stream_body_limit) {
+          // A declared length over the stream limit: 413 before any of the body is read
+          // (a chunked body over it is cut while it streams).
+          co_await reply_error(
+              *c, error(errc::body_too_large,
+                        fmt::format("request body exceeds {} bytes", opts.stream_body_limit)));
+          break;
+        }
+        if (!streamed) {
+          if (len && *len > opts.body_limit) {
+            co_await reply_error(
+                *c, error(errc::body_too_large,
+                          fmt::format("request body exceeds {} bytes", opts.body_limit)));
+            break;
+          }
+          parser.body_limit(opts.body_limit);
+        }
+      }
+      if (!parser.is_done()) {
+        const auto& fields = streamed ? streamed->headers : parser.get().headers;
+        auto expect = fields.get("Expect");
+        if (expect && iequals(*expect, "100-continue")) {
+          static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
+          deadline.expires_after(opts.write_timeout);
+          emptied = false;
+          auto [write_ec, written] =
+              co_await asio::async_write(stream, asio::buffer(continue_line), use_tuple);
+          if (write_ec) break;
+        }
+      }
+      if (!parser.is_done() && !streamed) {
+        deadline.expires_after(opts.body_timeout);
+        auto body_ec = detail::parse_buffered(parser, buffer);
+        if (!body_ec && emptied && parser.is_done()) detail::message_drained_socket(sock);
+        if (!body_ec && !parser.is_done()) {
+          auto [read_ec, body_bytes] =
+              co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+          body_ec = read_ec;
+        }
+        if (body_ec) {
+          if (deadline.expired()) break;
+          if (body_ec == bhttp::error::body_limit) {
+            co_await reply_error(
+                *c, error(errc::body_too_large,
+                          fmt::format("request body exceeds {} bytes", opts.body_limit)));
+          } else if (body_ec != beast::error::timeout && body_ec != asio::error::eof &&
+                     body_ec != bhttp::error::partial_message &&
+                     body_ec != asio::error::operation_aborted) {
+            co_await reply_error(
+                *c, error(errc::malformed_request,
+                          fmt::format("malformed request body: {}", body_ec.message())));
+          }
+          break;
+        }
+      }
+      head = (streamed ? streamed->method : parser.get().method) == "HEAD";
+      if (streamed) {
+        upload = std::make_shared<upload_stream>(stream, c, std::move(buffer), std::move(parser),
+                                                 opts.body_timeout, opts.stream_body_limit);
+        req = std::move(*streamed);
+        req.stream = upload;
+      } else {
+        finish_request(parser, peer);
+        req = std::move(parser.get());
+      }
     }
     const bool client_keep_alive = req.keep_alive;
     const unsigned version = req.version;

@@ -177,9 +177,7 @@ class recorded_span {
   }
   std::size_t packed_size() const noexcept;
   // Writes packed_size() bytes at `to` (no alignment needed); returns their end.
-  // REQUIRES: packed_slack bytes after them may be written over (the
-  // attributes and the text are copied in whole 32-byte blocks). Inline: the
-  // exporter packs every span on the thread that ends it.
+  // Inline: the exporter packs every span on the thread that ends it.
   char* pack(char* to) const noexcept;
   // This record (cleared of events, links and text beyond the inline array;
   // `resource` kept) from bytes pack() wrote; returns their end.
@@ -203,9 +201,8 @@ class recorded_span {
   std::array<char, inline_text_bytes> text_;
 };
 
-// Bytes after a packed record that pack() may write over and
-// write_packed_otlp_protobuf_span_field may read: the exporter's chunk buffers
-// are allocated with this many more.
+// Bytes after a packed record that write_packed_otlp_protobuf_span_field may
+// read: the exporter's chunk buffers are allocated with this many more.
 inline constexpr std::size_t packed_slack = 32;
 
 namespace detail {
@@ -239,17 +236,10 @@ inline char* recorded_span::pack(char* to) const noexcept {
                               status,   flags,       inline_count_};
   std::memcpy(to, &h, sizeof h);
   to += sizeof h;
-  // Whole blocks (fixed-size moves, no call): the inline arrays are multiples
-  // of a block, so a block never reads past them; the last one may write up
-  // to block - 1 bytes past the record (packed_slack).
-  constexpr std::size_t block = 32;
-  static_assert(sizeof(attributes_) % block == 0 && inline_text_bytes % block == 0 &&
-                packed_slack >= block);
   const std::size_t attributes = inline_count_ * sizeof(attribute);
-  const auto* from = reinterpret_cast<const char*>(attributes_.data());
-  for (std::size_t i = 0; i < attributes; i += block) std::memcpy(to + i, from + i, block);
+  std::memcpy(to, attributes_.data(), attributes);
   to += attributes;
-  for (std::size_t i = 0; i < text_used_; i += block) std::memcpy(to + i, text_.data() + i, block);
+  std::memcpy(to, text_.data(), text_used_);
   return to + text_used_;
 }
 

@@ -30,6 +30,7 @@ std::optional<std::string_view> fields::get(std::string_view name) const {
 }
 
 void fields::set(std::string_view name, std::string_view value) {
+  parsed_only_ = false;
   // The first field of that name takes the value in place (its storage is
   // reused: no allocation when the value fits, as a traceparent rewritten per
   // request does); later ones go.
@@ -46,6 +47,11 @@ void fields::set(std::string_view name, std::string_view value) {
 }
 
 void fields::add(std::string_view name, std::string_view value) {
+  parsed_only_ = false;
+  add_parsed(name, value);
+}
+
+void fields::add_parsed(std::string_view name, std::string_view value) {
   // Room for a usual message's fields at once, not 1, 2, 4, 8 (a reallocation
   // and moves each time).
   if (items_.empty()) items_.reserve(initial_field_capacity);
@@ -175,6 +181,8 @@ void serialize_response(std::string& out, const response& r, unsigned version, b
       static_cast<std::size_t>(
           std::to_chars(length_text, length_text + sizeof length_text, r.body.size()).ptr -
           length_text));
+  // Fields a parser read hold no CR or LF (fields::add_parsed): no check.
+  const bool parsed = r.headers.parsed_only();
   // Fields written: bit i of `kept` for field i (fields past 64 are judged again).
   auto decide = [&](const fields::field& f, bool& server) {
     bool framing = false;
@@ -185,7 +193,8 @@ void serialize_response(std::string& out, const response& r, unsigned version, b
       case 17: framing = is(f.name, "Transfer-Encoding"); break;
       default: break;
     }
-    return !framing && !f.name.empty() && !detail::has_crlf(f.name) && !detail::has_crlf(f.value);
+    return !framing && !f.name.empty() &&
+           (parsed || (!detail::has_crlf(f.name) && !detail::has_crlf(f.value)));
   };
   std::uint64_t kept = 0;
   bool has_server = false;

@@ -34,6 +34,12 @@ class fields {
   void set(std::string_view name, std::string_view value);
   // Appends a field (duplicates allowed).
   void add(std::string_view name, std::string_view value);
+  // Appends a field a parser read: HTTP's grammar leaves no CR or LF in a field
+  // line (Beast's parser and the detail/simple_* scans). While every field came
+  // this way, parsed_only() holds and serialize_response() skips its CR/LF check.
+  void add_parsed(std::string_view name, std::string_view value);
+  // No field was added or set but by add_parsed(): none holds a CR or an LF.
+  bool parsed_only() const noexcept { return parsed_only_; }
   void erase(std::string_view name);
   // Erases every field for which pred(field) is true, in one pass.
   template <class Pred>
@@ -48,6 +54,7 @@ class fields {
 
  private:
   std::vector<field> items_;
+  bool parsed_only_ = true;
 };
 
 // ASCII case-insensitive equality. Inline, and 8 bytes at a time while they are

@@ -266,6 +266,27 @@ TEST(serialize_response, head_close_http10_and_no_body_statuses) {
   EXPECT_EQ(unknown, "HTTP/1.1 299 Unknown\r\nContent-Length: 1\r\n\r\nx");
 }
 
+// Fields only a parser added skip the CR/LF check (the grammar leaves none in a field
+// line); one field added or set by code makes every field checked again.
+TEST(serialize_response, checks_fields_unless_only_a_parser_added_them) {
+  response r;
+  r.body = "ok";
+  r.headers.add_parsed("X-Parsed", "v");
+  EXPECT_TRUE(r.headers.parsed_only());
+  r.headers.add("X-Evil", "a\r\nSet-Cookie: x");
+  EXPECT_FALSE(r.headers.parsed_only());
+  r.headers.add_parsed("X-Later", "w");
+  EXPECT_FALSE(r.headers.parsed_only());
+  std::string out;
+  serialize_response(out, r, 11, true, false, "");
+  EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nX-Parsed: v\r\nX-Later: w\r\nContent-Length: 2\r\n\r\nok");
+  fields set_by_code;
+  set_by_code.add_parsed("A", "1");
+  set_by_code.set("A", "2");
+  EXPECT_FALSE(set_by_code.parsed_only());
+  EXPECT_TRUE(fields().parsed_only());
+}
+
 TEST(serialize_response, appends_and_judges_every_field_past_the_64th) {
   response r;
   r.status = 200;

@@ -65,8 +65,8 @@ class message_parser final : public bhttp::basic_parser<isRequest> {
   }
 
   void on_field_impl(bhttp::field, string_view name, string_view value, error_code&) override {
-    m_.headers.add(std::string_view(name.data(), name.size()),
-                   std::string_view(value.data(), value.size()));
+    m_.headers.add_parsed(std::string_view(name.data(), name.size()),
+                          std::string_view(value.data(), value.size()));
   }
 
   void on_header_impl(error_code&) override {}

@@ -167,8 +167,8 @@ std::size_t parse_simple_request(std::string_view data, const simple_request_lim
   out.target.assign(target_text);
   out.version = 11;
   for (std::size_t i = 0; i < count; ++i) {
-    out.headers.add(std::string_view(kept[2 * i].data, kept[2 * i].size),
-                    std::string_view(kept[2 * i + 1].data, kept[2 * i + 1].size));
+    out.headers.add_parsed(std::string_view(kept[2 * i].data, kept[2 * i].size),
+                           std::string_view(kept[2 * i + 1].data, kept[2 * i + 1].size));
   }
   out.body.assign(p, static_cast<std::size_t>(length));
   keep_alive = !close;

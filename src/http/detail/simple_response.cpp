@@ -165,8 +165,8 @@ bool parse_simple_response(std::string_view data, const simple_response_limits& 
   }
   out.status = status;
   for (std::size_t i = 0; i < count; ++i) {
-    out.headers.add(std::string_view(kept[2 * i].data, kept[2 * i].size),
-                    std::string_view(kept[2 * i + 1].data, kept[2 * i + 1].size));
+    out.headers.add_parsed(std::string_view(kept[2 * i].data, kept[2 * i].size),
+                           std::string_view(kept[2 * i + 1].data, kept[2 * i + 1].size));
   }
   out.body.assign(p, static_cast<std::size_t>(length));
   keep_alive = !close;

@@ -1,48 +1,18 @@
 #include "http/detail/simple_request.h"
 
-#include <boost/asio/buffer.hpp>
 #include <gtest/gtest.h>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "http/detail/message_parser.h"
+#include "http/detail/field_scan_test_support.h"
 
 namespace outrider::http::detail {
 namespace {
 
+using scan_testing::fields_of;
+
 const simple_request_limits limits{8 * 1024, 4 * 1024 * 1024};
-
-// What Beast's parser (the server's message_parser) makes of the request at the start
-// of `wire`.
-struct beast_result {
-  bool ok = false;  // parsed to the message's end with no error
-  std::size_t used = 0;
-  request r;
-  bool keep_alive = false;
-};
-beast_result beast_parse(std::string_view wire, const simple_request_limits& l) {
-  beast_result out;
-  message_parser<true> p;
-  p.header_limit(static_cast<std::uint32_t>(l.header_limit));
-  p.body_limit(l.body_limit);
-  boost::system::error_code ec;
-  while (out.used < wire.size() && !p.is_done()) {
-    const auto n = p.put(boost::asio::buffer(wire.data() + out.used, wire.size() - out.used), ec);
-    out.used += n;
-    if (ec || n == 0) break;
-  }
-  out.ok = !ec && p.is_done();
-  out.r = std::move(p.get());
-  out.keep_alive = p.keep_alive();
-  return out;
-}
-
-std::string fields_of(const request& r) {
-  std::string s;
-  for (const auto& f : r.headers) s += f.name + "=[" + f.value + "];";
-  return s;
-}
 
 // The scan's answer when it takes `wire`; and then Beast's must be the same.
 bool taken_as_beast_does(std::string_view wire, const simple_request_limits& l = limits) {
@@ -54,14 +24,15 @@ bool taken_as_beast_does(std::string_view wire, const simple_request_limits& l =
     EXPECT_TRUE(mine.method.empty() && mine.target.empty() && mine.body.empty());
     return false;
   }
-  const auto beast = beast_parse(wire, l);
+  const auto beast = scan_testing::beast_parse<true>(wire, l.header_limit, l.body_limit);
   EXPECT_TRUE(beast.ok) << "taken, but Beast does not parse it: " << testing::PrintToString(wire);
   EXPECT_EQ(taken, beast.used) << testing::PrintToString(wire);
-  EXPECT_EQ(mine.method, beast.r.method) << testing::PrintToString(wire);
-  EXPECT_EQ(mine.target, beast.r.target) << testing::PrintToString(wire);
-  EXPECT_EQ(mine.version, beast.r.version) << testing::PrintToString(wire);
-  EXPECT_EQ(fields_of(mine), fields_of(beast.r)) << testing::PrintToString(wire);
-  EXPECT_EQ(mine.body, beast.r.body) << testing::PrintToString(wire);
+  EXPECT_EQ(mine.method, beast.message.method) << testing::PrintToString(wire);
+  EXPECT_EQ(mine.target, beast.message.target) << testing::PrintToString(wire);
+  EXPECT_EQ(mine.version, beast.message.version) << testing::PrintToString(wire);
+  EXPECT_EQ(fields_of(mine.headers), fields_of(beast.message.headers))
+      << testing::PrintToString(wire);
+  EXPECT_EQ(mine.body, beast.message.body) << testing::PrintToString(wire);
   EXPECT_EQ(keep, beast.keep_alive) << testing::PrintToString(wire);
   return true;
 }
@@ -139,23 +110,8 @@ TEST(simple_request, mutations_the_scan_takes_are_parsed_the_same_by_beast) {
       std::string(wrk_request),
       "POST /p?q HTTP/1.1\r\nA: b\r\nConnection: close\r\nContent-Length: 2\r\n\r\nnoGET",
   };
-  const std::string_view bytes(
-      "\0\t\n\r :,\x7f\x80\xff"
-      "aA0+-\"",
-      16);
-  int taken = 0;
-  for (const auto& seed : seeds) {
-    for (std::size_t i = 0; i < seed.size(); ++i) {
-      for (char b : bytes) {
-        std::string wire = seed;
-        wire[i] = b;
-        if (taken_as_beast_does(wire)) ++taken;
-        wire.insert(i, 1, b);
-        if (taken_as_beast_does(wire)) ++taken;
-      }
-      if (taken_as_beast_does(std::string_view(seed).substr(0, i))) ++taken;
-    }
-  }
+  const int taken = scan_testing::count_taken_mutations(
+      seeds, [](std::string_view wire) { return taken_as_beast_does(wire); });
   EXPECT_GT(taken, 100);  // the check above ran on many taken messages
 }
 

@@ -1,47 +1,18 @@
 #include "http/detail/simple_response.h"
 
-#include <boost/asio/buffer.hpp>
 #include <gtest/gtest.h>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "http/detail/message_parser.h"
+#include "http/detail/field_scan_test_support.h"
 
 namespace outrider::http::detail {
 namespace {
 
+using scan_testing::fields_of;
+
 const simple_response_limits limits{64 * 1024, 64 * 1024 * 1024, 0};
-
-// What Beast's parser (the client's message_parser) makes of `wire` given whole.
-struct beast_result {
-  bool ok = false;  // parsed to its end, no error, every byte used
-  response r;
-  bool keep_alive = false;
-};
-beast_result beast_parse(std::string_view wire, const simple_response_limits& l) {
-  beast_result out;
-  message_parser<false> p;
-  p.header_limit(static_cast<std::uint32_t>(l.header_limit));
-  p.body_limit(l.body_limit);
-  boost::system::error_code ec;
-  std::size_t used = 0;
-  while (used < wire.size() && !p.is_done()) {
-    const auto n = p.put(boost::asio::buffer(wire.data() + used, wire.size() - used), ec);
-    used += n;
-    if (ec || n == 0) break;
-  }
-  out.ok = !ec && p.is_done() && used == wire.size();
-  out.r = std::move(p.get());
-  out.keep_alive = p.keep_alive();
-  return out;
-}
-
-std::string fields_of(const response& r) {
-  std::string s;
-  for (const auto& f : r.headers) s += f.name + "=[" + f.value + "];";
-  return s;
-}
 
 // The scan's answer when it takes `wire`; and then Beast's must be the same.
 bool taken_as_beast_does(std::string_view wire, const simple_response_limits& l = limits) {
@@ -52,11 +23,14 @@ bool taken_as_beast_does(std::string_view wire, const simple_response_limits& l 
     EXPECT_TRUE(mine.body.empty());
     return false;
   }
-  const auto beast = beast_parse(wire, l);
-  EXPECT_TRUE(beast.ok) << "taken, but Beast does not parse it: " << testing::PrintToString(wire);
-  EXPECT_EQ(mine.status, beast.r.status) << testing::PrintToString(wire);
-  EXPECT_EQ(fields_of(mine), fields_of(beast.r)) << testing::PrintToString(wire);
-  EXPECT_EQ(mine.body, beast.r.body) << testing::PrintToString(wire);
+  const auto beast = scan_testing::beast_parse<false>(wire, l.header_limit, l.body_limit);
+  // An answer is taken whole: Beast must use every byte too.
+  EXPECT_TRUE(beast.ok && beast.used == wire.size())
+      << "taken, but Beast does not parse it: " << testing::PrintToString(wire);
+  EXPECT_EQ(mine.status, beast.message.status) << testing::PrintToString(wire);
+  EXPECT_EQ(fields_of(mine.headers), fields_of(beast.message.headers))
+      << testing::PrintToString(wire);
+  EXPECT_EQ(mine.body, beast.message.body) << testing::PrintToString(wire);
   EXPECT_EQ(keep, beast.keep_alive) << testing::PrintToString(wire);
   return true;
 }
@@ -137,23 +111,8 @@ TEST(simple_response, mutations_the_scan_takes_are_parsed_the_same_by_beast) {
       std::string(nginx_answer),
       "HTTP/1.1 503 x\r\nA: b\r\nConnection: close\r\nContent-Length: 2\r\n\r\nno",
   };
-  const std::string_view bytes(
-      "\0\t\n\r :,\x7f\x80\xff"
-      "aA0+-\"",
-      16);
-  int taken = 0;
-  for (const auto& seed : seeds) {
-    for (std::size_t i = 0; i < seed.size(); ++i) {
-      for (char b : bytes) {
-        std::string wire = seed;
-        wire[i] = b;
-        if (taken_as_beast_does(wire)) ++taken;
-        wire.insert(i, 1, b);
-        if (taken_as_beast_does(wire)) ++taken;
-      }
-      if (taken_as_beast_does(std::string_view(seed).substr(0, i))) ++taken;
-    }
-  }
+  const int taken = scan_testing::count_taken_mutations(
+      seeds, [](std::string_view wire) { return taken_as_beast_does(wire); });
   EXPECT_GT(taken, 100);  // the check above ran on many taken messages
 }
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <string>
 
@@ -63,45 +64,69 @@ void console::add_source(const std::string& name) {
 
 void console::line(const std::string& source, std::string_view text) {
   std::lock_guard lock(mutex_);
+  frame_.clear();
   erase_block_locked();
-  std::string out;
-  out.reserve(text.size() + width_ + 16);
   const auto it = colors_.find(source);
   const int index = it == colors_.end() ? 0 : it->second;
-  if (color_) out += palette[static_cast<std::size_t>(index) % std::size(palette)];
-  out += '[';
-  out += source;
-  out += ']';
-  if (color_) out += reset;
-  out.append(width_ > source.size() ? width_ - source.size() + 1 : 1, ' ');
-  out += text;
-  if (color_) out += reset;  // an app's unterminated colour must not leak into the next line
-  out += '\n';
-  std::fwrite(out.data(), 1, out.size(), out_);
+  if (color_) frame_ += palette[static_cast<std::size_t>(index) % std::size(palette)];
+  frame_ += '[';
+  frame_ += source;
+  frame_ += ']';
+  if (color_) frame_ += reset;
+  frame_.append(width_ > source.size() ? width_ - source.size() + 1 : 1, ' ');
+  frame_ += text;
+  if (color_) frame_ += reset;  // an app's unterminated colour must not leak into the next line
+  frame_ += '\n';
   draw_block_locked();
-  std::fflush(out_);
+  emit_locked();
 }
 
 void console::set_status(std::vector<std::string> lines) {
   if (!block_) return;
   std::lock_guard lock(mutex_);
+  frame_.clear();
   erase_block_locked();
   status_ = std::move(lines);
   draw_block_locked();
-  std::fflush(out_);
+  emit_locked();
 }
 
 void console::clear_status() {
   std::lock_guard lock(mutex_);
+  frame_.clear();
   erase_block_locked();
   status_.clear();
-  std::fflush(out_);
+  emit_locked();
+}
+
+void console::emit_locked() {
+  // A terminal gets the frame (erase, lines, block) in one write: a stdio stream on a
+  // TTY is line-buffered and would write it line by line, so a reader (the terminal, a
+  // test on a pseudo-terminal) could see the block erased or half drawn.
+  const int fd = block_ ? ::fileno(out_) : -1;
+  if (fd < 0) {
+    std::fwrite(frame_.data(), 1, frame_.size(), out_);
+    std::fflush(out_);
+    return;
+  }
+  std::fflush(out_);  // anything written through the stream before goes first
+  std::string_view rest(frame_);
+  while (!rest.empty()) {
+    const ssize_t n = ::write(fd, rest.data(), rest.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;  // the terminal went away: nothing to show the lines to
+    }
+    rest.remove_prefix(static_cast<std::size_t>(n));
+  }
 }
 
 void console::erase_block_locked() {
   if (drawn_ == 0) return;
   // Up to the block's first line, then clear to the end of the screen.
-  std::fprintf(out_, "\x1b[%zuA\r\x1b[J", drawn_);
+  frame_ += "\x1b[";
+  frame_ += std::to_string(drawn_);
+  frame_ += "A\r\x1b[J";
   drawn_ = 0;
 }
 
@@ -121,10 +146,10 @@ void console::draw_block_locked() {
   }
   auto draw = [&](std::string_view l) {
     const std::string_view text = fit_columns(l, columns);
-    if (color_) std::fputs(dim, out_);
-    std::fwrite(text.data(), 1, text.size(), out_);
-    if (color_) std::fputs(reset, out_);
-    std::fputc('\n', out_);
+    if (color_) frame_ += dim;
+    frame_ += text;
+    if (color_) frame_ += reset;
+    frame_ += '\n';
   };
   for (std::size_t i = 0; i < shown; ++i) draw(status_[i]);
   if (!more.empty()) draw(more);

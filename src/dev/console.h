@@ -1,7 +1,8 @@
 // console: the runner's terminal output. Every process's lines are written
 // whole, prefixed "[name] " (padded to the longest name) and, when colour is
 // on, coloured per source; on a TTY a status block stays at the bottom: it is
-// erased before log lines are written and drawn again below them.
+// erased before log lines are written and drawn again below them, and the
+// terminal gets each such frame in one write.
 //
 // Thread-safe: the child readers and the runner write concurrently.
 #pragma once
@@ -42,8 +43,11 @@ class console {
   static std::string_view fit_columns(std::string_view text, std::size_t columns);
 
  private:
+  // Append to frame_: the cursor-up and erase of the block on screen; the block.
   void erase_block_locked();
   void draw_block_locked();
+  // Writes frame_ (on a terminal in one write(2)).
+  void emit_locked();
 
   std::FILE* out_;
   bool color_;
@@ -53,6 +57,7 @@ class console {
   std::size_t width_ = 0;              // longest source name
   std::vector<std::string> status_;
   std::size_t drawn_ = 0;  // lines of the block on screen
+  std::string frame_;      // what one call writes, built whole first
 };
 
 }  // namespace outrider::dev

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "http/raw_peer_test_support.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "io/runtime.h"
@@ -57,14 +58,8 @@ void send_all(int fd, std::string_view data) {
 // client tries the lent request once more on a fresh connection, unchanged, and answers
 // the receiver once; then it holds the receiver no more.
 TEST(client_borrowing, a_stale_pooled_connection_resends_the_lent_request_and_answers_once) {
-  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::listen(listener, 8), 0);
-  socklen_t len = sizeof(addr);
-  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::uint16_t listener_port = 0;
+  const int listener = test_support::loopback_listener(listener_port);
   std::vector<std::string> heads;  // every request head the peer read, in order
   std::thread peer([listener, &heads] {
     constexpr std::string_view ok =
@@ -85,7 +80,7 @@ TEST(client_borrowing, a_stale_pooled_connection_resends_the_lent_request_and_an
   rt.start();
   {
     client c(rt.context(0));
-    auto dest = url::parse("http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/x");
+    auto dest = url::parse("http://127.0.0.1:" + std::to_string(listener_port) + "/x");
     ASSERT_TRUE(dest);
     for (int i = 0; i < 2; ++i) {
       auto to = std::make_shared<lending_receiver>();

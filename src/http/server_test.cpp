@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "http/client.h"
+#include "http/raw_peer_test_support.h"
 #include "http/router.h"
 #include "io/runtime.h"
 
@@ -581,14 +582,8 @@ TEST_F(client_test, a_connection_idle_past_the_probe_age_and_closed_by_the_peer_
 // with and without streamed responses.
 TEST_F(client_test, a_connection_closed_without_an_answer_is_an_error_at_once) {
   start();
-  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::listen(listener, 8), 0);
-  socklen_t len = sizeof(addr);
-  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::uint16_t listener_port = 0;
+  const int listener = test_support::loopback_listener(listener_port);
   std::thread peer([listener] {
     for (int i = 0; i < 4; ++i) {  // two calls, each tried twice at most
       int fd = ::accept(listener, nullptr, nullptr);
@@ -599,7 +594,7 @@ TEST_F(client_test, a_connection_closed_without_an_answer_is_an_error_at_once) {
       ::close(fd);
     }
   });
-  const auto u = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/";
+  const auto u = "http://127.0.0.1:" + std::to_string(listener_port) + "/";
   client_options streaming;
   streaming.stream_response_threshold = 1024;
   client plain_client(ctx());
@@ -620,15 +615,9 @@ TEST_F(client_test, a_connection_closed_without_an_answer_is_an_error_at_once) {
 // POST/PUT/OPTIONS (as Beast's serializer wrote it). A TRACE with a body is refused at once.
 TEST_F(client_test, writes_requests_with_its_own_host_and_framing) {
   start();
-  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::listen(listener, 8), 0);
-  socklen_t len = sizeof(addr);
-  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
-  const auto port = std::to_string(ntohs(addr.sin_port));
+  std::uint16_t listener_port = 0;
+  const int listener = test_support::loopback_listener(listener_port);
+  const auto port = std::to_string(listener_port);
   std::promise<std::vector<std::string>> seen;
   std::thread peer([listener, &seen] {
     std::vector<std::string> requests;
@@ -722,14 +711,8 @@ TEST_F(client_test, messages_in_pieces_and_back_to_back_are_all_read) {
     ASSERT_NE(s.read_responses(1).find("hello, world"), std::string::npos) << "request " << i;
   }
 
-  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::listen(listener, 8), 0);
-  socklen_t len = sizeof(addr);
-  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::uint16_t listener_port = 0;
+  const int listener = test_support::loopback_listener(listener_port);
   std::thread peer([listener] {
     int fd = ::accept(listener, nullptr, nullptr);
     std::string data;
@@ -754,7 +737,7 @@ TEST_F(client_test, messages_in_pieces_and_back_to_back_are_all_read) {
     if (fd >= 0) ::close(fd);
   });
   client c(ctx());
-  const auto u = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/";
+  const auto u = "http://127.0.0.1:" + std::to_string(listener_port) + "/";
   for (int i = 0; i < 3; ++i) {
     auto r = call(c, u);
     ASSERT_TRUE(r) << r.error().message;
@@ -770,14 +753,8 @@ TEST_F(client_test, messages_in_pieces_and_back_to_back_are_all_read) {
 // peer's reset is a new readiness event), not wait for its deadline.
 TEST_F(client_test, an_answer_followed_by_a_close_does_not_stall_the_next_request) {
   start();
-  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::listen(listener, 8), 0);
-  socklen_t len = sizeof(addr);
-  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::uint16_t listener_port = 0;
+  const int listener = test_support::loopback_listener(listener_port);
   std::thread peer([listener] {
     for (int i = 0; i < 6; ++i) {  // three calls, each tried twice at most
       int fd = ::accept(listener, nullptr, nullptr);
@@ -791,7 +768,7 @@ TEST_F(client_test, an_answer_followed_by_a_close_does_not_stall_the_next_reques
     }
   });
   client c(ctx());
-  const auto u = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/";
+  const auto u = "http://127.0.0.1:" + std::to_string(listener_port) + "/";
   for (int i = 0; i < 3; ++i) {
     auto r = call(c, u, "GET", "", 10s);
     ASSERT_TRUE(r) << "call " << i << ": " << r.error().message;
@@ -806,14 +783,8 @@ TEST_F(client_test, an_answer_followed_by_a_close_does_not_stall_the_next_reques
 // is read to the end and its connection is not pooled.
 TEST_F(client_test, a_close_delimited_answer_is_read_whole_and_not_pooled) {
   start();
-  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::listen(listener, 8), 0);
-  socklen_t len = sizeof(addr);
-  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::uint16_t listener_port = 0;
+  const int listener = test_support::loopback_listener(listener_port);
   std::thread peer([listener] {
     int fd = ::accept(listener, nullptr, nullptr);
     if (fd < 0) return;
@@ -825,7 +796,7 @@ TEST_F(client_test, a_close_delimited_answer_is_read_whole_and_not_pooled) {
     ::close(fd);
   });
   client c(ctx());
-  const auto u = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/";
+  const auto u = "http://127.0.0.1:" + std::to_string(listener_port) + "/";
   auto r = call(c, u, "GET", "", 10s);
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->body, "until the end");

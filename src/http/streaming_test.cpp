@@ -19,6 +19,7 @@
 
 #include "http/body_stream.h"
 #include "http/client.h"
+#include "http/raw_peer_test_support.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "io/runtime.h"
@@ -346,15 +347,9 @@ TEST_F(streaming_test, a_failing_producer_cuts_the_response) {
 
 // A raw upstream that sends a head promising more than it sends, then resets.
 TEST_F(streaming_test, an_upstream_reset_mid_body_is_an_error_not_a_clean_end) {
-  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::listen(listener, 4), 0);
-  socklen_t len = sizeof(addr);
-  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
-  const auto port = ntohs(addr.sin_port);
+  std::uint16_t listener_port = 0;
+  const int listener = test_support::loopback_listener(listener_port, 4);
+  const auto port = listener_port;
   std::thread upstream([listener] {
     int fd = ::accept(listener, nullptr, nullptr);
     char buf[4096];

@@ -33,7 +33,8 @@ than at the default 200/s here.
 `path`: the request path alone, in process (`bench_tracing_path`, whose `handle_publish` is the
 sidecar's per-publish tracing work through the same functions, not inlined). Runs the hot
 `publish/tracing:{0,1}/traceparent:1` and `publish_cold/tracing:{0,1}` (before each publish
---cold-bytes of other data are written, 4x the simulated LL) under callgrind and reads the
+--cold-bytes of other data are written, 4x the simulated LL, and 64 KiB of other code runs, 2x the
+simulated I1) under callgrind and reads the
 inclusive cost of `handle_publish` per call on the benchmark's thread, and the exporter thread's
 counts per publish. In the cold runs every line a publish touches misses the simulated LL, so
 ILmr + DLmr + DLmw per publish is its footprint in cache lines (code + data), the figure that

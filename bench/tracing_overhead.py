@@ -24,7 +24,7 @@ per round (`--no-syscalls`: not). Reports, per rate and per publish: the median 
 sidecar over the rounds; the per-round differences on - off (the tracing overhead) and aa - off
 (the noise floor of the same rounds), each as median, quartiles, range and a ~95% interval of the
 median (the sign test's order statistics); the exporter threads' CPU and the rest; user time,
-context switches and system calls; and the differences adjusted for the rounds' wake-ups (see
+context switches, minor page faults and system calls; and the differences adjusted for the rounds' wake-ups (see
 `adjusted`: the request path's context switches per publish explain most of the noise, and the
 A/A pair checks the adjustment). At the end the sink's span count must equal two spans per
 publish of the traced sidecar (SERVER and PRODUCER), warm-ups included, or the run fails: the
@@ -58,10 +58,10 @@ def free_port():
 
 
 def cpu_times(pid):
-    """(user, system) CPU seconds of the process (clock ticks)."""
+    """(user, system) CPU seconds of the process (clock ticks), and its minor page faults."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / ticks, int(fields[12]) / ticks  # utime, stime
+    return int(fields[11]) / ticks, int(fields[12]) / ticks, int(fields[7])  # utime, stime, minflt
 
 
 EXPORTER_THREADS = ("trace-export", "trace-send")  # the batching thread and the senders
@@ -284,7 +284,7 @@ def main():
         spans_at_start = sink_spans()
         for rate in rates:
             res = {n: {"cpu": [], "user": [], "switches": [], "exporter": [], "syscalls": [],
-                       "request_switches": []}
+                       "request_switches": [], "faults": []}
                    for n in names}
             per_rate[rate] = res
 
@@ -295,18 +295,19 @@ def main():
                 order = list(group)
                 if run % 2:
                     order.reverse()  # which generator starts first alternates
-                before = {n: (threads(sidecars[n][0].pid), cpu_times(sidecars[n][0].pid)[0])
+                before = {n: (threads(sidecars[n][0].pid), *cpu_times(sidecars[n][0].pid)[0::2])
                           for n in order}
                 counters = {n: syscall_counter(n) for n in order}
                 gens = {n: generator(n, rate) for n in order}
                 outs = {n: g.communicate() for n, g in gens.items()}
                 time.sleep(0.5)  # the exporter sends this run's last batch (batch delay)
-                after = {n: (threads(sidecars[n][0].pid), cpu_times(sidecars[n][0].pid)[0])
+                after = {n: (threads(sidecars[n][0].pid), *cpu_times(sidecars[n][0].pid)[0::2])
                          for n in order}
                 calls = {n: syscalls_of(c) for n, c in counters.items()}
                 for n in group:
                     cpu, exporter, switches, request_switches = usage(before[n][0], after[n][0])
                     user = after[n][1] - before[n][1]
+                    faults = after[n][2] - before[n][2]
                     stdout, stderr = outs[n]
                     if gens[n].returncode != 0 and '"generator"' not in stdout:
                         sys.exit(f"bench_sidecar_publish failed ({n}): {stderr[-2000:]}"
@@ -324,6 +325,7 @@ def main():
                     r["switches"].append(switches / count)
                     r["exporter"].append(exporter * 1e6 / count)
                     r["request_switches"].append(request_switches / count)
+                    r["faults"].append(faults / count)
                     if calls[n] is not None:
                         r["syscalls"].append(calls[n] / count)
                     extra = f", exporter threads {exporter * 1e6 / count:.1f}" if n == "on" else ""
@@ -331,7 +333,8 @@ def main():
                     print(f"rate {rate:g} round {run + 1} sidecar {n}: {count} publishes "
                           f"({failures} failed), CPU {cpu:.3f} s (user {user:.2f} s), "
                           f"{cpu * 1e6 / count:.1f} us/publish (user {user * 1e6 / count:.1f}"
-                          f"{extra}), {switches / count:.2f} context switches{sc}/publish, "
+                          f"{extra}), {switches / count:.2f} context switches{sc}, "
+                          f"{faults / count:.3f} page faults/publish, "
                           f"p50 {report['latency_ms']['p50']:.2f} ms", flush=True)
 
             for run in range(args.runs):
@@ -367,6 +370,7 @@ def main():
                 out[f"cpu_us_per_publish_{n}"] = r2(quantile(res[n]["cpu"], 0.5))
                 out[f"user_cpu_us_per_publish_{n}"] = r2(quantile(res[n]["user"], 0.5))
                 out[f"switches_per_publish_{n}"] = r2(quantile(res[n]["switches"], 0.5))
+                out[f"page_faults_per_publish_{n}"] = round(quantile(res[n]["faults"], 0.5), 3)
                 if res[n]["syscalls"]:
                     out[f"syscalls_per_publish_{n}"] = r2(quantile(res[n]["syscalls"], 0.5))
             out["overhead_us"] = paired(res["on"]["cpu"], res["off"]["cpu"])

@@ -1,11 +1,29 @@
 #include "base/json_text.h"
 
+#include <cstdint>
+#include <cstring>
+
 namespace outrider {
 namespace {
 
 // True for bytes JSON strings must escape: quote, backslash, control characters.
 constexpr bool needs_escape(unsigned char c) noexcept {
   return c < 0x20 || c == '"' || c == '\\';
+}
+
+// Whether any of the 8 bytes of `w` needs more than a copy: escaping (needs_escape) or a UTF-8
+// check (>= 0x80). Per byte b: b - 0x20 borrows into the top bit only when b < 0x20, and a byte
+// equal to the quote or backslash is zero after the xor (the same borrow test); the top bit of b
+// itself flags >= 0x80. Exact as a whole (which byte it is, the byte loop finds).
+constexpr bool any_special(std::uint64_t w) noexcept {
+  constexpr std::uint64_t ones = 0x0101010101010101ULL;
+  constexpr std::uint64_t high = 0x8080808080808080ULL;
+  const std::uint64_t quote = w ^ (ones * '"');
+  const std::uint64_t backslash = w ^ (ones * '\\');
+  const std::uint64_t below = (w - ones * 0x20) & ~w;
+  const std::uint64_t is_quote = (quote - ones) & ~quote;
+  const std::uint64_t is_backslash = (backslash - ones) & ~backslash;
+  return ((w | below | is_quote | is_backslash) & high) != 0;
 }
 
 // The length of the well-formed UTF-8 sequence (RFC 3629) that starts with a byte
@@ -62,6 +80,20 @@ void append_json_string(std::string& out, std::string_view text) {
   const auto* const end = p + text.size();
   while (p < end) {
     const auto* run = p;
+    // 8 bytes a step while none needs more than a copy (most text), then byte by byte.
+    while (end - p >= 8) {
+      std::uint64_t w;
+      std::memcpy(&w, p, sizeof w);
+      if (any_special(w)) break;
+      p += 8;
+    }
+    if (p != end && end - p < 8 && end - run >= 8) {
+      // Fewer than 8 left after clean steps: the last 8 bytes as one step (overlapping what was
+      // checked) instead of byte by byte.
+      std::uint64_t w;
+      std::memcpy(&w, end - 8, sizeof w);
+      if (!any_special(w)) p = end;
+    }
     while (p < end && *p < 0x80 && !needs_escape(*p)) ++p;
     out.append(reinterpret_cast<const char*>(run), static_cast<std::size_t>(p - run));
     if (p == end) break;

@@ -22,6 +22,42 @@ TEST(json_text, copies_runs_between_escapes) {
   EXPECT_EQ(out, R"(x"a\rb")");
 }
 
+// Every byte value at every offset of a run long enough for the 8-bytes-a-step scan (at its
+// start, inside a step, in the tail after the last whole step) is written as a byte-by-byte
+// escape writes it.
+TEST(json_text, every_byte_at_every_offset_matches_a_byte_by_byte_escape) {
+  const auto one = [](unsigned char c) -> std::string {
+    switch (c) {
+      case '"': return "\\\"";
+      case '\\': return "\\\\";
+      case '\n': return "\\n";
+      case '\r': return "\\r";
+      case '\t': return "\\t";
+      case '\b': return "\\b";
+      case '\f': return "\\f";
+      default: break;
+    }
+    if (c < 0x20) {
+      static constexpr char hex[] = "0123456789abcdef";
+      return std::string("\\u00") + hex[c >> 4] + hex[c & 0xF];
+    }
+    if (c >= 0x80) return "\xef\xbf\xbd";  // alone, no byte >= 0x80 is UTF-8
+    return std::string(1, static_cast<char>(c));
+  };
+  for (const std::size_t size : {1, 7, 8, 9, 16, 21}) {
+    for (std::size_t at = 0; at < size; ++at) {
+      for (int b = 0; b < 256; ++b) {
+        std::string text(size, 'a');
+        text[at] = static_cast<char>(b);
+        const std::string want = "\"" + std::string(at, 'a') +
+                                 one(static_cast<unsigned char>(b)) +
+                                 std::string(size - at - 1, 'a') + "\"";
+        ASSERT_EQ(json_string(text), want) << "byte " << b << " at " << at << " of " << size;
+      }
+    }
+  }
+}
+
 TEST(json_text, bytes_that_are_not_utf8_become_the_replacement_character) {
   EXPECT_EQ(json_string("caf\xc3\xa9 \xf0\x9f\x98\x80"), "\"caf\xc3\xa9 \xf0\x9f\x98\x80\"");
   EXPECT_EQ(json_string("a\xff"

@@ -197,7 +197,7 @@ void note_message(tracing::active_span& span, const backends::message& m,
   }
 }
 
-void set_error_from_status(tracing::active_span& span, int status, bool server_side) {
+void set_error_from_status(tracing::span_recording& span, int status, bool server_side) {
   if (!span.recording()) return;
   span.set(attr::http_response_status_code, std::int64_t{status});
   // OTel: 5xx is an error for servers; 4xx and 5xx for clients.
@@ -211,7 +211,7 @@ void set_error_from_status(tracing::active_span& span, int status, bool server_s
   }
 }
 
-http::responder ending_on_response(tracing::active_span&& span, http::responder inner) {
+http::responder ending_on_response(tracing::span_recording&& span, http::responder inner) {
   // A hook in the responder's own state (http::responder::with_hook: no
   // allocation, no wrapper). It runs exactly once (send(), or the 500 answer of
   // a responder dropped unsent) and lets go of the span then, not when the

@@ -5,14 +5,13 @@
 // sidecar runs (its CPU per publish with tracing on and off).
 //
 //   auto server = start_server_span(tracer, req, "127.0.0.1", port, emit_b3);  // injects
-//   const auto context = server.context();   // (a copy: `server` moves to the responder)
-//   server_span_scope scope(context);          // while the handler runs
+//   server_span_scope scope(server.context());  // while the handler runs
 //   auto producer = start_producer_span(tracer, req.headers, "embedded", "pubsub", "orders");
 //   ... build the message with producer's traceparent (build_message(in, meta, &id_text)) ...
 //   note_message(producer, msg, id_text);
 //   producer.end();
 //   set_error_from_status(server, 204, true);
-//   server.end();     // or: respond through ending_on_response(std::move(server), r)
+//   server.end();     // or: respond through ending_on_response(server.take_recording(), r)
 //
 // Thread-safety: stateless; spans follow tracer.h's rules.
 #pragma once
@@ -98,11 +97,12 @@ tracing::active_span start_producer_span(const tracing::tracer& tracer, const ht
 void note_message(tracing::active_span& span, const backends::message& m, std::string_view id_text);
 
 // http.response.status_code, and ERROR status for 5xx (servers) or 4xx/5xx (clients), as OTel says.
-void set_error_from_status(tracing::active_span& span, int status, bool server_side);
+void set_error_from_status(tracing::span_recording& span, int status, bool server_side);
 
-// `inner` ending the SERVER span `span` with the response's status just before
-// it answers: a hook in `inner`'s own state (http::responder::with_hook; no
-// allocation, no wrapper around `inner`).
-http::responder ending_on_response(tracing::active_span&& span, http::responder inner);
+// `inner` ending the SERVER span `span` (its recording: the context is not
+// needed to end it) with the response's status just before it answers: a
+// hook in `inner`'s own state (http::responder::with_hook; no allocation, no
+// wrapper around `inner`).
+http::responder ending_on_response(tracing::span_recording&& span, http::responder inner);
 
 }  // namespace outrider::sidecar

@@ -368,9 +368,9 @@ struct alignas(64) sidecar::impl : std::enable_shared_from_this<impl> {
       auto span =
           start_server_span(*self->tracer, req, self->opts.listen_host,
                             self->server ? self->server->port() : 0, self->opts.tracing.emit_b3);
-      const tracing::span_context context = span.context();  // `span` moves to the responder
-      const server_span_scope scope(context);
-      inner(std::move(req), ending_on_response(std::move(span), std::move(r)));
+      // `span` keeps the context while the handler runs; its recording goes to the responder.
+      const server_span_scope scope(span.context());
+      inner(std::move(req), ending_on_response(span.take_recording(), std::move(r)));
     };
   }
 
@@ -600,7 +600,7 @@ struct alignas(64) sidecar::impl : std::enable_shared_from_this<impl> {
     std::shared_ptr<std::atomic<std::uint32_t>> count;
     std::uint32_t n;
     metrics::gauge* gauge;      // the registry outlives the sidecar
-    tracing::active_span span;  // ended by the callback (or with the ticket)
+    tracing::span_recording span;  // ended by the callback (or with the ticket)
   };
 
   std::shared_ptr<publish_ticket> admit_publish(std::uint32_t n) {
@@ -666,13 +666,13 @@ struct alignas(64) sidecar::impl : std::enable_shared_from_this<impl> {
     std::vector<backends::message> batch;
     batch.push_back(std::move(*msg));
     // The completion touches its own state, not the impl (publish_completion_state).
-    if (producer.recording()) ticket->span = std::move(producer);
+    if (producer.recording()) ticket->span = producer.take_recording();
     const auto index = static_cast<std::size_t>(comp - components.data());
     comp->backend->publish(
         std::move(batch), [state = publish_completion, index, r, pubsub, topic, started_at,
                            ticket](result<std::vector<backends::publish_outcome>> res) {
           ticket->release();
-          tracing::active_span& span = ticket->span;  // not recording when tracing is off
+          tracing::span_recording& span = ticket->span;  // not recording when tracing is off
           if (state->stopped.load(std::memory_order_acquire)) {
             span.set_error("sidecar stopped");
             r.send(error_response(errc::shutting_down, "sidecar stopped"));

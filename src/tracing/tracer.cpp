@@ -153,20 +153,19 @@ active_span tracer::start_job_span(std::string_view job_name, wall_time schedule
   return s;
 }
 
-active_span& active_span::operator=(active_span&& other) noexcept {
+span_recording& span_recording::operator=(span_recording&& other) noexcept {
   if (this != &other) {
     end();
     tracer_ = std::move(other.tracer_);
-    context_ = std::move(other.context_);
     data_ = std::move(other.data_);
   }
   return *this;
 }
 
-void active_span::set(attr key, std::string_view value) {
+void span_recording::set(attr key, std::string_view value) {
   if (data_) data_->add_string(key, value);
 }
-void active_span::set(attr key, std::int64_t value) {
+void span_recording::set(attr key, std::int64_t value) {
   if (!data_) return;
   recorded_span::attribute a;
   a.key = key;
@@ -174,7 +173,7 @@ void active_span::set(attr key, std::int64_t value) {
   a.number = value;
   data_->add(a);
 }
-void active_span::set(attr key, bool value) {
+void span_recording::set(attr key, bool value) {
   if (!data_) return;
   recorded_span::attribute a;
   a.key = key;
@@ -182,7 +181,7 @@ void active_span::set(attr key, bool value) {
   a.number = value ? 1 : 0;
   data_->add(a);
 }
-void active_span::set(attr key, double value) {
+void span_recording::set(attr key, double value) {
   if (!data_) return;
   recorded_span::attribute a;
   a.key = key;
@@ -191,7 +190,7 @@ void active_span::set(attr key, double value) {
   data_->add(a);
 }
 
-void active_span::set(attr key, const id128& id) {
+void span_recording::set(attr key, const id128& id) {
   if (!data_) return;
   const auto text = id.to_chars();
   data_->add_string(key, std::string_view(text.data(), text.size()));
@@ -209,28 +208,28 @@ recorded_span::attribute custom_key(recorded_span& s, std::string_view key) {
 }
 }  // namespace
 
-void active_span::set(std::string_view key, std::string_view value) {
+void span_recording::set(std::string_view key, std::string_view value) {
   if (!data_) return;
   auto a = custom_key(*data_, key);
   a.kind = attribute_value::type::string;
   a.text = data_->store(value);
   data_->add(a);
 }
-void active_span::set(std::string_view key, std::int64_t value) {
+void span_recording::set(std::string_view key, std::int64_t value) {
   if (!data_) return;
   auto a = custom_key(*data_, key);
   a.kind = attribute_value::type::int64;
   a.number = value;
   data_->add(a);
 }
-void active_span::set(std::string_view key, bool value) {
+void span_recording::set(std::string_view key, bool value) {
   if (!data_) return;
   auto a = custom_key(*data_, key);
   a.kind = attribute_value::type::boolean;
   a.number = value ? 1 : 0;
   data_->add(a);
 }
-void active_span::set(std::string_view key, double value) {
+void span_recording::set(std::string_view key, double value) {
   if (!data_) return;
   auto a = custom_key(*data_, key);
   a.kind = attribute_value::type::float64;
@@ -238,33 +237,33 @@ void active_span::set(std::string_view key, double value) {
   data_->add(a);
 }
 
-void active_span::add_link(const span_context& c, attribute_list attributes) {
+void span_recording::add_link(const span_context& c, attribute_list attributes) {
   if (!data_ || !c.valid()) return;
   data_->links.push_back({c.trace_id, c.span_id, c.trace_state, std::move(attributes)});
 }
 
-void active_span::add_event(std::string name, attribute_list attributes) {
+void span_recording::add_event(std::string name, attribute_list attributes) {
   if (!data_) return;
   data_->events.push_back(
       {to_unix_ns(tracer_->time->now()), std::move(name), std::move(attributes)});
 }
 
-void active_span::set_error(std::string_view message) {
+void span_recording::set_error(std::string_view message) {
   if (!data_) return;
   data_->status = status_code::error;
   data_->status_message = data_->store(message);
 }
 
-void active_span::set_name(std::string_view name) {
+void span_recording::set_name(std::string_view name) {
   if (data_) data_->name = data_->store(name);
 }
 
-void active_span::end() {
+void span_recording::end() {
   if (!data_) return;
   end(tracer_->time->now());
 }
 
-void active_span::end(wall_time end_time) {
+void span_recording::end(wall_time end_time) {
   if (!data_) return;
   recorded_span_ptr s = std::move(data_);
   s->end_ns = std::max(s->start_ns, to_unix_ns(end_time));

@@ -67,33 +67,28 @@ namespace detail {
 struct tracer_state;
 }  // namespace detail
 
-// A span being recorded (or, when not sampled, only a context to propagate).
-// Ending is explicit; a span destroyed without end() is ended then.
-class active_span {
+// The recording half of a span: its record and the tracer's state, which is
+// all it takes to add to the span and end it. What outlives the code that
+// started a span when only its end remains (the hook that ends an API call's
+// SERVER span, a publish's completion): two pointers, cheap to move and to
+// destroy. Empty when the span is not recorded: every call then does nothing.
+// Ending is explicit; a recording destroyed without end() is ended then.
+class span_recording {
  public:
-  active_span() = default;
-  active_span(active_span&&) noexcept = default;
-  active_span& operator=(active_span&&) noexcept;
-  active_span(const active_span&) = delete;
-  active_span& operator=(const active_span&) = delete;
+  span_recording() = default;
+  span_recording(span_recording&&) noexcept = default;
+  // Ends the span this one held, if any, and takes `other`'s.
+  span_recording& operator=(span_recording&& other) noexcept;
+  span_recording(const span_recording&) = delete;
+  span_recording& operator=(const span_recording&) = delete;
   // Inline, so that the many moved-from spans on the request path (a span is
-  // moved into a responder's hook, a shared_ptr, ...) cost nothing to destroy.
-  ~active_span() {
+  // moved into a responder's hook, a publish's ticket, ...) cost nothing to destroy.
+  ~span_recording() {
     if (data_) end();
   }
 
   // False for spans that are not sampled (setters do nothing) and for empty ones.
   bool recording() const noexcept { return data_ != nullptr; }
-  const span_context& context() const noexcept { return context_; }
-  // The headers that continue this span's trace downstream.
-  std::string traceparent() const { return format_traceparent(context_); }
-  // The same written into `out`, reusing its storage (no allocation when it
-  // already holds a traceparent, e.g. the one a request came with).
-  void traceparent_into(std::string& out) const {
-    out.resize(traceparent_size);
-    write_traceparent(context_.trace_id, context_.span_id, context_.flags, out.data());
-  }
-  const std::string& tracestate() const noexcept { return context_.trace_state; }
 
   // Attributes with a fixed key (recorded_span.h): no key text is stored.
   void set(attr key, std::string_view value);
@@ -121,8 +116,38 @@ class active_span {
  private:
   friend class tracer;
   std::shared_ptr<const detail::tracer_state> tracer_;
-  span_context context_;
   std::unique_ptr<recorded_span> data_;  // null when not recording
+};
+
+// A span being recorded (or, when not sampled, only a context to propagate):
+// its recording (the base: setters, end()) and its context.
+class active_span : public span_recording {
+ public:
+  active_span() = default;
+  active_span(active_span&&) noexcept = default;
+  active_span& operator=(active_span&&) noexcept = default;  // ends the span it held
+  active_span(const active_span&) = delete;
+  active_span& operator=(const active_span&) = delete;
+  ~active_span() = default;
+
+  const span_context& context() const noexcept { return context_; }
+  // The headers that continue this span's trace downstream.
+  std::string traceparent() const { return format_traceparent(context_); }
+  // The same written into `out`, reusing its storage (no allocation when it
+  // already holds a traceparent, e.g. the one a request came with).
+  void traceparent_into(std::string& out) const {
+    out.resize(traceparent_size);
+    write_traceparent(context_.trace_id, context_.span_id, context_.flags, out.data());
+  }
+  const std::string& tracestate() const noexcept { return context_.trace_state; }
+
+  // The recording alone, for what only adds to the span and ends it; this
+  // span keeps its context and records nothing more.
+  span_recording take_recording() noexcept { return std::move(static_cast<span_recording&>(*this)); }
+
+ private:
+  friend class tracer;
+  span_context context_;
 };
 
 struct span_start {

@@ -46,6 +46,19 @@ void fields::set(std::string_view name, std::string_view value) {
   items_.erase(rest, items_.end());
 }
 
+bool fields::overwrite_value(std::string_view value, std::string_view text) noexcept {
+  OUTRIDER_DEBUG_ASSERT(text.find_first_of("\r\n") == std::string_view::npos,
+                        "a field value with a CR or LF");
+  if (value.size() != text.size()) return false;
+  for (auto& f : items_) {
+    if (f.value.data() == value.data() && f.value.size() == value.size()) {
+      std::copy(text.begin(), text.end(), f.value.begin());
+      return true;
+    }
+  }
+  return false;
+}
+
 void fields::add(std::string_view name, std::string_view value) {
   parsed_only_ = false;
   add_parsed(name, value);

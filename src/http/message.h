@@ -32,6 +32,12 @@ class fields {
   bool contains(std::string_view name) const { return get(name).has_value(); }
   // Replaces every `name` field by one with `value`.
   void set(std::string_view name, std::string_view value);
+  // Writes `text` over the field value that `value` views (a whole value of
+  // this object, as get() or iteration gives it out), in place: a value
+  // rewritten with one of the same size, as the SERVER span's traceparent over
+  // the caller's. False, changing nothing, when `value` is no field's whole
+  // value here or the sizes differ. `text` holds no CR or LF.
+  bool overwrite_value(std::string_view value, std::string_view text) noexcept;
   // Appends a field (duplicates allowed).
   void add(std::string_view name, std::string_view value);
   // Appends a field a parser read: HTTP's grammar leaves no CR or LF in a field

@@ -224,6 +224,23 @@ TEST(message, set_replaces_the_first_field_in_place_and_drops_the_others) {
   EXPECT_EQ(*f.get("Content-Type"), "text/plain");
 }
 
+TEST(message, overwrite_value_writes_over_the_value_it_views_only) {
+  fields f;
+  f.add("Host", "h1");
+  f.add("traceparent", "00-aa");
+  f.add("X-Copy", "00-aa");  // an equal value elsewhere is another field's
+  const std::string_view view = *f.get("traceparent");
+  EXPECT_TRUE(f.overwrite_value(view, "00-bb"));
+  EXPECT_EQ(*f.get("traceparent"), "00-bb");
+  EXPECT_EQ(*f.get("x-copy"), "00-aa");
+  EXPECT_EQ(*f.get("host"), "h1");
+  EXPECT_FALSE(f.overwrite_value(view, "00-ccc"));        // another size
+  const std::string same_text = "00-bb";                    // equal text, not a value of `f`
+  EXPECT_FALSE(f.overwrite_value(same_text, "00-dd"));
+  EXPECT_FALSE(f.overwrite_value(view.substr(1), "0-ee"));  // part of a value
+  EXPECT_EQ(*f.get("traceparent"), "00-bb");
+}
+
 TEST(message, error_response_uses_catalog) {
   auto r = response::from_error(error(errc::unavailable, "broker down"), 5);
   EXPECT_EQ(r.status, 503);

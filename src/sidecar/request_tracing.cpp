@@ -139,14 +139,13 @@ tracing::active_span start_server_span(const tracing::tracer& tracer, http::requ
   // The usual request has one traceparent field of a traceparent's size (the
   // caller's): it takes the span's in place, instead of fields::set looking for
   // it again (and for others to remove). `carrier.traceparent` views that
-  // field's value in `req.headers`, which this function may change (the fields
-  // are not const objects; only their iteration is).
-  const bool in_place =
-      carrier.traceparents == 1 && carrier.traceparent.size() == tracing::traceparent_size;
-  if (in_place) {
+  // field's value in `req.headers`.
+  bool in_place = false;
+  if (carrier.traceparents == 1 && carrier.traceparent.size() == tracing::traceparent_size) {
     const auto& c = span.context();
-    tracing::write_traceparent(c.trace_id, c.span_id, c.flags,
-                               const_cast<char*>(carrier.traceparent.data()));
+    char text[tracing::traceparent_size];
+    tracing::write_traceparent(c.trace_id, c.span_id, c.flags, text);
+    in_place = req.headers.overwrite_value(carrier.traceparent, std::string_view(text, sizeof text));
   }
   replace_context(req.headers, span, emit_b3, carrier.any_b3, carrier.any_tracestate, in_place);
   return span;

@@ -108,7 +108,8 @@ constexpr std::uint16_t listen_port = 3500;
   tracing::active_span server;
   std::optional<sidecar::server_span_scope> scope;
   if (tracer != nullptr) {
-    server = sidecar::start_server_span(*tracer, req, "127.0.0.1", listen_port, false);
+    server = sidecar::start_server_span(*tracer, req, "127.0.0.1", listen_port, false,
+                                        !sidecar::passes_no_headers_on(req.path));
     scope.emplace(server.context());
     r = sidecar::ending_on_response(server.take_recording(), std::move(r));
   }
@@ -134,7 +135,7 @@ constexpr std::uint16_t listen_port = 3500;
     in.tracestate = producer.tracestate();
   }
   sidecar::message_id_text id_text;
-  auto msg = sidecar::build_message(in, meta, &id_text);
+  auto msg = sidecar::build_message(std::move(in), meta, &id_text);
   if (!msg) std::abort();
   sidecar::note_message(producer, *msg, std::string_view(id_text.data(), id_text.size()));
   auto span = std::make_shared<tracing::span_recording>(producer.take_recording());

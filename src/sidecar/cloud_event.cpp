@@ -305,8 +305,12 @@ result<publish_metadata> parse_publish_metadata(
   return parse_metadata_entries(entries, now);
 }
 
-result<backends::message> build_message(const envelope_input& in, const publish_metadata& meta,
-                                        message_id_text* id_text) {
+namespace {
+
+// build_message's work; `owned` not null: `in` is *owned, whose strings may be
+// moved into the message once they are read.
+result<backends::message> build_message_from(const envelope_input& in, const publish_metadata& meta,
+                                             message_id_text* id_text, envelope_input* owned) {
   backends::message m;
   m.topic = in.topic;
   m.id = in.message_id;
@@ -328,7 +332,11 @@ result<backends::message> build_message(const envelope_input& in, const publish_
   const bool passthrough =
       !meta.raw_payload && iequal(media_type(content_type), cloudevents_content_type);
   if (meta.raw_payload) {
-    m.body = in.body;
+    if (owned != nullptr) {
+      m.body = std::move(owned->body);
+    } else {
+      m.body = in.body;
+    }
     m.headers.emplace_back(header_content_type, content_type);
     m.headers.emplace_back(header_raw_payload, "true");
     if (id_text != nullptr) *id_text = in.message_id.to_chars();
@@ -459,11 +467,20 @@ result<backends::message> build_message(const envelope_input& in, const publish_
     if (attr == "traceparent") traceparent = &value;
     if (attr == "tracestate") tracestate = &value;
   }
+  // The body is written: the input's own strings can go into the headers.
   if (!traceparent->empty()) {
-    m.headers.emplace_back(header_traceparent, *traceparent);
+    if (owned != nullptr && traceparent == &in.traceparent) {
+      m.headers.emplace_back(header_traceparent, std::move(owned->traceparent));
+    } else {
+      m.headers.emplace_back(header_traceparent, *traceparent);
+    }
   }
   if (!tracestate->empty()) {
-    m.headers.emplace_back(header_tracestate, *tracestate);
+    if (owned != nullptr && tracestate == &in.tracestate) {
+      m.headers.emplace_back(header_tracestate, std::move(owned->tracestate));
+    } else {
+      m.headers.emplace_back(header_tracestate, *tracestate);
+    }
   }
   if (expires) {
     m.headers.emplace_back(header_expires_at,
@@ -475,6 +492,18 @@ result<backends::message> build_message(const envelope_input& in, const publish_
     m.headers.emplace_back(std::string(header_metadata_prefix) + key, value);
   }
   return m;
+}
+
+}  // namespace
+
+result<backends::message> build_message(const envelope_input& in, const publish_metadata& meta,
+                                        message_id_text* id_text) {
+  return build_message_from(in, meta, id_text, nullptr);
+}
+
+result<backends::message> build_message(envelope_input&& in, const publish_metadata& meta,
+                                        message_id_text* id_text) {
+  return build_message_from(in, meta, id_text, &in);
 }
 
 }  // namespace outrider::sidecar

@@ -84,6 +84,11 @@ using message_id_text = std::array<char, id128::text_size>;
 // the caller, e.g. the PRODUCER span's messaging.message.id).
 result<backends::message> build_message(const envelope_input& in, const publish_metadata& meta,
                                         message_id_text* id_text = nullptr);
+// The same from an input that is not needed afterwards: its trace context
+// strings become the message's headers and a raw payload's body becomes the
+// message's body, moved instead of copied (no allocation for them).
+result<backends::message> build_message(envelope_input&& in, const publish_metadata& meta,
+                                        message_id_text* id_text = nullptr);
 
 // True for application/json, text/json and any "+json" media type.
 bool is_json_content_type(std::string_view content_type);

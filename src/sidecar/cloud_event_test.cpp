@@ -331,5 +331,43 @@ TEST(cloud_event, trace_members_are_escaped_and_never_replace_the_apps_or_an_ove
   EXPECT_EQ(backends::find_header(none->headers, "traceparent"), nullptr);
 }
 
+// An input given away (build_message(envelope_input&&): its trace context and a
+// raw body moved into the message) builds the same message as one kept.
+TEST(cloud_event, an_input_given_away_builds_the_same_message_as_one_kept) {
+  const auto raw = parse_publish_metadata({{"metadata.rawPayload", "true"}}, fixed_now());
+  const auto traceparent_override = parse_publish_metadata(
+      {{"metadata.cloudevent.traceparent", "00-11111111111111111111111111111111-2222222222222222-01"}},
+      fixed_now());
+  ASSERT_TRUE(raw.ok());
+  ASSERT_TRUE(traceparent_override.ok());
+  auto with_state = input("application/json", R"({"a":1})");
+  with_state.tracestate = "k=v";
+  auto without_trace = input("text/plain", "x");
+  without_trace.traceparent.clear();
+  const std::pair<envelope_input, publish_metadata> cases[] = {
+      {input("application/json", R"({"order":42})"), {}},
+      {with_state, {}},
+      {with_state, *raw},
+      {input("application/octet-stream", std::string("\x00\x01", 2)), *raw},
+      {with_state, *traceparent_override},
+      {without_trace, {}},
+      {input("application/cloudevents+json", R"({"id":"mine","data":1})"), {}},
+  };
+  for (const auto& [in, meta] : cases) {
+    message_id_text kept_id{};
+    message_id_text given_id{};
+    const auto kept = build_message(in, meta, &kept_id);
+    envelope_input copy = in;
+    const auto given = build_message(std::move(copy), meta, &given_id);
+    ASSERT_TRUE(kept.ok());
+    ASSERT_TRUE(given.ok());
+    EXPECT_EQ(given->body, kept->body);
+    EXPECT_EQ(given->headers, kept->headers);
+    EXPECT_EQ(given->topic, kept->topic);
+    EXPECT_EQ(given->id, kept->id);
+    EXPECT_EQ(given_id, kept_id);
+  }
+}
+
 }  // namespace
 }  // namespace outrider::sidecar

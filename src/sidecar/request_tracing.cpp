@@ -113,9 +113,13 @@ void inject_context(http::fields& headers, const tracing::active_span& span, boo
   replace_context(headers, span, emit_b3, b3, tracestate);
 }
 
+bool passes_no_headers_on(std::string_view path) noexcept {
+  return path.starts_with("/v1.0/publish/") || path.starts_with("/v1.0-alpha1/publish/bulk/");
+}
+
 tracing::active_span start_server_span(const tracing::tracer& tracer, http::request& req,
                                        std::string_view listen_host, std::uint16_t port,
-                                       bool emit_b3) {
+                                       bool emit_b3, bool inject) {
   // One pass over the headers: the caller's context, and what injecting ours replaces.
   std::string storage;
   const tracing::carrier_headers carrier = tracing::carrier_from_fields(req.headers, storage);
@@ -136,6 +140,7 @@ tracing::active_span start_server_span(const tracing::tracer& tracer, http::requ
       span.set(attr::client_address, std::string_view(req.remote_address).substr(0, colon));
     }
   }
+  if (!inject) return span;
   // The usual request has one traceparent field of a traceparent's size (the
   // caller's): it takes the span's in place, instead of fields::set looking for
   // it again (and for others to remove). `carrier.traceparent` views that

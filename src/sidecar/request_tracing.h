@@ -61,10 +61,18 @@ void inject_context(http::fields& headers, const tracing::active_span& span, boo
 
 // The SERVER span of an API call: a child of the caller's context (a new trace
 // without one), with the HTTP server attributes; `req.headers` then carry the
-// span's own context (inject_context), so the handler's spans are its children.
+// span's own context (inject_context), so what the handler sends on with them
+// continues the trace as the span's child. `inject` false: they are left as
+// they came, for a handler that passes no headers on (a publish: its PRODUCER
+// span's parent comes from server_span_scope, and the message carries the
+// PRODUCER span's context).
 tracing::active_span start_server_span(const tracing::tracer& tracer, http::request& req,
                                        std::string_view listen_host, std::uint16_t port,
-                                       bool emit_b3);
+                                       bool emit_b3, bool inject = true);
+
+// True for the API's publish paths (single and bulk), whose handlers pass no
+// request headers on (start_server_span's `inject`).
+bool passes_no_headers_on(std::string_view path) noexcept;
 
 // The SERVER span's context of the request whose handler runs on this thread,
 // while the handler runs synchronously inside the scope (sidecar.cpp traced()):

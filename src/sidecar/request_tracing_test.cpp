@@ -25,6 +25,35 @@ http::request publish_request() {
   return req;
 }
 
+// A publish passes no request headers on: its SERVER span leaves them as they
+// came (the PRODUCER span takes its parent from the scope), and only the
+// publish paths are such.
+TEST(RequestTracing, ServerSpanOfAPublishLeavesTheHeadersAsTheyCame) {
+  simulated_clock clk;
+  xoshiro_random rng(5);
+  collecting_sink sink;
+  tracing::tracer t({.service_name = "orders"}, tracing::borrow(sink), tracing::borrow(clk), &rng);
+  auto req = publish_request();
+  req.headers.set("b3", "0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1");
+  ASSERT_TRUE(passes_no_headers_on(req.path));
+  auto server = start_server_span(t, req, "127.0.0.1", 3500, true, !passes_no_headers_on(req.path));
+  EXPECT_EQ(server.context().trace_id.to_hex(), "0af7651916cd43dd8448eb211c80319c");
+  EXPECT_EQ(*req.headers.get("traceparent"), caller_traceparent);
+  EXPECT_EQ(*req.headers.get("tracestate"), "vendor=1");
+  EXPECT_EQ(*req.headers.get("b3"), "0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1");
+  const server_span_scope scope(server.context());
+  auto producer = start_producer_span(t, req.headers, "embedded", "pubsub", "orders");
+  producer.end();
+  server.end();
+  ASSERT_EQ(sink.spans.size(), 2U);
+  EXPECT_EQ(sink.spans[0].parent_id, sink.spans[1].span_id);
+
+  EXPECT_TRUE(passes_no_headers_on("/v1.0-alpha1/publish/bulk/pubsub/orders"));
+  EXPECT_FALSE(passes_no_headers_on("/v1.0/invoke/app/method/x"));
+  EXPECT_FALSE(passes_no_headers_on("/v1.0/bindings/out"));
+  EXPECT_FALSE(passes_no_headers_on("/v1.0/publishing"));
+}
+
 // The PRODUCER span is the SERVER span's child whether its parent comes from
 // the scope (the sidecar's handlers) or from the headers inject_context wrote.
 TEST(RequestTracing, ProducerSpanIsTheServerSpansChildFromScopeOrHeaders) {

@@ -356,9 +356,10 @@ struct alignas(64) sidecar::impl : std::enable_shared_from_this<impl> {
   };
 
   // A SERVER span around every API call (health checks excepted): a child of
-  // the caller's traceparent/tracestate or b3, a new trace otherwise. The
-  // handler sees the span's own context in the request headers, so publish
-  // makes its PRODUCER span a child of it.
+  // the caller's traceparent/tracestate or b3, a new trace otherwise. While
+  // the handler runs, the span's context is in server_span_scope (a publish's
+  // PRODUCER span is its child) and, but for publishes, which pass no headers
+  // on, in the request headers (what the handler sends on continues the trace).
   http::handler traced(http::handler inner) {
     return [self = this, inner = std::move(inner)](http::request&& req, http::responder r) {
       if (!self->tracer || req.path.starts_with("/v1.0/healthz")) {
@@ -367,7 +368,8 @@ struct alignas(64) sidecar::impl : std::enable_shared_from_this<impl> {
       }
       auto span =
           start_server_span(*self->tracer, req, self->opts.listen_host,
-                            self->server ? self->server->port() : 0, self->opts.tracing.emit_b3);
+                            self->server ? self->server->port() : 0, self->opts.tracing.emit_b3,
+                            !passes_no_headers_on(req.path));
       // `span` keeps the context while the handler runs; its recording goes to the responder.
       const server_span_scope scope(span.context());
       inner(std::move(req), ending_on_response(span.take_recording(), std::move(r)));
@@ -654,7 +656,7 @@ struct alignas(64) sidecar::impl : std::enable_shared_from_this<impl> {
       in.tracestate = producer.tracestate();
     }
     message_id_text id_text;
-    auto msg = build_message(in, *meta, &id_text);
+    auto msg = build_message(std::move(in), *meta, &id_text);
     if (!msg) {
       producer.set_error(msg.error().message);
       r.send(http::response::from_error(msg.error()));
@@ -764,7 +766,7 @@ struct alignas(64) sidecar::impl : std::enable_shared_from_this<impl> {
         producer.traceparent_into(in.traceparent);
         in.tracestate = producer.tracestate();
       }
-      auto msg = build_message(in, *meta);
+      auto msg = build_message(std::move(in), *meta);
       if (!msg) {
         r.send(http::response::from_error(
             error(msg.error().code,

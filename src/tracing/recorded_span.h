@@ -112,7 +112,7 @@ class recorded_span {
   // The fields are laid out so that a typical sidecar span (8 attributes,
   // ~120 bytes of text) writes 7 or 8 cache lines of its ~800 bytes: what
   // every span writes first, then the (usually empty) vectors, the
-  // attributes, the text.
+  // attributes, the text; nothing past the text is read or written.
   id128 trace_id;
   std::uint64_t span_id = 0;
   std::uint64_t parent_id = 0;  // 0: root
@@ -135,6 +135,15 @@ class recorded_span {
   // Rare on the sidecar's spans: kept in the full model.
   std::vector<span_event> events;
   std::vector<span_link> links;
+
+ private:
+  // Attributes and text past the inline arrays (rare). Here, beside the other
+  // vectors, so that packs() and clear() find all four empty on the lines the
+  // record's fixed fields are on, not on a line past the inline arrays.
+  std::vector<attribute> more_attributes_;
+  std::string more_text_;
+
+ public:
 
   // Copies `s` into the span's text.
   text_ref store(std::string_view s);
@@ -195,8 +204,6 @@ class recorded_span {
   // clear()'s part for records that outgrew the inline arrays or have events or links.
   [[gnu::noinline]] void clear_overflow() noexcept;
 
-  std::vector<attribute> more_attributes_;
-  std::string more_text_;
   std::array<attribute, inline_attributes> attributes_;
   std::array<char, inline_text_bytes> text_;
 };

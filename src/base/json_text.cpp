@@ -56,6 +56,20 @@ int utf8_sequence_length(const unsigned char* p, const unsigned char* end) noexc
 
 }  // namespace
 
+bool is_plain_json_text(std::string_view text) noexcept {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* const end = p + text.size();
+  for (; end - p >= 8; p += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, sizeof w);
+    if (any_special(w)) return false;
+  }
+  for (; p < end; ++p) {
+    if (*p >= 0x80 || needs_escape(*p)) return false;
+  }
+  return true;
+}
+
 bool is_valid_utf8(std::string_view text) {
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
   const auto* const end = p + text.size();

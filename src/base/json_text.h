@@ -12,6 +12,10 @@ namespace outrider {
 // well-formed sequence is written as U+FFFD, so the result is always valid JSON.
 void append_json_string(std::string& out, std::string_view text);
 
+// Whether `text` goes into a JSON string as it is: printable ASCII but the quote
+// and the backslash (append_json_string would copy it unchanged).
+bool is_plain_json_text(std::string_view text) noexcept;
+
 // Whether `text` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates,
 // nothing past U+10FFFF): what a JSON string may carry. Text that is not goes as
 // base64 instead of being written into a JSON string.

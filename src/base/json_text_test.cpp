@@ -53,6 +53,8 @@ TEST(json_text, every_byte_at_every_offset_matches_a_byte_by_byte_escape) {
                                  one(static_cast<unsigned char>(b)) +
                                  std::string(size - at - 1, 'a') + "\"";
         ASSERT_EQ(json_string(text), want) << "byte " << b << " at " << at << " of " << size;
+        ASSERT_EQ(is_plain_json_text(text), want == "\"" + text + "\"")
+            << "byte " << b << " at " << at << " of " << size;
       }
     }
   }

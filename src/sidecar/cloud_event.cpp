@@ -386,8 +386,17 @@ result<backends::message> build_message_from(const envelope_input& in, const pub
     member("topic", in.topic, true);
     member("pubsubname", in.pubsub_name, true);
     if (expires) member("expiration", format_rfc3339(*expires), true);
-    member("traceparent", in.traceparent, false);
-    member("traceid", in.traceparent, false);
+    if (!in.traceparent.empty() && is_plain_json_text(in.traceparent)) {
+      // The usual traceparent (hex digits and dashes): both members in a few appends.
+      out += R"(,"traceparent":")";
+      out += in.traceparent;
+      out += R"(","traceid":")";
+      out += in.traceparent;
+      out += '"';
+    } else {
+      member("traceparent", in.traceparent, false);
+      member("traceid", in.traceparent, false);
+    }
     member("tracestate", in.tracestate, false);
     out += '}';
     m.headers.emplace_back(header_content_type, cloudevents_content_type);

@@ -320,6 +320,14 @@ TEST(cloud_event, trace_members_are_escaped_and_never_replace_the_apps_or_an_ove
   EXPECT_EQ(body_of(*over)["traceparent"], tp);
   EXPECT_EQ(over->body.find("\"traceid\""), over->body.rfind("\"traceid\""));  // once
 
+  // A caller's traceparent that JSON must escape is escaped in both members.
+  auto odd = input("text/plain", "x");
+  odd.traceparent = "00-\"quoted\"\\";
+  auto escaped = build_message(odd, {});
+  ASSERT_TRUE(escaped.ok());
+  EXPECT_EQ(body_of(*escaped)["traceparent"], json::value(odd.traceparent));
+  EXPECT_EQ(body_of(*escaped)["traceid"], json::value(odd.traceparent));
+
   // No trace context, no trace members; a body larger than the first guess.
   auto plain = input("text/plain", std::string(5000, 'z'));
   plain.traceparent.clear();

@@ -49,8 +49,7 @@ TEST(json_text, every_byte_at_every_offset_matches_a_byte_by_byte_escape) {
       for (int b = 0; b < 256; ++b) {
         std::string text(size, 'a');
         text[at] = static_cast<char>(b);
-        const std::string want = "\"" + std::string(at, 'a') +
-                                 one(static_cast<unsigned char>(b)) +
+        const std::string want = "\"" + std::string(at, 'a') + one(static_cast<unsigned char>(b)) +
                                  std::string(size - at - 1, 'a') + "\"";
         ASSERT_EQ(json_string(text), want) << "byte " << b << " at " << at << " of " << size;
         ASSERT_EQ(is_plain_json_text(text), want == "\"" + text + "\"")

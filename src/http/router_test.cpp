@@ -234,8 +234,8 @@ TEST(message, overwrite_value_writes_over_the_value_it_views_only) {
   EXPECT_EQ(*f.get("traceparent"), "00-bb");
   EXPECT_EQ(*f.get("x-copy"), "00-aa");
   EXPECT_EQ(*f.get("host"), "h1");
-  EXPECT_FALSE(f.overwrite_value(view, "00-ccc"));        // another size
-  const std::string same_text = "00-bb";                    // equal text, not a value of `f`
+  EXPECT_FALSE(f.overwrite_value(view, "00-ccc"));  // another size
+  const std::string same_text = "00-bb";            // equal text, not a value of `f`
   EXPECT_FALSE(f.overwrite_value(same_text, "00-dd"));
   EXPECT_FALSE(f.overwrite_value(view.substr(1), "0-ee"));  // part of a value
   EXPECT_EQ(*f.get("traceparent"), "00-bb");

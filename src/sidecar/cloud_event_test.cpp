@@ -343,9 +343,10 @@ TEST(cloud_event, trace_members_are_escaped_and_never_replace_the_apps_or_an_ove
 // raw body moved into the message) builds the same message as one kept.
 TEST(cloud_event, an_input_given_away_builds_the_same_message_as_one_kept) {
   const auto raw = parse_publish_metadata({{"metadata.rawPayload", "true"}}, fixed_now());
-  const auto traceparent_override = parse_publish_metadata(
-      {{"metadata.cloudevent.traceparent", "00-11111111111111111111111111111111-2222222222222222-01"}},
-      fixed_now());
+  const auto traceparent_override =
+      parse_publish_metadata({{"metadata.cloudevent.traceparent",
+                               "00-11111111111111111111111111111111-2222222222222222-01"}},
+                             fixed_now());
   ASSERT_TRUE(raw.ok());
   ASSERT_TRUE(traceparent_override.ok());
   auto with_state = input("application/json", R"({"a":1})");

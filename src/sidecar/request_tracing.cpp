@@ -150,7 +150,8 @@ tracing::active_span start_server_span(const tracing::tracer& tracer, http::requ
     const auto& c = span.context();
     char text[tracing::traceparent_size];
     tracing::write_traceparent(c.trace_id, c.span_id, c.flags, text);
-    in_place = req.headers.overwrite_value(carrier.traceparent, std::string_view(text, sizeof text));
+    in_place =
+        req.headers.overwrite_value(carrier.traceparent, std::string_view(text, sizeof text));
   }
   replace_context(req.headers, span, emit_b3, carrier.any_b3, carrier.any_tracestate, in_place);
   return span;

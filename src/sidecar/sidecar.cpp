@@ -366,10 +366,9 @@ struct alignas(64) sidecar::impl : std::enable_shared_from_this<impl> {
         inner(std::move(req), std::move(r));
         return;
       }
-      auto span =
-          start_server_span(*self->tracer, req, self->opts.listen_host,
-                            self->server ? self->server->port() : 0, self->opts.tracing.emit_b3,
-                            !passes_no_headers_on(req.path));
+      auto span = start_server_span(*self->tracer, req, self->opts.listen_host,
+                                    self->server ? self->server->port() : 0,
+                                    self->opts.tracing.emit_b3, !passes_no_headers_on(req.path));
       // `span` keeps the context while the handler runs; its recording goes to the responder.
       const server_span_scope scope(span.context());
       inner(std::move(req), ending_on_response(span.take_recording(), std::move(r)));
@@ -601,7 +600,7 @@ struct alignas(64) sidecar::impl : std::enable_shared_from_this<impl> {
     publish_ticket& operator=(const publish_ticket&) = delete;
     std::shared_ptr<std::atomic<std::uint32_t>> count;
     std::uint32_t n;
-    metrics::gauge* gauge;      // the registry outlives the sidecar
+    metrics::gauge* gauge;         // the registry outlives the sidecar
     tracing::span_recording span;  // ended by the callback (or with the ticket)
   };
 

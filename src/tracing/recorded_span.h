@@ -144,7 +144,6 @@ class recorded_span {
   std::string more_text_;
 
  public:
-
   // Copies `s` into the span's text.
   text_ref store(std::string_view s);
   // `a`, a space and `b` as one piece of the span's text (names such as "POST /orders").

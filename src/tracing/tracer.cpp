@@ -1,9 +1,9 @@
 #include "tracing/tracer.h"
 
 #include <algorithm>
-#include <cstddef>
 #include <bit>
 #include <cmath>
+#include <cstddef>
 
 namespace outrider::tracing {
 namespace detail {

@@ -143,7 +143,9 @@ class active_span : public span_recording {
 
   // The recording alone, for what only adds to the span and ends it; this
   // span keeps its context and records nothing more.
-  span_recording take_recording() noexcept { return std::move(static_cast<span_recording&>(*this)); }
+  span_recording take_recording() noexcept {
+    return std::move(static_cast<span_recording&>(*this));
+  }
 
  private:
   friend class tracer;

@@ -26,6 +26,27 @@ constexpr bool any_special(std::uint64_t w) noexcept {
   return ((w | below | is_quote | is_backslash) & high) != 0;
 }
 
+// The end of the run from `p` that needs no more than a copy (the first byte that needs escaping
+// or a UTF-8 check, else `end`): 8 bytes a step, the last 8 as one step (overlapping what was
+// checked) when fewer are left, then byte by byte.
+const unsigned char* plain_run_end(const unsigned char* p,
+                                   const unsigned char* const end) noexcept {
+  const auto* const start = p;
+  while (end - p >= 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, sizeof w);
+    if (any_special(w)) break;
+    p += 8;
+  }
+  if (p != end && end - p < 8 && end - start >= 8) {
+    std::uint64_t w;
+    std::memcpy(&w, end - 8, sizeof w);
+    if (!any_special(w)) return end;
+  }
+  while (p < end && *p < 0x80 && !needs_escape(*p)) ++p;
+  return p;
+}
+
 // The length of the well-formed UTF-8 sequence (RFC 3629) that starts with a byte
 // >= 0x80 at `p`: 2 to 4, or 0 when it is not one (a continuation byte first,
 // 0xc0/0xc1 or 0xf5..0xff, an overlong form, a surrogate, past U+10FFFF, cut short).
@@ -59,15 +80,7 @@ int utf8_sequence_length(const unsigned char* p, const unsigned char* end) noexc
 bool is_plain_json_text(std::string_view text) noexcept {
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
   const auto* const end = p + text.size();
-  for (; end - p >= 8; p += 8) {
-    std::uint64_t w;
-    std::memcpy(&w, p, sizeof w);
-    if (any_special(w)) return false;
-  }
-  for (; p < end; ++p) {
-    if (*p >= 0x80 || needs_escape(*p)) return false;
-  }
-  return true;
+  return plain_run_end(p, end) == end;
 }
 
 bool is_valid_utf8(std::string_view text) {
@@ -94,21 +107,7 @@ void append_json_string(std::string& out, std::string_view text) {
   const auto* const end = p + text.size();
   while (p < end) {
     const auto* run = p;
-    // 8 bytes a step while none needs more than a copy (most text), then byte by byte.
-    while (end - p >= 8) {
-      std::uint64_t w;
-      std::memcpy(&w, p, sizeof w);
-      if (any_special(w)) break;
-      p += 8;
-    }
-    if (p != end && end - p < 8 && end - run >= 8) {
-      // Fewer than 8 left after clean steps: the last 8 bytes as one step (overlapping what was
-      // checked) instead of byte by byte.
-      std::uint64_t w;
-      std::memcpy(&w, end - 8, sizeof w);
-      if (!any_special(w)) p = end;
-    }
-    while (p < end && *p < 0x80 && !needs_escape(*p)) ++p;
+    p = plain_run_end(p, end);
     out.append(reinterpret_cast<const char*>(run), static_cast<std::size_t>(p - run));
     if (p == end) break;
     if (*p >= 0x80) {

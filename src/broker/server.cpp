@@ -647,14 +647,11 @@ asio::awaitable<void> server::impl::accept_loop(Acceptor& acceptor) {
     }
     auto s = add_session(generic_socket(ctx));
     asio::post(ctx, [self, s, protocol, fd = std::move(fd)]() mutable {
-      boost::system::error_code assign_ec;
-      s->socket.assign(protocol, fd.get(), assign_ec);
-      if (assign_ec) {
-        logger.warn("cannot adopt an accepted connection: {}", assign_ec.message());
+      if (const auto adopt_ec = io::adopt(s->socket, protocol, fd)) {
+        logger.warn("cannot adopt an accepted connection: {}", adopt_ec.message());
         self->remove(s);
         return;  // `fd` closes it
       }
-      fd.take();
       self->run_session(s);
     });
   }

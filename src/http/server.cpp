@@ -336,14 +336,11 @@ asio::awaitable<void> server::impl::accept_loop() {
     auto c = std::make_shared<connection>(tcp::socket(ctx));
     add(c);
     asio::post(ctx, [self, c, protocol, fd = std::move(fd)]() mutable {
-      boost::system::error_code assign_ec;
-      c->stream.socket().assign(protocol, fd.get(), assign_ec);
-      if (assign_ec) {
-        logger.warn("cannot adopt an accepted connection: {}", assign_ec.message());
+      if (const auto adopt_ec = io::adopt(c->stream.socket(), protocol, fd)) {
+        logger.warn("cannot adopt an accepted connection: {}", adopt_ec.message());
         self->remove(c);
         return;  // `fd` closes it
       }
-      fd.take();
       self->start_session(c);
     });
   }

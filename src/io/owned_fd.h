@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <boost/system/error_code.hpp>
 #include <utility>
 
 namespace outrider::io {
@@ -27,5 +28,16 @@ class owned_fd {
  private:
   int fd_;
 };
+
+// Gives `fd` to `socket` (an Asio socket, on the thread of its io_context): taken
+// when the socket accepts it, left to close with `fd` when it does not. Returns
+// what assign() reported.
+template <class Socket, class Protocol>
+boost::system::error_code adopt(Socket& socket, const Protocol& protocol, owned_fd& fd) {
+  boost::system::error_code ec;
+  socket.assign(protocol, fd.get(), ec);
+  if (!ec) fd.take();
+  return ec;
+}
 
 }  // namespace outrider::io

@@ -37,24 +37,42 @@ joined_name::joined_name(std::string_view a, std::string_view b) {
   }
 }
 
-std::string_view api_route(std::string_view path) noexcept {
-  struct prefix_route {
-    std::string_view prefix;
-    std::string_view route;
-  };
-  static constexpr prefix_route routes[] = {
-      {"/v1.0/publish/", "/v1.0/publish/{pubsub}/{topic}"},
-      {"/v1.0-alpha1/publish/bulk/", "/v1.0-alpha1/publish/bulk/{pubsub}/{topic}"},
-      {"/v1.0-alpha1/outrider/scheduled/", "/v1.0-alpha1/outrider/scheduled/{pubsub}/{id}"},
-      {"/v1.0/invoke/", "/v1.0/invoke/{appId}/method/{*path}"},
-      {"/v1.0/bindings/", "/v1.0/bindings/{name}"},
-      {"/v1.0/jobs/", "/v1.0/jobs/{name}"},
-      {"/v1.0-alpha1/jobs/", "/v1.0-alpha1/jobs/{name}"},
-  };
-  for (const auto& r : routes) {
-    if (path.substr(0, r.prefix.size()) == r.prefix) return r.route;
+namespace {
+
+// The API's paths with parameters: their route, and whether their handlers pass
+// no request headers on (the publishes).
+struct prefix_route {
+  std::string_view prefix;
+  std::string_view route;
+  bool passes_no_headers_on = false;
+};
+constexpr prefix_route api_routes[] = {
+    {"/v1.0/publish/", "/v1.0/publish/{pubsub}/{topic}", true},
+    {"/v1.0-alpha1/publish/bulk/", "/v1.0-alpha1/publish/bulk/{pubsub}/{topic}", true},
+    {"/v1.0-alpha1/outrider/scheduled/", "/v1.0-alpha1/outrider/scheduled/{pubsub}/{id}"},
+    {"/v1.0/invoke/", "/v1.0/invoke/{appId}/method/{*path}"},
+    {"/v1.0/bindings/", "/v1.0/bindings/{name}"},
+    {"/v1.0/jobs/", "/v1.0/jobs/{name}"},
+    {"/v1.0-alpha1/jobs/", "/v1.0-alpha1/jobs/{name}"},
+};
+
+const prefix_route* find_api_route(std::string_view path) noexcept {
+  for (const auto& r : api_routes) {
+    if (path.starts_with(r.prefix)) return &r;
   }
-  return path;
+  return nullptr;
+}
+
+}  // namespace
+
+std::string_view api_route(std::string_view path) noexcept {
+  const prefix_route* r = find_api_route(path);
+  return r != nullptr ? r->route : path;
+}
+
+bool passes_no_headers_on(std::string_view path) noexcept {
+  const prefix_route* r = find_api_route(path);
+  return r != nullptr && r->passes_no_headers_on;
 }
 
 std::string_view messaging_system(std::string_view backend_type) noexcept {
@@ -111,10 +129,6 @@ void inject_context(http::fields& headers, const tracing::active_span& span, boo
     }
   }
   replace_context(headers, span, emit_b3, b3, tracestate);
-}
-
-bool passes_no_headers_on(std::string_view path) noexcept {
-  return path.starts_with("/v1.0/publish/") || path.starts_with("/v1.0-alpha1/publish/bulk/");
 }
 
 tracing::active_span start_server_span(const tracing::tracer& tracer, http::request& req,
